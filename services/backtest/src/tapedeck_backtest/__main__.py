@@ -1,0 +1,14 @@
+"""Run the backtest service: `tapedeck-backtest` or `python -m tapedeck_backtest`."""
+
+from tapedeck_common.entrypoint import run_service
+from tapedeck_backtest.server import SERVICE, serve
+from tapedeck_backtest.settings import BacktestSettings
+
+
+def main() -> None:
+    """Start the backtest service from the environment."""
+    run_service(service=SERVICE, settings_cls=BacktestSettings, serve=serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The database engine: a SQLite file under the data directory by default, PostgreSQL via asyncpg."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from tapedeck_common.settings import ServiceSettings
+
+
+def database_url(settings: ServiceSettings, *, service: str) -> URL:
+    """Return the async driver URL the service connects to."""
+    if settings.database_url is None:
+        path = (settings.data_dir / f"{service}.db").resolve()
+        return URL.create("sqlite+aiosqlite", database=str(path))
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url.set(drivername="postgresql+asyncpg")
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    """Tell whether the engine talks to PostgreSQL."""
+    return engine.dialect.name == "postgresql"
+
+
+def create_engine(settings: ServiceSettings, *, service: str) -> AsyncEngine:
+    """Create the service's engine with the pool settings; SQLite gets WAL and foreign keys."""
+    url = database_url(settings, service=service)
+    if url.get_backend_name() == "sqlite":
+        if url.database not in (None, "", ":memory:"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_args={"server_settings": {"application_name": f"tapedeck-{service}"}},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory repositories are handed sessions from."""
+    return async_sessionmaker(engine, expire_on_commit=False)

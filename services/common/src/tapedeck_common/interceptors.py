@@ -1,0 +1,110 @@
+"""The one place requests are authenticated and domain errors become gRPC status codes."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from tapedeck.common.v1 import common_pb2
+from tapedeck_common.auth import (
+    ANONYMOUS,
+    DEVELOPMENT,
+    Principal,
+    TokenStore,
+    authorize,
+    current_principal,
+    required_role,
+)
+from tapedeck_common.errors import TapedeckError
+
+logger = logging.getLogger(__name__)
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticate, authorize, and map errors for every unary and server-streaming RPC."""
+
+    def __init__(self, tokens: TokenStore | None) -> None:
+        self._tokens = tokens
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        authorization = metadata.get("authorization")
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def unary_behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    current_principal.set(self._principal(method, authorization))
+                    return await unary(request, context)
+                except Exception as error:  # noqa: BLE001 - every error ends here, mapped
+                    await _abort(context, method, error)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_behavior,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            async def stream_behavior(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                try:
+                    current_principal.set(self._principal(method, authorization))
+                    produced = stream(request, context)
+                    if inspect.isawaitable(produced):
+                        # Handlers may write with context.write() instead of yielding.
+                        await produced
+                    else:
+                        async for response in produced:
+                            yield response
+                except Exception as error:  # noqa: BLE001 - every error ends here, mapped
+                    await _abort(context, method, error)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream_behavior,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _principal(self, method: str, authorization: str | None) -> Principal:
+        if self._tokens is None:
+            # Development without a tokens file: every caller acts as admin (warned at start).
+            return DEVELOPMENT
+        if required_role(method) == common_pb2.ROLE_UNSPECIFIED:
+            return ANONYMOUS
+        principal = self._tokens.authenticate(authorization)
+        authorize(principal, method)
+        return principal
+
+
+async def _abort(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+    if isinstance(error, grpc.aio.AbortError):
+        raise error
+    if isinstance(error, TapedeckError):
+        if error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            logger.warning("%s: %s", method, error.message)
+        status = rpc_status.to_status(error.to_status())
+        await context.abort_with_status(status)
+    if isinstance(error, NotImplementedError):
+        # The generated servicer base raises this for RPCs a later release builds.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+    reference = uuid.uuid4().hex[:12]
+    logger.error("unhandled error in %s (ref %s)", method, reference, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {reference})")

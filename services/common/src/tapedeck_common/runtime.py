@@ -1,0 +1,121 @@
+"""The service lifecycle every service shares: tokens, migrated database, server, shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tapedeck_common.auth import TokenError, TokenStore
+from tapedeck_common.database import create_engine, database_url
+from tapedeck_common.entrypoint import StartupError
+from tapedeck_common.migrations import upgrade_to_head
+from tapedeck_common.server import (
+    Registration,
+    RunningServer,
+    start_server,
+    wait_for_shutdown_signal,
+)
+from tapedeck_common.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+def load_tokens(settings: ServiceSettings) -> TokenStore | None:
+    """Return the token store, or None (auth off) only in development without a tokens file."""
+    if settings.tokens_file is None:
+        if settings.environment != "development":
+            raise StartupError("TAPEDECK_TOKENS_FILE is required outside development")
+        logger.warning("no TAPEDECK_TOKENS_FILE: authentication is off (development only)")
+        return None
+    try:
+        return TokenStore.from_file(settings.tokens_file)
+    except TokenError as error:
+        raise StartupError(str(error)) from None
+
+
+async def open_database(
+    settings: ServiceSettings, *, service: str, migrations: Path
+) -> AsyncEngine:
+    """Create the engine and migrate it to head; unreachable or broken databases stop start-up."""
+    url = database_url(settings, service=service)
+    engine = create_engine(settings, service=service)
+    try:
+        await upgrade_to_head(engine, script_location=migrations, service=service)
+    except (OSError, SQLAlchemyError) as error:
+        await engine.dispose()
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise StartupError(
+            f"database {url.render_as_string(hide_password=True)} is not usable: {reason}"
+        ) from None
+    logger.info("database ready", extra={"database": url.render_as_string(hide_password=True)})
+    return engine
+
+
+@dataclass
+class Components:
+    """What a service plugs into the runtime: its servicers and what to close on the way out."""
+
+    registrations: list[Registration]
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass
+class ServiceApp:
+    """A running service: its database and server."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    server: RunningServer
+    components: Components
+
+    @property
+    def port(self) -> int:
+        """Return the port the server listens on."""
+        return self.server.port
+
+    async def stop(self) -> None:
+        """Report NOT_SERVING, drain calls for the grace period, stop workers, release the database."""
+        await self.server.stop(self.settings.shutdown_grace_seconds)
+        for close in reversed(self.components.on_stop):
+            try:
+                await close()
+            except Exception:
+                logger.exception("error while stopping")
+        await self.engine.dispose()
+
+
+async def start_service(
+    settings: ServiceSettings,
+    *,
+    service: str,
+    migrations: Path,
+    build: Callable[[AsyncEngine], Awaitable[Components]],
+) -> ServiceApp:
+    """Load tokens, migrate the database, build the components and start serving."""
+    tokens = load_tokens(settings)
+    engine = await open_database(settings, service=service, migrations=migrations)
+    try:
+        components = await build(engine)
+        server = await start_server(
+            host=settings.host,
+            port=settings.port,
+            registrations=components.registrations,
+            tokens=tokens,
+        )
+    except BaseException:
+        await engine.dispose()
+        raise
+    return ServiceApp(settings=settings, engine=engine, server=server, components=components)
+
+
+async def serve_until_signal(app: ServiceApp) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    try:
+        await wait_for_shutdown_signal()
+    finally:
+        await app.stop()

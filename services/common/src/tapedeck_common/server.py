@@ -1,0 +1,96 @@
+"""The grpc.aio server bootstrap every service uses: health, reflection, interceptors, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tapedeck_common.auth import TokenStore
+from tapedeck_common.interceptors import ServiceInterceptor
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One servicer to add: the generated add_*_to_server, the servicer, its full service name."""
+
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: object
+    service_name: str
+
+
+@dataclass
+class RunningServer:
+    """A started server and its health servicer."""
+
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+    service_names: tuple[str, ...]
+
+    async def stop(self, grace: float) -> None:
+        """Report NOT_SERVING, then let in-flight calls finish for `grace` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(
+    *,
+    host: str,
+    port: int,
+    registrations: Sequence[Registration],
+    tokens: TokenStore | None,
+) -> RunningServer:
+    """Build and start the server with health SERVING for each service and for ""."""
+    server = grpc.aio.server(
+        interceptors=[ServiceInterceptor(tokens)],
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for registration in registrations:
+        registration.add_to_server(registration.servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = tuple(r.service_name for r in registrations)
+    reflection.enable_server_reflection(
+        (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    await server.start()
+    for name in (*names, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logger.info("listening", extra={"address": f"{host}:{bound}", "services": list(names)})
+    return RunningServer(server=server, health=health_servicer, port=bound, service_names=names)
+
+
+async def wait_for_shutdown_signal() -> None:
+    """Return when the process receives SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+    logger.info("shutdown signal received")

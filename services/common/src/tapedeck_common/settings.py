@@ -1,0 +1,69 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+Environment = Literal["development", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings shared by the three services; fields read `<PREFIX>_<FIELD>` from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAPEDECK_", extra="ignore", frozen=True, validate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    environment: Environment = Field(
+        default="development",
+        validation_alias=AliasChoices("TAPEDECK_ENV", "TAPEDECK_ENVIRONMENT"),
+    )
+    data_dir: Path = Field(
+        default=Path("var"), validation_alias=AliasChoices("TAPEDECK_DATA_DIR")
+    )
+    database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias=AliasChoices("TAPEDECK_LOG_LEVEL")
+    )
+    shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    tokens_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
+    )
+    service_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TAPEDECK_SERVICE_TOKEN")
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "is not a database URL; expected sqlite:///path or postgresql://user@host/db"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"backend {url.get_backend_name()!r} is not supported; use sqlite or postgresql"
+            )
+        return value
+
+
+def database_url_alias(prefix: str) -> AliasChoices:
+    """Accept `<PREFIX>DATABASE_URL` first, then the stack-wide `DATABASE_URL`."""
+    return AliasChoices(f"{prefix}DATABASE_URL", "DATABASE_URL")

@@ -1,0 +1,98 @@
+"""Parsing of request fields shared by every servicer; each failure names its field."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tapedeck.common.v1 import common_pb2
+from tapedeck_common.errors import FieldViolation, InvalidArgument
+
+_MAX_DECIMAL_DIGITS = 38
+
+
+def resource_id(name: str, *, collection: str, field: str = "name") -> str:
+    """Return the id of `{collection}/{id}`, refusing any other shape."""
+    prefix = f"{collection}/"
+    if name == "":
+        raise InvalidArgument([FieldViolation(field, f"is required, e.g. {prefix}<id>")])
+    if not name.startswith(prefix) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name[len(prefix) :]):
+        raise InvalidArgument([FieldViolation(field, f"must look like {prefix}<id>, got {name!r}")])
+    return name[len(prefix) :]
+
+
+def new_id() -> str:
+    """Return a fresh resource id."""
+    return uuid.uuid4().hex
+
+
+def decimal_string(
+    value: str,
+    *,
+    field: str,
+    allow_negative: bool = False,
+    allow_zero: bool = True,
+    required: bool = True,
+) -> Decimal | None:
+    """Parse an exact decimal string; floats' spellings like NaN and 1e400 are refused."""
+    if value == "":
+        if required:
+            raise InvalidArgument([FieldViolation(field, "is required (a decimal string)")])
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise InvalidArgument([FieldViolation(field, f"{value!r} is not a decimal number")]) from None
+    if not number.is_finite() or len(number.as_tuple().digits) > _MAX_DECIMAL_DIGITS:
+        raise InvalidArgument([FieldViolation(field, f"{value!r} is not a finite decimal")])
+    if number.as_tuple().exponent < -18:  # type: ignore[operator]
+        raise InvalidArgument([FieldViolation(field, "has more than 18 decimal places")])
+    if not allow_negative and number < 0:
+        raise InvalidArgument([FieldViolation(field, "must not be negative")])
+    if not allow_zero and number == 0:
+        raise InvalidArgument([FieldViolation(field, "must not be zero")])
+    return number
+
+
+def required_decimal(value: str, *, field: str, allow_negative: bool = False) -> Decimal:
+    """Parse a decimal string that must be present."""
+    number = decimal_string(value, field=field, allow_negative=allow_negative)
+    assert number is not None  # required=True guarantees it
+    return number
+
+
+def timestamp_nanos(ts: Timestamp, *, field: str) -> int:
+    """Return a Timestamp as integer nanoseconds since the epoch, refusing out-of-range values."""
+    if ts.nanos < 0 or ts.nanos >= 1_000_000_000 or ts.seconds < 0 or ts.seconds > 253402300799:
+        raise InvalidArgument([FieldViolation(field, "is not a valid timestamp")])
+    return ts.seconds * 1_000_000_000 + ts.nanos
+
+
+def time_range_nanos(
+    time_range: common_pb2.TimeRange, *, field: str = "time_range"
+) -> tuple[int | None, int | None]:
+    """Return a TimeRange as (start, end) nanoseconds, None for open bounds; start must be < end."""
+    start = (
+        timestamp_nanos(time_range.start_time, field=f"{field}.start_time")
+        if time_range.HasField("start_time")
+        else None
+    )
+    end = (
+        timestamp_nanos(time_range.end_time, field=f"{field}.end_time")
+        if time_range.HasField("end_time")
+        else None
+    )
+    if start is not None and end is not None and start >= end:
+        raise InvalidArgument(
+            [FieldViolation(f"{field}.end_time", "must be after time_range.start_time")]
+        )
+    return start, end
+
+
+def nanos_to_timestamp(nanos: int) -> Timestamp:
+    """Return integer nanoseconds since the epoch as a Timestamp."""
+    seconds, remainder = divmod(nanos, 1_000_000_000)
+    return Timestamp(seconds=seconds, nanos=remainder)

@@ -1,0 +1,4 @@
+from tapedeck_common.migrations import run_env
+from tapedeck_live.models import Base
+
+run_env(Base.metadata)

@@ -1,0 +1,43 @@
+"""The append-only event store.
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "events",
+        sa.Column(
+            "sequence",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("event_id", sa.String(128), nullable=False, unique=True),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("run_id", sa.String(128), nullable=False, server_default=""),
+        sa.Column("symbol", sa.String(64), nullable=False, server_default=""),
+        sa.Column("reason", sa.String(128), nullable=False, server_default=""),
+        sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("payload", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.Column("append_time", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_events_type_sequence", "events", ["type", "sequence"])
+    op.create_index("ix_events_run_sequence", "events", ["run_id", "sequence"])
+    op.create_index("ix_events_reason_sequence", "events", ["reason", "sequence"])
+    op.create_index("ix_events_symbol_sequence", "events", ["symbol", "sequence"])
+    op.create_index("ix_events_ts", "events", ["ts"])
+
+
+def downgrade() -> None:
+    op.drop_table("events")

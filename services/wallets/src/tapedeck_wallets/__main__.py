@@ -1,0 +1,14 @@
+"""Run the wallet service: `tapedeck-wallets` or `python -m tapedeck_wallets`."""
+
+from tapedeck_common.entrypoint import run_service
+from tapedeck_wallets.server import SERVICE, serve
+from tapedeck_wallets.settings import WalletsSettings
+
+
+def main() -> None:
+    """Start the wallet service from the environment."""
+    run_service(service=SERVICE, settings_cls=WalletsSettings, serve=serve)
+
+
+if __name__ == "__main__":
+    main()

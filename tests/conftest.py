@@ -1,0 +1,28 @@
+"""Fixtures shared by every test: real databases on both backends, isolated data directories."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file, then a new PostgreSQL database (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A private data directory for a service under test."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

@@ -1,0 +1,74 @@
+"""Helpers shared by the test suite: bounded polling, databases, in-process services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import asyncpg
+import pytest
+
+T = TypeVar("T")
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "TAPEDECK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def missing_dependency(what: str) -> None:
+    """Skip for a missing dependency locally; under CI=true that is a failure, never a skip."""
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true")
+    pytest.skip(f"{what} is not available")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Poll `probe` until it returns a truthy value or raises nothing falsy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = await probe()
+            if value:
+                return value
+        except AssertionError as error:
+            last_error = error
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not met within {timeout}s") from last_error
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """Create a uniquely named PostgreSQL database, yield its asyncpg URL, drop it afterwards."""
+    name = f"tapedeck_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        missing_dependency(f"PostgreSQL at {POSTGRES_ADMIN_DSN} ({error})")
+        raise  # unreachable: missing_dependency raises
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
