@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
-from tapedeck_common.database import session_factory
+from tapedeck_common.database import is_postgres, session_factory
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -15,8 +17,12 @@ from tapedeck_common.runtime import (
     start_service,
 )
 from tapedeck_common.server import Registration
+from tapedeck_live.domain import GateLimits
+from tapedeck_live.gate import Gate
+from tapedeck_live.notifier import Notifier, PostgresListener
 from tapedeck_live.servicer import LiveServicer
 from tapedeck_live.settings import LiveSettings
+from tapedeck_live.wallets_client import WalletDirectory
 
 SERVICE = "live"
 SERVICE_NAME = live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name
@@ -27,11 +33,46 @@ async def start(settings: LiveSettings) -> ServiceApp:
     """Migrate the database and start serving."""
 
     async def build(engine: AsyncEngine) -> Components:
-        servicer = LiveServicer(session_factory(engine))
+        sessions = session_factory(engine)
+        notifier = Notifier()
+        on_stop: list[Callable[[], Awaitable[None]]] = []
+        if is_postgres(engine):
+            dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            listener = PostgresListener(
+                dsn=dsn, notifier=notifier, retry_seconds=settings.listener_retry_seconds
+            )
+            listener.start()
+            on_stop.append(listener.stop)
+        token = settings.service_token
+        wallets = WalletDirectory(
+            address=settings.wallets_address,
+            service_token=None if token is None else token.get_secret_value(),
+            max_timeout=settings.wallets_timeout_seconds,
+        )
+        on_stop.append(wallets.close)
+        gate = Gate(
+            wallets=wallets,
+            sessions=sessions,
+            notifier=notifier,
+            limits=GateLimits(
+                max_notional=settings.max_order_notional,
+                max_balance_age=timedelta(seconds=settings.max_balance_age_seconds),
+            ),
+        )
+        servicer = LiveServicer(
+            sessions,
+            notifier=notifier,
+            gate=gate,
+            subscribe_batch_size=settings.subscribe_batch_size,
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
         return Components(
             registrations=[
-                Registration(live_pb2_grpc.add_LiveServiceServicer_to_server, servicer, SERVICE_NAME)
-            ]
+                Registration(
+                    live_pb2_grpc.add_LiveServiceServicer_to_server, servicer, SERVICE_NAME
+                )
+            ],
+            on_stop=on_stop,
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

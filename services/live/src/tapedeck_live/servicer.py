@@ -1,14 +1,153 @@
-"""LiveService: proto <-> domain; RPCs not built yet answer UNIMPLEMENTED (the generated base)."""
+"""LiveService: proto <-> domain; validation in messages, SQL in repository."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck.live.v1 import live_pb2_grpc
+from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tapedeck_common.errors import FieldViolation, InvalidArgument
+from tapedeck_common.pagination import decode_page_token, encode_page_token, page_size
+from tapedeck_live import messages, repository, tail
+from tapedeck_live.domain import EventFilter, EventPage, EventType
+from tapedeck_live.gate import Gate
+from tapedeck_live.notifier import Notifier
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):
     """The live service's RPCs."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        notifier: Notifier,
+        gate: Gate,
+        subscribe_batch_size: int,
+        heartbeat_seconds: float,
+    ) -> None:
         self._sessions = sessions
+        self._notifier = notifier
+        self._gate = gate
+        self._batch_size = subscribe_batch_size
+        self._heartbeat_seconds = heartbeat_seconds
+
+    async def AppendEvents(
+        self, request: live_pb2.AppendEventsRequest, context: Context
+    ) -> live_pb2.AppendEventsResponse:
+        """Append a batch in one transaction; duplicates are counted, not stored."""
+        events = messages.new_events(request.events)
+        async with self._sessions.begin() as session:
+            result = await repository.append_events(session=session, events=events)
+        if result.appended:
+            self._notifier.wake()
+        return live_pb2.AppendEventsResponse(
+            appended_count=result.appended,
+            duplicate_count=result.duplicates,
+            sequences=result.sequences,
+        )
+
+    async def ListEvents(
+        self, request: live_pb2.ListEventsRequest, context: Context
+    ) -> live_pb2.ListEventsResponse:
+        """Return a page of matching events, newest first."""
+        event_filter = messages.event_filter(request.filter)
+        events, token = await self._page("ListEvents", event_filter, request)
+        return live_pb2.ListEventsResponse(events=events, next_page_token=token)
+
+    async def ListBlocks(
+        self, request: live_pb2.ListBlocksRequest, context: Context
+    ) -> live_pb2.ListBlocksResponse:
+        """Return a page of trade_blocked events and the counts per reason for the filter."""
+        parsed = messages.event_filter(request.filter)
+        event_filter = EventFilter(
+            types=(EventType.TRADE_BLOCKED,),
+            run_id=parsed.run_id,
+            reason=parsed.reason,
+            symbol=parsed.symbol,
+            start_ns=parsed.start_ns,
+            end_ns=parsed.end_ns,
+        )
+        events, token = await self._page("ListBlocks", event_filter, request)
+        async with self._sessions() as session:
+            counts = await repository.count_block_reasons(
+                session=session, event_filter=event_filter
+            )
+        return live_pb2.ListBlocksResponse(
+            events=events,
+            next_page_token=token,
+            reason_counts=[live_pb2.ReasonCount(reason=c.reason, count=c.count) for c in counts],
+        )
+
+    async def _page(
+        self,
+        method: str,
+        event_filter: EventFilter,
+        request: live_pb2.ListEventsRequest | live_pb2.ListBlocksRequest,
+    ) -> tuple[list[live_pb2.Event], str]:
+        size = page_size(request.page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
+        query = f"{method}:{event_filter.fingerprint()}"
+        position = decode_page_token(request.page_token, query=query)
+        before: int | None = None
+        if position is not None:
+            before = position.get("before")
+            if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+                raise InvalidArgument(
+                    [FieldViolation("page_token", "is not a token this service issued")]
+                )
+        async with self._sessions() as session:
+            page: EventPage = await repository.list_events(
+                session=session, event_filter=event_filter, before=before, page_size=size
+            )
+        chunks = messages.event_messages(page.events)
+        events = next(chunks, [])
+        next_before = page.next_before
+        if len(events) < len(page.events):
+            next_before = events[-1].sequence  # cut short to stay under the message size limit
+        token = (
+            "" if next_before is None else encode_page_token({"before": next_before}, query=query)
+        )
+        return events, token
+
+    async def SubscribeEvents(
+        self, request: live_pb2.SubscribeEventsRequest, context: Context
+    ) -> AsyncIterator[live_pb2.SubscribeEventsResponse]:
+        """Stream the backlog after the cursor, then the live tail, with heartbeats when idle."""
+        event_filter = messages.event_filter(request.filter)
+        if request.after_sequence < 0:
+            raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
+        after = None if request.tail_only else request.after_sequence
+        async for batch in tail.follow(
+            sessions=self._sessions,
+            notifier=self._notifier,
+            event_filter=event_filter,
+            after=after,
+            batch_size=self._batch_size,
+            heartbeat_seconds=self._heartbeat_seconds,
+        ):
+            if not batch.events:
+                yield live_pb2.SubscribeEventsResponse(cursor=batch.cursor)
+                continue
+            chunks = list(messages.event_messages(batch.events))
+            for index, chunk in enumerate(chunks):
+                # Only the last message of a batch may carry the batch's cursor (it can be beyond
+                # the last matching event); earlier ones resume right after their own last event.
+                last = index == len(chunks) - 1
+                cursor = batch.cursor if last else chunk[-1].sequence
+                yield live_pb2.SubscribeEventsResponse(events=chunk, cursor=cursor)
+
+    async def CheckOrder(
+        self, request: live_pb2.CheckOrderRequest, context: Context
+    ) -> live_pb2.CheckOrderResponse:
+        """Gate an order: allowed, or blocked with its reason and the recorded event."""
+        order = messages.order(request)
+        verdict = await self._gate.check(order, time_remaining=context.time_remaining())
+        return messages.check_order_response(verdict.decision, verdict.event)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,3 +17,21 @@ class LiveSettings(ServiceSettings):
 
     port: int = Field(default=50063, ge=0, le=65535)
     database_url: str | None = Field(default=None, validation_alias=database_url_alias("LIVE_"))
+
+    # The live tail.
+    subscribe_batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Most events one subscriber reads from the database (and holds) at a time."""
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    """An idle subscription gets an empty message this often, so proxies keep it open."""
+    listener_retry_seconds: float = Field(default=1.0, gt=0)
+    """Wait between attempts to re-open the LISTEN connection on PostgreSQL."""
+
+    # The pre-trade gate.
+    wallets_address: str = "127.0.0.1:50062"
+    """host:port of the wallet service that CheckOrder asks for balances."""
+    wallets_timeout_seconds: float = Field(default=2.0, gt=0)
+    """Longest CheckOrder waits for the wallet service, even when its caller would wait longer."""
+    max_order_notional: Decimal = Field(default=Decimal("1000000"), gt=0)
+    """Largest order CheckOrder allows, as quantity x price in the quote asset."""
+    max_balance_age_seconds: float = Field(default=300.0, gt=0)
+    """A balance last set longer ago than this is stale and blocks the order."""

@@ -13,6 +13,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+BLOCKED = sa.text("type = 'trade_blocked'")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -23,20 +25,38 @@ def upgrade() -> None:
             primary_key=True,
             autoincrement=True,
         ),
-        sa.Column("event_id", sa.String(128), nullable=False, unique=True),
+        sa.Column("event_id", sa.String(128), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("run_id", sa.String(128), nullable=False, server_default=""),
         sa.Column("symbol", sa.String(64), nullable=False, server_default=""),
         sa.Column("reason", sa.String(128), nullable=False, server_default=""),
-        sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ts_ns", sa.BigInteger(), nullable=False),
         sa.Column("payload", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
-        sa.Column("append_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "append_time",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+        sa.UniqueConstraint("event_id", name="uq_events_event_id"),
     )
     op.create_index("ix_events_type_sequence", "events", ["type", "sequence"])
     op.create_index("ix_events_run_sequence", "events", ["run_id", "sequence"])
-    op.create_index("ix_events_reason_sequence", "events", ["reason", "sequence"])
     op.create_index("ix_events_symbol_sequence", "events", ["symbol", "sequence"])
-    op.create_index("ix_events_ts", "events", ["ts"])
+    op.create_index("ix_events_reason_sequence", "events", ["reason", "sequence"])
+    op.create_index("ix_events_ts_sequence", "events", ["ts_ns", "sequence"])
+    for name, column in (
+        ("ix_blocks_reason_sequence", "reason"),
+        ("ix_blocks_run_sequence", "run_id"),
+        ("ix_blocks_symbol_sequence", "symbol"),
+    ):
+        op.create_index(
+            name,
+            "events",
+            [column, "sequence"],
+            postgresql_where=BLOCKED,
+            sqlite_where=BLOCKED,
+        )
 
 
 def downgrade() -> None:

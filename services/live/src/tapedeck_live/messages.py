@@ -1,0 +1,263 @@
+"""Proto messages <-> domain objects; every request field is validated here, naming its path."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+
+from google.protobuf import json_format, struct_pb2
+
+from tapedeck.live.v1 import live_pb2
+from tapedeck_common.errors import FieldViolation, InvalidArgument
+from tapedeck_common.validation import (
+    decimal_string,
+    nanos_to_timestamp,
+    resource_id,
+    time_range_nanos,
+    timestamp_nanos,
+)
+from tapedeck_live.domain import (
+    MAX_APPEND_BATCH,
+    MAX_PAYLOAD_BYTES,
+    BlockReason,
+    Decision,
+    EventFilter,
+    EventType,
+    NewEvent,
+    Order,
+    Side,
+    StoredEvent,
+)
+
+_EVENT_ID = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+_MAX_LENGTHS = {"run_id": 128, "symbol": 64, "reason": 128}
+_MAX_VIOLATIONS = 50
+# A message stays well under the server's 32 MiB limit however large the payloads are.
+MAX_MESSAGE_EVENT_BYTES = 4 * 1024 * 1024
+
+_TYPE_FROM_PROTO = {
+    live_pb2.EVENT_TYPE_ORDER_FILLED: EventType.ORDER_FILLED,
+    live_pb2.EVENT_TYPE_TRADE_BLOCKED: EventType.TRADE_BLOCKED,
+    live_pb2.EVENT_TYPE_RECONCILIATION_MISMATCH: EventType.RECONCILIATION_MISMATCH,
+    live_pb2.EVENT_TYPE_RUN_STARTED: EventType.RUN_STARTED,
+    live_pb2.EVENT_TYPE_RUN_FINISHED: EventType.RUN_FINISHED,
+    live_pb2.EVENT_TYPE_RUN_FAILED: EventType.RUN_FAILED,
+}
+_TYPE_TO_PROTO = {value: key for key, value in _TYPE_FROM_PROTO.items()}
+_REASON_TO_PROTO = {
+    BlockReason.INSUFFICIENT_FUNDS: live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS,
+    BlockReason.MAX_NOTIONAL: live_pb2.BLOCK_REASON_MAX_NOTIONAL,
+    BlockReason.STALE_BALANCE: live_pb2.BLOCK_REASON_STALE_BALANCE,
+    BlockReason.UNKNOWN_WALLET: live_pb2.BLOCK_REASON_UNKNOWN_WALLET,
+}
+_SIDES = {live_pb2.SIDE_BUY: Side.BUY, live_pb2.SIDE_SELL: Side.SELL}
+
+
+def new_events(events: Sequence[live_pb2.Event]) -> list[NewEvent]:
+    """Validate a batch to append; any bad event refuses the whole batch, naming each problem."""
+    if not events:
+        raise InvalidArgument([FieldViolation("events", "must hold at least one event")])
+    if len(events) > MAX_APPEND_BATCH:
+        raise InvalidArgument(
+            [FieldViolation("events", f"holds {len(events)} events; at most {MAX_APPEND_BATCH}")]
+        )
+    violations: list[FieldViolation] = []
+    parsed: list[NewEvent] = []
+    for index, event in enumerate(events):
+        found = _event_violations(event, f"events[{index}]")
+        if found:
+            violations.extend(found)
+            if len(violations) >= _MAX_VIOLATIONS:
+                break
+            continue
+        if not violations:
+            parsed.append(_new_event(event))
+    if violations:
+        raise InvalidArgument(violations[:_MAX_VIOLATIONS])
+    return parsed
+
+
+def _event_violations(event: live_pb2.Event, path: str) -> list[FieldViolation]:
+    found: list[FieldViolation] = []
+    if not _EVENT_ID.fullmatch(event.event_id):
+        found.append(
+            FieldViolation(
+                f"{path}.event_id", "must be 1-128 printable ASCII characters, no spaces"
+            )
+        )
+    if event.type == live_pb2.EVENT_TYPE_UNSPECIFIED:
+        found.append(FieldViolation(f"{path}.type", "is required"))
+    elif event.type not in _TYPE_FROM_PROTO:
+        found.append(FieldViolation(f"{path}.type", f"{event.type} is not a known event type"))
+    elif event.type == live_pb2.EVENT_TYPE_TRADE_BLOCKED and event.reason == "":
+        found.append(FieldViolation(f"{path}.reason", "is required for a trade_blocked event"))
+    for field, limit in _MAX_LENGTHS.items():
+        if len(getattr(event, field)) > limit:
+            found.append(FieldViolation(f"{path}.{field}", f"is longer than {limit} characters"))
+    if not event.HasField("time"):
+        found.append(FieldViolation(f"{path}.time", "is required"))
+    else:
+        try:
+            timestamp_nanos(event.time, field=f"{path}.time")
+        except InvalidArgument as error:
+            found.extend(error.violations)
+    if event.sequence != 0:
+        found.append(FieldViolation(f"{path}.sequence", "is assigned by the store; leave it 0"))
+    size = len(_payload_json(event.payload).encode())
+    if size > MAX_PAYLOAD_BYTES:
+        found.append(
+            FieldViolation(
+                f"{path}.payload", f"is {size} bytes as JSON; at most {MAX_PAYLOAD_BYTES}"
+            )
+        )
+    return found
+
+
+def _payload_json(payload: struct_pb2.Struct) -> str:
+    return json.dumps(json_format.MessageToDict(payload), separators=(",", ":"), ensure_ascii=False)
+
+
+def _new_event(event: live_pb2.Event) -> NewEvent:
+    return NewEvent(
+        event_id=event.event_id,
+        type=_TYPE_FROM_PROTO[event.type],
+        run_id=event.run_id,
+        symbol=event.symbol,
+        reason=event.reason,
+        ts_ns=timestamp_nanos(event.time, field="time"),
+        payload_json=_payload_json(event.payload),
+    )
+
+
+def event_filter(message: live_pb2.EventFilter, *, field: str = "filter") -> EventFilter:
+    """Validate a filter; empty strings mean "any"."""
+    violations: list[FieldViolation] = []
+    types: list[EventType] = []
+    for index, value in enumerate(message.types):
+        if value not in _TYPE_FROM_PROTO:
+            violations.append(
+                FieldViolation(f"{field}.types[{index}]", "must be a known, specified event type")
+            )
+        else:
+            types.append(_TYPE_FROM_PROTO[value])
+    for name, limit in _MAX_LENGTHS.items():
+        if len(getattr(message, name)) > limit:
+            violations.append(
+                FieldViolation(f"{field}.{name}", f"is longer than {limit} characters")
+            )
+    start: int | None = None
+    end: int | None = None
+    try:
+        start, end = time_range_nanos(message.time_range, field=f"{field}.time_range")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return EventFilter(
+        types=tuple(sorted(set(types))),
+        run_id=message.run_id or None,
+        reason=message.reason or None,
+        symbol=message.symbol or None,
+        start_ns=start,
+        end_ns=end,
+    )
+
+
+def event_message(event: StoredEvent) -> live_pb2.Event:
+    """Return the proto of a stored event."""
+    message = live_pb2.Event(
+        event_id=event.event_id,
+        type=_TYPE_TO_PROTO[event.type],
+        run_id=event.run_id,
+        symbol=event.symbol,
+        reason=event.reason,
+        time=nanos_to_timestamp(event.ts_ns),
+        sequence=event.sequence,
+    )
+    message.payload.update(event.payload)
+    return message
+
+
+def event_messages(events: Sequence[StoredEvent]) -> Iterator[list[live_pb2.Event]]:
+    """Group events into lists of at most MAX_MESSAGE_EVENT_BYTES each (at least one event)."""
+    chunk: list[live_pb2.Event] = []
+    size = 0
+    for event in events:
+        message = event_message(event)
+        message_size = message.ByteSize()
+        if chunk and size + message_size > MAX_MESSAGE_EVENT_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(message)
+        size += message_size
+    if chunk:
+        yield chunk
+
+
+def order(request: live_pb2.CheckOrderRequest) -> Order:
+    """Validate a CheckOrder request."""
+    violations: list[FieldViolation] = []
+    wallet_id = ""
+    try:
+        wallet_id = resource_id(request.wallet, collection="wallets", field="wallet")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+    for name in ("symbol", "base_asset", "quote_asset"):
+        value = getattr(request, name)
+        if value == "":
+            violations.append(FieldViolation(name, "is required"))
+        elif len(value) > 64:
+            violations.append(FieldViolation(name, "is longer than 64 characters"))
+    if request.base_asset and request.base_asset == request.quote_asset:
+        violations.append(FieldViolation("quote_asset", "must differ from base_asset"))
+    side = _SIDES.get(request.side)
+    if side is None:
+        violations.append(FieldViolation("side", "must be SIDE_BUY or SIDE_SELL"))
+    amounts: dict[str, Decimal] = {}
+    for name in ("quantity", "price"):
+        try:
+            value = decimal_string(getattr(request, name), field=name, allow_zero=False)
+            assert value is not None
+            amounts[name] = value
+        except InvalidArgument as error:
+            violations.extend(error.violations)
+    if len(request.run_id) > 128:
+        violations.append(FieldViolation("run_id", "is longer than 128 characters"))
+    if len(request.client_order_id) > 128:
+        violations.append(FieldViolation("client_order_id", "is longer than 128 characters"))
+    if violations:
+        raise InvalidArgument(violations)
+    assert side is not None
+    return Order(
+        wallet_id=wallet_id,
+        symbol=request.symbol,
+        base_asset=request.base_asset,
+        quote_asset=request.quote_asset,
+        side=side,
+        quantity=amounts["quantity"],
+        price=amounts["price"],
+        run_id=request.run_id,
+        client_order_id=request.client_order_id,
+    )
+
+
+def check_order_response(
+    decision: Decision, event: StoredEvent | None
+) -> live_pb2.CheckOrderResponse:
+    """Return the proto of the gate's decision."""
+    response = live_pb2.CheckOrderResponse(
+        allowed=decision.allowed,
+        reason=(
+            live_pb2.BLOCK_REASON_UNSPECIFIED
+            if decision.reason is None
+            else _REASON_TO_PROTO[decision.reason]
+        ),
+        message=decision.message,
+        available="" if decision.available is None else str(decision.available),
+        required="" if decision.required is None else str(decision.required),
+    )
+    if event is not None:
+        response.event.CopyFrom(event_message(event))
+    return response
