@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import session_factory
+from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -15,6 +17,10 @@ from tapedeck_common.runtime import (
     start_service,
 )
 from tapedeck_common.server import Registration
+from tapedeck_wallets.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
+from tapedeck_wallets.credentials import CredentialStore
+from tapedeck_wallets.exchange import ExchangeGateway
+from tapedeck_wallets.reconcile import Reconciler
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
 
@@ -23,15 +29,55 @@ SERVICE_NAME = wallets_pb2.DESCRIPTOR.services_by_name["WalletService"].full_nam
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+async def _snapshot_store(settings: WalletsSettings) -> SnapshotStore:
+    if settings.redis_url is None:
+        return MemoryStore(ttl=settings.balance_cache_ttl_seconds)
+    try:
+        return await RedisStore.connect(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            ttl=settings.balance_cache_ttl_seconds,
+            # Long enough for one fetch; a crashed holder's lock lapses after it.
+            lock_seconds=settings.exchange_timeout_seconds + 5,
+        )
+    except (RedisError, OSError) as error:
+        raise StartupError(f"Redis at WALLETS_REDIS_URL/REDIS_URL is not usable: {error}") from None
+
+
 async def start(settings: WalletsSettings) -> ServiceApp:
     """Migrate the database and start serving."""
 
     async def build(engine: AsyncEngine) -> Components:
-        servicer = WalletServicer(session_factory(engine))
+        sessions = session_factory(engine)
+        gateway = ExchangeGateway(
+            credentials=CredentialStore(settings.secrets_file),
+            coinbase_api_url=settings.coinbase_api_url,
+            timeout=settings.exchange_timeout_seconds,
+            concurrency=settings.exchange_concurrency,
+        )
+        cache = BalanceCache(
+            await _snapshot_store(settings), ttl=settings.balance_cache_ttl_seconds
+        )
+        reconciler = Reconciler(
+            sessions=sessions,
+            cache=cache,
+            gateway=gateway,
+            lease_seconds=settings.reconciliation_lease_seconds,
+        )
+        try:
+            await reconciler.start()
+        except BaseException:
+            await cache.close()
+            raise
+        servicer = WalletServicer(sessions, reconciler)
         return Components(
             registrations=[
-                Registration(wallets_pb2_grpc.add_WalletServiceServicer_to_server, servicer, SERVICE_NAME)
-            ]
+                Registration(
+                    wallets_pb2_grpc.add_WalletServiceServicer_to_server, servicer, SERVICE_NAME
+                )
+            ],
+            # Closed in reverse: jobs stop first, then the cache, then the exchange clients.
+            on_stop=[gateway.close, cache.close, reconciler.stop],
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

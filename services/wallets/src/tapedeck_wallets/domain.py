@@ -1,0 +1,225 @@
+"""Wallets, balances and reconciliation reports as plain data, and the comparison rule."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+SUPPORTED_EXCHANGES = ("coinbase",)
+
+
+def decimal_text(value: Decimal) -> str:
+    """Return a decimal as a plain string without exponent or trailing zeros ("1.5", "100")."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+@dataclass(frozen=True)
+class Balance:
+    """One asset's holding; total is available plus hold."""
+
+    asset: str
+    total: Decimal
+    available: Decimal
+    hold: Decimal
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewWallet:
+    """A wallet to create."""
+
+    display_name: str
+    exchange: str
+    account_ref: str
+    credentials_ref: str
+    balances: tuple[Balance, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """A stored wallet with its balances, ordered by asset."""
+
+    id: str
+    display_name: str
+    exchange: str
+    account_ref: str
+    credentials_ref: str
+    balances: tuple[Balance, ...]
+    create_time: datetime
+    update_time: datetime
+
+    @property
+    def account_key(self) -> ExchangeAccount:
+        """Return the exchange account the wallet reads from."""
+        return ExchangeAccount(
+            exchange=self.exchange,
+            account_ref=self.account_ref,
+            credentials_ref=self.credentials_ref,
+        )
+
+
+@dataclass(frozen=True)
+class ExchangeAccount:
+    """An account on an exchange as reached with one set of credentials; one client each."""
+
+    exchange: str
+    account_ref: str
+    credentials_ref: str
+
+    def cache_key(self) -> str:
+        """Return the key its balances are cached under."""
+        return f"{self.exchange}|{self.account_ref}|{self.credentials_ref}"
+
+
+@dataclass(frozen=True)
+class ExchangeBalance:
+    """One asset as the exchange reports it, exact."""
+
+    asset: str
+    available: Decimal
+    hold: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        """Return available plus hold."""
+        return self.available + self.hold
+
+
+@dataclass(frozen=True)
+class ExchangeSnapshot:
+    """An account's balances as fetched from the exchange at one instant."""
+
+    balances: Mapping[str, ExchangeBalance]
+    fetch_time: datetime
+    from_cache: bool = False
+
+
+class ErrorKind(enum.Enum):
+    """Why an exchange could not be read."""
+
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    BAD_RESPONSE = "bad_response"
+    AUTHENTICATION = "authentication"
+
+
+class ReconciliationState(enum.Enum):
+    """Where a reconciliation job is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        """Tell whether the job will not change any more."""
+        return self in (ReconciliationState.SUCCEEDED, ReconciliationState.FAILED)
+
+
+class WalletStatus(enum.Enum):
+    """The outcome of reconciling one wallet."""
+
+    MATCHED = "matched"
+    MISMATCHED = "mismatched"
+    EXCHANGE_ERROR = "exchange_error"
+
+
+@dataclass(frozen=True)
+class BalanceDiff:
+    """One asset's stored and exchange totals."""
+
+    asset: str
+    stored_total: Decimal
+    exchange_total: Decimal
+    difference: Decimal
+    beyond_threshold: bool
+
+
+@dataclass(frozen=True)
+class WalletResult:
+    """The result for one wallet in a reconciliation."""
+
+    wallet_id: str
+    display_name: str
+    status: WalletStatus
+    diffs: tuple[BalanceDiff, ...] = ()
+    error_kind: ErrorKind | None = None
+    error_message: str = ""
+    adopted: bool = False
+    fetch_time: datetime | None = None
+    from_cache: bool = False
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class ReconciliationRequest:
+    """What a caller asked to reconcile."""
+
+    wallet_ids: tuple[str, ...]
+    threshold: Decimal
+    max_cache_age: float | None
+    adopt_exchange_balances: bool
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A stored reconciliation report."""
+
+    id: str
+    state: ReconciliationState
+    wallet_ids: tuple[str, ...]
+    threshold: Decimal
+    adopt_exchange_balances: bool
+    max_cache_age: float | None
+    matched_count: int
+    mismatched_count: int
+    error_count: int
+    create_time: datetime
+    end_time: datetime | None
+    error_message: str
+    results: tuple[WalletResult, ...] = field(default=())
+
+
+def compare(
+    *,
+    stored: tuple[Balance, ...],
+    exchange: Mapping[str, ExchangeBalance],
+    threshold: Decimal,
+) -> tuple[BalanceDiff, ...]:
+    """Compare totals asset by asset: every stored asset and every non-zero exchange asset."""
+    stored_totals = {b.asset: b.total for b in stored}
+    exchange_totals = {a: b.total for a, b in exchange.items() if b.total != 0}
+    diffs = []
+    for asset in sorted(stored_totals.keys() | exchange_totals.keys()):
+        ours = stored_totals.get(asset, Decimal(0))
+        theirs = exchange_totals.get(asset, Decimal(0))
+        difference = theirs - ours
+        diffs.append(
+            BalanceDiff(
+                asset=asset,
+                stored_total=ours,
+                exchange_total=theirs,
+                difference=difference,
+                beyond_threshold=abs(difference) > threshold,
+            )
+        )
+    return tuple(diffs)
+
+
+def adopted_balances(exchange: Mapping[str, ExchangeBalance]) -> tuple[Balance, ...]:
+    """Return the exchange's non-zero balances as the stored balances to adopt."""
+    return tuple(
+        Balance(asset=b.asset, total=b.total, available=b.available, hold=b.hold)
+        for b in sorted(exchange.values(), key=lambda b: b.asset)
+        if b.total != 0
+    )

@@ -1,0 +1,326 @@
+"""Reconciliation jobs: run in the background, store each wallet's result, let watchers follow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tapedeck_common.errors import NotFound
+from tapedeck_wallets import repository
+from tapedeck_wallets.cache import BalanceCache
+from tapedeck_wallets.domain import (
+    ExchangeSnapshot,
+    Reconciliation,
+    ReconciliationRequest,
+    ReconciliationState,
+    Wallet,
+    WalletResult,
+    WalletStatus,
+    adopted_balances,
+    compare,
+)
+from tapedeck_wallets.exchange import ExchangeFailure, ExchangeGateway
+
+logger = logging.getLogger(__name__)
+
+ABANDONED = "the service running this reconciliation stopped before it finished; start a new one"
+STOPPED = "the service stopped before this reconciliation finished; start a new one"
+_WATCH_POLL_SECONDS = 1.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Job:
+    request: ReconciliationRequest
+    task: asyncio.Task[None] | None = None
+    next_seq: int = 1
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Reconciler:
+    """Starts reconciliation jobs in this process, keeps their leases, and fails abandoned ones."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        cache: BalanceCache,
+        gateway: ExchangeGateway,
+        lease_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._cache = cache
+        self.gateway = gateway
+        self._lease = lease_seconds
+        self.owner = uuid.uuid4().hex
+        self._jobs: dict[str, _Job] = {}
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._keeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Fail jobs whose owner is gone, then keep leases and keep looking for abandoned jobs."""
+        await self._fail_abandoned()
+        self._keeper = asyncio.create_task(self._keep_leases(), name="reconciliation leases")
+
+    async def stop(self) -> None:
+        """Cancel running jobs and mark them FAILED; a restart does not leave them RUNNING."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        jobs = dict(self._jobs)
+        for job in jobs.values():
+            if job.task is not None:
+                job.task.cancel()
+        await asyncio.gather(
+            *(j.task for j in jobs.values() if j.task is not None), return_exceptions=True
+        )
+        if jobs:
+            async with self._sessions.begin() as session:
+                for reconciliation_id in jobs:
+                    await repository.finish_reconciliation(
+                        session=session,
+                        reconciliation_id=reconciliation_id,
+                        state=ReconciliationState.FAILED,
+                        error_message=STOPPED,
+                        now=_now(),
+                    )
+            for reconciliation_id in jobs:
+                self._notify(reconciliation_id)
+
+    @property
+    def running(self) -> int:
+        """Return how many jobs this process is running."""
+        return len(self._jobs)
+
+    def watcher_count(self, reconciliation_id: str) -> int:
+        """Return how many streams follow a job in this process."""
+        return len(self._watchers.get(reconciliation_id, ()))
+
+    async def submit(self, request: ReconciliationRequest, *, requested_by: str) -> Reconciliation:
+        """Store a QUEUED job, start it in the background and return it at once."""
+        async with self._sessions.begin() as session:
+            if not request.wallet_ids:
+                ids = await repository.all_wallet_ids(session=session)
+                request = ReconciliationRequest(
+                    wallet_ids=tuple(ids),
+                    threshold=request.threshold,
+                    max_cache_age=request.max_cache_age,
+                    adopt_exchange_balances=request.adopt_exchange_balances,
+                )
+            else:
+                found = await repository.get_wallets(session=session, wallet_ids=request.wallet_ids)
+                missing = [w for w in request.wallet_ids if w not in found]
+                if missing:
+                    raise NotFound(f"wallets/{missing[0]} does not exist")
+            reconciliation = await repository.create_reconciliation(
+                session=session,
+                request=request,
+                requested_by=requested_by,
+                owner=self.owner,
+                now=_now(),
+            )
+        job = _Job(request=request)
+        self._jobs[reconciliation.id] = job
+        job.task = asyncio.create_task(
+            self._run(reconciliation.id, job), name=f"reconciliation {reconciliation.id}"
+        )
+        return reconciliation
+
+    async def _run(self, reconciliation_id: str, job: _Job) -> None:
+        try:
+            async with self._sessions.begin() as session:
+                await repository.mark_running(
+                    session=session, reconciliation_id=reconciliation_id, now=_now()
+                )
+                wallets = await repository.get_wallets(
+                    session=session, wallet_ids=job.request.wallet_ids
+                )
+            self._notify(reconciliation_id)
+            await asyncio.gather(
+                *(
+                    self._reconcile_wallet(
+                        reconciliation_id, job, wallet_id, wallets.get(wallet_id)
+                    )
+                    for wallet_id in job.request.wallet_ids
+                )
+            )
+            async with self._sessions.begin() as session:
+                await repository.finish_reconciliation(
+                    session=session,
+                    reconciliation_id=reconciliation_id,
+                    state=ReconciliationState.SUCCEEDED,
+                    error_message="",
+                    now=_now(),
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            reference = uuid.uuid4().hex[:12]
+            logger.exception("reconciliation %s failed (ref %s)", reconciliation_id, reference)
+            with contextlib.suppress(Exception):
+                async with self._sessions.begin() as session:
+                    await repository.finish_reconciliation(
+                        session=session,
+                        reconciliation_id=reconciliation_id,
+                        state=ReconciliationState.FAILED,
+                        error_message=f"internal error (ref {reference}): {type(error).__name__}",
+                        now=_now(),
+                    )
+        finally:
+            self._jobs.pop(reconciliation_id, None)
+            self._notify(reconciliation_id)
+
+    async def _reconcile_wallet(
+        self, reconciliation_id: str, job: _Job, wallet_id: str, wallet: Wallet | None
+    ) -> None:
+        if wallet is None:
+            result = WalletResult(
+                wallet_id=wallet_id,
+                display_name="",
+                status=WalletStatus.EXCHANGE_ERROR,
+                error_message="the wallet was deleted before it was reconciled",
+            )
+            await self._store(reconciliation_id, job, result, snapshot=None)
+            return
+        account = wallet.account_key
+        try:
+            snapshot = await self._cache.get(
+                account,
+                max_age=job.request.max_cache_age,
+                fetch=lambda: self.gateway.fetch(account),
+            )
+        except ExchangeFailure as failure:
+            result = WalletResult(
+                wallet_id=wallet.id,
+                display_name=wallet.display_name,
+                status=WalletStatus.EXCHANGE_ERROR,
+                error_kind=failure.kind,
+                error_message=failure.message,
+            )
+            await self._store(reconciliation_id, job, result, snapshot=None)
+            return
+        result = WalletResult(
+            wallet_id=wallet.id,
+            display_name=wallet.display_name,
+            status=WalletStatus.MATCHED,
+            fetch_time=snapshot.fetch_time,
+            from_cache=snapshot.from_cache,
+        )
+        await self._store(reconciliation_id, job, result, snapshot=snapshot)
+
+    async def _store(
+        self,
+        reconciliation_id: str,
+        job: _Job,
+        result: WalletResult,
+        *,
+        snapshot: ExchangeSnapshot | None,
+    ) -> None:
+        # One writer per job at a time, so seq order is commit order and watchers never skip one.
+        async with job.write_lock:
+            async with self._sessions.begin() as session:
+                adopt = None
+                if snapshot is not None:
+                    # Compare against the stored balances as they are now, inside the transaction
+                    # that may replace them, so a concurrent SetBalances is never overwritten blind.
+                    stored = await repository.lock_wallet(
+                        session=session, wallet_id=result.wallet_id
+                    )
+                    diffs = compare(
+                        stored=stored.balances if stored is not None else (),
+                        exchange=snapshot.balances,
+                        threshold=job.request.threshold,
+                    )
+                    mismatched = any(d.beyond_threshold for d in diffs)
+                    result = replace(
+                        result,
+                        diffs=diffs,
+                        status=WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED,
+                    )
+                    if mismatched and job.request.adopt_exchange_balances and stored is not None:
+                        adopt = adopted_balances(snapshot.balances)
+                result = replace(result, seq=job.next_seq)
+                await repository.add_result(
+                    session=session,
+                    reconciliation_id=reconciliation_id,
+                    result=result,
+                    adopt=adopt,
+                    now=_now(),
+                )
+            job.next_seq += 1
+        self._notify(reconciliation_id)
+
+    def _notify(self, reconciliation_id: str) -> None:
+        for event in self._watchers.get(reconciliation_id, ()):
+            event.set()
+
+    async def watch(self, reconciliation_id: str) -> AsyncIterator[WalletResult | Reconciliation]:
+        """Yield stored results, then each new one as it is stored, then the finished report."""
+        event = asyncio.Event()
+        self._watchers.setdefault(reconciliation_id, set()).add(event)
+        try:
+            seen = 0
+            while True:
+                event.clear()
+                async with self._sessions() as session:
+                    # State first: a finished job has every result stored before its state changed.
+                    report = await repository.get_reconciliation(
+                        session=session, reconciliation_id=reconciliation_id, with_results=False
+                    )
+                    fresh = await repository.results_after(
+                        session=session, reconciliation_id=reconciliation_id, seq=seen
+                    )
+                for result in fresh:
+                    seen = result.seq
+                    yield result
+                if report.state.finished:
+                    async with self._sessions() as session:
+                        yield await repository.get_reconciliation(
+                            session=session, reconciliation_id=reconciliation_id
+                        )
+                    return
+                # Woken by this process's runner; the poll covers jobs run by another replica.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_WATCH_POLL_SECONDS):
+                        await event.wait()
+        finally:
+            watchers = self._watchers.get(reconciliation_id)
+            if watchers is not None:
+                watchers.discard(event)
+                if not watchers:
+                    del self._watchers[reconciliation_id]
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                async with self._sessions.begin() as session:
+                    await repository.renew_leases(
+                        session=session, reconciliation_ids=list(self._jobs), now=_now()
+                    )
+                await self._fail_abandoned()
+            except Exception:
+                logger.exception("renewing reconciliation leases failed")
+
+    async def _fail_abandoned(self) -> None:
+        now = _now()
+        async with self._sessions.begin() as session:
+            failed = await repository.fail_abandoned(
+                session=session,
+                stale_before=now - timedelta(seconds=self._lease),
+                reason=ABANDONED,
+                now=now,
+            )
+        for reconciliation_id in failed:
+            logger.warning("reconciliation %s was abandoned; marked FAILED", reconciliation_id)
+            self._notify(reconciliation_id)
