@@ -17,6 +17,9 @@ from tapedeck_live.repository import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 
+# How the LISTEN connection shows in pg_stat_activity.
+LISTENER_APPLICATION = "tapedeck-live-listener"
+
 
 class Notifier:
     """A generation counter subscribers wait on; every wake() bumps it and releases all waiters."""
@@ -83,7 +86,9 @@ class PostgresListener:
             await asyncio.sleep(self._retry_seconds)
 
     async def _listen_once(self) -> None:
-        connection = await asyncpg.connect(self._dsn, timeout=10)
+        connection = await asyncpg.connect(
+            self._dsn, timeout=10, server_settings={"application_name": LISTENER_APPLICATION}
+        )
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
