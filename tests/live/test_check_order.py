@@ -1,25 +1,29 @@
-"""CheckOrder, the pre-trade gate, against a WalletService speaking the real protocol over loopback.
+"""CheckOrder, the pre-trade gate, against the real wallet service started in process.
 
-The wallet service's GetWallet is being built in parallel; until it lands, a small in-test
-WalletService servicer implementing only GetWallet stands in for it.
+A wallet service that answers slowly cannot be made from the real one, so the deadline tests use
+a small in-test WalletService servicer implementing GetWallet: a fake speaking the real protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 
 from tapedeck.live.v1 import live_pb2
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+from tapedeck_wallets import server as wallets_server
+from tapedeck_wallets.settings import WalletsSettings
 from tests.live.support import running_live
+from tests.support import eventually
 
 SERVICE_TOKEN = "live-to-wallets-token-0123456789"
 
@@ -47,14 +51,6 @@ class FakeWallets(wallets_pb2_grpc.WalletServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.name} not found")
         return wallets_pb2.GetWalletResponse(wallet=wallet)
 
-    def add(self, wallet_id: str, *balances: tuple[str, str, timedelta]) -> None:
-        wallet = wallets_pb2.Wallet(name=f"wallets/{wallet_id}", display_name=wallet_id)
-        now = datetime.now(UTC)
-        for asset, available, age in balances:
-            balance = wallet.balances.add(asset=asset, total=available, available=available)
-            balance.update_time.FromDatetime(now - age)
-        self.wallets[wallet.name] = wallet
-
 
 @asynccontextmanager
 async def fake_wallets() -> AsyncIterator[tuple[FakeWallets, str]]:
@@ -69,23 +65,96 @@ async def fake_wallets() -> AsyncIterator[tuple[FakeWallets, str]]:
         await server.stop(0)
 
 
+ADMIN_TOKEN = "admin-token-for-live-gate-tests-0123"
+OPERATOR_TOKEN = "operator-token-for-live-gate-tests-01"
+
+
+def tokens_file(directory: Path) -> Path:
+    path = directory / "tokens.json"
+    entries = [
+        {"name": "admin", "role": "admin", "token": ADMIN_TOKEN},
+        {"name": "trader", "role": "operator", "token": OPERATOR_TOKEN},
+        {"name": "live-service", "role": "viewer", "token": SERVICE_TOKEN},
+    ]
+    path.write_text(json.dumps({"tokens": entries}))
+    return path
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class Gate:
+    """The live service and the real wallet service, both with authentication on."""
+
+    live: object
+    wallets: wallets_pb2_grpc.WalletServiceStub
+
+    async def check(
+        self, request: live_pb2.CheckOrderRequest, **kwargs
+    ) -> live_pb2.CheckOrderResponse:
+        return await self.live.stub.CheckOrder(request, metadata=bearer(OPERATOR_TOKEN), **kwargs)
+
+    async def blocks(self) -> live_pb2.ListBlocksResponse:
+        return await self.live.stub.ListBlocks(
+            live_pb2.ListBlocksRequest(), metadata=bearer(OPERATOR_TOKEN)
+        )
+
+    async def wallet(self, display_name: str, *balances: tuple[str, str]) -> str:
+        created = await self.wallets.CreateWallet(
+            wallets_pb2.CreateWalletRequest(
+                wallet=wallets_pb2.Wallet(
+                    display_name=display_name,
+                    exchange="coinbase",
+                    account_ref=f"acct-{display_name}",
+                    credentials_ref="COINBASE_TEST_KEY",
+                )
+            ),
+            metadata=bearer(ADMIN_TOKEN),
+        )
+        await self.wallets.SetBalances(
+            wallets_pb2.SetBalancesRequest(
+                name=created.wallet.name,
+                balances=[
+                    wallets_pb2.Balance(asset=asset, total=amount, available=amount, hold="0")
+                    for asset, amount in balances
+                ],
+            ),
+            metadata=bearer(ADMIN_TOKEN),
+        )
+        return created.wallet.name
+
+
 @asynccontextmanager
-async def gate(database_url, data_dir, **settings) -> AsyncIterator[tuple[FakeWallets, object]]:
-    async with (
-        fake_wallets() as (wallets, address),
-        running_live(
-            database_url,
-            data_dir,
-            wallets_address=address,
-            service_token=SERVICE_TOKEN,
-            max_order_notional="50000",
-            max_balance_age_seconds=60,
-            **settings,
-        ) as live,
-    ):
-        wallets.add("w1", ("USD", "10000", timedelta(0)), ("BTC", "0.5", timedelta(0)))
-        wallets.add("stale", ("USD", "10000", timedelta(minutes=5)))
-        yield wallets, live
+async def gate(
+    database_url: str, data_dir: Path, *, service_token: str = SERVICE_TOKEN, **settings
+) -> AsyncIterator[Gate]:
+    tokens = tokens_file(data_dir)
+    wallets_app = await wallets_server.start(
+        WalletsSettings(
+            database_url=database_url,
+            port=0,
+            data_dir=data_dir / "wallets",
+            tokens_file=tokens,
+            shutdown_grace_seconds=0.2,
+        )
+    )
+    try:
+        async with (
+            running_live(
+                database_url,
+                data_dir,
+                tokens_file=tokens,
+                wallets_address=f"127.0.0.1:{wallets_app.port}",
+                service_token=service_token,
+                **{"max_order_notional": "50000", "max_balance_age_seconds": 60, **settings},
+            ) as live,
+            grpc.aio.insecure_channel(f"127.0.0.1:{wallets_app.port}") as channel,
+        ):
+            yield Gate(live=live, wallets=wallets_pb2_grpc.WalletServiceStub(channel))
+    finally:
+        await wallets_app.stop()
 
 
 def order(**fields) -> live_pb2.CheckOrderRequest:
@@ -105,73 +174,101 @@ def order(**fields) -> live_pb2.CheckOrderRequest:
 
 
 async def test_an_order_the_wallet_covers_is_allowed_and_records_nothing(database_url, data_dir):
-    async with gate(database_url, data_dir) as (wallets, live):
-        reply = await live.stub.CheckOrder(order())
-        sell = await live.stub.CheckOrder(order(side=live_pb2.SIDE_SELL, quantity="0.5"))
+    async with gate(database_url, data_dir) as g:
+        wallet = await g.wallet("desk", ("USD", "10000"), ("BTC", "0.5"))
+        buy = await g.check(order(wallet=wallet))
+        sell = await g.check(order(wallet=wallet, side=live_pb2.SIDE_SELL, quantity="0.5"))
 
-        assert reply.allowed
-        assert reply.reason == live_pb2.BLOCK_REASON_UNSPECIFIED
-        assert (reply.available, reply.required) == ("10000", "6000.0")
+        assert buy.allowed
+        assert buy.reason == live_pb2.BLOCK_REASON_UNSPECIFIED
+        assert (buy.available, buy.required) == ("10000", "6000.0")
         assert sell.allowed
         assert (sell.available, sell.required) == ("0.5", "0.5")
-        blocks = await live.stub.ListBlocks(live_pb2.ListBlocksRequest())
-        assert list(blocks.events) == []
-        assert wallets.calls[0]["authorization"] == f"Bearer {SERVICE_TOKEN}"
-        assert wallets.calls[0]["name"] == "wallets/w1"
+        assert list((await g.blocks()).events) == []
 
 
 @pytest.mark.parametrize(
-    ("request_", "reason", "asks_wallet"),
+    ("changes", "reason"),
     [
-        (order(quantity="0.2"), live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS, True),
-        (
-            order(side=live_pb2.SIDE_SELL, quantity="0.6"),
-            live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS,
-            True,
-        ),
-        (order(quote_asset="EUR"), live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS, True),
-        (order(quantity="1"), live_pb2.BLOCK_REASON_MAX_NOTIONAL, False),
-        (order(wallet="wallets/stale"), live_pb2.BLOCK_REASON_STALE_BALANCE, True),
-        (order(wallet="wallets/nobody"), live_pb2.BLOCK_REASON_UNKNOWN_WALLET, True),
+        ({"quantity": "0.2"}, live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS),
+        ({"side": live_pb2.SIDE_SELL, "quantity": "0.6"}, live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS),
+        ({"quote_asset": "EUR"}, live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS),
+        ({"quantity": "1"}, live_pb2.BLOCK_REASON_MAX_NOTIONAL),
+        ({"wallet": "wallets/nobody"}, live_pb2.BLOCK_REASON_UNKNOWN_WALLET),
     ],
 )
 async def test_a_refused_order_is_blocked_and_recorded_as_trade_blocked(
-    database_url, data_dir, request_, reason, asks_wallet
+    database_url, data_dir, changes, reason
 ):
-    async with gate(database_url, data_dir) as (wallets, live):
-        reply = await live.stub.CheckOrder(request_)
+    async with gate(database_url, data_dir) as g:
+        wallet = await g.wallet("desk", ("USD", "10000"), ("BTC", "0.5"))
+        request = order(**{"wallet": wallet, **changes})
+        reply = await g.check(request)
 
         assert not reply.allowed
         assert reply.reason == reason
         assert reply.message
-        assert bool(wallets.calls) == asks_wallet
-        blocks = await live.stub.ListBlocks(live_pb2.ListBlocksRequest())
+        blocks = await g.blocks()
         assert [e.event_id for e in blocks.events] == [reply.event.event_id]
         recorded = blocks.events[0]
         assert recorded == reply.event
-        assert (
-            recorded.reason
-            == live_pb2.BlockReason.Name(reason).removeprefix("BLOCK_REASON_").lower()
-        )
+        spelled = live_pb2.BlockReason.Name(reason).removeprefix("BLOCK_REASON_").lower()
+        assert recorded.reason == spelled
         assert (recorded.run_id, recorded.symbol) == ("run-1", "BTC-USD")
-        assert recorded.payload["wallet"] == request_.wallet
-        assert [(c.reason, c.count) for c in blocks.reason_counts] == [(recorded.reason, 1)]
+        assert recorded.payload["wallet"] == request.wallet
+        assert [(c.reason, c.count) for c in blocks.reason_counts] == [(spelled, 1)]
+
+
+async def test_a_balance_older_than_the_limit_blocks_as_stale(database_url, data_dir):
+    async with gate(database_url, data_dir, max_balance_age_seconds=0.3) as g:
+        wallet = await g.wallet("desk", ("USD", "10000"))
+        assert (await g.check(order(wallet=wallet))).allowed
+
+        async def stale() -> live_pb2.CheckOrderResponse:
+            reply = await g.check(order(wallet=wallet))
+            return reply if not reply.allowed else None
+
+        reply = await eventually(stale, message="balance turned stale")
+        assert reply.reason == live_pb2.BLOCK_REASON_STALE_BALANCE
+        assert [e.reason for e in (await g.blocks()).events] == ["stale_balance"]
 
 
 async def test_a_retried_check_of_one_client_order_records_one_block(database_url, data_dir):
-    async with gate(database_url, data_dir) as (_wallets, live):
-        first = await live.stub.CheckOrder(order(quantity="0.2", client_order_id="O-1"))
-        again = await live.stub.CheckOrder(order(quantity="0.2", client_order_id="O-1"))
-        other = await live.stub.CheckOrder(order(quantity="0.2", client_order_id="O-2"))
+    async with gate(database_url, data_dir) as g:
+        wallet = await g.wallet("desk", ("USD", "100"))
+        first = await g.check(order(wallet=wallet, client_order_id="O-1"))
+        again = await g.check(order(wallet=wallet, client_order_id="O-1"))
+        other = await g.check(order(wallet=wallet, client_order_id="O-2"))
 
         assert first.event == again.event
         assert other.event.event_id != first.event.event_id
-        blocks = await live.stub.ListBlocks(live_pb2.ListBlocksRequest())
-        assert len(blocks.events) == 2
+        assert len((await g.blocks()).events) == 2
+
+
+async def test_a_service_token_the_wallet_service_refuses_is_unavailable(database_url, data_dir):
+    async with gate(database_url, data_dir, service_token="not-a-token-anyone-issued") as g:
+        wallet = await g.wallet("desk", ("USD", "10000"))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await g.check(order(wallet=wallet))
+
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "UNAUTHENTICATED" in caught.value.details()
+
+
+@asynccontextmanager
+async def slow_gate(
+    database_url, data_dir, **settings
+) -> AsyncIterator[tuple[FakeWallets, object]]:
+    async with (
+        fake_wallets() as (wallets, address),
+        running_live(database_url, data_dir, wallets_address=address, **settings) as live,
+    ):
+        wallets.wallets["wallets/w1"] = wallets_pb2.Wallet(name="wallets/w1")
+        yield wallets, live
 
 
 async def test_the_callers_deadline_is_passed_to_the_wallet_service(database_url, data_dir):
-    async with gate(database_url, data_dir, wallets_timeout_seconds=30) as (wallets, live):
+    async with slow_gate(database_url, data_dir, wallets_timeout_seconds=30) as (wallets, live):
         await live.stub.CheckOrder(order(), timeout=1.5)
         await live.stub.CheckOrder(order())
 
@@ -184,7 +281,7 @@ async def test_the_callers_deadline_is_passed_to_the_wallet_service(database_url
 async def test_a_caller_deadline_shorter_than_the_wallet_service_is_deadline_exceeded(
     database_url, data_dir
 ):
-    async with gate(database_url, data_dir) as (wallets, live):
+    async with slow_gate(database_url, data_dir) as (wallets, live):
         wallets.delay = 2.0
         started = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -197,7 +294,7 @@ async def test_a_caller_deadline_shorter_than_the_wallet_service_is_deadline_exc
 
 
 async def test_a_wallet_service_slower_than_our_cap_is_unavailable(database_url, data_dir):
-    async with gate(database_url, data_dir, wallets_timeout_seconds=0.3) as (wallets, live):
+    async with slow_gate(database_url, data_dir, wallets_timeout_seconds=0.3) as (wallets, live):
         wallets.delay = 2.0
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await live.stub.CheckOrder(order())
@@ -235,7 +332,7 @@ async def test_the_wallet_service_down_is_unavailable_and_the_order_not_allowed(
     ],
 )
 async def test_a_malformed_order_is_invalid_argument(database_url, data_dir, request_, field):
-    async with gate(database_url, data_dir) as (wallets, live):
+    async with slow_gate(database_url, data_dir) as (wallets, live):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await live.stub.CheckOrder(request_)
 
