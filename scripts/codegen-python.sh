@@ -14,5 +14,5 @@ mapfile -t protos < <(cd protos && find tapedeck -name '*.proto' | sort)
   "${protos[@]}")
 # Packages for the generated tree, and the serialized descriptor set the gateway's reflection serves.
 find "$out/tapedeck" -type d -exec touch {}/__init__.py \;
-(cd protos && "../$venv/bin/python" -m grpc_tools.protoc -I . --include_imports \
+(cd protos && "../$venv/bin/python" -m grpc_tools.protoc -I . --include_imports --include_source_info \
   --descriptor_set_out="../$out/tapedeck/contract.binpb" "${protos[@]}")

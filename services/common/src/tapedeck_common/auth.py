@@ -100,5 +100,5 @@ def authorize(principal: Principal, method: str) -> None:
     needed = required_role(method)
     if principal.role < needed:
         raise PermissionDenied(
-            f"{method} needs role {common_pb2.Role.Name(needed).removeprefix('ROLE_').lower()}"
+            f"{method} needs role {common_pb2.Role.Name(common_pb2.Role.ValueType(needed)).removeprefix('ROLE_').lower()}"
         )

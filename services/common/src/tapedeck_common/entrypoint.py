@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -34,7 +34,7 @@ def setting_env_names(settings_cls: type[BaseSettings], field: str) -> str:
 
 
 def run_service(
-    *, service: str, settings_cls: type[S], serve: Callable[[S], Awaitable[None]]
+    *, service: str, settings_cls: type[S], serve: Callable[[S], Coroutine[Any, Any, None]]
 ) -> NoReturn:
     """Load settings, configure logging once, serve until a signal; exit non-zero on bad set-up."""
     try:

@@ -6,7 +6,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_status import rpc_status
@@ -25,7 +25,11 @@ from tapedeck_common.errors import TapedeckError
 
 logger = logging.getLogger(__name__)
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+if TYPE_CHECKING:
+    # grpc's stubs type handlers for the sync server; aio behaviours are coroutines, hence Any.
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Context = grpc.aio.ServicerContext[Any, Any]
+    Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -36,21 +40,27 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         method: str = handler_call_details.method
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        authorization = metadata.get("authorization")
+        authorization = next(
+            (
+                str(value)
+                for key, value in handler_call_details.invocation_metadata or ()
+                if key == "authorization"
+            ),
+            None,
+        )
         if handler.unary_unary is not None:
-            unary = handler.unary_unary
+            unary: Any = handler.unary_unary
 
-            async def unary_behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_behavior(request: Any, context: Context) -> Any:
                 try:
                     current_principal.set(self._principal(method, authorization))
                     return await unary(request, context)
-                except Exception as error:  # noqa: BLE001 - every error ends here, mapped
+                except Exception as error:
                     await _abort(context, method, error)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -59,10 +69,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            stream = handler.unary_stream
+            stream: Any = handler.unary_stream
 
             async def stream_behavior(
-                request: Any, context: grpc.aio.ServicerContext
+                request: Any, context: Context
             ) -> AsyncIterator[Any]:
                 try:
                     current_principal.set(self._principal(method, authorization))
@@ -73,7 +83,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     else:
                         async for response in produced:
                             yield response
-                except Exception as error:  # noqa: BLE001 - every error ends here, mapped
+                except Exception as error:
                     await _abort(context, method, error)
 
             return grpc.unary_stream_rpc_method_handler(
@@ -94,7 +104,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return principal
 
 
-async def _abort(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+async def _abort(context: Context, method: str, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
     if isinstance(error, TapedeckError):

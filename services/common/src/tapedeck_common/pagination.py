@@ -21,7 +21,9 @@ def encode_page_token(position: dict[str, Any], *, query: str) -> str:
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
 
-def decode_page_token(token: str, *, query: str, field: str = "page_token") -> dict[str, Any] | None:
+def decode_page_token(
+    token: str, *, query: str, field: str = "page_token"
+) -> dict[str, Any] | None:
     """Return the position a token resumes after, or None for an empty token."""
     if token == "":
         return None
@@ -30,7 +32,9 @@ def decode_page_token(token: str, *, query: str, field: str = "page_token") -> d
         body = json.loads(raw)
         fingerprint, position = body["q"], body["p"]
     except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidArgument([FieldViolation(field, "is not a token this service issued")]) from None
+        raise InvalidArgument(
+            [FieldViolation(field, "is not a token this service issued")]
+        ) from None
     if not isinstance(position, dict) or fingerprint != _fingerprint(query):
         raise InvalidArgument(
             [FieldViolation(field, "was issued for a different request; start from the first page")]

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tapedeck_common.auth import TokenStore
+from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.interceptors import ServiceInterceptor
 
 logger = logging.getLogger(__name__)
@@ -68,12 +69,17 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = tuple(r.service_name for r in registrations)
     reflection.enable_server_reflection(
-        (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot listen on {host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        raise StartupError(f"cannot listen on {host}:{port} (in use or not available)") from None
     await server.start()
     for name in (*names, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

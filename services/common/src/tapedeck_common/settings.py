@@ -26,9 +26,7 @@ class ServiceSettings(BaseSettings):
         default="development",
         validation_alias=AliasChoices("TAPEDECK_ENV", "TAPEDECK_ENVIRONMENT"),
     )
-    data_dir: Path = Field(
-        default=Path("var"), validation_alias=AliasChoices("TAPEDECK_DATA_DIR")
-    )
+    data_dir: Path = Field(default=Path("var"), validation_alias=AliasChoices("TAPEDECK_DATA_DIR"))
     database_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

@@ -45,7 +45,9 @@ def decimal_string(
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise InvalidArgument([FieldViolation(field, f"{value!r} is not a decimal number")]) from None
+        raise InvalidArgument(
+            [FieldViolation(field, f"{value!r} is not a decimal number")]
+        ) from None
     if not number.is_finite() or len(number.as_tuple().digits) > _MAX_DECIMAL_DIGITS:
         raise InvalidArgument([FieldViolation(field, f"{value!r} is not a finite decimal")])
     if number.as_tuple().exponent < -18:  # type: ignore[operator]

@@ -1,0 +1,404 @@
+"""`tapedeck`: run the whole stack — three services, the front service and Envoy — supervised.
+
+Every child gets the signal to stop when the launcher stops (and, through PR_SET_PDEATHSIG, when
+the launcher dies), so no process is left behind. A child that dies is reported and restarted
+with exponential backoff. Envoy is a direct child that stays supervised: it receives SIGTERM when
+the process that launched it exits, so the launcher must stay alive while the stack runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import functools
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tapedeck_gateway import envoy_config
+from tapedeck_gateway.demo import seed_demo
+from tapedeck_gateway.tokens import SERVICE_TOKEN_NAME, ensure_tokens
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RESTART_BASE_SECONDS = 1.0
+RESTART_MAX_SECONDS = 30.0
+HEALTHY_RESETS_BACKOFF_SECONDS = 60.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: SIGTERM it if the launcher goes away.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def say(message: str) -> None:
+    """Print a launcher line for the person at the terminal."""
+    print(f"tapedeck: {message}", flush=True)
+
+
+@dataclass
+class Child:
+    """One supervised process."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready: Callable[[], Awaitable[bool]]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        """Start the process with its output appended to its log file."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                cwd=REPO_ROOT,
+            )
+        self.started_at = time.monotonic()
+
+    def tail(self, lines: int = 5) -> str:
+        """Return the last lines of the child's log."""
+        try:
+            content = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(f"    {line}" for line in content[-lines:])
+
+
+async def grpc_ready(address: str, service: str) -> bool:
+    """Tell whether a gRPC health check for `service` at `address` answers SERVING."""
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=1
+            )
+    except grpc.aio.AioRpcError:
+        return False
+    serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+    return serving
+
+
+async def http_ready(host: str, port: int, path: str) -> bool:
+    """Tell whether an HTTP GET answers 200 (used for Envoy's admin /ready)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 1)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return b" 200 " in status
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where everything listens and lives."""
+
+    host: str
+    port: int
+    admin_port: int
+    base_port: int
+    data_dir: Path
+    index_file: Path
+    tokens_file: Path | None
+    auth: bool
+
+    def service_port(self, name: str) -> int:
+        """Return the port of a child service."""
+        return self.base_port + {"front": 0, "backtest": 1, "wallets": 2, "live": 3}[name]
+
+
+def _bin(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"tapedeck: cannot find the {name} executable; run `make run` for set-up")
+    return found
+
+
+def build_children(config: StackConfig) -> list[Child]:
+    """Return the stack's children in start order: services, front, Envoy."""
+    logs = config.data_dir / "logs"
+    base_env = {key: value for key, value in os.environ.items() if not key.startswith("FRONT_")}
+    base_env["TAPEDECK_DATA_DIR"] = str(config.data_dir)
+    if config.auth and config.tokens_file is not None:
+        tokens = ensure_tokens(config.tokens_file)
+        base_env["TAPEDECK_TOKENS_FILE"] = str(config.tokens_file)
+        base_env["TAPEDECK_SERVICE_TOKEN"] = tokens[SERVICE_TOKEN_NAME]
+    addresses = {
+        name: f"{config.host}:{config.service_port(name)}"
+        for name in ("backtest", "wallets", "live")
+    }
+    children: list[Child] = []
+    for name, service in (
+        ("backtest", "tapedeck.backtest.v1.BacktestService"),
+        ("wallets", "tapedeck.wallets.v1.WalletService"),
+        ("live", "tapedeck.live.v1.LiveService"),
+    ):
+        env = dict(base_env)
+        prefix = name.upper()
+        env[f"{prefix}_HOST"] = config.host
+        env[f"{prefix}_PORT"] = str(config.service_port(name))
+        env.setdefault("LIVE_WALLETS_ADDRESS", addresses["wallets"])
+        env.setdefault("BACKTEST_LIVE_ADDRESS", addresses["live"])
+        env.setdefault("WALLETS_LIVE_ADDRESS", addresses["live"])
+        children.append(
+            Child(
+                name=name,
+                argv=[sys.executable, "-m", f"tapedeck_{name}"],
+                env=env,
+                ready=functools.partial(grpc_ready, addresses[name], service),
+                log_path=logs / f"{name}.log",
+            )
+        )
+    front_env = dict(base_env)
+    front_env.update(
+        FRONT_HOST=config.host,
+        FRONT_PORT=str(config.service_port("front")),
+        FRONT_BACKTEST_ADDRESS=addresses["backtest"],
+        FRONT_WALLETS_ADDRESS=addresses["wallets"],
+        FRONT_LIVE_ADDRESS=addresses["live"],
+    )
+    front_address = f"{config.host}:{config.service_port('front')}"
+    children.append(
+        Child(
+            name="front",
+            argv=[sys.executable, "-m", "tapedeck_gateway"],
+            env=front_env,
+            ready=functools.partial(grpc_ready, front_address, ""),
+            log_path=logs / "front.log",
+        )
+    )
+    rendered = envoy_config.render(
+        REPO_ROOT / "gateway" / "envoy.yaml",
+        listen=(config.host, config.port),
+        admin=(config.host, config.admin_port),
+        upstreams={
+            name: (config.host, config.service_port(name))
+            for name in ("backtest", "wallets", "live", "front")
+        },
+        index_file=config.index_file.resolve(),
+    )
+    envoy_path = config.data_dir / "run" / "envoy.yaml"
+    envoy_config.write(rendered, envoy_path)
+    children.append(
+        Child(
+            name="envoy",
+            # Hot restart is off: it is what needs shared memory and a distinct --base-id per
+            # Envoy on one host, and the launcher restarts Envoy itself.
+            argv=[
+                _bin("envoy"),
+                "-c",
+                str(envoy_path),
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+            ],
+            env=dict(base_env),
+            ready=functools.partial(http_ready, config.host, config.admin_port, "/ready"),
+            log_path=logs / "envoy.log",
+        )
+    )
+    return children
+
+
+class Supervisor:
+    """Start children, wait for health, restart the ones that die, stop them all on request."""
+
+    def __init__(
+        self,
+        children: list[Child],
+        *,
+        gateway_ready: Callable[[], Awaitable[bool]],
+        stop_grace: float = 10.0,
+    ) -> None:
+        self.children = children
+        self.gateway_ready = gateway_ready
+        self.stop_grace = stop_grace
+        self.stopping = asyncio.Event()
+
+    async def run_child(self, child: Child) -> None:
+        """Keep one child running until the supervisor stops."""
+        delay = RESTART_BASE_SECONDS
+        while not self.stopping.is_set():
+            await child.start()
+            assert child.process is not None
+            code = await child.process.wait()
+            if self.stopping.is_set():
+                return
+            if time.monotonic() - child.started_at > HEALTHY_RESETS_BACKOFF_SECONDS:
+                delay = RESTART_BASE_SECONDS
+            child.restarts += 1
+            say(
+                f"{child.name} exited with code {code}; restarting in {delay:.0f}s "
+                f"(restart {child.restarts}); last log lines:\n{child.tail()}"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            delay = min(delay * 2, RESTART_MAX_SECONDS)
+
+    async def start(self, *, ready_within: float) -> None:
+        """Start every child and wait until each reports ready."""
+        for child in self.children:
+            child.task = asyncio.create_task(self.run_child(child), name=f"child-{child.name}")
+        deadline = time.monotonic() + ready_within
+        pending = list(self.children)
+        while pending:
+            if time.monotonic() > deadline:
+                names = ", ".join(child.name for child in pending)
+                details = "\n".join(f"  {c.name} ({c.log_path}):\n{c.tail()}" for c in pending)
+                raise TimeoutError(f"not healthy after {ready_within:.0f}s: {names}\n{details}")
+            results = await asyncio.gather(*(child.ready() for child in pending))
+            pending = [child for child, ok in zip(pending, results, strict=True) if not ok]
+            if pending:
+                await asyncio.sleep(0.2)
+        # Last, the stack as a user sees it: health "" through Envoy.
+        while not await self.gateway_ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the gateway did not report the stack healthy in {ready_within:.0f}s"
+                )
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        """SIGTERM every child (Envoy first), SIGKILL what is left after the grace period."""
+        self.stopping.set()
+        for child in reversed(self.children):
+            if child.process is not None and child.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.terminate()
+        waits = [c.process.wait() for c in self.children if c.process is not None]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), self.stop_grace)
+        except TimeoutError:
+            for child in self.children:
+                if child.process is not None and child.process.returncode is None:
+                    say(f"{child.name} did not stop within {self.stop_grace:.0f}s; killing it")
+                    with contextlib.suppress(ProcessLookupError):
+                        child.process.kill()
+            await asyncio.gather(*(c.process.wait() for c in self.children if c.process))
+        for child in self.children:
+            if child.task is not None:
+                await child.task
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the launcher's options; each has an environment variable default."""
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="tapedeck", description="Run the Tapedeck stack behind its Envoy gateway."
+    )
+    parser.add_argument("command", nargs="?", default="run", choices=["run"])
+    parser.add_argument("--host", default=env("TAPEDECK_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("TAPEDECK_PORT", "8080")))
+    parser.add_argument("--admin-port", type=int, default=int(env("TAPEDECK_ADMIN_PORT", "9901")))
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=int(env("TAPEDECK_BASE_PORT", "50060")),
+        help="front service port; backtest, wallets and live use the next three",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path(env("TAPEDECK_DATA_DIR", "var")))
+    parser.add_argument(
+        "--index-file",
+        type=Path,
+        default=Path(env("TAPEDECK_INDEX_FILE", str(REPO_ROOT / "gateway/web/dist/index.html"))),
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=env("TAPEDECK_NO_AUTH", "") == "1",
+        help="development only: run without bearer tokens",
+    )
+    parser.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--ready-timeout", type=float, default=180.0)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the stack until SIGTERM or SIGINT."""
+    data_dir: Path = args.data_dir.resolve()
+    if not args.index_file.exists():
+        say(f"{args.index_file} is missing; build the web app first (make run does)")
+        return 2
+    tokens_env = os.environ.get("TAPEDECK_TOKENS_FILE")
+    tokens_file = Path(tokens_env) if tokens_env else data_dir / "tokens.json"
+    config = StackConfig(
+        host=args.host,
+        port=args.port,
+        admin_port=args.admin_port,
+        base_port=args.base_port,
+        data_dir=data_dir,
+        index_file=args.index_file,
+        tokens_file=tokens_file,
+        auth=not args.no_auth,
+    )
+    supervisor = Supervisor(
+        build_children(config),
+        gateway_ready=functools.partial(grpc_ready, f"{config.host}:{config.port}", ""),
+    )
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    say(f"starting the stack (logs in {data_dir / 'logs'})")
+    starting = asyncio.create_task(supervisor.start(ready_within=args.ready_timeout))
+    stop_wait = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if starting.done() and starting.exception() is None:
+        url = f"http://{config.host}:{config.port}/"
+        if config.auth:
+            admin = ensure_tokens(tokens_file)["admin"]
+            say(f"ready — open {url}#token={admin}")
+            say(f"tokens (admin, operator, viewer) are in {tokens_file}")
+        else:
+            say(f"ready — open {url} (authentication off)")
+        say(f"operators: grpcurl -plaintext {config.host}:{config.port} list")
+        if args.demo:
+            token = ensure_tokens(tokens_file)["admin"] if config.auth else None
+            await seed_demo(f"{config.host}:{config.port}", token=token, data_dir=data_dir)
+        say("press Ctrl-C to stop")
+        await stop_wait
+    elif starting.done():
+        say(f"start-up failed: {starting.exception()}")
+        code = 1
+    starting.cancel()
+    stop_wait.cancel()
+    say("stopping")
+    await supervisor.stop()
+    say("stopped")
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `tapedeck` command."""
+    args = parse_args(argv)
+    sys.exit(asyncio.run(run(args)))
