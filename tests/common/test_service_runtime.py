@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
-from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tapedeck.live.v1 import live_pb2
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_backtest import server as backtest_server
 from tapedeck_backtest.settings import BacktestSettings
@@ -158,7 +158,11 @@ async def test_every_rpc_but_health_needs_a_token_with_enough_role(data_dir, tmp
 
 
 def test_production_without_tokens_refuses_to_start(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "TAPEDECK_ENV": "production", "TAPEDECK_DATA_DIR": str(tmp_path)}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TAPEDECK_ENV": "production",
+        "TAPEDECK_DATA_DIR": str(tmp_path),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "tapedeck_live"], env=env, capture_output=True, text=True, timeout=60
     )
