@@ -7,6 +7,10 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
+from tapedeck_backtest.dataset_imports import DatasetStore
+from tapedeck_backtest.servicer import BacktestServicer
+from tapedeck_backtest.settings import BacktestSettings
+from tapedeck_backtest.strategies import load_registry
 from tapedeck_common.database import session_factory
 from tapedeck_common.runtime import (
     Components,
@@ -15,8 +19,6 @@ from tapedeck_common.runtime import (
     start_service,
 )
 from tapedeck_common.server import Registration
-from tapedeck_backtest.servicer import BacktestServicer
-from tapedeck_backtest.settings import BacktestSettings
 
 SERVICE = "backtest"
 SERVICE_NAME = backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"].full_name
@@ -27,10 +29,25 @@ async def start(settings: BacktestSettings) -> ServiceApp:
     """Migrate the database and start serving."""
 
     async def build(engine: AsyncEngine) -> Components:
-        servicer = BacktestServicer(session_factory(engine))
+        # --- datasets and strategies ---
+        sessions = session_factory(engine)
+        datasets = DatasetStore(
+            sessions=sessions,
+            data_root=settings.resolved_data_root,
+            catalog_dir=settings.resolved_catalog_dir,
+            concurrency=settings.import_concurrency,
+        )
+        await datasets.remove_leftovers()
+        strategies = load_registry(settings.strategy_paths)
+        # abstract until every RPC is implemented; the generated base answers UNIMPLEMENTED
+        servicer = BacktestServicer(  # type: ignore[abstract]
+            sessions, datasets=datasets, strategies=strategies
+        )
         return Components(
             registrations=[
-                Registration(backtest_pb2_grpc.add_BacktestServiceServicer_to_server, servicer, SERVICE_NAME)
+                Registration(
+                    backtest_pb2_grpc.add_BacktestServiceServicer_to_server, servicer, SERVICE_NAME
+                )
             ]
         )
 

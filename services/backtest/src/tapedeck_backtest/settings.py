@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tapedeck_common.settings import ServiceSettings, database_url_alias
 
@@ -15,3 +19,30 @@ class BacktestSettings(ServiceSettings):
 
     port: int = Field(default=50061, ge=0, le=65535)
     database_url: str | None = Field(default=None, validation_alias=database_url_alias("BACKTEST_"))
+
+    # --- datasets and strategies ---
+    # Raw files are imported only from under this directory (default: <data_dir>/raw).
+    data_root: Path | None = None
+    # Where imported datasets live, one NautilusTrader catalog per dataset (<data_dir>/catalog).
+    catalog_dir: Path | None = None
+    # Imports running at once; further imports wait their turn.
+    import_concurrency: int = Field(default=2, ge=1, le=64)
+    # Directories of user strategy modules (os.pathsep-separated in BACKTEST_STRATEGY_PATHS).
+    strategy_paths: Annotated[tuple[Path, ...], NoDecode] = ()
+
+    @field_validator("strategy_paths", mode="before")
+    @classmethod
+    def _split_strategy_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
+        return value
+
+    @property
+    def resolved_data_root(self) -> Path:
+        """Return the data root, defaulting under the data directory."""
+        return self.data_root if self.data_root is not None else self.data_dir / "raw"
+
+    @property
+    def resolved_catalog_dir(self) -> Path:
+        """Return the catalog directory, defaulting under the data directory."""
+        return self.catalog_dir if self.catalog_dir is not None else self.data_dir / "catalog"

@@ -22,12 +22,16 @@ def upgrade() -> None:
         sa.Column("instrument_json", sa.Text, nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("source_path", sa.Text, nullable=False),
-        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False, index=True),
+        sa.Column("import_key", sa.String(64), nullable=False, unique=True),
+        sa.Column("request_key", sa.String(64), nullable=False),
+        sa.Column("source_size", sa.BigInteger, nullable=False),
+        sa.Column("source_mtime_ns", sa.BigInteger, nullable=False),
         sa.Column("row_count", sa.BigInteger, nullable=False),
         sa.Column("start_ns", sa.BigInteger, nullable=False),
         sa.Column("end_ns", sa.BigInteger, nullable=False),
         sa.Column("size_bytes", sa.BigInteger, nullable=False),
-        sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("create_time", sa.DateTime(timezone=True), nullable=False, index=True),
     )
 
 

@@ -1,0 +1,400 @@
+"""Importing raw files into datasets: path checks, content hashing, atomic catalogs, the database.
+
+Each dataset is its own NautilusTrader catalog at `<catalog_dir>/<dataset_id>/`. An import is
+written under `<catalog_dir>/.staging/<dataset_id>/` and renamed into place in one step, then the
+row is committed; a failure at any point removes what was written. The same content imported the
+same way (kind and instrument) is one dataset: the second import does no conversion, and an
+unchanged file (same path, size and mtime) is not even hashed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tapedeck_backtest import dataset_repository
+from tapedeck_backtest.catalog import WrittenFile
+from tapedeck_backtest.datasets import DataKind, Dataset, DatasetSource
+from tapedeck_backtest.importer import (
+    ImportCancelled,
+    MalformedInput,
+    Progress,
+    check_format,
+    convert_file,
+    hash_file,
+)
+from tapedeck_backtest.instruments import InstrumentSpec, to_nautilus
+from tapedeck_common.errors import FieldViolation, InvalidArgument, NotFound
+from tapedeck_common.validation import new_id
+
+logger = logging.getLogger(__name__)
+
+STAGING = ".staging"
+HASH_SHARE = 25.0  # percent of an import's progress given to hashing
+ORPHAN_AGE_SECONDS = 3600.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """A validated request to import one raw file."""
+
+    source_path: str
+    instrument: InstrumentSpec
+    kind: DataKind
+    file_format: str | None  # "csv", "parquet", or None for the file name's extension
+    display_name: str
+
+
+@dataclass(frozen=True)
+class ImportUpdate:
+    """One step of an import: progress, or (last) the dataset."""
+
+    rows_read: int
+    bytes_read: int
+    total_bytes: int
+    percent: float
+    dataset: Dataset | None = None
+    already_imported: bool = False
+
+
+def resolve_source(data_root: Path, source_path: str, *, field: str = "source_path") -> Path:
+    """Return the real path of `source_path` under `data_root`; anything escaping it is refused."""
+    if source_path.strip() == "":
+        raise InvalidArgument([FieldViolation(field, "is required (a path under the data root)")])
+    if "\x00" in source_path:
+        raise InvalidArgument([FieldViolation(field, "must not contain NUL")])
+    candidate = Path(source_path)
+    if candidate.is_absolute():
+        raise InvalidArgument([FieldViolation(field, "must be relative to the data root")])
+    root = data_root.resolve()
+    # resolve() follows every symlink and `..`, so the containment check sees the real target.
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root):
+        raise InvalidArgument([FieldViolation(field, "resolves outside the data root")])
+    if not resolved.exists():
+        raise NotFound(f"{source_path} does not exist under the data root")
+    if not resolved.is_file():
+        raise InvalidArgument([FieldViolation(field, "is not a regular file")])
+    return resolved
+
+
+def request_key(kind: DataKind, instrument: InstrumentSpec) -> str:
+    """Return the hash of how a file is imported (kind and instrument), without its content."""
+    return hashlib.sha256(f"{kind.value}\n{instrument.to_json()}".encode()).hexdigest()
+
+
+def import_key(content_hash: str, kind: DataKind, instrument: InstrumentSpec) -> str:
+    """Return the identity of an import: content, kind and instrument."""
+    return hashlib.sha256(f"{content_hash}\n{request_key(kind, instrument)}".encode()).hexdigest()
+
+
+def dataset_source(dataset: Dataset, *, catalog_dir: Path) -> DatasetSource:
+    """Return what a run needs to load `dataset` from the catalog."""
+    return DatasetSource(
+        dataset_id=dataset.id,
+        catalog_path=catalog_dir / dataset.id,
+        kind=dataset.kind,
+        instrument=dataset.instrument,
+        content_hash=dataset.content_hash,
+        start_ns=dataset.start_ns,
+        end_ns=dataset.end_ns,
+        row_count=dataset.row_count,
+    )
+
+
+async def load_dataset_source(
+    *, session: AsyncSession, catalog_dir: Path, dataset_id: str, field: str = "spec.dataset"
+) -> DatasetSource:
+    """Return the catalog path, instrument and data type of a dataset; NotFound if unknown."""
+    dataset = await dataset_repository.get_dataset(session=session, dataset_id=dataset_id)
+    if dataset is None:
+        raise NotFound(f"datasets/{dataset_id} does not exist ({field})")
+    return dataset_source(dataset, catalog_dir=catalog_dir)
+
+
+class DatasetStore:
+    """Datasets on disk and in the database: import, read, and clean up after crashes."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        data_root: Path,
+        catalog_dir: Path,
+        concurrency: int = 2,
+    ) -> None:
+        self._sessions = sessions
+        self.data_root = data_root
+        self.catalog_dir = catalog_dir
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def catalog_path(self, dataset_id: str) -> Path:
+        """Return the catalog directory of one dataset."""
+        return self.catalog_dir / dataset_id
+
+    async def get(self, dataset_id: str) -> Dataset:
+        """Return one dataset or raise NotFound."""
+        async with self._sessions() as session:
+            dataset = await dataset_repository.get_dataset(session=session, dataset_id=dataset_id)
+        if dataset is None:
+            raise NotFound(f"datasets/{dataset_id} does not exist")
+        return dataset
+
+    async def source(self, dataset_id: str) -> DatasetSource:
+        """Return what a run needs to load one dataset, or raise NotFound."""
+        return dataset_source(await self.get(dataset_id), catalog_dir=self.catalog_dir)
+
+    async def list(
+        self, *, instrument_id: str | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Dataset]:
+        """Return a page of datasets, newest first."""
+        async with self._sessions() as session:
+            return await dataset_repository.list_datasets(
+                session=session, instrument_id=instrument_id, after=after, limit=limit
+            )
+
+    async def remove_leftovers(self) -> None:
+        """Delete staging directories and catalogs without a row, left by a crash (an hour old)."""
+        async with self._sessions() as session:
+            known = await dataset_repository.dataset_ids(session=session)
+        await asyncio.to_thread(_remove_leftovers, self.catalog_dir, known)
+
+    async def import_dataset(self, request: ImportRequest) -> AsyncIterator[ImportUpdate]:
+        """Import a file, yielding progress and, last, the dataset (or the existing one)."""
+        source = resolve_source(self.data_root, request.source_path)
+        relative = source.relative_to(self.data_root.resolve()).as_posix()
+        file_format = request.file_format or check_format(source.name)
+        if file_format is None:
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "format", "is unset and the file name ends in neither .csv nor .parquet"
+                    )
+                ]
+            )
+        stat = source.stat()
+        total = stat.st_size
+        how = request_key(request.kind, request.instrument)
+        async with self._sessions() as session:
+            unchanged = await dataset_repository.find_by_source_stat(
+                session=session,
+                source_path=relative,
+                source_size=stat.st_size,
+                source_mtime_ns=stat.st_mtime_ns,
+                request_key=how,
+            )
+        if unchanged is not None:
+            yield _done(unchanged, total, already=True)
+            return
+
+        async with self._slots:
+            content_hash = ""
+            async for step in _in_thread(
+                lambda report, cancel: hash_file(
+                    source,
+                    on_bytes=lambda done: report(
+                        ImportUpdate(0, 0, total, HASH_SHARE * done / max(total, 1))
+                    ),
+                    cancel=cancel,
+                )
+            ):
+                if isinstance(step, ImportUpdate):
+                    yield step
+                else:
+                    content_hash = step
+            key = import_key(content_hash, request.kind, request.instrument)
+            async with self._sessions() as session:
+                existing = await dataset_repository.find_by_import_key(
+                    session=session, import_key=key
+                )
+            if existing is not None:
+                yield _done(existing, total, already=True)
+                return
+
+            dataset_id = new_id()
+            written: WrittenFile | None = None
+            try:
+                async for item in _in_thread(
+                    lambda report, cancel: self._write_catalog(
+                        source=source,
+                        display_path=relative,
+                        file_format=file_format,
+                        request=request,
+                        dataset_id=dataset_id,
+                        report=lambda p: report(
+                            ImportUpdate(
+                                p.rows,
+                                p.bytes_read,
+                                total,
+                                HASH_SHARE
+                                + (100.0 - HASH_SHARE) * min(p.bytes_read, total) / max(total, 1),
+                            )
+                        ),
+                        cancel=cancel,
+                    )
+                ):
+                    if isinstance(item, ImportUpdate):
+                        yield item
+                    else:
+                        written = item
+            except MalformedInput as error:
+                raise InvalidArgument([FieldViolation("source_path", str(error))]) from None
+            assert written is not None
+            dataset = Dataset(
+                id=dataset_id,
+                display_name=request.display_name or source.name,
+                instrument=request.instrument,
+                kind=request.kind,
+                source_path=relative,
+                content_hash=content_hash,
+                row_count=written.rows,
+                start_ns=written.first_ns,
+                end_ns=written.last_ns,
+                size_bytes=written.size_bytes,
+                create_time=datetime.now(UTC),
+            )
+            try:
+                async with self._sessions() as session, session.begin():
+                    await dataset_repository.insert_dataset(
+                        session=session,
+                        dataset=dataset,
+                        import_key=key,
+                        request_key=how,
+                        source_size=stat.st_size,
+                        source_mtime_ns=stat.st_mtime_ns,
+                    )
+            except IntegrityError:
+                # Another import of the same content won the race: keep its dataset, drop ours.
+                await asyncio.to_thread(shutil.rmtree, self.catalog_path(dataset_id), True)
+                async with self._sessions() as session:
+                    winner = await dataset_repository.find_by_import_key(
+                        session=session, import_key=key
+                    )
+                if winner is None:
+                    raise
+                yield _done(winner, total, already=True)
+                return
+            except BaseException:
+                await asyncio.to_thread(shutil.rmtree, self.catalog_path(dataset_id), True)
+                raise
+            logger.info(
+                "dataset imported",
+                extra={"dataset": dataset_id, "rows": dataset.row_count, "source": relative},
+            )
+            yield _done(dataset, total, already=False)
+
+    def _write_catalog(
+        self,
+        *,
+        source: Path,
+        display_path: str,
+        file_format: str,
+        request: ImportRequest,
+        dataset_id: str,
+        report: Callable[[Progress], None],
+        cancel: threading.Event,
+    ) -> WrittenFile:
+        staging = self.catalog_dir / STAGING / dataset_id
+        final = self.catalog_path(dataset_id)
+        try:
+            staging.mkdir(parents=True)
+            written = convert_file(
+                source,
+                display_path=display_path,
+                file_format=file_format,
+                kind=request.kind,
+                instrument=request.instrument,
+                catalog=staging,
+                on_progress=report,
+                cancel=cancel,
+            )
+            # The instrument goes in through the official path: one row, and the catalog is whole.
+            ParquetDataCatalog(str(staging)).write_data([to_nautilus(request.instrument)])
+            size = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
+            os.rename(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return WrittenFile(
+            path=final / written.path.relative_to(staging),
+            rows=written.rows,
+            first_ns=written.first_ns,
+            last_ns=written.last_ns,
+            size_bytes=size,
+        )
+
+
+def _done(dataset: Dataset, total: int, *, already: bool) -> ImportUpdate:
+    return ImportUpdate(
+        rows_read=dataset.row_count,
+        bytes_read=total,
+        total_bytes=total,
+        percent=100.0,
+        dataset=dataset,
+        already_imported=already,
+    )
+
+
+async def _in_thread(
+    work: Callable[[Callable[[ImportUpdate], None], threading.Event], T],
+) -> AsyncIterator[ImportUpdate | T]:
+    """Run blocking `work` in a thread, yielding the updates it reports and then its result.
+
+    If the consumer goes away, the work is told to stop at its next batch and cleans up itself.
+    """
+    loop = asyncio.get_running_loop()
+    updates: asyncio.Queue[ImportUpdate] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def report(update: ImportUpdate) -> None:
+        loop.call_soon_threadsafe(updates.put_nowait, update)
+
+    task = asyncio.ensure_future(asyncio.to_thread(work, report, cancel))
+    # If the consumer leaves early nobody awaits the task; retrieve its outcome so it is not logged.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        while not task.done():
+            getter = asyncio.ensure_future(updates.get())
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        yield task.result()
+    except ImportCancelled:
+        raise asyncio.CancelledError from None
+    finally:
+        cancel.set()
+
+
+def _remove_leftovers(catalog_dir: Path, known: set[str]) -> None:
+    if not catalog_dir.exists():
+        return
+    cutoff = time.time() - ORPHAN_AGE_SECONDS
+    staging = catalog_dir / STAGING
+    candidates = list(staging.iterdir()) if staging.exists() else []
+    candidates += [
+        entry
+        for entry in catalog_dir.iterdir()
+        if entry.name != STAGING and entry.is_dir() and entry.name not in known
+    ]
+    for entry in candidates:
+        if entry.stat().st_mtime < cutoff:
+            logger.warning("removing a leftover import directory", extra={"path": str(entry)})
+            shutil.rmtree(entry, ignore_errors=True)
