@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -36,3 +36,57 @@ class DatasetRow(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
+
+# --- runs and sweeps ---
+
+
+class BacktestRow(Base):
+    """A backtest run: its resolved spec, where it is in the queue, its progress and stats."""
+
+    __tablename__ = "backtests"
+    __table_args__ = (Index("ix_backtests_state_create", "state", "create_time"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    sweep_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    progress_json: Mapped[str | None] = mapped_column(Text)
+    stats_json: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    content_version: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SweepRow(Base):
+    """A parameter sweep: the shared spec, the grid and the ranking metric."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_spec_json: Mapped[str] = mapped_column(Text)
+    axes_json: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    total_runs: Mapped[int] = mapped_column(Integer)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SweepRunRow(Base):
+    """One point of a sweep's grid and the run that holds its result (maybe a cached earlier run)."""
+
+    __tablename__ = "sweep_runs"
+
+    sweep_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    backtest_id: Mapped[str] = mapped_column(String(64), ForeignKey("backtests.id"), index=True)
+    parameters_json: Mapped[str] = mapped_column(Text)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest.dataset_imports import DatasetStore
+from tapedeck_backtest.run_control import Runs
 from tapedeck_backtest.servicer import BacktestServicer
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
-from tapedeck_common.database import session_factory
+from tapedeck_backtest.workers import WorkerPool
+from tapedeck_common.database import is_postgres, session_factory
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -43,12 +46,36 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         servicer = BacktestServicer(  # type: ignore[abstract]
             sessions, datasets=datasets, strategies=strategies
         )
+        # --- runs and sweeps ---
+        runs = Runs(
+            sessions=sessions,
+            catalog_dir=settings.resolved_catalog_dir,
+            results_root=settings.resolved_results_dir,
+            registry=strategies,
+            pool=None,
+        )
+        on_stop: list[Callable[[], Awaitable[None]]] = []
+        if settings.workers > 0:
+            runs.pool = WorkerPool(
+                sessions=sessions,
+                postgres=is_postgres(engine),
+                workers=settings.workers,
+                results_root=settings.resolved_results_dir,
+                resolve_job=runs.job_for,
+                strategy_paths=tuple(str(path) for path in settings.strategy_paths),
+                max_attempts=settings.run_max_attempts,
+                lease_seconds=settings.run_lease_seconds,
+            )
+            await runs.pool.start()
+            on_stop.append(runs.pool.stop)
+        servicer.attach_runs(runs)
         return Components(
             registrations=[
                 Registration(
                     backtest_pb2_grpc.add_BacktestServiceServicer_to_server, servicer, SERVICE_NAME
                 )
-            ]
+            ],
+            on_stop=on_stop,
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

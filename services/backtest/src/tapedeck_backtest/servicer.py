@@ -17,13 +17,15 @@ from tapedeck_backtest.dataset_messages import (
     import_update_to_proto,
     strategy_to_proto,
 )
+from tapedeck_backtest.run_servicer import RunRpcs
 from tapedeck_backtest.strategies import StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.pagination import decode_page_token, encode_page_token, page_size
 from tapedeck_common.validation import resource_id
 
 
-class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
+# --- runs and sweeps --- (the RPCs live in run_servicer.RunRpcs)
+class BacktestServicer(RunRpcs, backtest_pb2_grpc.BacktestServiceServicer):
     """The backtest service's RPCs."""
 
     def __init__(

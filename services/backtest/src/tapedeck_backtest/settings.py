@@ -30,6 +30,16 @@ class BacktestSettings(ServiceSettings):
     # Directories of user strategy modules (os.pathsep-separated in BACKTEST_STRATEGY_PATHS).
     strategy_paths: Annotated[tuple[Path, ...], NoDecode] = ()
 
+    # --- runs and sweeps ---
+    # Worker processes running backtests in this process (BACKTEST_WORKERS); 0: API only.
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0, le=256)
+    # Where each run's result files go (default: <data_dir>/runs).
+    results_dir: Path | None = None
+    # Times a run is started before a dying worker fails it for good.
+    run_max_attempts: int = Field(default=2, ge=1, le=10)
+    # A RUNNING run whose service has not renewed its lease for this long is recovered.
+    run_lease_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
+
     @field_validator("strategy_paths", mode="before")
     @classmethod
     def _split_strategy_paths(cls, value: object) -> object:
@@ -46,3 +56,8 @@ class BacktestSettings(ServiceSettings):
     def resolved_catalog_dir(self) -> Path:
         """Return the catalog directory, defaulting under the data directory."""
         return self.catalog_dir if self.catalog_dir is not None else self.data_dir / "catalog"
+
+    @property
+    def resolved_results_dir(self) -> Path:
+        """Return the run results directory, defaulting under the data directory."""
+        return self.results_dir if self.results_dir is not None else self.data_dir / "runs"

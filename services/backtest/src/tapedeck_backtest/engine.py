@@ -1,0 +1,293 @@
+"""One NautilusTrader BacktestEngine inside a worker process: load, run in slices, write results.
+
+Runs inside a worker process only (NautilusTrader configures logging once per process and allows
+one engine per process). The engine runs the window in consecutive slices of about
+`SLICE_EVENTS` events (`run(start, end, streaming=True)` resumes where the last slice stopped),
+so between slices it reports progress and checks the cancel flag: a cancel stops a run within
+one slice, well under a second. A worker keeps its loaded engine for the next run on the same
+data and venue (a sweep's points): `reset()` keeps data and instruments, so each worker loads a
+sweep's data once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow.dataset as pads
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.enums import AccountType, OmsType
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Currency, Money
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.trading.config import StrategyFactory
+
+from tapedeck_backtest import results
+from tapedeck_backtest.catalog import data_directory, fixed128_to_float
+from tapedeck_backtest.datasets import DataKind, DatasetSource
+from tapedeck_backtest.instruments import InstrumentKind
+from tapedeck_backtest.runs import AccountKind, Progress, RunSpec, Stats
+from tapedeck_backtest.strategies import load_registry
+
+SLICE_EVENTS = 20_000
+PROGRESS_INTERVAL_SECONDS = 0.2
+
+
+class RunCancelled(Exception):
+    """The run's cancel flag was set between two slices."""
+
+
+class CancelFlag(Protocol):
+    """What the engine polls between slices (a multiprocessing Event)."""
+
+    def is_set(self) -> bool:
+        """Tell whether cancel was requested."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One run for a worker: where its data is, what to run, where its results go. Picklable."""
+
+    run_id: str
+    source: DatasetSource
+    spec: RunSpec
+    results_dir: Path
+
+    @property
+    def engine_key(self) -> str:
+        """Identify the loaded engine this run can reuse: same data window and venue."""
+        return json.dumps(
+            [
+                self.source.dataset_id,
+                str(self.source.catalog_path),
+                self.spec.start_ns,
+                self.spec.end_ns,
+                [[c, str(a)] for c, a in self.spec.starting_balances],
+                self.spec.account_type.value,
+            ]
+        )
+
+
+@dataclass
+class LoadedEngine:
+    """An engine with one dataset window loaded, reusable across runs after `reset()`."""
+
+    key: str
+    engine: Any
+    venue: Any
+    event_times: np.ndarray[Any, np.dtype[np.int64]]
+    prices: results.PriceSeries
+    minute_bars: results.Candles | None  # BARS datasets: the stored bars keyed by open time
+    load_seconds: float
+
+    def reset(self) -> None:
+        """Drop the last run's state and strategies, keeping data and instruments."""
+        self.engine.reset()
+        self.engine.clear_strategies()
+
+
+def load_engine(job: RunJob) -> LoadedEngine:
+    """Build an engine for the job's venue and load the window's data into it."""
+
+    started = time.perf_counter()
+    source, spec = job.source, job.spec
+    instrument = source.nautilus_instrument()
+    catalog = ParquetDataCatalog(str(source.catalog_path))
+    if source.kind is DataKind.TRADES:
+        data = catalog.trade_ticks(
+            instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
+        )
+    elif source.kind is DataKind.QUOTES:
+        data = catalog.quote_ticks(
+            instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
+        )
+    else:
+        data = catalog.bars(
+            bar_types=[str(source.stored_bar_type)], start=spec.start_ns, end=spec.end_ns
+        )
+    if not data:
+        raise ValueError("the dataset holds no data in the run's time range")
+    engine = BacktestEngine(
+        BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False)
+    )
+    venue = Venue(instrument.id.venue.value)
+    engine.add_venue(
+        venue=venue,
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.CASH
+        if spec.account_type is AccountKind.CASH
+        else AccountType.MARGIN,
+        base_currency=None,
+        starting_balances=[
+            Money(str(amount), Currency.from_str(currency))
+            for currency, amount in spec.starting_balances
+        ],
+        trade_execution=source.kind is DataKind.TRADES,
+        bar_execution=source.kind is DataKind.BARS,
+    )
+    engine.add_instrument(instrument)
+    engine.add_data(data, sort=False)  # the catalog returns the window in time order
+    event_times = np.fromiter((d.ts_init for d in data), dtype=np.int64, count=len(data))
+    prices, minute_bars = _price_series(source, spec, instrument.price_precision)
+    return LoadedEngine(
+        key=job.engine_key,
+        engine=engine,
+        venue=venue,
+        event_times=event_times,
+        prices=prices,
+        minute_bars=minute_bars,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+def execute(
+    loaded: LoadedEngine,
+    job: RunJob,
+    *,
+    build_strategy: Callable[[RunJob], Any],
+    report: Callable[[Progress], None],
+    cancel: CancelFlag,
+) -> Stats:
+    """Run the job on a loaded engine, reporting progress; raise RunCancelled on cancel."""
+    engine, spec = loaded.engine, job.spec
+    engine.add_strategy(build_strategy(job))
+    started = time.perf_counter()
+    last_report = 0.0
+    times = loaded.event_times
+    span = max(spec.end_ns - spec.start_ns, 1)
+    slice_start = spec.start_ns
+    position = 0
+    while True:
+        position = min(position + SLICE_EVENTS, times.size) - 1
+        slice_end = spec.end_ns if position >= times.size - 1 else int(times[position])
+        slice_end = min(slice_end, spec.end_ns)
+        engine.run(start=slice_start, end=slice_end, streaming=True)
+        # Every event at slice_end ran in this slice; skip past them for the next.
+        position = int(np.searchsorted(times, slice_end, side="right"))
+        done = slice_end >= spec.end_ns or position >= times.size
+        elapsed = time.perf_counter() - started
+        if cancel.is_set():
+            engine.end()
+            raise RunCancelled
+        if done or elapsed - last_report >= PROGRESS_INTERVAL_SECONDS:
+            last_report = elapsed
+            report(_progress(engine.iteration, elapsed, slice_end, spec.start_ns, span))
+        if done:
+            break
+        slice_start = slice_end + 1
+    engine.end()
+    run_seconds = time.perf_counter() - started
+    fills = results.fills_from_report(engine.trader.generate_fills_report())
+    positions = engine.trader.generate_positions_report()
+    account = engine.trader.generate_account_report(loaded.venue)
+    candles = _candles(loaded, spec.bar_interval_ns)
+    instrument = job.source.instrument
+    context = results.RunContext(
+        run_id=job.run_id,
+        instrument_id=job.source.instrument_id,
+        quote_currency=instrument.quote_currency,
+        base_currency=instrument.base_currency if _holds_base(job) else None,
+        account_type=spec.account_type,
+        starting_balances=spec.starting_balances,
+        start_ns=spec.start_ns,
+        end_ns=spec.end_ns,
+        bar_interval_ns=spec.bar_interval_ns,
+        run_seconds=run_seconds,
+    )
+    return results.write_results(
+        directory=job.results_dir,
+        context=context,
+        prices=loaded.prices,
+        candles=candles,
+        fills=fills,
+        positions_report=positions,
+        account_report=account,
+    )
+
+
+def _holds_base(job: RunJob) -> bool:
+    # A spot pair books the base currency in a CASH account; a perpetual never holds it.
+
+    return job.source.instrument.kind is not InstrumentKind.PERPETUAL
+
+
+def _progress(events: int, elapsed: float, simulated_ns: int, start_ns: int, span: int) -> Progress:
+    fraction = min(max((simulated_ns - start_ns) / span, 0.0), 1.0)
+    rate = events / elapsed if elapsed > 0 else 0.0
+    eta = elapsed * (1.0 - fraction) / fraction if fraction > 0 else 0.0
+    return Progress(
+        percent=100.0 * fraction,
+        events_processed=events,
+        events_per_second=rate,
+        eta_seconds=eta,
+        simulated_ns=simulated_ns,
+    )
+
+
+def _price_series(
+    source: DatasetSource, spec: RunSpec, price_precision: int
+) -> tuple[results.PriceSeries, results.Candles | None]:
+    directory = data_directory(source.catalog_path, source.kind, instrument_id=source.instrument_id)
+    dataset = pads.dataset(str(directory), format="parquet")
+    field = pads.field("ts_init")
+    table = dataset.to_table(filter=(field >= spec.start_ns) & (field <= spec.end_ns))
+    table = table.sort_by("ts_init")
+    times = table.column("ts_init").to_numpy().astype(np.int64)
+
+    def decoded(name: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return fixed128_to_float(table.column(name))
+
+    if source.kind is DataKind.TRADES:
+        prices = np.round(decoded("price"), price_precision)
+        return results.PriceSeries(times, prices, decoded("size")), None
+    if source.kind is DataKind.QUOTES:
+        mids = (decoded("bid_price") + decoded("ask_price")) / 2.0
+        return results.PriceSeries(times, mids, np.zeros(times.size)), None
+    closes = np.round(decoded("close"), price_precision)
+    bar_width = 60_000_000_000
+    bars = results.Candles(
+        times=times - bar_width,
+        open=np.round(decoded("open"), price_precision),
+        high=np.round(decoded("high"), price_precision),
+        low=np.round(decoded("low"), price_precision),
+        close=closes,
+        volume=decoded("volume"),
+    )
+    return results.PriceSeries(times, closes, bars.volume), bars
+
+
+def _candles(loaded: LoadedEngine, interval_ns: int) -> results.Candles:
+    if loaded.minute_bars is not None:
+        return results.aggregate_candles(loaded.minute_bars, interval_ns=interval_ns)
+    return results.candles_from_prices(loaded.prices, interval_ns=interval_ns)
+
+
+def strategy_builder(strategy_paths: tuple[str, ...]) -> Callable[[RunJob], Any]:
+    """Return a function building a run's strategy from the registry (user strategies included)."""
+
+    registry = load_registry([Path(path) for path in strategy_paths])
+
+    def build(job: RunJob) -> Any:
+        config = registry.importable_config(
+            job.spec.strategy_id,
+            job.spec.parameters,
+            instrument_id=job.source.instrument_id,
+            bar_type=job.source.bar_type(job.spec.bar_interval_ns // 1_000_000_000),
+        )
+        return StrategyFactory.create(config)
+
+    return build
+
+
+def error_message(error: BaseException) -> str:
+    """Return a one-line, bounded description of an engine error for the run's error_message."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    message = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return message[:1000]

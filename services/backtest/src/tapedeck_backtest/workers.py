@@ -1,0 +1,436 @@
+"""The worker pool: processes that each run one NautilusTrader engine, fed from the durable queue.
+
+The supervisor is an asyncio task in the service process. It claims QUEUED runs from the database
+(so any replica can take any run), hands each to an idle worker process over a pipe, writes the
+progress the worker reports back into the database (so `WatchBacktest` works from any replica),
+renews a lease (heartbeat) on the runs it holds, and watches for:
+- cancel: the run's row left RUNNING; the worker's cancel flag is set (the engine stops at its
+  next slice) and the process is killed if it has not stopped within `CANCEL_GRACE_SECONDS`;
+- a dead worker (its process exited without reporting): the run is re-queued until it has used
+  `max_attempts`, then FAILED with the reason;
+- a dead service: runs whose lease expired are re-queued or failed by whichever replica notices,
+  at start-up and every few seconds after.
+A worker process keeps its loaded engine while the runs it gets share data and venue (a sweep);
+otherwise it is replaced by a fresh process, since NautilusTrader allows one engine per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tapedeck_backtest import run_queue, run_repository
+from tapedeck_backtest.engine import (
+    LoadedEngine,
+    RunCancelled,
+    RunJob,
+    error_message,
+    execute,
+    load_engine,
+    strategy_builder,
+)
+from tapedeck_backtest.runs import Progress, Run, RunState, Stats
+
+logger = logging.getLogger(__name__)
+
+CANCEL_GRACE_SECONDS = 0.8
+PROGRESS_WRITE_SECONDS = 0.25
+TICK_SECONDS = 0.1
+CANCEL_CHECK_SECONDS = 0.2
+FORKSERVER_PRELOAD = ["tapedeck_backtest.engine", "nautilus_trader.backtest.engine"]
+
+JobResolver = Callable[[AsyncSession, Run], Awaitable[RunJob]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- the worker process ---
+
+
+def worker_main(conn: Connection, cancel: Any, strategy_paths: tuple[str, ...]) -> None:
+    """Serve jobs from the pipe until told to stop; exit after an engine error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when workers stop
+    build_strategy = strategy_builder(strategy_paths)
+    loaded: LoadedEngine | None = None
+    while True:
+        try:
+            job: RunJob | None = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        run_id = job.run_id
+
+        def report(progress: Progress, run_id: str = run_id) -> None:
+            conn.send(("progress", run_id, progress))
+
+        try:
+            if loaded is None or loaded.key != job.engine_key:
+                if loaded is not None:
+                    return  # one engine per process: the supervisor starts a fresh one
+                loaded = load_engine(job)
+            stats = execute(
+                loaded, job, build_strategy=build_strategy, report=report, cancel=cancel
+            )
+        except RunCancelled:
+            conn.send(("cancelled", run_id, None))
+        except Exception as error:
+            conn.send(("failed", run_id, error_message(error)))
+            return  # the engine may be half way through a run: never reuse it
+        else:
+            conn.send(("done", run_id, stats))
+        try:
+            if loaded is not None:
+                loaded.reset()
+        except Exception:
+            return
+
+
+# --- the supervisor ---
+
+
+@dataclass
+class _Slot:
+    process: Any = None
+    conn: Connection | None = None
+    cancel: Any = None
+    key: str | None = None
+    run_id: str | None = None
+    progress: Progress | None = None
+    progress_written: float = 0.0
+    cancel_deadline: float | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+
+class WorkerPool:
+    """A fixed number of worker processes fed from the database queue."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        postgres: bool,
+        workers: int,
+        results_root: Path,
+        resolve_job: JobResolver,
+        strategy_paths: tuple[str, ...] = (),
+        max_attempts: int = 2,
+        lease_seconds: float = 15.0,
+    ) -> None:
+        self._sessions = sessions
+        self._postgres = postgres
+        self._slots = [_Slot() for _ in range(workers)]
+        self._results_root = results_root
+        self._resolve_job = resolve_job
+        self._strategy_paths = strategy_paths
+        self._max_attempts = max_attempts
+        self._lease = timedelta(seconds=lease_seconds)
+        self.owner = f"{os.uname().nodename[:20]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(FORKSERVER_PRELOAD)
+
+    @property
+    def size(self) -> int:
+        """Return the number of worker slots."""
+        return len(self._slots)
+
+    def worker_pids(self) -> dict[str, int]:
+        """Return the pid of the process running each run (for operators and tests)."""
+        return {s.run_id: s.process.pid for s in self._slots if s.run_id and s.alive}
+
+    def notify(self) -> None:
+        """Wake the supervisor: a run was queued or cancelled in this process."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Recover runs orphaned by a dead service, then start supervising."""
+        await self._recover_stale()
+        self._task = asyncio.create_task(self._supervise(), name="backtest-worker-pool")
+
+    async def stop(self) -> None:
+        """Stop supervising, give running runs back to the queue and end the processes."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for slot in self._slots:
+            if slot.run_id is not None:
+                await self._release(slot.run_id, "the service stopped", count_attempt=False)
+                slot.run_id = None
+            await asyncio.to_thread(self._end_process, slot, graceful=True)
+
+    async def _supervise(self) -> None:
+        last_cancel_check = last_lease = 0.0
+        while True:
+            try:
+                await self._drain()
+                now = time.monotonic()
+                if now - last_cancel_check >= CANCEL_CHECK_SECONDS:
+                    last_cancel_check = now
+                    await self._check_cancelled()
+                if now - last_lease >= self._lease.total_seconds() / 3:
+                    last_lease = now
+                    await self._renew_lease()
+                    await self._recover_stale()
+                await self._dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker pool supervisor error; retrying")
+                await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+            self._wake.clear()
+
+    # -- messages and process deaths
+
+    async def _drain(self) -> None:
+        for slot in self._slots:
+            while slot.conn is not None and slot.run_id is not None:
+                try:
+                    if not slot.conn.poll():
+                        break
+                    kind, run_id, payload = slot.conn.recv()
+                except (EOFError, OSError):
+                    break
+                await self._handle(slot, kind, run_id, payload)
+            await self._flush_progress(slot)
+            if slot.process is not None and not slot.process.is_alive():
+                await self._reap(slot)
+
+    async def _handle(self, slot: _Slot, kind: str, run_id: str, payload: Any) -> None:
+        if run_id != slot.run_id:
+            return
+        if kind == "progress":
+            slot.progress = payload
+            return
+        if kind == "done":
+            stats: Stats = payload
+            final = slot.progress or Progress()
+            final = Progress(
+                percent=100.0,
+                events_processed=final.events_processed,
+                events_per_second=final.events_per_second,
+                eta_seconds=0.0,
+                simulated_ns=final.simulated_ns,
+            )
+            stored = await self._finish(run_id, RunState.SUCCEEDED, stats=stats, progress=final)
+            if not stored:  # cancelled while writing results: nobody will read them
+                await asyncio.to_thread(
+                    shutil.rmtree, self._results_root / run_id, ignore_errors=True
+                )
+        elif kind == "failed":
+            await self._finish(run_id, RunState.FAILED, error_message=str(payload))
+            logger.warning("backtest failed", extra={"run_id": run_id, "error": payload})
+        self._free(slot)
+
+    async def _reap(self, slot: _Slot) -> None:
+        exitcode = slot.process.exitcode if slot.process is not None else None
+        pid = slot.process.pid if slot.process is not None else None
+        run_id = slot.run_id
+        self._forget_process(slot)
+        if run_id is not None:
+            reason = f"worker process {pid} exited with code {exitcode} during the run"
+            if slot.cancel_deadline is None:
+                state = await self._release(run_id, reason, count_attempt=True)
+                logger.warning("worker died", extra={"run_id": run_id, "outcome": str(state)})
+            self._free(slot)
+
+    async def _flush_progress(self, slot: _Slot) -> None:
+        if slot.run_id is None or slot.progress is None:
+            return
+        now = time.monotonic()
+        if now - slot.progress_written < PROGRESS_WRITE_SECONDS:
+            return
+        slot.progress_written = now
+        async with self._sessions() as session, session.begin():
+            await run_repository.update_progress(
+                session=session,
+                run_id=slot.run_id,
+                owner=self.owner,
+                progress=slot.progress,
+                now=_now(),
+            )
+
+    # -- cancel, lease, recovery
+
+    async def _check_cancelled(self) -> None:
+        busy = [s.run_id for s in self._slots if s.run_id is not None]
+        if not busy:
+            return
+        async with self._sessions() as session:
+            running = await run_repository.still_running(
+                session=session, owner=self.owner, run_ids=busy
+            )
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.run_id is None or slot.run_id in running:
+                continue
+            if slot.cancel_deadline is None:
+                slot.cancel_deadline = now + CANCEL_GRACE_SECONDS
+                slot.cancel.set()
+            elif now >= slot.cancel_deadline:
+                await asyncio.to_thread(self._end_process, slot, graceful=False)
+                self._free(slot)
+
+    async def _renew_lease(self) -> None:
+        busy = [s.run_id for s in self._slots if s.run_id is not None]
+        async with self._sessions() as session, session.begin():
+            await run_repository.heartbeat(
+                session=session, owner=self.owner, run_ids=busy, now=_now()
+            )
+
+    async def _recover_stale(self) -> None:
+        async with self._sessions() as session:
+            stale = await run_repository.stale_runs(
+                session=session, lease_expired_before=_now() - self._lease
+            )
+        for run_id in stale:
+            async with self._sessions() as session, session.begin():
+                state = await run_repository.release_run(
+                    session=session,
+                    run_id=run_id,
+                    owner=None,
+                    reason="its service stopped renewing the run's lease (the service died)",
+                    max_attempts=self._max_attempts,
+                    now=_now(),
+                )
+            logger.warning("recovered orphaned run", extra={"run_id": run_id, "outcome": state})
+
+    # -- dispatch
+
+    async def _dispatch(self) -> None:
+        while any(slot.run_id is None for slot in self._slots):
+            async with self._sessions() as session, session.begin():
+                run_id = await run_queue.claim_next(
+                    session=session, owner=self.owner, now=_now(), postgres=self._postgres
+                )
+            if run_id is None:
+                return
+            try:
+                async with self._sessions() as session:
+                    run = await run_repository.get_run(session=session, run_id=run_id)
+                    job = await self._resolve_job(session, run)
+            except Exception as error:
+                await self._finish(run_id, RunState.FAILED, error_message=error_message(error))
+                continue
+            slot = self._choose_slot(job.engine_key)
+            if slot.process is not None and slot.key != job.engine_key:
+                await asyncio.to_thread(self._end_process, slot, graceful=True)
+            if not slot.alive:
+                self._forget_process(slot)
+                self._spawn(slot)
+            slot.key = job.engine_key
+            slot.run_id = run_id
+            slot.progress = None
+            slot.progress_written = 0.0
+            slot.cancel_deadline = None
+            slot.cancel.clear()
+            assert slot.conn is not None
+            slot.conn.send(job)
+
+    def _choose_slot(self, key: str) -> _Slot:
+        idle = [slot for slot in self._slots if slot.run_id is None]
+        for slot in idle:
+            if slot.alive and slot.key == key:
+                return slot
+        for slot in idle:
+            if not slot.alive:
+                return slot
+        return idle[0]
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent, child = self._context.Pipe()
+        slot.cancel = self._context.Event()
+        slot.process = self._context.Process(
+            target=worker_main,
+            args=(child, slot.cancel, self._strategy_paths),
+            name="tapedeck-backtest-worker",
+            daemon=True,
+        )
+        slot.process.start()
+        child.close()
+        slot.conn = parent
+        slot.key = None
+
+    def _end_process(self, slot: _Slot, *, graceful: bool) -> None:
+        process = slot.process
+        if process is not None:
+            if graceful and slot.conn is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    slot.conn.send(None)
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join(2.0)
+        self._forget_process(slot)
+
+    @staticmethod
+    def _forget_process(slot: _Slot) -> None:
+        if slot.conn is not None:
+            slot.conn.close()
+        if slot.process is not None and not slot.process.is_alive():
+            slot.process.close()
+        slot.process = slot.conn = None
+        slot.key = None
+
+    @staticmethod
+    def _free(slot: _Slot) -> None:
+        slot.run_id = None
+        slot.progress = None
+        slot.cancel_deadline = None
+
+    async def _finish(
+        self,
+        run_id: str,
+        state: RunState,
+        *,
+        stats: Stats | None = None,
+        progress: Progress | None = None,
+        error_message: str = "",
+    ) -> bool:
+        async with self._sessions() as session, session.begin():
+            return await run_repository.finish_run(
+                session=session,
+                run_id=run_id,
+                owner=self.owner,
+                state=state,
+                now=_now(),
+                stats=stats,
+                progress=progress,
+                error_message=error_message,
+            )
+
+    async def _release(self, run_id: str, reason: str, *, count_attempt: bool) -> RunState | None:
+        async with self._sessions() as session, session.begin():
+            return await run_repository.release_run(
+                session=session,
+                run_id=run_id,
+                owner=self.owner,
+                reason=reason,
+                max_attempts=self._max_attempts if count_attempt else 1 << 30,
+                now=_now(),
+                count_attempt=count_attempt,
+            )

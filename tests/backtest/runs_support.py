@@ -1,0 +1,243 @@
+"""Helpers for the runs, results and sweeps tests: small generated data, a real server, specs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pandas as pd
+from google.protobuf.duration_pb2 import Duration
+
+from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck.backtest.v1 import backtest_pb2_grpc
+from tapedeck.common.v1 import common_pb2
+from tapedeck_backtest import server
+from tapedeck_backtest.settings import BacktestSettings
+from tapedeck_common.runtime import ServiceApp
+
+INSTRUMENT = pb.Instrument(
+    instrument_id="BTCUSDT.BINANCE",
+    kind=pb.INSTRUMENT_KIND_SPOT,
+    base_currency="BTC",
+    quote_currency="USDT",
+    price_precision=2,
+    size_precision=6,
+    maker_fee="0.001",
+    taker_fee="0.001",
+)
+
+# User strategies for the tests, loaded through BACKTEST_STRATEGY_PATHS like any user's:
+# `slow_cross` sleeps on every bar so a run of a few thousand ticks lasts seconds (cancel, kill);
+# `exploding` raises on its Nth bar (an engine error).
+TEST_STRATEGIES = textwrap.dedent(
+    '''
+    """Strategies used by the runs tests."""
+
+    import time
+
+    from tapedeck_backtest.strategies.base import BarStrategyConfig
+    from tapedeck_backtest.strategies.ema_cross import EMACross, EMACrossConfig
+    from tapedeck_backtest.strategies.registry import (
+        ParameterSpec,
+        ParameterType,
+        StrategyDefinition,
+    )
+    from tapedeck_backtest.strategies.base import BarStrategy
+
+
+    class SlowCrossConfig(EMACrossConfig, frozen=True):
+        sleep_seconds: float = 0.02
+
+
+    class SlowCross(EMACross):
+        def on_bar(self, bar):
+            time.sleep(self.config.sleep_seconds)
+            super().on_bar(bar)
+
+
+    class ExplodingConfig(BarStrategyConfig, frozen=True):
+        explode_at: int = 10
+
+
+    class Exploding(BarStrategy):
+        def __init__(self, config):
+            super().__init__(config)
+            self.bars = 0
+
+        def on_start(self):
+            self.load_instrument()
+            self.subscribe_bars(self.config.bar_type)
+
+        def on_bar(self, bar):
+            self.bars += 1
+            if self.bars >= self.config.explode_at:
+                raise RuntimeError(f"boom at bar {self.bars}")
+    '''
+)
+
+SLOW_CROSS = textwrap.dedent(
+    """
+    from tapedeck_test_strategies import *  # noqa
+
+    TAPEDECK_STRATEGY = StrategyDefinition(
+        id="slow_cross",
+        display_name="Slow EMA cross",
+        description="EMA cross that sleeps on every bar (tests).",
+        strategy_path="tapedeck_test_strategies:SlowCross",
+        config_path="tapedeck_test_strategies:SlowCrossConfig",
+        parameters=(
+            ParameterSpec("sleep_seconds", "Sleep per bar.", ParameterType.DOUBLE, 0.02, 0.0, 1.0),
+            ParameterSpec("trade_size", "Order size.", ParameterType.DOUBLE, 0.01, 1e-6, 10.0),
+        ),
+    )
+    """
+)
+
+EXPLODING = textwrap.dedent(
+    """
+    from tapedeck_test_strategies import *  # noqa
+
+    TAPEDECK_STRATEGY = StrategyDefinition(
+        id="exploding",
+        display_name="Exploding",
+        description="Raises on its Nth bar (tests).",
+        strategy_path="tapedeck_test_strategies:Exploding",
+        config_path="tapedeck_test_strategies:ExplodingConfig",
+        parameters=(
+            ParameterSpec("explode_at", "Bar that raises.", ParameterType.INT, 10, 1, 100000),
+        ),
+    )
+    """
+)
+
+
+def write_trades(path: Path, *, rows: int = 4000, seed: int = 7, step_seconds: int = 3) -> None:
+    """Write a random-walk trades file (ts, price, size, side) with volatility clustering."""
+    rng = np.random.default_rng(seed)
+    volatility = 0.0006 * np.exp(np.cumsum(rng.normal(0, 0.05, rows)) * 0.3)
+    price = 30_000 * np.exp(np.cumsum(rng.normal(0, 1, rows) * volatility))
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2024-03-01", periods=rows, freq=f"{step_seconds}s", tz="UTC"),
+            "price": price.round(2),
+            "size": rng.uniform(0.001, 0.2, rows).round(6),
+            "side": np.where(rng.integers(0, 2, rows) == 1, "buy", "sell"),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def write_test_strategies(directory: Path) -> Path:
+    """Write the test strategies' modules into `directory` and return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    # The shared classes live in a module whose name starts with "_"-free text but is imported
+    # by the two definition modules; it defines no TAPEDECK_STRATEGY itself.
+    (directory / "tapedeck_test_strategies.py").write_text(TEST_STRATEGIES)
+    (directory / "slow_cross.py").write_text(SLOW_CROSS)
+    (directory / "exploding.py").write_text(EXPLODING)
+    return directory
+
+
+@dataclass
+class Service:
+    """A running backtest service and a stub to it."""
+
+    app: ServiceApp
+    stub: backtest_pb2_grpc.BacktestServiceStub
+    data_dir: Path
+    raw_dir: Path
+
+    async def import_trades(self, name: str = "trades.parquet", **kwargs: int) -> str:
+        """Write a generated trades file, import it through ImportDataset, return its name."""
+        write_trades(self.raw_dir / name, **kwargs)
+        last = None
+        async for message in self.stub.ImportDataset(
+            pb.ImportDatasetRequest(
+                source_path=name, instrument=INSTRUMENT, kind=pb.DATA_KIND_TRADES
+            )
+        ):
+            last = message
+        assert last is not None
+        assert last.WhichOneof("event") == "dataset"
+        return str(last.dataset.name)
+
+    async def wait(self, name: str, *, seconds: float = 60.0) -> pb.Backtest:
+        """Watch a run to its final state and return it."""
+        final = None
+        async for message in self.stub.WatchBacktest(
+            pb.WatchBacktestRequest(name=name), timeout=seconds
+        ):
+            final = message.backtest
+        assert final is not None
+        return final
+
+
+@asynccontextmanager
+async def running_service(
+    database_url: str, data_dir: Path, *, workers: int = 1, **settings: object
+) -> AsyncIterator[Service]:
+    """Start the backtest service in process with test strategies and a raw data root."""
+    raw_dir = data_dir / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    # One directory per test process: the modules stay imported between tests (no shadowing).
+    strategies = write_test_strategies(
+        Path(tempfile.gettempdir()) / f"tapedeck-run-test-strategies-{os.getpid()}"
+    )
+    config = BacktestSettings(
+        database_url=database_url,
+        port=0,
+        data_dir=data_dir,
+        data_root=raw_dir,
+        workers=workers,
+        strategy_paths=(strategies,),
+        shutdown_grace_seconds=0.5,
+        **settings,  # type: ignore[arg-type]
+    )
+    app = await server.start(config)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            yield Service(app, backtest_pb2_grpc.BacktestServiceStub(channel), data_dir, raw_dir)
+    finally:
+        await app.stop()
+
+
+def spec(
+    dataset: str,
+    *,
+    strategy: str = "ema_cross",
+    parameters: dict[str, pb.ParameterValue] | None = None,
+    balances: tuple[tuple[str, str], ...] = (("USDT", "100000"),),
+    account_type: int = pb.ACCOUNT_TYPE_CASH,
+    bar_seconds: int = 60,
+) -> pb.BacktestSpec:
+    """Return a BacktestSpec over the whole dataset."""
+    if parameters is None:
+        parameters = {
+            "fast_period": pb.ParameterValue(int_value=5),
+            "slow_period": pb.ParameterValue(int_value=15),
+            "trade_size": pb.ParameterValue(double_value=0.5),
+        }
+    return pb.BacktestSpec(
+        dataset=dataset,
+        strategy=f"strategies/{strategy}",
+        parameters=parameters,
+        starting_balances=[common_pb2.Money(currency=c, amount=a) for c, a in balances],
+        account_type=account_type,  # type: ignore[arg-type]
+        bar_interval=Duration(seconds=bar_seconds),
+    )
+
+
+def worker_pids(app: ServiceApp) -> dict[str, int]:
+    """Return the pid of the worker process running each run."""
+    servicer = app.components.registrations[0].servicer
+    runs = servicer._runs  # type: ignore[attr-defined]
+    assert runs.pool is not None
+    return dict(runs.pool.worker_pids())
