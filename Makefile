@@ -1,0 +1,53 @@
+# Tapedeck: `make run` starts the whole stack with demo data; `make test` runs every test.
+# Both do all of their own set-up from nothing: a virtual environment with the locked Python
+# packages, the generated contract code, the npm packages and the web build.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+VENV := .venv
+BOOT := .bootstrap
+UV := $(BOOT)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: run test setup setup-python setup-web lint test-python test-web clean
+
+run: setup
+	$(VENV)/bin/tapedeck --demo
+
+test: setup lint test-web test-python
+
+setup: setup-python setup-web
+
+$(UV):
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+setup-python: $(UV)
+	$(UV) sync --frozen --all-packages --python $(PYTHON) --quiet
+	bash scripts/codegen-python.sh
+
+setup-web: setup-python
+	cd gateway/web && npm ci --no-audit --no-fund --loglevel=error
+	$(VENV)/bin/buf generate
+	cd gateway/web && npm run --silent build
+
+lint:
+	$(VENV)/bin/buf lint
+	bash scripts/buf-breaking.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd gateway/web && npx --no-install tsc --noEmit
+
+test-web:
+	cd gateway/web && npm test --silent
+
+test-python:
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(BOOT) gateway/web/node_modules gateway/web/dist gateway/web/src/gen services/common/src/tapedeck

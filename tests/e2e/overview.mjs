@@ -1,0 +1,23 @@
+// Opens the app through Envoy with the launcher's token link and checks every service answers.
+import assert from "node:assert/strict";
+import { withPage } from "./browser.mjs";
+
+const [url] = process.argv.slice(2);
+await withPage(async (page, screenshot) => {
+  await page.goto(url);
+  // The token leaves the address bar once stored.
+  await page.waitForFunction(() => !window.location.hash.includes("token="));
+  for (const service of ["backtest", "wallets", "live"]) {
+    const row = page.locator(`tr[data-service="${service}"]`);
+    await row.waitFor();
+    await page.waitForFunction(
+      (name) => document.querySelector(`tr[data-service="${name}"]`)?.dataset.state !== undefined,
+      service,
+    );
+    const state = await row.getAttribute("data-state");
+    const text = await row.innerText();
+    assert.equal(state, "up", `${service}: ${text}`);
+  }
+  assert.equal(await page.locator("#identity").innerText(), "signed in");
+  await screenshot("overview");
+});
