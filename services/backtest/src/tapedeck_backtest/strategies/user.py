@@ -83,7 +83,7 @@ def load_user_strategies(paths: Sequence[Path]) -> list[StrategyDefinition]:
             if module.__file__ is None or Path(module.__file__).resolve() != file.resolve():
                 logger.error(
                     "user strategy module is shadowed by another module of the same name",
-                    extra={"path": str(file), "module": file.stem},
+                    extra={"path": str(file), "module_name": file.stem},
                 )
                 continue
             definition = getattr(module, ENTRY, None)
