@@ -17,32 +17,50 @@ class ServiceSettings(BaseSettings):
     """Settings shared by the three services; fields read `<PREFIX>_<FIELD>` from the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TAPEDECK_", extra="ignore", frozen=True, validate_by_name=True
+        env_prefix="TAPEDECK_",
+        extra="ignore",
+        frozen=True,
+        validate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     host: str = "127.0.0.1"
+    """Interface the gRPC server binds to."""
     port: int = Field(default=50051, ge=0, le=65535)
+    """Port of the gRPC server (0 picks a free one)."""
     environment: Environment = Field(
         default="development",
         validation_alias=AliasChoices("TAPEDECK_ENV", "TAPEDECK_ENVIRONMENT"),
     )
+    """`development` or `production`; production refuses to start without a tokens file."""
     data_dir: Path = Field(default=Path("var"), validation_alias=AliasChoices("TAPEDECK_DATA_DIR"))
+    """Directory for SQLite files, catalogs, results, logs and tokens."""
     database_url: str | None = None
+    """SQLAlchemy URL; unset means a SQLite file in the data directory; postgresql://... uses asyncpg."""
     db_pool_size: int = Field(default=10, ge=1)
+    """PostgreSQL connections kept in the pool."""
     db_max_overflow: int = Field(default=10, ge=0)
+    """Extra PostgreSQL connections allowed above the pool size under load."""
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Seconds to wait for a pooled connection before failing the request."""
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    """Seconds after which a pooled connection is replaced (-1: never)."""
     db_pool_pre_ping: bool = True
+    """Check that a pooled connection is alive before using it."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("TAPEDECK_LOG_LEVEL")
     )
+    """Level of the JSON logs on stdout."""
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
+    """Seconds in-flight calls get to finish after SIGTERM."""
     tokens_file: Path | None = Field(
         default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
     )
+    """JSON file of bearer tokens and roles; without it (development only) authentication is off."""
     service_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TAPEDECK_SERVICE_TOKEN")
     )
+    """This service's own bearer token for its calls to the other services."""
 
     @field_validator("database_url")
     @classmethod
