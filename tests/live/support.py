@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.runtime import ServiceApp
 from tapedeck_live import server
 from tapedeck_live.settings import LiveSettings
+from tests.support import eventually
 
 BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 
@@ -79,3 +85,59 @@ def event(
 def block(event_id: str, *, reason: str, **fields: Any) -> live_pb2.Event:
     """Build a trade_blocked event."""
     return event(event_id, type=live_pb2.EVENT_TYPE_TRADE_BLOCKED, reason=reason, **fields)
+
+
+@dataclass
+class LiveProcess:
+    """A live service running as its own process (`python -m tapedeck_live`)."""
+
+    process: asyncio.subprocess.Process
+    port: int
+    log: Path
+
+
+@asynccontextmanager
+async def live_process(
+    database_url: str, directory: Path, **env: str
+) -> AsyncIterator[LiveProcess]:
+    """Start `python -m tapedeck_live` on a free port, yield it once it listens, then SIGTERM it."""
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a test helper, once
+    log = directory / "live.log"
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LIVE_", "TAPEDECK_"))},
+        "LIVE_DATABASE_URL": database_url,
+        "LIVE_PORT": "0",
+        "TAPEDECK_DATA_DIR": str(directory),
+        "TAPEDECK_ENV": "development",
+        **env,
+    }
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tapedeck_live",
+            env=environment,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+
+        async def listening() -> int | None:
+            assert process.returncode is None, log.read_text()
+            for line in log.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if entry.get("message") == "listening":
+                        return int(entry["address"].rsplit(":", 1)[1])
+            return None
+
+        port = await eventually(listening, timeout=30, message="live process listening")
+        yield LiveProcess(process=process, port=port, log=log)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

@@ -50,6 +50,7 @@ class EventRow(Base):
         Index("ix_events_symbol_sequence", "symbol", "sequence"),
         Index("ix_events_reason_sequence", "reason", "sequence"),
         Index("ix_events_ts_sequence", "ts_ns", "sequence"),
+        _blocks_index("ix_blocks_sequence", "sequence"),
         _blocks_index("ix_blocks_reason_sequence", "reason", "sequence"),
         _blocks_index("ix_blocks_run_sequence", "run_id", "sequence"),
         _blocks_index("ix_blocks_symbol_sequence", "symbol", "sequence"),

@@ -45,15 +45,17 @@ def upgrade() -> None:
     op.create_index("ix_events_symbol_sequence", "events", ["symbol", "sequence"])
     op.create_index("ix_events_reason_sequence", "events", ["reason", "sequence"])
     op.create_index("ix_events_ts_sequence", "events", ["ts_ns", "sequence"])
-    for name, column in (
-        ("ix_blocks_reason_sequence", "reason"),
-        ("ix_blocks_run_sequence", "run_id"),
-        ("ix_blocks_symbol_sequence", "symbol"),
+    # Partial indexes for the trade_blocked view: only blocks pay for them on append.
+    for name, columns in (
+        ("ix_blocks_sequence", ["sequence"]),
+        ("ix_blocks_reason_sequence", ["reason", "sequence"]),
+        ("ix_blocks_run_sequence", ["run_id", "sequence"]),
+        ("ix_blocks_symbol_sequence", ["symbol", "sequence"]),
     ):
         op.create_index(
             name,
             "events",
-            [column, "sequence"],
+            columns,
             postgresql_where=BLOCKED,
             sqlite_where=BLOCKED,
         )
