@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import Service, running_service, spec, worker_pids
+from tests.support import eventually
 
 
 async def test_backtest_runs_to_succeeded_with_stats_and_progress(database_url, data_dir):
@@ -31,3 +40,247 @@ async def test_backtest_runs_to_succeeded_with_stats_and_progress(database_url, 
         assert final.stats.fill_count > 0
         assert final.stats.trade_count > 0
         assert final.content_version.startswith("succeeded-")
+
+
+def slow_spec(dataset: str, *, sleep_seconds: float = 0.02) -> pb.BacktestSpec:
+    return spec(
+        dataset,
+        strategy="slow_cross",
+        parameters={"sleep_seconds": pb.ParameterValue(double_value=sleep_seconds)},
+    )
+
+
+async def running_with_progress(service: Service, name: str) -> pb.Backtest:
+    async def probe() -> pb.Backtest | None:
+        reply = await service.stub.GetBacktest(pb.GetBacktestRequest(name=name))
+        run = reply.backtest
+        if run.state == pb.BACKTEST_STATE_RUNNING and run.progress.percent > 0:
+            return run
+        assert run.state in (pb.BACKTEST_STATE_QUEUED, pb.BACKTEST_STATE_RUNNING), run
+        return None
+
+    return await eventually(probe, timeout=30, message="run RUNNING with progress")
+
+
+def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found: dict[str, str] = {}
+    for detail in status.details:
+        request = error_details_pb2.BadRequest()
+        if detail.Unpack(request):
+            found.update({v.field: v.description for v in request.field_violations})
+    return found
+
+
+async def test_same_spec_returns_the_finished_run_as_cached(database_url, data_dir):
+    async with running_service(database_url, data_dir) as service:
+        dataset = await service.import_trades()
+        first = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        finished = await service.wait(first.backtest.name)
+        assert finished.state == pb.BACKTEST_STATE_SUCCEEDED, finished.error_message
+
+        again = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        assert again.cached
+        assert again.backtest.name == first.backtest.name
+        assert again.backtest.content_version == finished.content_version
+        assert again.backtest.spec_hash == finished.spec_hash
+
+        other = spec(dataset)
+        other.parameters["slow_period"].int_value = 16
+        different = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=other))
+        assert not different.cached
+        assert different.backtest.name != first.backtest.name
+        assert different.backtest.spec_hash != finished.spec_hash
+
+
+async def test_cancel_stops_a_running_run_within_a_second(database_url, data_dir):
+    async with running_service(database_url, data_dir) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset))
+        )
+        name = created.backtest.name
+        await running_with_progress(service, name)
+        run_id = name.split("/")[1]
+        assert run_id in worker_pids(service.app)
+
+        cancelled_at = time.monotonic()
+        reply = await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=name))
+        assert reply.backtest.state == pb.BACKTEST_STATE_CANCELLED
+
+        async def worker_released() -> bool:
+            return run_id not in worker_pids(service.app)
+
+        await eventually(worker_released, timeout=1.5, interval=0.02, message="engine stopped")
+        assert time.monotonic() - cancelled_at < 1.5
+        final = await service.wait(name)
+        assert final.state == pb.BACKTEST_STATE_CANCELLED
+        assert final.progress.percent < 100
+        assert final.content_version.startswith("cancelled-")
+
+
+async def test_a_killed_worker_fails_the_run_with_the_reason(database_url, data_dir):
+    async with running_service(database_url, data_dir, run_max_attempts=1) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset))
+        )
+        name = created.backtest.name
+        await running_with_progress(service, name)
+        os.kill(worker_pids(service.app)[name.split("/")[1]], signal.SIGKILL)
+
+        final = await service.wait(name)
+        assert final.state == pb.BACKTEST_STATE_FAILED
+        assert "exited with code -9 during the run" in final.error_message
+
+        # The pool replaces the dead process: the next run still succeeds.
+        fresh = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        assert (await service.wait(fresh.backtest.name)).state == pb.BACKTEST_STATE_SUCCEEDED
+
+
+async def test_a_killed_worker_run_is_rerun_to_success(database_url, data_dir):
+    async with running_service(database_url, data_dir, run_max_attempts=2) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=0.01))
+        )
+        name = created.backtest.name
+        await running_with_progress(service, name)
+        os.kill(worker_pids(service.app)[name.split("/")[1]], signal.SIGKILL)
+
+        final = await service.wait(name)
+        assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+        assert final.stats.fill_count > 0
+
+
+async def test_an_engine_error_fails_the_run_with_its_message(database_url, data_dir):
+    async with running_service(database_url, data_dir) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(
+                spec=spec(
+                    dataset,
+                    strategy="exploding",
+                    parameters={"explode_at": pb.ParameterValue(int_value=5)},
+                )
+            )
+        )
+        final = await service.wait(created.backtest.name)
+        assert final.state == pb.BACKTEST_STATE_FAILED
+        assert "RuntimeError: boom at bar 5" in final.error_message
+        assert "Traceback" not in final.error_message
+
+
+async def test_a_run_left_running_by_a_dead_service_is_recovered_at_start(database_url, data_dir):
+    async with running_service(database_url, data_dir, workers=0) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+    run_id = created.backtest.name.split("/")[1]
+    # What a service killed mid-run leaves behind: RUNNING, owned by it, lease long expired.
+    engine = create_async_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE backtests SET state = 'RUNNING', owner = 'dead-host-1', attempts = 1,"
+                " heartbeat_time = :old WHERE id = :id"
+            ),
+            {"old": datetime.now(UTC) - timedelta(hours=1), "id": run_id},
+        )
+    await engine.dispose()
+
+    async with running_service(database_url, data_dir, workers=1) as service:
+        final = await service.wait(created.backtest.name)
+        assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+
+
+async def test_watch_streams_progress_then_the_final_state(database_url, data_dir):
+    async with running_service(database_url, data_dir) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=0.01))
+        )
+        updates = [
+            message.backtest
+            async for message in service.stub.WatchBacktest(
+                pb.WatchBacktestRequest(name=created.backtest.name), timeout=60
+            )
+        ]
+        running = [u for u in updates if u.state == pb.BACKTEST_STATE_RUNNING]
+        percents = [u.progress.percent for u in running]
+        assert len(percents) >= 2
+        assert percents == sorted(percents)
+        assert any(u.progress.events_per_second > 0 for u in running)
+        assert any(u.progress.eta.ToNanoseconds() > 0 for u in running)
+        assert updates[-1].state == pb.BACKTEST_STATE_SUCCEEDED
+
+
+async def test_create_refuses_bad_specs_naming_the_field(database_url, data_dir):
+    async with running_service(database_url, data_dir, workers=0) as service:
+        dataset = await service.import_trades()
+        cases = []
+        bad_strategy = spec(dataset, strategy="nope")
+        cases.append((bad_strategy, "spec.strategy"))
+        unknown_parameter = spec(dataset)
+        unknown_parameter.parameters["nope"].int_value = 1
+        cases.append((unknown_parameter, "spec.parameters[nope]"))
+        inverted = spec(dataset)
+        inverted.parameters["fast_period"].int_value = 40
+        cases.append((inverted, "spec.parameters[fast_period]"))
+        wrong_type = spec(dataset)
+        wrong_type.parameters["fast_period"].string_value = "fast"
+        cases.append((wrong_type, "spec.parameters[fast_period]"))
+        euro = spec(dataset, balances=(("EUR", "100"),))
+        cases.append((euro, "spec.starting_balances[0].currency"))
+        negative = spec(dataset, balances=(("USDT", "-5"),))
+        cases.append((negative, "spec.starting_balances[0].amount"))
+        no_money = spec(dataset, balances=())
+        cases.append((no_money, "spec.starting_balances"))
+        outside = spec(dataset)
+        outside.time_range.start_time.FromSeconds(100)
+        outside.time_range.end_time.FromSeconds(200)
+        cases.append((outside, "spec.time_range"))
+        odd_interval = spec(dataset)
+        odd_interval.bar_interval.nanos = 5
+        cases.append((odd_interval, "spec.bar_interval"))
+        bad_name = spec("datasets/../etc")
+        cases.append((bad_name, "spec.dataset"))
+        for bad, field in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=bad))
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+            assert field in violations(raised.value), (field, violations(raised.value))
+
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await service.stub.CreateBacktest(
+                pb.CreateBacktestRequest(spec=spec("datasets/missing"))
+            )
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await service.stub.GetBacktest(pb.GetBacktestRequest(name="backtests/missing"))
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+        listed = await service.stub.ListBacktests(pb.ListBacktestsRequest())
+        assert list(listed.backtests) == []
+
+
+async def test_list_backtests_pages_newest_first_and_filters_by_state(database_url, data_dir):
+    async with running_service(database_url, data_dir, workers=0) as service:
+        dataset = await service.import_trades()
+        names = []
+        for slow in (16, 17, 18):
+            request = spec(dataset)
+            request.parameters["slow_period"].int_value = slow
+            created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=request))
+            names.append(created.backtest.name)
+        await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=names[0]))
+
+        first = await service.stub.ListBacktests(pb.ListBacktestsRequest(page_size=2))
+        second = await service.stub.ListBacktests(
+            pb.ListBacktestsRequest(page_size=2, page_token=first.next_page_token)
+        )
+        assert [b.name for b in first.backtests] + [b.name for b in second.backtests] == names[::-1]
+        assert second.next_page_token == ""
+        queued = await service.stub.ListBacktests(
+            pb.ListBacktestsRequest(states=[pb.BACKTEST_STATE_QUEUED])
+        )
+        assert [b.name for b in queued.backtests] == names[:0:-1]

@@ -1,19 +1,21 @@
-"""One NautilusTrader BacktestEngine inside a worker process: load, run in slices, write results.
+"""One NautilusTrader BacktestEngine inside a worker process: load, run, write results.
 
 Runs inside a worker process only (NautilusTrader configures logging once per process and allows
-one engine per process). The engine runs the window in consecutive slices of about
-`SLICE_EVENTS` events (`run(start, end, streaming=True)` resumes where the last slice stopped),
-so between slices it reports progress and checks the cancel flag: a cancel stops a run within
-one slice, well under a second. A worker keeps its loaded engine for the next run on the same
-data and venue (a sweep's points): `reset()` keeps data and instruments, so each worker loads a
-sweep's data once.
+one engine per process). The window's data is fed to the engine through `add_data_iterator` as a
+generator of chunks, sized to about `CHUNK_SECONDS` of engine time each: every time the engine
+asks for the next chunk the generator reports progress and checks the cancel flag, so a cancel
+stops a run within about a chunk, well under a second, at no cost per event (running the window
+as many `run(start, end)` slices instead rescans the engine's data list from the start on every
+slice, which is quadratic). A cancelled run ends cleanly (the generator stops early), so the
+engine stays reusable. A worker keeps its loaded engine for the next run on the same data and
+venue (a sweep's points): `reset()` keeps instruments, and the data stay in the worker's memory.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +37,9 @@ from tapedeck_backtest.instruments import InstrumentKind
 from tapedeck_backtest.runs import AccountKind, Progress, RunSpec, Stats
 from tapedeck_backtest.strategies import load_registry
 
-SLICE_EVENTS = 20_000
+CHUNK_SECONDS = 0.1
+FIRST_CHUNK_EVENTS = 2_000
+MAX_CHUNK_EVENTS = 250_000
 PROGRESS_INTERVAL_SECONDS = 0.2
 
 
@@ -82,7 +86,7 @@ class LoadedEngine:
     key: str
     engine: Any
     venue: Any
-    event_times: np.ndarray[Any, np.dtype[np.int64]]
+    data: list[Any]  # the window's data objects; the engine holds only the first one
     prices: results.PriceSeries
     minute_bars: results.Candles | None  # BARS datasets: the stored bars keyed by open time
     load_seconds: float
@@ -133,14 +137,15 @@ def load_engine(job: RunJob) -> LoadedEngine:
         bar_execution=source.kind is DataKind.BARS,
     )
     engine.add_instrument(instrument)
-    engine.add_data(data, sort=False)  # the catalog returns the window in time order
-    event_times = np.fromiter((d.ts_init for d in data), dtype=np.int64, count=len(data))
+    # The first element goes in through add_data, which registers the venue's market data
+    # client and the subscriptions it serves; the rest streams through `_chunks` per run.
+    engine.add_data(data[:1], sort=False)
     prices, minute_bars = _price_series(source, spec, instrument.price_precision)
     return LoadedEngine(
         key=job.engine_key,
         engine=engine,
         venue=venue,
-        event_times=event_times,
+        data=data,
         prices=prices,
         minute_bars=minute_bars,
         load_seconds=time.perf_counter() - started,
@@ -159,30 +164,39 @@ def execute(
     engine, spec = loaded.engine, job.spec
     engine.add_strategy(build_strategy(job))
     started = time.perf_counter()
-    last_report = 0.0
-    times = loaded.event_times
     span = max(spec.end_ns - spec.start_ns, 1)
-    slice_start = spec.start_ns
-    position = 0
-    while True:
-        position = min(position + SLICE_EVENTS, times.size) - 1
-        slice_end = spec.end_ns if position >= times.size - 1 else int(times[position])
-        slice_end = min(slice_end, spec.end_ns)
-        engine.run(start=slice_start, end=slice_end, streaming=True)
-        # Every event at slice_end ran in this slice; skip past them for the next.
-        position = int(np.searchsorted(times, slice_end, side="right"))
-        done = slice_end >= spec.end_ns or position >= times.size
-        elapsed = time.perf_counter() - started
-        if cancel.is_set():
-            engine.end()
-            raise RunCancelled
-        if done or elapsed - last_report >= PROGRESS_INTERVAL_SECONDS:
-            last_report = elapsed
-            report(_progress(engine.iteration, elapsed, slice_end, spec.start_ns, span))
-        if done:
-            break
-        slice_start = slice_end + 1
-    engine.end()
+    cancelled = False
+
+    def chunks() -> Iterator[list[Any]]:
+        nonlocal cancelled
+        data = loaded.data
+        position, size = 1, FIRST_CHUNK_EVENTS
+        last_report = asked = time.perf_counter()
+        while position < len(data):
+            now = time.perf_counter()
+            if cancel.is_set():
+                cancelled = True
+                return  # the engine sees the end of its data and finishes cleanly
+            if now - last_report >= PROGRESS_INTERVAL_SECONDS:
+                last_report = now
+                simulated = data[position].ts_init
+                report(_progress(engine.iteration, now - started, simulated, spec.start_ns, span))
+            # Size the next chunk from how long the engine took over the last one.
+            took = max(now - asked, 1e-6)
+            if position > 1:
+                size = int(min(max(size * CHUNK_SECONDS / took, 100), MAX_CHUNK_EVENTS))
+            chunk = data[position : position + size]
+            position += len(chunk)
+            asked = time.perf_counter()
+            yield chunk
+
+    engine.add_data_iterator("tapedeck_run", chunks())
+    engine.run(start=spec.start_ns, end=spec.end_ns)
+    if cancelled:
+        raise RunCancelled
+    report(
+        _progress(engine.iteration, time.perf_counter() - started, spec.end_ns, spec.start_ns, span)
+    )
     run_seconds = time.perf_counter() - started
     fills = results.fills_from_report(engine.trader.generate_fills_report())
     positions = engine.trader.generate_positions_report()
