@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 ABANDONED = "the service running this reconciliation stopped before it finished; start a new one"
 STOPPED = "the service stopped before this reconciliation finished; start a new one"
 _WATCH_POLL_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -66,6 +69,7 @@ class Reconciler:
         self._jobs: dict[str, _Job] = {}
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> None:
         """Fail jobs whose owner is gone, then keep leases and keep looking for abandoned jobs."""
@@ -84,6 +88,7 @@ class Reconciler:
         await asyncio.gather(
             *(j.task for j in jobs.values() if j.task is not None), return_exceptions=True
         )
+        await asyncio.gather(*self._writes, return_exceptions=True)
         if jobs:
             async with self._sessions.begin() as session:
                 for reconciliation_id in jobs:
@@ -136,15 +141,36 @@ class Reconciler:
         )
         return reconciliation
 
+    async def _durable(self, work: Coroutine[Any, Any, T]) -> T:
+        # A cancelled job must not abandon a transaction half way: on SQLite that leaves the
+        # write lock held. The write finishes in its own task; stop() waits for it.
+        task = asyncio.ensure_future(work)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return await asyncio.shield(task)
+
+    async def _start_job(self, reconciliation_id: str, job: _Job) -> dict[str, Wallet]:
+        async with self._sessions.begin() as session:
+            await repository.mark_running(
+                session=session, reconciliation_id=reconciliation_id, now=_now()
+            )
+            return await repository.get_wallets(session=session, wallet_ids=job.request.wallet_ids)
+
+    async def _finish(
+        self, reconciliation_id: str, state: ReconciliationState, error_message: str
+    ) -> None:
+        async with self._sessions.begin() as session:
+            await repository.finish_reconciliation(
+                session=session,
+                reconciliation_id=reconciliation_id,
+                state=state,
+                error_message=error_message,
+                now=_now(),
+            )
+
     async def _run(self, reconciliation_id: str, job: _Job) -> None:
         try:
-            async with self._sessions.begin() as session:
-                await repository.mark_running(
-                    session=session, reconciliation_id=reconciliation_id, now=_now()
-                )
-                wallets = await repository.get_wallets(
-                    session=session, wallet_ids=job.request.wallet_ids
-                )
+            wallets = await self._durable(self._start_job(reconciliation_id, job))
             self._notify(reconciliation_id)
             await asyncio.gather(
                 *(
@@ -154,28 +180,20 @@ class Reconciler:
                     for wallet_id in job.request.wallet_ids
                 )
             )
-            async with self._sessions.begin() as session:
-                await repository.finish_reconciliation(
-                    session=session,
-                    reconciliation_id=reconciliation_id,
-                    state=ReconciliationState.SUCCEEDED,
-                    error_message="",
-                    now=_now(),
-                )
+            await self._durable(self._finish(reconciliation_id, ReconciliationState.SUCCEEDED, ""))
         except asyncio.CancelledError:
             raise
         except Exception as error:
             reference = uuid.uuid4().hex[:12]
             logger.exception("reconciliation %s failed (ref %s)", reconciliation_id, reference)
             with contextlib.suppress(Exception):
-                async with self._sessions.begin() as session:
-                    await repository.finish_reconciliation(
-                        session=session,
-                        reconciliation_id=reconciliation_id,
-                        state=ReconciliationState.FAILED,
-                        error_message=f"internal error (ref {reference}): {type(error).__name__}",
-                        now=_now(),
+                await self._durable(
+                    self._finish(
+                        reconciliation_id,
+                        ReconciliationState.FAILED,
+                        f"internal error (ref {reference}): {type(error).__name__}",
                     )
+                )
         finally:
             self._jobs.pop(reconciliation_id, None)
             self._notify(reconciliation_id)
@@ -228,37 +246,47 @@ class Reconciler:
     ) -> None:
         # One writer per job at a time, so seq order is commit order and watchers never skip one.
         async with job.write_lock:
-            async with self._sessions.begin() as session:
-                adopt = None
-                if snapshot is not None:
-                    # Compare against the stored balances as they are now, inside the transaction
-                    # that may replace them, so a concurrent SetBalances is never overwritten blind.
-                    stored = await repository.lock_wallet(
-                        session=session, wallet_id=result.wallet_id
-                    )
-                    diffs = compare(
-                        stored=stored.balances if stored is not None else (),
-                        exchange=snapshot.balances,
-                        threshold=job.request.threshold,
-                    )
-                    mismatched = any(d.beyond_threshold for d in diffs)
-                    result = replace(
-                        result,
-                        diffs=diffs,
-                        status=WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED,
-                    )
-                    if mismatched and job.request.adopt_exchange_balances and stored is not None:
-                        adopt = adopted_balances(snapshot.balances)
-                result = replace(result, seq=job.next_seq)
-                await repository.add_result(
-                    session=session,
-                    reconciliation_id=reconciliation_id,
-                    result=result,
-                    adopt=adopt,
-                    now=_now(),
+            await self._durable(
+                self._write_result(
+                    reconciliation_id, job, replace(result, seq=job.next_seq), snapshot
                 )
+            )
             job.next_seq += 1
         self._notify(reconciliation_id)
+
+    async def _write_result(
+        self,
+        reconciliation_id: str,
+        job: _Job,
+        result: WalletResult,
+        snapshot: ExchangeSnapshot | None,
+    ) -> None:
+        async with self._sessions.begin() as session:
+            adopt = None
+            if snapshot is not None:
+                # Compare against the stored balances as they are now, inside the transaction
+                # that may replace them, so a concurrent SetBalances is never overwritten blind.
+                stored = await repository.lock_wallet(session=session, wallet_id=result.wallet_id)
+                diffs = compare(
+                    stored=stored.balances if stored is not None else (),
+                    exchange=snapshot.balances,
+                    threshold=job.request.threshold,
+                )
+                mismatched = any(d.beyond_threshold for d in diffs)
+                result = replace(
+                    result,
+                    diffs=diffs,
+                    status=WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED,
+                )
+                if mismatched and job.request.adopt_exchange_balances and stored is not None:
+                    adopt = adopted_balances(snapshot.balances)
+            await repository.add_result(
+                session=session,
+                reconciliation_id=reconciliation_id,
+                result=result,
+                adopt=adopt,
+                now=_now(),
+            )
 
     def _notify(self, reconciliation_id: str) -> None:
         for event in self._watchers.get(reconciliation_id, ()):
@@ -304,13 +332,16 @@ class Reconciler:
         while True:
             await asyncio.sleep(self._lease / 3)
             try:
-                async with self._sessions.begin() as session:
-                    await repository.renew_leases(
-                        session=session, reconciliation_ids=list(self._jobs), now=_now()
-                    )
-                await self._fail_abandoned()
+                await self._durable(self._renew_leases())
+                await self._durable(self._fail_abandoned())
             except Exception:
                 logger.exception("renewing reconciliation leases failed")
+
+    async def _renew_leases(self) -> None:
+        async with self._sessions.begin() as session:
+            await repository.renew_leases(
+                session=session, reconciliation_ids=list(self._jobs), now=_now()
+            )
 
     async def _fail_abandoned(self) -> None:
         now = _now()

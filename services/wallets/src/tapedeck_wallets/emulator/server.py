@@ -127,9 +127,11 @@ class CoinbaseEmulator:
         app.router.add_delete("/_emulator/faults", self._clear_faults)
         app.router.add_put("/_emulator/portfolios/{portfolio}/balances", self._put_balances)
         # Handlers are cancelled when the client goes away, so a hung request ends with it.
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
         server = site._server
         assert server is not None

@@ -1,0 +1,358 @@
+"""Reconciliation as a background job against the emulated exchange."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import grpc
+import pytest
+from sqlalchemy import insert
+
+from tapedeck.wallets.v1 import wallets_pb2
+from tapedeck_wallets.emulator import Fault, FaultKind
+from tapedeck_wallets.models import ReconciliationRow
+from tapedeck_wallets.reconcile import ABANDONED, STOPPED
+from tests.support import eventually
+from tests.wallets.harness import field_violations
+
+SUCCEEDED = wallets_pb2.RECONCILIATION_STATE_SUCCEEDED
+FAILED = wallets_pb2.RECONCILIATION_STATE_FAILED
+MATCHED = wallets_pb2.WALLET_STATUS_MATCHED
+MISMATCHED = wallets_pb2.WALLET_STATUS_MISMATCHED
+EXCHANGE_ERROR = wallets_pb2.WALLET_STATUS_EXCHANGE_ERROR
+
+
+def _diffs(result: wallets_pb2.WalletReconciliation) -> dict[str, tuple[str, str, str, bool]]:
+    return {
+        d.asset: (d.stored_total, d.exchange_total, d.difference, d.beyond_threshold)
+        for d in result.diffs
+    }
+
+
+def _stored(wallet: wallets_pb2.Wallet) -> dict[str, tuple[str, str]]:
+    return {b.asset: (b.available, b.hold) for b in wallet.balances}
+
+
+async def test_reconciliation_reports_matched_and_mismatched_wallets(service):
+    async with service() as svc:
+        same = await svc.create_wallet(
+            "same",
+            balances={"ETH": ("10.123456789012345678", "0")},
+            exchange_balances={"ETH": ("10.123456789012345678", "0"), "DOGE": ("0", "0")},
+        )
+        close = await svc.create_wallet(
+            "close", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1.00000001", "0")}
+        )
+        off = await svc.create_wallet(
+            "off",
+            balances={"BTC": ("1.5", "0"), "USD": ("10", "0")},
+            exchange_balances={"BTC": ("1.25", "0.25"), "SOL": ("3", "0")},
+        )
+        started = await svc.reconcile(threshold="0.0001")
+        assert started.state in (
+            wallets_pb2.RECONCILIATION_STATE_QUEUED,
+            wallets_pb2.RECONCILIATION_STATE_RUNNING,
+        )
+        assert started.threshold == "0.0001"
+        report = await svc.finished(started.name)
+        after = {
+            w.display_name: _stored(w)
+            for w in (await svc.stub.ListWallets(wallets_pb2.ListWalletsRequest())).wallets
+        }
+    assert report.state == SUCCEEDED
+    assert sorted(report.wallets) == sorted([same.name, close.name, off.name])
+    assert (report.matched_count, report.mismatched_count, report.error_count) == (2, 1, 0)
+    results = {r.display_name: r for r in report.results}
+    assert results["same"].status == MATCHED
+    assert _diffs(results["same"]) == {
+        "ETH": ("10.123456789012345678", "10.123456789012345678", "0", False)
+    }
+    assert results["close"].status == MATCHED
+    assert _diffs(results["close"]) == {"BTC": ("1", "1.00000001", "0.00000001", False)}
+    assert results["off"].status == MISMATCHED
+    assert _diffs(results["off"]) == {
+        "BTC": ("1.5", "1.5", "0", False),
+        "SOL": ("0", "3", "3", True),
+        "USD": ("10", "0", "-10", True),
+    }
+    assert not any(r.adopted for r in report.results)
+    assert all(r.fetch_time.seconds > 0 for r in report.results)
+    assert report.end_time.ToNanoseconds() >= report.create_time.ToNanoseconds()
+    # Reconciliation alone never writes balances.
+    assert after["off"] == {"BTC": ("1.5", "0"), "USD": ("10", "0")}
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        (Fault(FaultKind.SERVER_ERROR, status=503), wallets_pb2.EXCHANGE_ERROR_KIND_UNAVAILABLE),
+        (Fault(FaultKind.SERVER_ERROR, status=500), wallets_pb2.EXCHANGE_ERROR_KIND_UNAVAILABLE),
+        (Fault(FaultKind.RATE_LIMIT, seconds=30), wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED),
+        (Fault(FaultKind.MALFORMED), wallets_pb2.EXCHANGE_ERROR_KIND_BAD_RESPONSE),
+        (Fault(FaultKind.EMPTY), wallets_pb2.EXCHANGE_ERROR_KIND_BAD_RESPONSE),
+        (Fault(FaultKind.DROP), wallets_pb2.EXCHANGE_ERROR_KIND_UNAVAILABLE),
+        (Fault(FaultKind.HANG), wallets_pb2.EXCHANGE_ERROR_KIND_TIMEOUT),
+    ],
+    ids=lambda v: v.kind.value + str(v.status) if isinstance(v, Fault) else str(v),
+)
+async def test_each_exchange_fault_gives_its_kind_and_leaves_balances_untouched(
+    service, exchange, fault, kind
+):
+    async with service(exchange_timeout_seconds=0.5) as svc:
+        healthy = await svc.create_wallet(
+            "healthy", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("2", "0")}
+        )
+        broken = await svc.create_wallet(
+            "broken", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("2", "0")}
+        )
+        exchange.emulator.inject(fault, portfolio=broken.account_ref)
+        report = await svc.finished((await svc.reconcile(adopt=True)).name)
+        stored = (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=broken.name))).wallet
+    results = {r.wallet: r for r in report.results}
+    assert results[broken.name].status == EXCHANGE_ERROR
+    assert results[broken.name].error_kind == kind
+    assert results[broken.name].error_message != ""
+    assert not results[broken.name].adopted
+    assert list(results[broken.name].diffs) == []
+    assert _stored(stored) == {"BTC": ("1", "0")}
+    # The other wallet is unaffected by its neighbour's fault.
+    assert results[healthy.name].status == MISMATCHED
+    assert results[healthy.name].adopted
+    assert report.error_count == 1
+
+
+async def test_refused_or_missing_credentials_are_authentication_errors(service, exchange):
+    async with service() as svc:
+        stranger = await svc.create_wallet("stranger")
+        # The key exists in our secrets but the exchange does not know it.
+        exchange.emulator._by_key.clear()
+        missing_pid, _ = exchange.portfolio({})
+        missing = (
+            await svc.stub.CreateWallet(
+                wallets_pb2.CreateWalletRequest(
+                    wallet=wallets_pb2.Wallet(
+                        display_name="missing",
+                        exchange="coinbase",
+                        account_ref=missing_pid,
+                        credentials_ref="NOT_CONFIGURED_ANYWHERE",
+                    )
+                )
+            )
+        ).wallet
+        report = await svc.finished((await svc.reconcile()).name)
+    results = {r.wallet: r for r in report.results}
+    for wallet in (stranger, missing):
+        assert results[wallet.name].error_kind == wallets_pb2.EXCHANGE_ERROR_KIND_AUTHENTICATION
+    assert "NOT_CONFIGURED_ANYWHERE" in results[missing.name].error_message
+    assert "PRIVATE KEY" not in str(report)
+
+
+async def test_a_hung_exchange_ends_in_a_timeout_and_releases_the_request(service, exchange):
+    async with service(exchange_timeout_seconds=0.3) as svc:
+        wallet = await svc.create_wallet("hung")
+        exchange.emulator.inject(Fault(FaultKind.HANG), portfolio=wallet.account_ref)
+        started = time.monotonic()
+        report = await svc.finished((await svc.reconcile()).name)
+        elapsed = time.monotonic() - started
+
+        async def released() -> bool:
+            return exchange.emulator.hanging == 0
+
+        await eventually(released, timeout=5, message="the hung request was abandoned")
+    assert report.results[0].error_kind == wallets_pb2.EXCHANGE_ERROR_KIND_TIMEOUT
+    assert elapsed < 5  # bounded by the exchange timeout, not by the exchange
+
+
+async def test_adopting_replaces_only_mismatched_wallets_and_is_recorded(service):
+    async with service() as svc:
+        off = await svc.create_wallet(
+            "off",
+            balances={"BTC": ("1", "0"), "USD": ("5", "0")},
+            exchange_balances={"BTC": ("0.75", "0.5"), "ETH": ("10.123456789012345678", "0")},
+        )
+        fine = await svc.create_wallet(
+            "fine", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
+        )
+        started = await svc.reconcile(adopt=True)
+        assert started.adopt_exchange_balances
+        report = await svc.finished(started.name)
+        adopted = (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=off.name))).wallet
+        kept = (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=fine.name))).wallet
+    results = {r.wallet: r for r in report.results}
+    assert report.adopt_exchange_balances
+    assert results[off.name].adopted
+    assert not results[fine.name].adopted
+    assert _stored(adopted) == {"BTC": ("0.75", "0.5"), "ETH": ("10.123456789012345678", "0")}
+    assert _stored(kept) == {"BTC": ("1", "0")}
+    # The report keeps what was compared, before adoption.
+    assert _diffs(results[off.name])["USD"] == ("5", "0", "-5", True)
+
+
+async def test_watch_streams_each_result_then_the_final_report(service, exchange):
+    async with service() as svc:
+        fast = await svc.create_wallet("fast", exchange_balances={"BTC": ("1", "0")})
+        slow = await svc.create_wallet("slow", exchange_balances={"BTC": ("1", "0")})
+        exchange.emulator.inject(Fault(FaultKind.LATENCY, seconds=0.4), portfolio=slow.account_ref)
+        started = await svc.reconcile()
+        updates = [
+            u
+            async for u in svc.stub.WatchReconciliation(
+                wallets_pb2.WatchReconciliationRequest(name=started.name)
+            )
+        ]
+        # Watching a finished job replays the stored results, then the report.
+        replay = [
+            u
+            async for u in svc.stub.WatchReconciliation(
+                wallets_pb2.WatchReconciliationRequest(name=started.name)
+            )
+        ]
+    kinds = [u.WhichOneof("event") for u in updates]
+    assert kinds == ["result", "result", "reconciliation"]
+    assert [u.result.wallet for u in updates[:2]] == [fast.name, slow.name]
+    final = updates[-1].reconciliation
+    assert final.state == SUCCEEDED
+    assert [r.wallet for r in final.results] == [fast.name, slow.name]
+    assert [u.WhichOneof("event") for u in replay] == kinds
+
+
+async def test_watch_deadline_ends_the_call_and_leaves_no_watcher(service, exchange):
+    async with service() as svc:
+        wallet = await svc.create_wallet("slow")
+        exchange.emulator.inject(
+            Fault(FaultKind.LATENCY, seconds=1.5), portfolio=wallet.account_ref
+        )
+        started = await svc.reconcile()
+        begun = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in svc.stub.WatchReconciliation(
+                wallets_pb2.WatchReconciliationRequest(name=started.name), timeout=0.3
+            ):
+                pass
+        elapsed = time.monotonic() - begun
+        reconciler = svc.servicer.reconciler
+
+        async def no_watchers() -> bool:
+            return reconciler.watcher_count(started.name.split("/")[1]) == 0
+
+        await eventually(no_watchers, timeout=5, message="the watch handler ended")
+        # The job itself carries on and finishes on its own.
+        report = await svc.finished(started.name)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert elapsed < 1.2
+    assert report.state == SUCCEEDED
+
+
+async def test_reconcile_validates_its_request(service):
+    async with service() as svc:
+        wallet = await svc.create_wallet("w")
+        cases = [
+            (wallets_pb2.ReconcileWalletsRequest(wallets=["nope"]), "wallets[0]"),
+            (wallets_pb2.ReconcileWalletsRequest(wallets=[wallet.name, wallet.name]), "wallets[1]"),
+            (wallets_pb2.ReconcileWalletsRequest(threshold="abc"), "threshold"),
+            (wallets_pb2.ReconcileWalletsRequest(threshold="-1"), "threshold"),
+        ]
+        for request, field in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await svc.stub.ReconcileWallets(request)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert field in field_violations(caught.value)
+        negative = wallets_pb2.ReconcileWalletsRequest()
+        negative.max_cache_age.seconds = -1
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await svc.stub.ReconcileWallets(negative)
+        assert "max_cache_age" in field_violations(caught.value)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await svc.stub.ReconcileWallets(
+                wallets_pb2.ReconcileWalletsRequest(wallets=["wallets/absent"])
+            )
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        for call, request in [
+            (
+                svc.stub.GetReconciliation,
+                wallets_pb2.GetReconciliationRequest(name="reconciliations/x"),
+            ),
+        ]:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(request)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for _ in svc.stub.WatchReconciliation(
+                wallets_pb2.WatchReconciliationRequest(name="reconciliations/x")
+            ):
+                pass
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_list_reconciliations_pages_newest_first(service):
+    async with service() as svc:
+        await svc.create_wallet("w")
+        names = []
+        for _ in range(5):
+            names.append((await svc.finished((await svc.reconcile()).name)).name)
+        seen, token = [], ""
+        while True:
+            page = await svc.stub.ListReconciliations(
+                wallets_pb2.ListReconciliationsRequest(page_size=2, page_token=token)
+            )
+            assert all(len(r.results) == 0 for r in page.reconciliations)
+            seen += [r.name for r in page.reconciliations]
+            token = page.next_page_token
+            if not token:
+                break
+        future = wallets_pb2.ListReconciliationsRequest()
+        future.time_range.start_time.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+        none = await svc.stub.ListReconciliations(future)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await svc.stub.ListReconciliations(
+                wallets_pb2.ListReconciliationsRequest(page_token="garbage")
+            )
+    assert seen == list(reversed(names))
+    assert list(none.reconciliations) == []
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_job_left_running_by_a_dead_process_is_marked_failed(service):
+    async with service(reconciliation_lease_seconds=0.3) as svc:
+        now = datetime.now(UTC)
+        async with svc.app.engine.begin() as connection:
+            await connection.execute(
+                insert(ReconciliationRow),
+                [
+                    {
+                        "id": "orphan",
+                        "state": "running",
+                        "wallet_ids": [],
+                        "threshold": Decimal(0),
+                        "adopt_exchange_balances": False,
+                        "max_cache_age_seconds": None,
+                        "matched_count": 0,
+                        "mismatched_count": 0,
+                        "error_count": 0,
+                        "requested_by": "test",
+                        "owner": "a-process-that-died",
+                        "heartbeat_time": now - timedelta(minutes=5),
+                        "create_time": now - timedelta(minutes=5),
+                        "end_time": None,
+                        "error_message": "",
+                    }
+                ],
+            )
+        report = await svc.finished("reconciliations/orphan", within=5)
+    assert report.state == FAILED
+    assert report.error_message == ABANDONED
+
+
+async def test_stopping_the_service_fails_its_running_jobs(service, exchange):
+    async with service(exchange_timeout_seconds=30) as svc:
+        wallet = await svc.create_wallet("hung")
+        exchange.emulator.inject(Fault(FaultKind.HANG), portfolio=wallet.account_ref)
+        name = (await svc.reconcile()).name
+    async with service() as svc:
+        report = (
+            await svc.stub.GetReconciliation(wallets_pb2.GetReconciliationRequest(name=name))
+        ).reconciliation
+    assert report.state == FAILED
+    assert report.error_message == STOPPED
