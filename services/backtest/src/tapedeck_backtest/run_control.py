@@ -263,6 +263,7 @@ class Runs:
     ) -> Sweep:
         """Store a sweep and one run per grid point (reusing SUCCEEDED runs with equal specs)."""
         check_axes(axes)
+        self._check_axis_names(request.strategy_id, axes)
         grid = expand_grid(axes)
         sweep_id = new_id()
         async with self._sessions() as session, session.begin():
@@ -296,6 +297,20 @@ class Runs:
             self.pool.notify()
         return await self.get_sweep(sweep_id)
 
+    def _check_axis_names(self, strategy_id: str, axes: list[Axis]) -> None:
+        definition = self._registry.require(strategy_id, field="base_spec.strategy")
+        known = {parameter.name for parameter in definition.parameters}
+        violations = [
+            FieldViolation(
+                f"axes[{index}].name",
+                f"{axis.name!r} is not a parameter of {strategy_id} (known: {sorted(known)})",
+            )
+            for index, axis in enumerate(axes)
+            if axis.name not in known
+        ]
+        if violations:
+            raise InvalidArgument(violations)
+
     def _point_parameters(
         self, request: SpecRequest, point: dict[str, ParameterValue], axes: list[Axis]
     ) -> dict[str, ParameterValue]:
@@ -308,13 +323,13 @@ class Runs:
                 strategy_field="base_spec.strategy",
             )
         except InvalidArgument as error:
-            names = {axis.name: index for index, axis in enumerate(axes)}
             violations = []
             for violation in error.violations:
-                axis_index = next(
-                    (i for name, i in names.items() if violation.field.endswith(name)), None
-                )
-                field = violation.field if axis_index is None else f"axes[{axis_index}].values"
+                field = violation.field
+                for index, axis in enumerate(axes):
+                    if field.endswith(f"[{axis.name}]") and axis.name in point:
+                        position = axis.values.index(point[axis.name])
+                        field = f"axes[{index}].values[{position}]"
                 violations.append(
                     FieldViolation(field, f"{violation.description} (at point {point})")
                 )
