@@ -63,8 +63,9 @@ BAR_SCHEMA = pa.schema(
 DIRECTORY = {DataKind.TRADES: "trade_tick", DataKind.QUOTES: "quote_tick", DataKind.BARS: "bar"}
 SCHEMA = {DataKind.TRADES: TRADE_SCHEMA, DataKind.QUOTES: QUOTE_SCHEMA, DataKind.BARS: BAR_SCHEMA}
 
-# Rows per Parquet row group: the engine's reader streams and prunes by row group.
-ROW_GROUP_ROWS = 65_536
+# Rows per Parquet row group, as ParquetDataCatalog writes them (max_rows_per_group): the
+# engine's reader streams and prunes by row group statistics.
+ROW_GROUP_ROWS = 5_000
 
 _U32 = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
@@ -178,8 +179,10 @@ class CatalogFileWriter:
         self._schema = schema
         directory.mkdir(parents=True, exist_ok=True)
         self._partial = directory / ".partial.parquet"
+        # Dictionary pages buy nothing for 16-byte fixed-point values and cost half the write
+        # time; the data and schema stay exactly what the catalog writes itself.
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            str(self._partial), schema, compression="snappy"
+            str(self._partial), schema, compression="snappy", use_dictionary=False
         )
         self.rows = 0
         self.first_ns: int | None = None
