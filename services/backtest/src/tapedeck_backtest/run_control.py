@@ -95,7 +95,8 @@ class Runs:
             session=session, catalog_dir=self._catalog_dir, dataset_id=dataset_id, field=field
         )
 
-    def _resolve(self, request: SpecRequest, source: DatasetSource, *, field: str) -> RunSpec:
+    def resolve(self, request: SpecRequest, source: DatasetSource, *, field: str) -> RunSpec:
+        """Return the spec with defaults, window and balances resolved, or InvalidArgument."""
         violations: list[FieldViolation] = []
         start = (
             source.start_ns if request.start_ns is None else max(request.start_ns, source.start_ns)
@@ -185,7 +186,7 @@ class Runs:
         """Store a QUEUED run, or return the SUCCEEDED run with the same spec (cached)."""
         async with self._sessions() as session, session.begin():
             source = await self._source(session, request.dataset_id, "spec.dataset")
-            spec = self._resolve(request, source, field="spec")
+            spec = self.resolve(request, source, field="spec")
             digest = spec_hash(spec, dataset_content_hash=_data_identity(source))
             cached = await run_repository.find_succeeded(session=session, spec_hash=digest)
             if cached is not None:
@@ -268,7 +269,7 @@ class Runs:
         sweep_id = new_id()
         async with self._sessions() as session, session.begin():
             source = await self._source(session, request.dataset_id, "base_spec.dataset")
-            base = self._resolve(request, source, field="base_spec")
+            base = self.resolve(request, source, field="base_spec")
             identity = _data_identity(source)
             points: list[tuple[dict[str, object], str]] = []
             by_hash: dict[str, str] = {}

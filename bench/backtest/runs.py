@@ -1,0 +1,211 @@
+"""Run benchmark: N backtests one after another in one process vs the service's worker pool.
+
+Run: `.venv/bin/python -m bench.backtest.runs [--ticks 500000] [--runs 4] [--workers 2]`
+
+Generates trade ticks (a random walk with volatility clustering, 100 ms apart), imports them
+through the real service, then measures in this same run the same N EMA-cross runs (different
+parameters, same data):
+- baseline: one fresh process loads the data once and runs the N backtests sequentially
+  (engine reset between runs), the best a single process can do;
+- pool: the service (in process, SQLite) with `--workers` worker processes, the N runs created as
+  one sweep and watched to the end through gRPC (queue, dispatch, result files, database included).
+Both sides include process start, data load, runs and result files. Prints seconds, ticks/s,
+each side's peak worker RSS, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import resource
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+FAST_PERIODS = (5, 8, 10, 12, 15, 20, 25, 30)
+
+
+def _write_ticks(path: Path, ticks: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    volatility = 0.0002 * np.exp(np.cumsum(rng.normal(0, 0.02, ticks)) * 0.2)
+    price = 40_000 * np.exp(np.cumsum(rng.normal(0, 1, ticks) * volatility))
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2024-01-02", periods=ticks, freq="100ms", tz="UTC"),
+            "price": price.round(2),
+            "size": rng.uniform(0.001, 0.5, ticks).round(6),
+            "side": np.where(rng.integers(0, 2, ticks) == 1, "buy", "sell"),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def _sequential(jobs: list[Any], results: Any) -> None:
+    """Child process: load once, run every job back to back, report seconds and peak RSS."""
+    import threading
+
+    from tapedeck_backtest.engine import execute, load_engine, strategy_builder
+
+    started = time.perf_counter()
+    build = strategy_builder(())
+    loaded = load_engine(jobs[0])
+    engine_seconds = []
+    for job in jobs:
+        stats = execute(
+            loaded, job, build_strategy=build, report=lambda _: None, cancel=threading.Event()
+        )
+        engine_seconds.append(stats.run_seconds)
+        loaded.reset()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    results.put((time.perf_counter() - started, rss, loaded.load_seconds, engine_seconds))
+
+
+async def _main(ticks: int, runs: int, workers: int) -> None:
+    import grpc
+    from google.protobuf.duration_pb2 import Duration
+
+    from tapedeck.backtest.v1 import backtest_pb2 as pb
+    from tapedeck.backtest.v1 import backtest_pb2_grpc
+    from tapedeck.common.v1 import common_pb2
+    from tapedeck_backtest import server
+    from tapedeck_backtest.dataset_imports import load_dataset_source
+    from tapedeck_backtest.engine import RunJob
+    from tapedeck_backtest.run_servicer import spec_request
+    from tapedeck_backtest.settings import BacktestSettings
+    from tapedeck_common.database import session_factory
+
+    with tempfile.TemporaryDirectory(prefix="tapedeck-bench-runs-") as tmp:
+        root = Path(tmp)
+        _write_ticks(root / "raw" / "ticks.parquet", ticks)
+        settings = BacktestSettings(
+            port=0, data_dir=root / "data", data_root=root / "raw", workers=workers
+        )
+        app = await server.start(settings)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+                stub = backtest_pb2_grpc.BacktestServiceStub(channel)
+                dataset = None
+                async for message in stub.ImportDataset(
+                    pb.ImportDatasetRequest(
+                        source_path="ticks.parquet",
+                        kind=pb.DATA_KIND_TRADES,
+                        instrument=pb.Instrument(
+                            instrument_id="BTCUSDT.BINANCE",
+                            kind=pb.INSTRUMENT_KIND_SPOT,
+                            base_currency="BTC",
+                            quote_currency="USDT",
+                            price_precision=2,
+                            size_precision=6,
+                            maker_fee="0.001",
+                            taker_fee="0.001",
+                        ),
+                    )
+                ):
+                    dataset = message.dataset.name or dataset
+                assert dataset is not None
+                base = pb.BacktestSpec(
+                    dataset=dataset,
+                    strategy="strategies/ema_cross",
+                    parameters={
+                        "slow_period": pb.ParameterValue(int_value=40),
+                        "trade_size": pb.ParameterValue(double_value=0.1),
+                    },
+                    starting_balances=[common_pb2.Money(currency="USDT", amount="1000000")],
+                    account_type=pb.ACCOUNT_TYPE_CASH,
+                    bar_interval=Duration(seconds=60),
+                )
+                periods = FAST_PERIODS[:runs]
+
+                # Baseline: the same runs, sequential, in one fresh process.
+                runs_control = app.components.registrations[0].servicer._runs  # type: ignore[attr-defined]
+                request = spec_request(base, field="spec")
+                async with session_factory(app.engine)() as session:
+                    source = await load_dataset_source(
+                        session=session,
+                        catalog_dir=settings.resolved_catalog_dir,
+                        dataset_id=request.dataset_id,
+                    )
+                jobs = []
+                for index, fast in enumerate(periods):
+                    point = replace(request, parameters={**request.parameters, "fast_period": fast})
+                    spec = runs_control.resolve(point, source, field="spec")
+                    jobs.append(
+                        RunJob(f"baseline-{index}", source, spec, root / "baseline" / str(index))
+                    )
+                context = multiprocessing.get_context("forkserver")
+                queue = context.Queue()
+                process = context.Process(target=_sequential, args=(jobs, queue))
+                started = time.perf_counter()
+                process.start()
+                (
+                    baseline_seconds,
+                    baseline_rss,
+                    load_seconds,
+                    baseline_runs,
+                ) = await asyncio.to_thread(queue.get)
+                baseline_wall = time.perf_counter() - started
+                process.join()
+
+                # The pool: one sweep over the same parameter values.
+                started = time.perf_counter()
+                created = await stub.CreateSweep(
+                    pb.CreateSweepRequest(
+                        base_spec=base,
+                        axes=[
+                            pb.ParameterAxis(
+                                name="fast_period",
+                                values=[pb.ParameterValue(int_value=p) for p in periods],
+                            )
+                        ],
+                        metric=pb.RANK_METRIC_SHARPE_RATIO,
+                    )
+                )
+                final = None
+                async for message in stub.WatchSweep(pb.WatchSweepRequest(name=created.sweep.name)):
+                    if message.WhichOneof("event") == "sweep":
+                        final = message.sweep
+                pool_wall = time.perf_counter() - started
+                assert final is not None
+                failed = [r for r in final.results if r.state != pb.BACKTEST_STATE_SUCCEEDED]
+                assert not failed, failed
+        finally:
+            await app.stop()
+    children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    total_ticks = ticks * runs
+    print(f"runs: {runs} EMA-cross backtests x {ticks:,} trade ticks, 1-minute bars")
+    print(
+        f"baseline  1 process sequential: {baseline_wall:7.2f} s"
+        f"  ({total_ticks / baseline_wall:,.0f} ticks/s, in-process {baseline_seconds:.2f} s,"
+        f" peak RSS {baseline_rss:.0f} MB)"
+    )
+    print(
+        f"pool      {workers} worker processes:  {pool_wall:7.2f} s"
+        f"  ({total_ticks / pool_wall:,.0f} ticks/s, peak child RSS {children_rss:.0f} MB)"
+    )
+    pool_runs = [r.stats.run_seconds for r in final.results]
+    print(
+        f"engine seconds per run: baseline {sum(baseline_runs) / runs:.2f},"
+        f" pool {sum(pool_runs) / runs:.2f} (data load once per process: {load_seconds:.2f} s)"
+    )
+    print(f"speed-up  baseline / pool: {baseline_wall / pool_wall:.2f}x")
+
+
+def main() -> None:
+    """Parse arguments and run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=500_000)
+    parser.add_argument("--runs", type=int, default=4, choices=range(1, len(FAST_PERIODS) + 1))
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    asyncio.run(_main(args.ticks, args.runs, args.workers))
+
+
+if __name__ == "__main__":
+    main()
