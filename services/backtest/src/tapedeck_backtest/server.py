@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest.dataset_imports import DatasetStore
+from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.run_control import Runs
 from tapedeck_backtest.servicer import BacktestServicer
 from tapedeck_backtest.settings import BacktestSettings
@@ -42,10 +43,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         )
         await datasets.remove_leftovers()
         strategies = load_registry(settings.strategy_paths)
-        # abstract until every RPC is implemented; the generated base answers UNIMPLEMENTED
-        servicer = BacktestServicer(  # type: ignore[abstract]
-            sessions, datasets=datasets, strategies=strategies
-        )
+        servicer = BacktestServicer(sessions, datasets=datasets, strategies=strategies)
         # --- runs and sweeps ---
         runs = Runs(
             sessions=sessions,
@@ -69,6 +67,14 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             await runs.pool.start()
             on_stop.append(runs.pool.stop)
         servicer.attach_runs(runs)
+        # --- playback ---
+        servicer.attach_playback(
+            ResultStore(
+                results_root=settings.resolved_results_dir,
+                get_run=runs.get,
+                cache_bytes=settings.playback_cache_bytes,
+            )
+        )
         return Components(
             registrations=[
                 Registration(

@@ -17,6 +17,7 @@ from tapedeck_backtest.dataset_messages import (
     import_update_to_proto,
     strategy_to_proto,
 )
+from tapedeck_backtest.playback_servicer import PlaybackRpcs
 from tapedeck_backtest.run_servicer import RunRpcs
 from tapedeck_backtest.strategies import StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
@@ -25,7 +26,8 @@ from tapedeck_common.validation import resource_id
 
 
 # --- runs and sweeps --- (the RPCs live in run_servicer.RunRpcs)
-class BacktestServicer(RunRpcs, backtest_pb2_grpc.BacktestServiceServicer):
+# --- playback --- (StreamCandles, GetPortfolioState, StreamEquity, ListFills: playback_servicer)
+class BacktestServicer(RunRpcs, PlaybackRpcs, backtest_pb2_grpc.BacktestServiceServicer):
     """The backtest service's RPCs."""
 
     def __init__(

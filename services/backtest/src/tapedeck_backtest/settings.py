@@ -40,6 +40,10 @@ class BacktestSettings(ServiceSettings):
     # A RUNNING run whose service has not renewed its lease for this long is recovered.
     run_lease_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
 
+    # --- playback ---
+    # Bytes of result files kept memory-mapped across requests (least recently used evicted).
+    playback_cache_bytes: int = Field(default=2 * 1024**3, ge=0)
+
     @field_validator("strategy_paths", mode="before")
     @classmethod
     def _split_strategy_paths(cls, value: object) -> object:

@@ -1,0 +1,152 @@
+"""Windows of a run's precomputed candles, re-aggregated into coarser buckets when too many."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles
+
+OHLCV = ("open", "high", "low", "close", "volume")
+# Source candles aggregated per step: bounds the temporary arrays of one step.
+SOURCE_BLOCK = 262_144
+
+
+@dataclass(frozen=True)
+class CandleWindow:
+    """Which source candles a request covers and how wide its output candles are."""
+
+    lo: int
+    hi: int
+    bucket_ns: int
+    aggregated: bool
+
+    @property
+    def source_count(self) -> int:
+        """Return the candles in the window before aggregation."""
+        return self.hi - self.lo
+
+
+@dataclass(frozen=True)
+class CandleBlock:
+    """Consecutive output candles as columns; indicators in the order asked for."""
+
+    times: IntArray
+    columns: dict[str, FloatArray]
+    indicators: list[FloatArray]
+
+    def __len__(self) -> int:
+        return int(self.times.size)
+
+
+def window(
+    files: RunFiles, *, start_ns: int | None, end_ns: int | None, max_candles: int
+) -> CandleWindow:
+    """Locate the candles opening in [start, end) and pick the bucket width for `max_candles`."""
+    times = files.candle_times
+    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
+    hi = times.size if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
+    hi = max(lo, hi)
+    interval = files.manifest.bar_interval_ns
+    count = hi - lo
+    if max_candles == 0 or count <= max_candles:
+        return CandleWindow(lo, hi, interval, aggregated=False)
+    first, last = int(times[lo]), int(times[hi - 1])
+    # Buckets are whole multiples of the bar, aligned to the epoch, so panning keeps boundaries.
+    # The smallest multiple whose bucket count over the window's span fits max_candles.
+    k = max(2, -(-((last - first) // interval + 1) // max_candles))
+    while last // (k * interval) - first // (k * interval) + 1 > max_candles:
+        k += 1
+    return CandleWindow(lo, hi, k * interval, aggregated=True)
+
+
+def blocks(
+    files: RunFiles, plan: CandleWindow, *, indicators: Sequence[str], chunk_size: int
+) -> Iterator[CandleBlock]:
+    """Yield the window's output candles in blocks of `chunk_size` (the last may be shorter)."""
+    source = _raw_blocks if not plan.aggregated else _aggregated_blocks
+    pending: list[CandleBlock] = []
+    held = 0
+    for block in source(files, plan, indicators, chunk_size):
+        pending.append(block)
+        held += len(block)
+        while held >= chunk_size:
+            merged = _concat(pending)
+            yield _slice(merged, 0, chunk_size)
+            rest = _slice(merged, chunk_size, len(merged))
+            pending, held = ([rest], len(rest)) if len(rest) else ([], 0)
+    if held:
+        yield _concat(pending)
+
+
+def _raw_blocks(
+    files: RunFiles, plan: CandleWindow, indicators: Sequence[str], chunk_size: int
+) -> Iterator[CandleBlock]:
+    for a in range(plan.lo, plan.hi, chunk_size):
+        b = min(a + chunk_size, plan.hi)
+        yield CandleBlock(
+            times=files.candle_times[a:b],
+            columns={name: files.candles[name][a:b] for name in OHLCV},
+            indicators=[files.candles[name][a:b] for name in indicators],
+        )
+
+
+def _aggregated_blocks(
+    files: RunFiles, plan: CandleWindow, indicators: Sequence[str], chunk_size: int
+) -> Iterator[CandleBlock]:
+    times, width = files.candle_times, plan.bucket_ns
+    a = plan.lo
+    while a < plan.hi:
+        b = plan.hi
+        if a + SOURCE_BLOCK < plan.hi:
+            # Cut at a bucket boundary so no bucket spans two steps.
+            boundary = int(times[a + SOURCE_BLOCK]) // width * width
+            if boundary <= int(times[a]):
+                boundary = (int(times[a]) // width + 1) * width
+            b = a + int(np.searchsorted(times[a : plan.hi], boundary, "left"))
+        yield aggregate(files, a, b, width=width, indicators=indicators)
+        a = b
+
+
+def aggregate(
+    files: RunFiles, a: int, b: int, *, width: int, indicators: Sequence[str]
+) -> CandleBlock:
+    """Aggregate source candles [a, b) into epoch-aligned buckets of `width` nanoseconds."""
+    bucket = files.candle_times[a:b] // width
+    starts = np.concatenate(([0], np.flatnonzero(bucket[1:] != bucket[:-1]) + 1))
+    last = np.append(starts[1:], b - a) - 1
+    column = files.candles
+    return CandleBlock(
+        times=(bucket[starts] * width).astype(np.int64),
+        columns={
+            "open": column["open"][a:b][starts],
+            "high": np.maximum.reduceat(column["high"][a:b], starts),
+            "low": np.minimum.reduceat(column["low"][a:b], starts),
+            "close": column["close"][a:b][last],
+            "volume": np.add.reduceat(column["volume"][a:b], starts),
+        },
+        indicators=[column[name][a:b][last] for name in indicators],
+    )
+
+
+def _concat(parts: list[CandleBlock]) -> CandleBlock:
+    if len(parts) == 1:
+        return parts[0]
+    return CandleBlock(
+        times=np.concatenate([p.times for p in parts]),
+        columns={n: np.concatenate([p.columns[n] for p in parts]) for n in OHLCV},
+        indicators=[
+            np.concatenate([p.indicators[i] for p in parts])
+            for i in range(len(parts[0].indicators))
+        ],
+    )
+
+
+def _slice(block: CandleBlock, a: int, b: int) -> CandleBlock:
+    return CandleBlock(
+        times=block.times[a:b],
+        columns={n: v[a:b] for n, v in block.columns.items()},
+        indicators=[v[a:b] for v in block.indicators],
+    )

@@ -1,0 +1,206 @@
+"""A finished run's result files opened for playback: memory-mapped columns, no per-request parsing.
+
+The runs writer (`results.py`) stores Parquet, which is compressed and cannot be sliced in place.
+At the first playback of a run this module converts it, once and in bounded memory (row group by
+row group), into a sidecar directory `<run_dir>/playback-1/` next to the Parquet files:
+
+- numeric columns as `.npy` files (`candles.time.npy`, `equity.mark.npy`, ...), opened with
+  `numpy.load(mmap_mode="r")`: a window is a zero-copy slice of the page cache;
+- the string columns of fills and of the portfolio (exact decimal strings) as uncompressed Arrow
+  IPC files, memory-mapped: reading row i touches only that row's bytes.
+
+A finished run never changes, so the sidecar never goes stale; a run directory replaced by a
+re-run (before it finished) takes its sidecar with it. The conversion is atomic (a staging
+directory renamed into place), so a concurrent reader in another process sees all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tapedeck_backtest.results import INDICATOR_COLUMNS
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+SIDECAR = "playback-1"
+_BATCH_ROWS = 65_536
+# Parquet file -> numeric columns kept as memory-mapped .npy files.
+_NUMERIC: dict[str, tuple[str, ...]] = {
+    "candles": ("time", "open", "high", "low", "close", "volume", *INDICATOR_COLUMNS),
+    "equity": ("time", "equity", "mark"),
+    "fills": ("time",),
+    "portfolio": ("time",),
+}
+# Parquet file -> string columns kept as a memory-mapped Arrow IPC file.
+_STRINGS: dict[str, tuple[str, ...]] = {
+    "fills": (
+        "fill_id",
+        "order_id",
+        "position_id",
+        "instrument_id",
+        "side",
+        "quantity",
+        "price",
+        "commission",
+        "commission_currency",
+    ),
+    "portfolio": (
+        "position_dec",
+        "average_price_dec",
+        "realized_pnl_dec",
+        "fees_dec",
+        "cash_dec",
+        "base_balance_dec",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What playback needs from a run's `manifest.json`."""
+
+    instrument_id: str
+    quote_currency: str
+    base_currency: str | None
+    account_type: str
+    bar_interval_ns: int
+    start_ns: int
+    end_ns: int
+    starting_balances: tuple[tuple[str, Decimal], ...]
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Manifest:
+        """Read the fields playback uses from a parsed manifest."""
+        return cls(
+            instrument_id=str(raw["instrument_id"]),
+            quote_currency=str(raw["quote_currency"]),
+            base_currency=None if raw.get("base_currency") is None else str(raw["base_currency"]),
+            account_type=str(raw["account_type"]),
+            bar_interval_ns=int(raw["bar_interval_ns"]),
+            start_ns=int(raw["start_ns"]),
+            end_ns=int(raw["end_ns"]),
+            starting_balances=tuple((str(c), Decimal(a)) for c, a in raw["starting_balances"]),
+        )
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """One finished run's results, memory-mapped."""
+
+    manifest: Manifest
+    candles: dict[str, FloatArray]
+    candle_times: IntArray
+    equity_times: IntArray
+    equity_values: FloatArray
+    equity_marks: FloatArray
+    fill_times: IntArray
+    fills: pa.Table
+    portfolio_times: IntArray
+    portfolio: pa.Table
+    mapped_bytes: int
+
+
+def sidecar_ready(run_dir: Path) -> bool:
+    """Tell whether a run's playback sidecar has been built."""
+    return (run_dir / SIDECAR / "done").exists()
+
+
+def build_sidecar(run_dir: Path) -> None:
+    """Convert a run's Parquet results into the memory-mappable sidecar, once (blocking)."""
+    if sidecar_ready(run_dir):
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{SIDECAR}.", dir=run_dir))
+    try:
+        for name, columns in _NUMERIC.items():
+            _write_numeric(run_dir / f"{name}.parquet", staging, name, columns)
+        for name, columns in _STRINGS.items():
+            _write_strings(run_dir / f"{name}.parquet", staging / f"{name}.arrow", columns)
+        (staging / "done").write_text("1")
+        try:
+            os.rename(staging, run_dir / SIDECAR)
+        except OSError:
+            if not sidecar_ready(run_dir):  # not a concurrent builder that won the rename
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_numeric(source: Path, target: Path, name: str, columns: tuple[str, ...]) -> None:
+    parquet = pq.ParquetFile(source)
+    rows = parquet.metadata.num_rows
+    outputs = {
+        column: np.lib.format.open_memmap(
+            target / f"{name}.{column}.npy",
+            mode="w+",
+            dtype=np.int64 if column == "time" else np.float64,
+            shape=(rows,),
+        )
+        for column in columns
+    }
+    offset = 0
+    for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=list(columns)):
+        size = batch.num_rows
+        for column, output in outputs.items():
+            values = batch.column(column).to_numpy(zero_copy_only=False)
+            output[offset : offset + size] = values
+        offset += size
+    for output in outputs.values():
+        output.flush()
+        del output
+
+
+def _write_strings(source: Path, target: Path, columns: tuple[str, ...]) -> None:
+    parquet = pq.ParquetFile(source)
+    schema = pa.schema([pa.field(column, pa.string()) for column in columns])
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=list(columns)):
+            writer.write_batch(batch.select(list(columns)).cast(schema))
+
+
+def open_run(run_dir: Path) -> RunFiles:
+    """Open a run's sidecar (built beforehand) as memory maps."""
+    sidecar = run_dir / SIDECAR
+    manifest = Manifest.from_json(json.loads((run_dir / "manifest.json").read_text()))
+    mapped = 0
+
+    def column(name: str, field: str) -> Any:
+        nonlocal mapped
+        path = sidecar / f"{name}.{field}.npy"
+        mapped += path.stat().st_size
+        return np.load(path, mmap_mode="r")
+
+    def strings(name: str) -> pa.Table:
+        nonlocal mapped
+        path = sidecar / f"{name}.arrow"
+        mapped += path.stat().st_size
+        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+
+    candles = {field: column("candles", field) for field in _NUMERIC["candles"] if field != "time"}
+    return RunFiles(
+        manifest=manifest,
+        candles=candles,
+        candle_times=column("candles", "time"),
+        equity_times=column("equity", "time"),
+        equity_values=column("equity", "equity"),
+        equity_marks=column("equity", "mark"),
+        fill_times=column("fills", "time"),
+        fills=strings("fills"),
+        portfolio_times=column("portfolio", "time"),
+        portfolio=strings("portfolio"),
+        mapped_bytes=mapped,
+    )
