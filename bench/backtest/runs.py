@@ -172,12 +172,12 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
                     if message.WhichOneof("event") == "sweep":
                         final = message.sweep
                 pool_wall = time.perf_counter() - started
+                pool_rss = max(runs_control.pool.peak_rss_mb().values(), default=0.0)
                 assert final is not None
                 failed = [r for r in final.results if r.state != pb.BACKTEST_STATE_SUCCEEDED]
                 assert not failed, failed
         finally:
             await app.stop()
-    children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     total_ticks = ticks * runs
     print(f"runs: {runs} EMA-cross backtests x {ticks:,} trade ticks, 1-minute bars")
     print(
@@ -187,7 +187,7 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
     )
     print(
         f"pool      {workers} worker processes:  {pool_wall:7.2f} s"
-        f"  ({total_ticks / pool_wall:,.0f} ticks/s, peak child RSS {children_rss:.0f} MB)"
+        f"  ({total_ticks / pool_wall:,.0f} ticks/s, peak worker RSS {pool_rss:.0f} MB)"
     )
     pool_runs = [r.stats.run_seconds for r in final.results]
     print(

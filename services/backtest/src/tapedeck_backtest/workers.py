@@ -164,9 +164,24 @@ class WorkerPool:
         """Wake the supervisor: a run was queued or cancelled in this process."""
         self._wake.set()
 
+    def peak_rss_mb(self) -> dict[int, float]:
+        """Return each live worker process's peak resident memory in MB (Linux /proc)."""
+        peaks: dict[int, float] = {}
+        for slot in self._slots:
+            if not slot.alive:
+                continue
+            pid = slot.process.pid
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = int(line.split()[1]) / 1024.0
+        return peaks
+
     async def start(self) -> None:
-        """Recover runs orphaned by a dead service, then start supervising."""
+        """Recover runs orphaned by a dead service, start the workers, then supervise."""
         await self._recover_stale()
+        # Start the processes now, so the first runs do not wait for them.
+        await asyncio.to_thread(self._spawn_all)
         self._task = asyncio.create_task(self._supervise(), name="backtest-worker-pool")
 
     async def stop(self) -> None:
@@ -360,6 +375,10 @@ class WorkerPool:
             if not slot.alive:
                 return slot
         return idle[0]
+
+    def _spawn_all(self) -> None:
+        for slot in self._slots:
+            self._spawn(slot)
 
     def _spawn(self, slot: _Slot) -> None:
         parent, child = self._context.Pipe()
