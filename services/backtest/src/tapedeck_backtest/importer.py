@@ -23,6 +23,7 @@ UTC); HistData's `YYYYMMDD HHMMSSmmm` (taken as UTC). Rows must be in time order
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -99,14 +100,16 @@ _DIGITS = r"^-?\d+$"
 class MalformedInput(Exception):
     """The source file is wrong at a given row and column; the message is safe to show."""
 
-    def __init__(self, *, file: str, row: int | None, column: str | None, reason: str) -> None:
+    def __init__(
+        self, *, file: str, row: int | None, column: str | None, reason: str, unit: str = "line"
+    ) -> None:
         self.file = file
         self.row = row
         self.column = column
         self.reason = reason
         where = file
         if row is not None:
-            where += f" line {row}"
+            where += f" {unit} {row}"
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {reason}")
@@ -154,6 +157,7 @@ class _Batch:
     columns: dict[str, pa.Array]
     first_line: int
     num_rows: int
+    unit: str = "line"  # CSV lines count the header; Parquet rows start at 1
 
 
 def convert_file(
@@ -169,6 +173,39 @@ def convert_file(
     batch_rows: int = BATCH_ROWS,
 ) -> WrittenFile:
     """Convert `source` into one catalog file under `catalog`; raise MalformedInput on bad rows."""
+    convert = functools.partial(
+        _convert,
+        display_path=display_path,
+        kind=kind,
+        instrument=instrument,
+        catalog=catalog,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    if file_format != "csv":
+        return convert(_parquet_batches(source, display_path, kind, batch_rows))
+    try:
+        # CSV numbers parsed by Arrow as numbers: the fast way when the file is clean.
+        return convert(_csv_batches(source, display_path, kind, batch_rows, typed=True))
+    except _TypedParseFailed:
+        # Read it again as text, which names the exact line and column that is wrong.
+        return convert(_csv_batches(source, display_path, kind, batch_rows, typed=False))
+
+
+class _TypedParseFailed(Exception):
+    """A CSV value did not parse as the type expected for its column."""
+
+
+def _convert(
+    batches: Iterator[tuple[_Batch, int]],
+    *,
+    display_path: str,
+    kind: DataKind,
+    instrument: InstrumentSpec,
+    catalog: Path,
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> WrittenFile:
     converter = _Converter(display_path, kind, instrument)
     directory = data_directory(catalog, kind, instrument_id=instrument.instrument_id)
     schema = schema_for(
@@ -176,11 +213,6 @@ def convert_file(
         instrument_id=instrument.instrument_id,
         price_precision=instrument.price_precision,
         size_precision=instrument.size_precision,
-    )
-    batches = (
-        _csv_batches(source, display_path, kind, batch_rows)
-        if file_format == "csv"
-        else _parquet_batches(source, display_path, kind, batch_rows)
     )
     with CatalogFileWriter(directory, schema) as writer:
         for batch, bytes_read in batches:
@@ -220,8 +252,25 @@ def _match_columns(names: list[str], kind: DataKind, display_path: str) -> dict[
     return found
 
 
+NUMERIC = frozenset(
+    {
+        "price",
+        "size",
+        "bid",
+        "ask",
+        "bid_size",
+        "ask_size",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+    }
+)
+
+
 def _csv_batches(
-    source: Path, display_path: str, kind: DataKind, batch_rows: int
+    source: Path, display_path: str, kind: DataKind, batch_rows: int, *, typed: bool
 ) -> Iterator[tuple[_Batch, int]]:
     with source.open("rb") as handle:
         first_line = handle.readline(1 << 16).decode("utf-8", errors="replace").rstrip("\r\n")
@@ -253,21 +302,9 @@ def _csv_batches(
         return "skip"
 
     stream = pa.OSFile(str(source), "rb")
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=skip, use_threads=False, block_size=CSV_BLOCK_BYTES
-        ),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in names},
-            include_columns=list(mapping.values()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
     line = header_lines + 1
     try:
+        reader = _open_csv(stream, names, skip, on_invalid, mapping, source, typed=typed)
         for record_batch in _rebatch(reader, batch_rows):
             if bad_rows:
                 bad = bad_rows[0]
@@ -289,11 +326,58 @@ def _csv_batches(
                 reason=f"expected {bad.expected_columns} fields, found {bad.actual_columns}",
             )
     except pa.ArrowInvalid as error:
+        if typed:
+            raise _TypedParseFailed from None
         raise MalformedInput(
             file=display_path, row=None, column=None, reason=_first_line(str(error))
         ) from None
     finally:
         stream.close()
+
+
+def _open_csv(
+    stream: pa.NativeFile,
+    names: list[str],
+    skip: int,
+    on_invalid: Callable[[pacsv.InvalidRow], str],
+    mapping: dict[str, str],
+    source: Path,
+    *,
+    typed: bool,
+) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(
+            column_names=names, skip_rows=skip, use_threads=False, block_size=CSV_BLOCK_BYTES
+        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=_csv_types(source, names, mapping, skip, typed=typed),
+            include_columns=list(mapping.values()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _csv_types(
+    source: Path, names: list[str], mapping: dict[str, str], skip: int, *, typed: bool
+) -> dict[str, pa.DataType]:
+    """Return every column as text, or (typed) numbers as float64 and epoch times as int64."""
+    types: dict[str, pa.DataType] = {name: pa.string() for name in names}
+    if not typed:
+        return types
+    for canonical, name in mapping.items():
+        if canonical in NUMERIC:
+            types[name] = pa.float64()
+    with source.open("rb") as handle:
+        lines = [handle.readline(1 << 16) for _ in range(skip + 1)]
+    cells = lines[-1].decode("utf-8", errors="replace").rstrip("\r\n").split(",")
+    ts_name = mapping["ts"]
+    position = names.index(ts_name)
+    if position < len(cells) and re.fullmatch(_DIGITS, cells[position].strip()):
+        types[ts_name] = pa.int64()
+    return types
 
 
 def _rebatch(reader: pacsv.CSVStreamingReader, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -331,7 +415,7 @@ def _parquet_batches(
         ):
             columns = {canonical: record_batch.column(name) for canonical, name in mapping.items()}
             yield (
-                _Batch(columns, row, record_batch.num_rows),
+                _Batch(columns, row, record_batch.num_rows, "row"),
                 total_bytes * (row - 1 + record_batch.num_rows) // total_rows,
             )
             row += record_batch.num_rows
@@ -357,7 +441,11 @@ class _Converter:
 
     def _error(self, batch: _Batch, index: int, column: str, reason: str) -> MalformedInput:
         return MalformedInput(
-            file=self._file, row=batch.first_line + index, column=column, reason=reason
+            file=self._file,
+            row=batch.first_line + index,
+            column=column,
+            reason=reason,
+            unit=batch.unit,
         )
 
     def convert(self, batch: _Batch, schema: pa.Schema) -> pa.RecordBatch:
