@@ -15,6 +15,7 @@ import talib
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest import stats
+from tapedeck_backtest.results import ResultFiles
 from tests.backtest.runs_support import running_service, spec
 
 MINUTE_NS = 60_000_000_000
@@ -72,9 +73,12 @@ async def test_equity_ends_at_starting_balance_plus_pnl_and_matches_the_engine_b
     assert equity["equity"].iloc[-1] == pytest.approx(float(ending), rel=1e-12)
     assert (equity["kind"] == 1).sum() == len(fills)
 
-    manifest = json.loads((directory / "manifest.json").read_text())
+    files = ResultFiles(directory)
+    manifest = files.manifest()
+    assert manifest == json.loads((directory / "manifest.json").read_text())
     assert manifest["rows"]["fills.parquet"] == len(fills)
     assert manifest["account_type"] == "CASH"
+    assert files.table("equity.parquet", columns=["time"]).num_rows == len(equity)
 
 
 async def test_candles_are_the_ticks_aggregated_and_indicators_match_talib(finished):

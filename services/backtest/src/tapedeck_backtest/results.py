@@ -594,3 +594,36 @@ def _account_table(report: Any) -> pa.Table:
             "locked": pa.array(locked, pa.string()),
         }
     )
+
+
+class ResultFiles:
+    """Read access to one finished run's result files (Parquet read memory-mapped)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @classmethod
+    def for_run(cls, results_root: Path, run_id: str) -> ResultFiles:
+        """Return the result files of a run under the service's results directory."""
+        return cls(results_root / run_id)
+
+    def exists(self) -> bool:
+        """Tell whether the run's results were written (only SUCCEEDED runs have them)."""
+        return (self.directory / "manifest.json").is_file()
+
+    def manifest(self) -> dict[str, Any]:
+        """Return manifest.json: instrument, currencies, account type, interval, rows, stats."""
+        loaded: dict[str, Any] = json.loads((self.directory / "manifest.json").read_text())
+        return loaded
+
+    def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """Return one result file (e.g. "candles.parquet"), optionally only some columns."""
+        if name not in RESULT_FILES:
+            raise ValueError(f"unknown result file {name!r}; one of {RESULT_FILES}")
+        return pq.read_table(self.directory / name, columns=columns, memory_map=True)
+
+    def parquet(self, name: str) -> pq.ParquetFile:
+        """Return one result file opened for row-group reads (large runs, windows)."""
+        if name not in RESULT_FILES:
+            raise ValueError(f"unknown result file {name!r}; one of {RESULT_FILES}")
+        return pq.ParquetFile(self.directory / name, memory_map=True)
