@@ -68,7 +68,7 @@ export function parseAxis(spec: ParamSpec, text: string, limit = 10_000): Parsed
   return { ok: true, value: values };
 }
 
-export function gridSize(axes: ParamValue[][]): number {
+export function gridSize(axes: ReadonlyArray<readonly unknown[]>): number {
   return axes.reduce((product, axis) => product * axis.length, 1);
 }
 

@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { balancesSummary, diffSummary, matchesQuery } from "./wallets";
+
+describe("wallet rows", () => {
+  it("summarises non-zero balances exactly", () => {
+    expect(
+      balancesSummary([
+        { asset: "BTC", total: "1.5" },
+        { asset: "ETH", total: "10.123456789012345678" },
+        { asset: "USD", total: "0.00" },
+      ]),
+    ).toBe("BTC 1.5 · ETH 10.12345679");
+    expect(balancesSummary([])).toBe("no balances");
+  });
+  it("lists only differences beyond the threshold, signed", () => {
+    expect(
+      diffSummary([
+        { asset: "BTC", storedTotal: "1", exchangeTotal: "1.5", difference: "0.5", beyondThreshold: true },
+        { asset: "USD", storedTotal: "1000", exchangeTotal: "999.99", difference: "-0.01", beyondThreshold: false },
+        { asset: "ETH", storedTotal: "2", exchangeTotal: "0", difference: "-2", beyondThreshold: true },
+      ]),
+    ).toBe("BTC +0.5 · ETH -2");
+  });
+  it("filters on every term", () => {
+    expect(matchesQuery(["desk-a", "coinbase", "BTC 1"], "desk btc")).toBe(true);
+    expect(matchesQuery(["desk-a", "coinbase"], "desk eth")).toBe(false);
+  });
+});

@@ -1,0 +1,63 @@
+// Live events: counts per block reason, filters, and an event appended through the gateway shows up in
+// the live tail within a second, once.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { withPage } from "./browser.mjs";
+
+const [url, grpcurl, address, token] = process.argv.slice(2);
+const origin = new URL(url).origin;
+
+function append(event) {
+  const out = execFileSync(
+    grpcurl,
+    ["-plaintext", "-H", `authorization: Bearer ${token}`, "-d", JSON.stringify({ events: [event] }), address, "tapedeck.live.v1.LiveService/AppendEvents"],
+    { encoding: "utf8" },
+  );
+  return JSON.parse(out);
+}
+
+await withPage(async (page, screenshot) => {
+  await page.goto(url);
+  await page.waitForFunction(() => !window.location.hash.includes("token="));
+  await page.goto(`${origin}/#/live`);
+  await page.locator('[data-testid="tail-state"][data-state="live"]').waitFor({ timeout: 15000 });
+
+  // Seeded blocks are counted per reason, largest first.
+  const reasons = page.locator("[data-testid=reason-counts] .reason");
+  await reasons.first().waitFor();
+  assert.equal(await reasons.first().getAttribute("data-reason"), "insufficient_funds");
+  assert.match(await reasons.first().innerText(), /2/);
+
+  // Append while watching: it appears in the tail within a second.
+  const runId = `tail-${Date.now()}`;
+  const started = Date.now();
+  append({ event_id: runId, type: "EVENT_TYPE_TRADE_BLOCKED", run_id: runId, symbol: "BTC-USD", reason: "stale_balance", time: new Date().toISOString() });
+  const row = page.locator("[data-testid=events] .vt-row", { hasText: runId });
+  await row.waitFor({ timeout: 5000 });
+  const elapsed = Date.now() - started;
+  console.log(`appended event shown in the live tail after ${elapsed} ms`);
+  assert.ok(elapsed < 1000, `the live tail took ${elapsed} ms`);
+  await page.waitForTimeout(300);
+  assert.equal(await row.count(), 1, "an event must be shown once");
+  // Its block reason is counted too.
+  await page.locator('[data-testid=reason-counts] .reason[data-reason="stale_balance"]').waitFor();
+  await screenshot("live-tail");
+
+  // Filters go into the address (shareable) and into the query.
+  await page.selectOption("select[name=type]", { label: "order_filled" });
+  await page.click(".filters button[type=submit]");
+  await page.waitForFunction(() => window.location.hash.includes("type=1"));
+  await page.locator('[data-testid="tail-state"][data-state="live"]').waitFor();
+  const rows = page.locator("[data-testid=events] .vt-row[data-key]");
+  await rows.first().waitFor();
+  const types = await page.locator("[data-testid=events] .vt-row[data-key] > div:nth-child(3)").allInnerTexts();
+  assert.ok(types.length > 0 && types.every((t) => t === "order_filled"), `filtered types: ${types}`);
+  // A blocked trade does not match the filter, so it must not reach the tail.
+  const hidden = `hidden-${Date.now()}`;
+  append({ event_id: hidden, type: "EVENT_TYPE_TRADE_BLOCKED", run_id: hidden, reason: "max_notional", time: new Date().toISOString() });
+  const filled = `filled-${Date.now()}`;
+  append({ event_id: filled, type: "EVENT_TYPE_ORDER_FILLED", run_id: filled, symbol: "ETH-USD", time: new Date().toISOString() });
+  await page.locator("[data-testid=events] .vt-row", { hasText: filled }).waitFor({ timeout: 5000 });
+  assert.equal(await page.locator("[data-testid=events] .vt-row", { hasText: hidden }).count(), 0);
+  await screenshot("live-filtered");
+});
