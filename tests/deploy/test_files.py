@@ -197,8 +197,8 @@ def test_hadolint_finds_nothing(dockerfile: Path) -> None:
 SECRET_LIKE = [
     # A password inside a URL, unless it is a placeholder.
     re.compile(r"\b(?:postgres(?:ql)?|redis|rediss)(?:\+\w+)?://[^\s:/@]+:(?!\.\.\.@|<)[^\s@]+@"),
-    # What secrets.token_urlsafe(24) and most API keys look like: long, mixed case and digits.
-    re.compile(r"(?<![\w/.-])(?=[\w-]*\d)(?=[\w-]*[a-z])(?=[\w-]*[A-Z])[\w-]{32,}(?![\w/.-])"),
+    # What secrets.token_urlsafe(24) and most API keys look like: long, lower case with upper case or digits.
+    re.compile(r"(?<![\w/.-])(?=[\w-]*[\dA-Z])(?=[\w-]*[a-z])[\w-]{32,}(?![\w/.-])"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
 ]
 
