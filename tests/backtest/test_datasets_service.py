@@ -89,8 +89,14 @@ def real_root() -> Path:
 
 async def start_service(database_url: str, data_dir: Path, root: Path) -> AsyncIterator[Service]:
     catalog = data_dir / "catalog"
+    # workers=0: these tests need the API only, not backtest worker processes.
     settings = BacktestSettings(
-        database_url=database_url, port=0, data_dir=data_dir, data_root=root, catalog_dir=catalog
+        database_url=database_url,
+        port=0,
+        data_dir=data_dir,
+        data_root=root,
+        catalog_dir=catalog,
+        workers=0,
     )
     app = await server.start(settings)
     try:

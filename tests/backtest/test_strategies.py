@@ -86,7 +86,11 @@ async def stub(
     database_url: str, data_dir: Path, strategy_dir: Path
 ) -> AsyncIterator[backtest_pb2_grpc.BacktestServiceStub]:
     settings = BacktestSettings(
-        database_url=database_url, port=0, data_dir=data_dir, strategy_paths=(strategy_dir,)
+        database_url=database_url,
+        port=0,
+        data_dir=data_dir,
+        strategy_paths=(strategy_dir,),
+        workers=0,  # the API only, no backtest worker processes
     )
     app = await server.start(settings)
     try:
