@@ -93,6 +93,7 @@ async def test_replaying_a_whole_batch_appends_nothing(database_url, data_dir):
             "events[1].reason",
         ),
         (event("x", symbol="s" * 65), "events[1].symbol"),
+        (event("x", payload={"price": float("nan")}), "events[1].payload"),
     ],
 )
 async def test_a_bad_event_refuses_the_whole_batch_naming_its_field(

@@ -24,11 +24,19 @@ PAYLOAD = JSON().with_variant(JSONB(), "postgresql")
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
 
 BLOCKED = text("type = 'trade_blocked'")
+HAS_REASON = text("reason <> ''")
 
 
 def _blocks_index(name: str, *columns: str) -> Index:
     # Partial: only blocks pay for it on append, and ListBlocks filters read it without a residual.
-    return Index(name, *columns, postgresql_where=BLOCKED, sqlite_where=BLOCKED)
+    # Carrying reason lets the counts per reason be an index-only scan on PostgreSQL.
+    return Index(
+        name,
+        *columns,
+        postgresql_where=BLOCKED,
+        postgresql_include=[] if "reason" in columns else ["reason"],
+        sqlite_where=BLOCKED,
+    )
 
 
 class Base(DeclarativeBase):
@@ -48,7 +56,14 @@ class EventRow(Base):
         Index("ix_events_type_sequence", "type", "sequence"),
         Index("ix_events_run_sequence", "run_id", "sequence"),
         Index("ix_events_symbol_sequence", "symbol", "sequence"),
-        Index("ix_events_reason_sequence", "reason", "sequence"),
+        # Most events carry no reason; only those with one are indexed (reason = 'x' implies it).
+        Index(
+            "ix_events_reason_sequence",
+            "reason",
+            "sequence",
+            postgresql_where=HAS_REASON,
+            sqlite_where=HAS_REASON,
+        ),
         Index("ix_events_ts_sequence", "ts_ns", "sequence"),
         _blocks_index("ix_blocks_sequence", "sequence"),
         _blocks_index("ix_blocks_reason_sequence", "reason", "sequence"),

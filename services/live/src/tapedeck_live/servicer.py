@@ -60,7 +60,8 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
     ) -> live_pb2.ListEventsResponse:
         """Return a page of matching events, newest first."""
         event_filter = messages.event_filter(request.filter)
-        events, token = await self._page("ListEvents", event_filter, request)
+        async with self._sessions() as session:
+            events, token = await self._page(session, "ListEvents", event_filter, request)
         return live_pb2.ListEventsResponse(events=events, next_page_token=token)
 
     async def ListBlocks(
@@ -76,8 +77,8 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             start_ns=parsed.start_ns,
             end_ns=parsed.end_ns,
         )
-        events, token = await self._page("ListBlocks", event_filter, request)
         async with self._sessions() as session:
+            events, token = await self._page(session, "ListBlocks", event_filter, request)
             counts = await repository.count_block_reasons(
                 session=session, event_filter=event_filter
             )
@@ -89,6 +90,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
 
     async def _page(
         self,
+        session: AsyncSession,
         method: str,
         event_filter: EventFilter,
         request: live_pb2.ListEventsRequest | live_pb2.ListBlocksRequest,
@@ -103,10 +105,9 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                 raise InvalidArgument(
                     [FieldViolation("page_token", "is not a token this service issued")]
                 )
-        async with self._sessions() as session:
-            page: EventPage = await repository.list_events(
-                session=session, event_filter=event_filter, before=before, page_size=size
-            )
+        page: EventPage = await repository.list_events(
+            session=session, event_filter=event_filter, before=before, page_size=size
+        )
         chunks = messages.event_messages(page.events)
         events = next(chunks, [])
         next_before = page.next_before

@@ -43,7 +43,14 @@ def upgrade() -> None:
     op.create_index("ix_events_type_sequence", "events", ["type", "sequence"])
     op.create_index("ix_events_run_sequence", "events", ["run_id", "sequence"])
     op.create_index("ix_events_symbol_sequence", "events", ["symbol", "sequence"])
-    op.create_index("ix_events_reason_sequence", "events", ["reason", "sequence"])
+    has_reason = sa.text("reason <> ''")
+    op.create_index(
+        "ix_events_reason_sequence",
+        "events",
+        ["reason", "sequence"],
+        postgresql_where=has_reason,
+        sqlite_where=has_reason,
+    )
     op.create_index("ix_events_ts_sequence", "events", ["ts_ns", "sequence"])
     # Partial indexes for the trade_blocked view: only blocks pay for them on append.
     for name, columns in (
@@ -57,6 +64,8 @@ def upgrade() -> None:
             "events",
             columns,
             postgresql_where=BLOCKED,
+            # Carrying reason makes the counts per reason an index-only scan.
+            postgresql_include=[] if "reason" in columns else ["reason"],
             sqlite_where=BLOCKED,
         )
 
