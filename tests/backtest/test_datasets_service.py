@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -17,7 +18,8 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest import server
 from tapedeck_backtest.settings import BacktestSettings
-from tests.support import missing_dependency
+from tapedeck_backtest.synth import demo_ticks, write_ticks
+from tests.support import eventually, missing_dependency
 
 REAL = Path(os.environ.get("TAPEDECK_REAL_DATA", Path(__file__).parents[3] / "shared/data/real"))
 
@@ -316,3 +318,41 @@ async def test_bad_requests_name_their_fields(scratch_service: Service):
             backtest_pb2.ListDatasetsRequest(page_token="garbage")
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_concurrent_imports_of_the_same_content_make_one_dataset(scratch_service: Service):
+    rows = "\n".join(f"{1610064000000 + i},{100 + i % 7}.5,1.0,BUY" for i in range(20_000))
+    (scratch_service.root / "a.csv").write_text("ts,price,size,side\n" + rows + "\n")
+    shutil.copy(scratch_service.root / "a.csv", scratch_service.root / "b.csv")
+    kind = backtest_pb2.DATA_KIND_TRADES
+    first, second = await asyncio.gather(
+        import_file(scratch_service.stub, "a.csv", BTCUSDT, kind),
+        import_file(scratch_service.stub, "b.csv", BTCUSDT, kind),
+    )
+    assert first[-1].dataset.name == second[-1].dataset.name
+    assert sorted([first[-1].already_imported, second[-1].already_imported]) == [False, True]
+    listed = await scratch_service.stub.ListDatasets(backtest_pb2.ListDatasetsRequest())
+    assert len(listed.datasets) == 1
+    catalogs = [p for p in scratch_service.catalog.iterdir() if p.name != ".staging"]
+    assert [p.name for p in catalogs] == [first[-1].dataset.name.removeprefix("datasets/")]
+
+
+async def test_an_import_the_caller_abandons_leaves_nothing(scratch_service: Service):
+    write_ticks(demo_ticks(400_000), scratch_service.root / "big.csv")
+    request = backtest_pb2.ImportDatasetRequest(
+        source_path="big.csv", instrument=BTCUSDT, kind=backtest_pb2.DATA_KIND_TRADES
+    )
+    call = scratch_service.stub.ImportDataset(request)
+    while True:  # leave once rows are being written into the staging catalog
+        message = await call.read()
+        assert message.WhichOneof("event") == "progress"
+        if message.progress.rows_read > 0:
+            break
+    call.cancel()
+
+    async def nothing_left() -> bool:
+        return not [p for p in scratch_service.catalog.rglob("*") if p.is_file()]
+
+    await eventually(nothing_left, timeout=30, message="the abandoned import to clean up")
+    listed = await scratch_service.stub.ListDatasets(backtest_pb2.ListDatasetsRequest())
+    assert list(listed.datasets) == []
