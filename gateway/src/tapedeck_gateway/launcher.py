@@ -56,6 +56,7 @@ class Child:
     env: dict[str, str]
     ready: Callable[[], Awaitable[bool]]
     log_path: Path
+    stage: int = 1
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -129,10 +130,19 @@ class StackConfig:
     index_file: Path
     tokens_file: Path | None
     auth: bool
+    demo: bool = False
 
     def service_port(self, name: str) -> int:
         """Return the port of a child service."""
-        return self.base_port + {"front": 0, "backtest": 1, "wallets": 2, "live": 3}[name]
+        return (
+            self.base_port
+            + {"front": 0, "backtest": 1, "wallets": 2, "live": 3, "exchange": 4}[name]
+        )
+
+    @property
+    def emulator_info(self) -> Path:
+        """Return where the demo's exchange emulator describes its portfolios."""
+        return self.data_dir / "demo" / "exchange.json"
 
 
 def _bin(name: str) -> str:
@@ -141,6 +151,10 @@ def _bin(name: str) -> str:
     if found is None:
         raise SystemExit(f"tapedeck: cannot find the {name} executable; run `make run` for set-up")
     return found
+
+
+async def _exists(path: Path) -> bool:
+    return await asyncio.to_thread(path.exists)
 
 
 def build_children(config: StackConfig) -> list[Child]:
@@ -157,6 +171,39 @@ def build_children(config: StackConfig) -> list[Child]:
         for name in ("backtest", "wallets", "live")
     }
     children: list[Child] = []
+    if config.demo:
+        # The demo's wallets live on a local Coinbase Advanced Trade emulator; it starts first
+        # so the wallet service starts with its address and the credentials it generated.
+        demo_dir = config.data_dir / "demo"
+        demo_dir.mkdir(parents=True, exist_ok=True)
+        config.emulator_info.unlink(missing_ok=True)
+        secrets = demo_dir / "exchange-secrets.json"
+        children.append(
+            Child(
+                name="exchange",
+                argv=[
+                    sys.executable,
+                    "-m",
+                    "tapedeck_wallets.emulator",
+                    "--port",
+                    str(config.service_port("exchange")),
+                    "--portfolios",
+                    "2",
+                    "--secrets-out",
+                    str(secrets),
+                    "--info-out",
+                    str(config.emulator_info),
+                ],
+                env=dict(base_env),
+                ready=functools.partial(_exists, config.emulator_info),
+                log_path=logs / "exchange.log",
+                stage=0,
+            )
+        )
+        base_env["WALLETS_COINBASE_API_URL"] = (
+            f"http://{config.host}:{config.service_port('exchange')}"
+        )
+        base_env["WALLETS_SECRETS_FILE"] = str(secrets)
     for name, service in (
         ("backtest", "tapedeck.backtest.v1.BacktestService"),
         ("wallets", "tapedeck.wallets.v1.WalletService"),
@@ -265,20 +312,21 @@ class Supervisor:
             delay = min(delay * 2, RESTART_MAX_SECONDS)
 
     async def start(self, *, ready_within: float) -> None:
-        """Start every child and wait until each reports ready."""
-        for child in self.children:
-            child.task = asyncio.create_task(self.run_child(child), name=f"child-{child.name}")
+        """Start the children stage by stage, each stage once the previous one is ready."""
         deadline = time.monotonic() + ready_within
-        pending = list(self.children)
-        while pending:
-            if time.monotonic() > deadline:
-                names = ", ".join(child.name for child in pending)
-                details = "\n".join(f"  {c.name} ({c.log_path}):\n{c.tail()}" for c in pending)
-                raise TimeoutError(f"not healthy after {ready_within:.0f}s: {names}\n{details}")
-            results = await asyncio.gather(*(child.ready() for child in pending))
-            pending = [child for child, ok in zip(pending, results, strict=True) if not ok]
-            if pending:
-                await asyncio.sleep(0.2)
+        for stage in sorted({child.stage for child in self.children}):
+            pending = [child for child in self.children if child.stage == stage]
+            for child in pending:
+                child.task = asyncio.create_task(self.run_child(child), name=f"child-{child.name}")
+            while pending:
+                if time.monotonic() > deadline:
+                    names = ", ".join(child.name for child in pending)
+                    details = "\n".join(f"  {c.name} ({c.log_path}):\n{c.tail()}" for c in pending)
+                    raise TimeoutError(f"not healthy after {ready_within:.0f}s: {names}\n{details}")
+                results = await asyncio.gather(*(child.ready() for child in pending))
+                pending = [child for child, ok in zip(pending, results, strict=True) if not ok]
+                if pending:
+                    await asyncio.sleep(0.2)
         # Last, the stack as a user sees it: health "" through Envoy.
         while not await self.gateway_ready():
             if time.monotonic() > deadline:
@@ -337,7 +385,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env("TAPEDECK_NO_AUTH", "") == "1",
         help="development only: run without bearer tokens",
     )
-    parser.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also run a local exchange emulator and seed demo data (make run does)",
+    )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     return parser.parse_args(argv)
 
@@ -359,6 +412,7 @@ async def run(args: argparse.Namespace) -> int:
         index_file=args.index_file,
         tokens_file=tokens_file,
         auth=not args.no_auth,
+        demo=args.demo,
     )
     supervisor = Supervisor(
         build_children(config),
@@ -384,7 +438,15 @@ async def run(args: argparse.Namespace) -> int:
         say(f"operators: grpcurl -plaintext {config.host}:{config.port} list")
         if args.demo:
             token = ensure_tokens(tokens_file)["admin"] if config.auth else None
-            await seed_demo(f"{config.host}:{config.port}", token=token, data_dir=data_dir)
+            try:
+                await seed_demo(
+                    f"{config.host}:{config.port}",
+                    token=token,
+                    data_dir=data_dir,
+                    emulator_info=config.emulator_info,
+                )
+            except Exception as error:
+                say(f"demo seeding failed: {type(error).__name__}: {error}")
         say("press Ctrl-C to stop")
         await stop_wait
     elif starting.done():

@@ -27,19 +27,20 @@ async def _main(args: argparse.Namespace) -> None:
     if args.secrets_out is not None:
         args.secrets_out.write_text(json.dumps(secrets, indent=2))
         args.secrets_out.chmod(0o600)
-    sys.stdout.write(
-        json.dumps(
-            {
-                "base_url": emulator.base_url,
-                "env": {"WALLETS_COINBASE_API_URL": emulator.base_url}
-                | ({"WALLETS_SECRETS_FILE": str(args.secrets_out)} if args.secrets_out else {}),
-                "wallets": wallets,
-                "control": f"{emulator.base_url}/_emulator/state",
-            },
-            indent=2,
-        )
-        + "\n"
+    info = json.dumps(
+        {
+            "base_url": emulator.base_url,
+            "env": {"WALLETS_COINBASE_API_URL": emulator.base_url}
+            | ({"WALLETS_SECRETS_FILE": str(args.secrets_out)} if args.secrets_out else {}),
+            "wallets": wallets,
+            "control": f"{emulator.base_url}/_emulator/state",
+        },
+        indent=2,
     )
+    if args.info_out is not None:
+        # Written last: its presence tells a launcher the emulator and its secrets are ready.
+        args.info_out.write_text(info)
+    sys.stdout.write(info + "\n")
     sys.stdout.flush()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--portfolios", type=int, default=2)
     parser.add_argument(
         "--secrets-out", type=Path, default=None, help="write a WALLETS_SECRETS_FILE here"
+    )
+    parser.add_argument(
+        "--info-out", type=Path, default=None, help="also write the printed JSON to this file"
     )
     asyncio.run(_main(parser.parse_args()))
 
