@@ -192,3 +192,29 @@ async def test_bad_list_requests_are_invalid_argument(database_url, data_dir, re
             await live.stub.ListEvents(request_)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in caught.value.details()
+
+
+async def test_pages_and_stream_messages_of_large_payloads_stay_under_the_message_limit(
+    database_url, data_dir
+):
+    big = {"blob": "x" * 60_000}
+    source = [event(f"big-{i:03d}", payload=big) for i in range(100)]
+    async with running_live(database_url, data_dir) as live:
+        for start in range(0, 100, 25):
+            await live.stub.AppendEvents(
+                live_pb2.AppendEventsRequest(events=source[start : start + 25])
+            )
+        got, replies = await pages(live.stub.ListEvents, live_pb2.ListEventsRequest(page_size=100))
+
+        assert [e.event_id for e in got] == [f"big-{i:03d}" for i in range(99, -1, -1)]
+        assert len(replies) > 1  # cut short of page_size by bytes, resumed by the token
+        assert all(r.ByteSize() < 5 * 1024 * 1024 for r in replies)
+
+        call = live.stub.SubscribeEvents(live_pb2.SubscribeEventsRequest())
+        streamed: list[live_pb2.Event] = []
+        while len(streamed) < 100:
+            message = await call.read()
+            assert message.ByteSize() < 5 * 1024 * 1024
+            streamed.extend(message.events)
+        call.cancel()
+        assert [e.event_id for e in streamed] == [f"big-{i:03d}" for i in range(100)]

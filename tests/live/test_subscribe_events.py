@@ -180,3 +180,26 @@ async def test_a_replica_wakes_through_listen_notify_and_after_losing_its_listen
             await append(writer, event("after-reconnect"))
             assert [e.event_id for e in await collect(call, 1)] == ["after-reconnect"]
             call.cancel()
+
+
+async def test_a_subscriber_that_drops_resumes_from_its_cursor_without_gaps_or_repeats(
+    database_url, data_dir
+):
+    async with running_live(database_url, data_dir, subscribe_batch_size=100) as live:
+        await append(live, *(event(f"e-{i:04d}", run_id=f"r{i % 2}") for i in range(1000)))
+        request = live_pb2.SubscribeEventsRequest(filter=live_pb2.EventFilter(run_id="r1"))
+        got: list[live_pb2.Event] = []
+        cursor = 0
+        for _ in range(3):  # read a little, drop the stream, resume from the last cursor
+            request.after_sequence = cursor
+            call = live.stub.SubscribeEvents(request)
+            message = await call.read()
+            got.extend(message.events)
+            cursor = message.cursor
+            call.cancel()
+        request.after_sequence = cursor
+        call = live.stub.SubscribeEvents(request)
+        got.extend(await collect(call, 500 - len(got)))
+        call.cancel()
+
+        assert [e.event_id for e in got] == [f"e-{i:04d}" for i in range(1, 1000, 2)]
