@@ -168,3 +168,28 @@ def test_drawdown_win_rate_profit_factor_and_exposure():
     times = np.array([10, 40, 60], dtype=np.int64)
     positions = np.array([1.0, 0.0, -2.0])
     assert stats.exposure(times, positions, start_ns=0, end_ns=100) == pytest.approx(0.7)
+
+
+async def test_streaming_large_datasets_from_the_catalog_gives_the_same_results(
+    tmp_path: Path, finished
+):
+    run, directory, _ = finished
+    # Same data, a service that treats every dataset as too large to keep in memory.
+    data_dir = tmp_path / "streaming"
+    data_dir.mkdir()
+    async with running_service(
+        f"sqlite+aiosqlite:///{tmp_path / 's.db'}", data_dir, run_in_memory_rows=100
+    ) as service:
+        dataset = await service.import_trades()
+        request = spec(dataset, balances=(("USDT", "100000"),))
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=request))
+        streamed = await service.wait(created.backtest.name)
+    assert streamed.state == pb.BACKTEST_STATE_SUCCEEDED, streamed.error_message
+    assert streamed.spec_hash == run.spec_hash
+    for field in ("pnl", "fees", "ending_equity", "fill_count", "trade_count", "sharpe_ratio"):
+        assert getattr(streamed.stats, field) == getattr(run.stats, field), field
+    other = data_dir / "runs" / streamed.name.split("/")[1]
+    for name in ("fills.parquet", "equity.parquet", "candles.parquet", "portfolio.parquet"):
+        pd.testing.assert_frame_equal(
+            table(other, name), table(directory, name), check_exact=True, obj=name
+        )

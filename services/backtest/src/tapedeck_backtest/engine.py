@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Currency, Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 from nautilus_trader.trading.config import StrategyFactory
 
 from tapedeck_backtest import results
@@ -39,6 +43,9 @@ from tapedeck_backtest.strategies import load_registry
 
 CHUNK_SECONDS = 0.1
 FIRST_CHUNK_EVENTS = 2_000
+# Windows up to this many rows stay in a worker's memory between runs; larger ones stream.
+DEFAULT_IN_MEMORY_ROWS = 1_000_000
+STREAM_BATCH_ROWS = 50_000
 MAX_CHUNK_EVENTS = 250_000
 PROGRESS_INTERVAL_SECONDS = 0.2
 
@@ -63,6 +70,7 @@ class RunJob:
     source: DatasetSource
     spec: RunSpec
     results_dir: Path
+    in_memory_rows: int = DEFAULT_IN_MEMORY_ROWS
 
     @property
     def engine_key(self) -> str:
@@ -86,7 +94,7 @@ class LoadedEngine:
     key: str
     engine: Any
     venue: Any
-    data: list[Any]  # the window's data objects; the engine holds only the first one
+    batches: Callable[[], Iterator[list[Any]]]  # the window's data after the first element
     prices: results.PriceSeries
     minute_bars: results.Candles | None  # BARS datasets: the stored bars keyed by open time
     load_seconds: float
@@ -103,21 +111,30 @@ def load_engine(job: RunJob) -> LoadedEngine:
     started = time.perf_counter()
     source, spec = job.source, job.spec
     instrument = source.nautilus_instrument()
-    catalog = ParquetDataCatalog(str(source.catalog_path))
-    if source.kind is DataKind.TRADES:
-        data = catalog.trade_ticks(
-            instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
-        )
-    elif source.kind is DataKind.QUOTES:
-        data = catalog.quote_ticks(
-            instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
-        )
+    if source.row_count <= job.in_memory_rows:
+        # Small enough to keep: a sweep's later runs on this worker skip loading entirely.
+        data = _query_catalog(source, spec)
+        if not data:
+            raise ValueError("the dataset holds no data in the run's time range")
+        first = data[0]
+        rest = data[1:]
+
+        def batches() -> Iterator[list[Any]]:
+            yield rest
+
     else:
-        data = catalog.bars(
-            bar_types=[str(source.stored_bar_type)], start=spec.start_ns, end=spec.end_ns
-        )
-    if not data:
-        raise ValueError("the dataset holds no data in the run's time range")
+        # Large: stream from the catalog's files on every run, so memory stays bounded.
+        first_batch = next(_catalog_batches(source, spec), None)
+        if not first_batch:
+            raise ValueError("the dataset holds no data in the run's time range")
+        first = first_batch[0]
+        del first_batch
+
+        def batches() -> Iterator[list[Any]]:
+            stream = _catalog_batches(source, spec)
+            for index, batch in enumerate(stream):
+                yield batch[1:] if index == 0 else batch
+
     engine = BacktestEngine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False)
     )
@@ -139,13 +156,13 @@ def load_engine(job: RunJob) -> LoadedEngine:
     engine.add_instrument(instrument)
     # The first element goes in through add_data, which registers the venue's market data
     # client and the subscriptions it serves; the rest streams through `_chunks` per run.
-    engine.add_data(data[:1], sort=False)
+    engine.add_data([first], sort=False)
     prices, minute_bars = _price_series(source, spec, instrument.price_precision)
     return LoadedEngine(
         key=job.engine_key,
         engine=engine,
         venue=venue,
-        data=data,
+        batches=batches,
         prices=prices,
         minute_bars=minute_bars,
         load_seconds=time.perf_counter() - started,
@@ -169,26 +186,31 @@ def execute(
 
     def chunks() -> Iterator[list[Any]]:
         nonlocal cancelled
-        data = loaded.data
-        position, size = 1, FIRST_CHUNK_EVENTS
+        size = FIRST_CHUNK_EVENTS
+        first = True
         last_report = asked = time.perf_counter()
-        while position < len(data):
-            now = time.perf_counter()
-            if cancel.is_set():
-                cancelled = True
-                return  # the engine sees the end of its data and finishes cleanly
-            if now - last_report >= PROGRESS_INTERVAL_SECONDS:
-                last_report = now
-                simulated = data[position].ts_init
-                report(_progress(engine.iteration, now - started, simulated, spec.start_ns, span))
-            # Size the next chunk from how long the engine took over the last one.
-            took = max(now - asked, 1e-6)
-            if position > 1:
-                size = int(min(max(size * CHUNK_SECONDS / took, 100), MAX_CHUNK_EVENTS))
-            chunk = data[position : position + size]
-            position += len(chunk)
-            asked = time.perf_counter()
-            yield chunk
+        for batch in loaded.batches():
+            offset = 0
+            while offset < len(batch):
+                now = time.perf_counter()
+                if cancel.is_set():
+                    cancelled = True
+                    return  # the engine sees the end of its data and finishes cleanly
+                if now - last_report >= PROGRESS_INTERVAL_SECONDS:
+                    last_report = now
+                    simulated = batch[offset].ts_init
+                    report(
+                        _progress(engine.iteration, now - started, simulated, spec.start_ns, span)
+                    )
+                # Size the next chunk from how long the engine took over the last one.
+                if not first:
+                    took = max(now - asked, 1e-6)
+                    size = int(min(max(size * CHUNK_SECONDS / took, 100), MAX_CHUNK_EVENTS))
+                first = False
+                chunk = batch[offset : offset + size]
+                offset += len(chunk)
+                asked = time.perf_counter()
+                yield chunk
 
     engine.add_data_iterator("tapedeck_run", chunks())
     engine.run(start=spec.start_ns, end=spec.end_ns)
@@ -245,13 +267,62 @@ def _progress(events: int, elapsed: float, simulated_ns: int, start_ns: int, spa
     )
 
 
+def _query_catalog(source: DatasetSource, spec: RunSpec) -> list[Any]:
+    catalog = ParquetDataCatalog(str(source.catalog_path))
+    if source.kind is DataKind.TRADES:
+        return list(
+            catalog.trade_ticks(
+                instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
+            )
+        )
+    if source.kind is DataKind.QUOTES:
+        return list(
+            catalog.quote_ticks(
+                instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
+            )
+        )
+    return list(
+        catalog.bars(bar_types=[str(source.stored_bar_type)], start=spec.start_ns, end=spec.end_ns)
+    )
+
+
+def _catalog_batches(source: DatasetSource, spec: RunSpec) -> Iterator[list[Any]]:
+    """Yield the window's data objects batch by batch, in time order, from the catalog files."""
+    directory = data_directory(source.catalog_path, source.kind, instrument_id=source.instrument_id)
+    data_cls = source.data_cls
+    for path in sorted(directory.glob("*.parquet")):  # named <first-ts>_<last-ts>: time order
+        file = pq.ParquetFile(path)
+        metadata = file.schema_arrow.metadata
+        for raw in file.iter_batches(batch_size=STREAM_BATCH_ROWS):
+            times = raw.column("ts_init")
+            inside = pc.and_(
+                pc.greater_equal(times, pa.scalar(spec.start_ns, pa.uint64())),
+                pc.less_equal(times, pa.scalar(spec.end_ns, pa.uint64())),
+            )
+            kept = raw.filter(inside)
+            if kept.num_rows == 0:
+                continue
+            table = pa.Table.from_batches([kept]).replace_schema_metadata(metadata)
+            objects = ArrowSerializer.deserialize(data_cls=data_cls, batch=table)
+            if "nautilus_pyo3" in type(objects[0]).__module__:
+                objects = data_cls.from_pyo3_list(objects)
+            yield objects
+
+
 def _price_series(
     source: DatasetSource, spec: RunSpec, price_precision: int
 ) -> tuple[results.PriceSeries, results.Candles | None]:
     directory = data_directory(source.catalog_path, source.kind, instrument_id=source.instrument_id)
     dataset = pads.dataset(str(directory), format="parquet")
     field = pads.field("ts_init")
-    table = dataset.to_table(filter=(field >= spec.start_ns) & (field <= spec.end_ns))
+    columns = {
+        DataKind.TRADES: ["ts_init", "price", "size"],
+        DataKind.QUOTES: ["ts_init", "bid_price", "ask_price"],
+        DataKind.BARS: ["ts_init", "open", "high", "low", "close", "volume"],
+    }[source.kind]
+    table = dataset.to_table(
+        columns=columns, filter=(field >= spec.start_ns) & (field <= spec.end_ns)
+    )
     table = table.sort_by("ts_init")
     times = table.column("ts_init").to_numpy().astype(np.int64)
 

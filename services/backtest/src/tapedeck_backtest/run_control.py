@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tapedeck_backtest import run_repository
 from tapedeck_backtest.dataset_imports import load_dataset_source
 from tapedeck_backtest.datasets import DataKind, DatasetSource
-from tapedeck_backtest.engine import RunJob
+from tapedeck_backtest.engine import DEFAULT_IN_MEMORY_ROWS, RunJob
 from tapedeck_backtest.instruments import InstrumentKind
 from tapedeck_backtest.runs import (
     AccountKind,
@@ -81,8 +81,10 @@ class Runs:
         results_root: Path,
         registry: StrategyRegistry,
         pool: WorkerPool | None,
+        in_memory_rows: int = DEFAULT_IN_MEMORY_ROWS,
     ) -> None:
         self._sessions = sessions
+        self._in_memory_rows = in_memory_rows
         self._catalog_dir = catalog_dir
         self.results_root = results_root
         self._registry = registry
@@ -254,7 +256,11 @@ class Runs:
         """Return what a worker needs to execute a run (the pool's job resolver)."""
         source = await self._source(session, run.spec.dataset_id, "spec.dataset")
         return RunJob(
-            run_id=run.id, source=source, spec=run.spec, results_dir=self.results_root / run.id
+            run_id=run.id,
+            source=source,
+            spec=run.spec,
+            results_dir=self.results_root / run.id,
+            in_memory_rows=self._in_memory_rows,
         )
 
     # -- sweeps

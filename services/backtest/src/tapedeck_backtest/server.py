@@ -51,6 +51,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             results_root=settings.resolved_results_dir,
             registry=strategies,
             pool=None,
+            in_memory_rows=settings.run_in_memory_rows,
         )
         on_stop: list[Callable[[], Awaitable[None]]] = []
         if settings.workers > 0:
