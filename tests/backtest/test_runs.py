@@ -284,3 +284,32 @@ async def test_list_backtests_pages_newest_first_and_filters_by_state(database_u
             pb.ListBacktestsRequest(states=[pb.BACKTEST_STATE_QUEUED])
         )
         assert [b.name for b in queued.backtests] == names[:0:-1]
+
+
+async def test_two_replicas_share_the_queue_and_run_each_run_once(database_url, data_dir):
+    async with running_service(database_url, data_dir, workers=1) as first:
+        dataset = await first.import_trades()
+        other_dir = data_dir.parent / "replica"
+        other_dir.mkdir()
+        # A second replica on the same database and the same catalog and results directories.
+        async with running_service(
+            database_url,
+            other_dir,
+            workers=1,
+            catalog_dir=data_dir / "catalog",
+            results_dir=data_dir / "runs",
+        ) as second:
+            names = []
+            for slow in (16, 17, 18, 19):
+                request = spec(dataset)
+                request.parameters["slow_period"].int_value = slow
+                created = await first.stub.CreateBacktest(pb.CreateBacktestRequest(spec=request))
+                names.append(created.backtest.name)
+            finals = [await second.wait(name) for name in names]
+            assert all(f.state == pb.BACKTEST_STATE_SUCCEEDED for f in finals), finals
+    engine = create_async_engine(database_url)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT owner, attempts FROM backtests"))).all()
+    await engine.dispose()
+    assert [attempts for _, attempts in rows] == [1, 1, 1, 1]
+    assert len({owner for owner, _ in rows}) == 2  # both replicas took work
