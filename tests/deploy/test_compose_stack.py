@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import socket
 import subprocess
@@ -173,7 +174,7 @@ async def running_stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 def _envoy_argv(stack: Stack) -> list[str]:
-    config = envoy()
+    config = copy.deepcopy(envoy())  # the parsed file is shared by every test
     config["admin"]["address"]["socket_address"]["port_value"] = stack.ports["admin"]
     (listener,) = config["static_resources"]["listeners"]
     listener["address"]["socket_address"] = {
