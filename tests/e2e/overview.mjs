@@ -7,6 +7,7 @@ await withPage(async (page, screenshot) => {
   await page.goto(url);
   // The token leaves the address bar once stored.
   await page.waitForFunction(() => !window.location.hash.includes("token="));
+  await page.goto(`${new URL(url).origin}/#/overview`);
   for (const service of ["backtest", "wallets", "live"]) {
     const row = page.locator(`tr[data-service="${service}"]`);
     await row.waitFor();

@@ -2,42 +2,256 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.gateway.stack import REPO, Stack, start_stack
+from tests.gateway.stack import BIN, REPO, Stack, free_ports, start_stack
 from tests.support import missing_dependency
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
+GRPCURL = BIN / "grpcurl"
+# Totals (available + hold) of every emulator portfolio (see tapedeck_wallets.emulator.__main__).
+EXCHANGE_BALANCES = {"BTC": "1.75", "ETH": "10.123456789012345678", "USD": "1000.00"}
+FILLER_WALLETS = 400
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The Coinbase emulator with two portfolios, and the secrets file the wallet service reads."""
+    tmp = tmp_path_factory.mktemp("exchange")
+    port = free_ports()[0]
+    info = tmp / "exchange.json"
+    log = tmp / "emulator.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tapedeck_wallets.emulator",
+                "--port",
+                str(port),
+                "--portfolios",
+                "2",
+                "--secrets-out",
+                str(tmp / "secrets.json"),
+                "--info-out",
+                str(info),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    deadline = time.monotonic() + 30
+    while not (info.exists() and info.stat().st_size > 0):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"the exchange emulator did not start: {log.read_text()}")
+        time.sleep(0.1)
+    yield json.loads(info.read_text())
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, exchange: dict[str, Any]) -> Iterator[Stack]:
     if not Path(CHROMIUM).exists():
         missing_dependency(f"Chromium at {CHROMIUM} (apt-get install chromium)")
     if shutil.which("node") is None:
         missing_dependency("node")
-    running = start_stack(tmp_path_factory.mktemp("browser"))
+    saved = {key: os.environ.get(key) for key in exchange["env"]}
+    os.environ.update(exchange["env"])  # the launcher passes them on to the wallet service
+    try:
+        running = start_stack(tmp_path_factory.mktemp("browser"))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     yield running
     running.stop()
 
 
-def run_scenario(name: str, *args: str) -> None:
+def run_scenario(name: str, *args: str) -> str:
     done = subprocess.run(
         ["node", str(REPO / "tests" / "e2e" / f"{name}.mjs"), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         env={**os.environ, "TAPEDECK_ARTIFACTS": str(ARTIFACTS), "CHROMIUM": CHROMIUM},
     )
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def rpc(stack: Stack, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Call one RPC through the gateway with grpcurl (the operators' tool) and return the JSON."""
+    done = subprocess.run(
+        [
+            str(GRPCURL),
+            "-plaintext",
+            "-H",
+            f"authorization: Bearer {stack.admin_token()}",
+            "-d",
+            json.dumps(body),
+            stack.address,
+            method,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{method}: {done.stderr}"
+    out = done.stdout.strip()
+    if not out:
+        return {}
+    # Server streams print one JSON object per message; return the last.
+    decoder = json.JSONDecoder()
+    position, last = 0, {}
+    while position < len(out):
+        last, end = decoder.raw_decode(out, position)
+        position = end
+        while position < len(out) and out[position].isspace():
+            position += 1
+    return last
+
+
+def link(stack: Stack) -> str:
+    return f"http://{stack.address}/#token={stack.admin_token()}"
 
 
 def test_the_app_signs_in_from_the_launcher_link_and_reaches_every_service(stack: Stack) -> None:
-    run_scenario("overview", f"http://{stack.address}/#token={stack.admin_token()}")
+    run_scenario("overview", link(stack))
+
+
+def test_an_appended_event_reaches_the_live_tail_within_a_second(stack: Stack) -> None:
+    blocks = [
+        ("b1", "insufficient_funds", "BTC-USD"),
+        ("b2", "insufficient_funds", "ETH-USD"),
+        ("b3", "max_notional", "BTC-USD"),
+    ]
+    events: list[dict[str, Any]] = [
+        {
+            "event_id": f"seed-{event_id}",
+            "type": "EVENT_TYPE_TRADE_BLOCKED",
+            "run_id": "seed-run",
+            "symbol": symbol,
+            "reason": reason,
+            "time": "2026-01-02T03:04:05Z",
+            "payload": {"required": "10.5", "available": "2.25"},
+        }
+        for event_id, reason, symbol in blocks
+    ]
+    events.append(
+        {
+            "event_id": "seed-fill",
+            "type": "EVENT_TYPE_ORDER_FILLED",
+            "run_id": "seed-run",
+            "symbol": "BTC-USD",
+            "time": "2026-01-02T03:04:06Z",
+        }
+    )
+    rpc(stack, "tapedeck.live.v1.LiveService/AppendEvents", {"events": events})
+    out = run_scenario("live", link(stack), str(GRPCURL), stack.address, stack.admin_token())
+    assert "shown in the live tail" in out
+
+
+def test_reconciling_against_the_exchange_highlights_a_mismatch(
+    stack: Stack, exchange: dict[str, Any]
+) -> None:
+    import grpc
+
+    from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+
+    first, second = exchange["wallets"]
+    matching = {**first, "display_name": "desk-matching"}
+    mismatching = {**second, "display_name": "desk-mismatching"}
+    balances = [
+        wallets_pb2.Balance(asset=asset, total=total, available=total, hold="0")
+        for asset, total in EXCHANGE_BALANCES.items()
+    ]
+    short_btc = [
+        wallets_pb2.Balance(asset="BTC", total="1.25", available="1.25", hold="0"),
+        *balances[1:],
+    ]
+    metadata = (("authorization", f"Bearer {stack.admin_token()}"),)
+    with grpc.insecure_channel(stack.address) as channel:
+        stub = wallets_pb2_grpc.WalletServiceStub(channel)
+
+        def create(spec: dict[str, str], stored: list[wallets_pb2.Balance]) -> None:
+            wallet = wallets_pb2.Wallet(
+                display_name=spec["display_name"],
+                exchange=spec["exchange"],
+                account_ref=spec["account_ref"],
+                credentials_ref=spec["credentials_ref"],
+                balances=stored,
+            )
+            stub.CreateWallet(wallets_pb2.CreateWalletRequest(wallet=wallet), metadata=metadata)
+
+        create(matching, balances)
+        create(mismatching, short_btc)
+        # Many more wallets on the first portfolio: the table must stay fast (virtualised).
+        for index in range(FILLER_WALLETS):
+            create({**first, "display_name": f"filler-{index:04d}"}, balances)
+    out = run_scenario("wallets", link(stack), str(FILLER_WALLETS + 2))
+    assert "mismatch highlighted" in out
+
+
+def _import_dataset(stack: Stack) -> str:
+    raw = stack.data_dir / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tapedeck_backtest.synth",
+            str(raw / "ticks.csv"),
+            "--ticks",
+            "20000",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dataset = rpc(
+        stack,
+        "tapedeck.backtest.v1.BacktestService/ImportDataset",
+        {
+            "source_path": "ticks.csv",
+            "kind": "DATA_KIND_TRADES",
+            "display_name": "BTC synthetic",
+            "instrument": {
+                "instrument_id": "BTCUSDT.BINANCE",
+                "kind": "INSTRUMENT_KIND_SPOT",
+                "base_currency": "BTC",
+                "quote_currency": "USDT",
+                "price_precision": 2,
+                "size_precision": 6,
+                "maker_fee": "0.001",
+                "taker_fee": "0.001",
+            },
+        },
+    )
+    return str(dataset["dataset"]["name"])
+
+
+def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(stack: Stack) -> None:
+    _import_dataset(stack)
+    out = run_scenario("runs", link(stack))
+    run = next(line.split()[-1] for line in out.splitlines() if line.startswith("run "))
+    # The playback scenario checks the portfolio panel against GetPortfolioState at the cursor.
+    out = run_scenario(
+        "playback", link(stack), str(GRPCURL), stack.address, stack.admin_token(), run
+    )
+    print(out)

@@ -65,7 +65,7 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
     ],
     {
       rowKey: (r) => r.wallet.name,
-      rowClass: (r) => `${statusClass(r.result)} ${r.wallet.name === selected ? "selected" : ""}`,
+      rowClass: (r) => `${statusClass(r.result) === "ok" ? "" : statusClass(r.result)} ${r.wallet.name === selected ? "selected" : ""}`,
       onRowClick: (r) => {
         selected = r.wallet.name;
         showDetail(r);

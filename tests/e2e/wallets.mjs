@@ -1,0 +1,48 @@
+// Wallets: the table stays virtualised with hundreds of rows; reconciling against the exchange
+// emulator streams results in and highlights the wallet whose stored BTC differs.
+import assert from "node:assert/strict";
+import { withPage } from "./browser.mjs";
+
+const [url, expected] = process.argv.slice(2);
+const origin = new URL(url).origin;
+
+await withPage(async (page, screenshot) => {
+  await page.goto(url);
+  await page.waitForFunction(() => !window.location.hash.includes("token="));
+  await page.goto(`${origin}/#/wallets`);
+  await page.locator("[data-testid=wallet-count]", { hasText: `${expected} wallets` }).waitFor({ timeout: 20000 });
+
+  // Virtualised: only the rows on screen are in the DOM, and scrolling to the end is instant.
+  const rendered = await page.locator("[data-testid=wallets] .vt-row[data-key]").count();
+  assert.ok(rendered > 5 && rendered < 80, `${rendered} rows in the DOM for ${expected} wallets`);
+  const firstRow = () => page.locator("[data-testid=wallets] .vt-row[data-key]").first().getAttribute("data-key");
+  const top = await firstRow();
+  await page.locator("[data-testid=wallets] .vt-viewport").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.waitForFunction((key) => document.querySelector("[data-testid=wallets] .vt-row[data-key]")?.getAttribute("data-key") !== key, top);
+  const atBottom = await page.locator("[data-testid=wallets] .vt-row[data-key]").count();
+  assert.ok(atBottom < 80, `${atBottom} rows in the DOM at the bottom`);
+  await page.locator("[data-testid=wallets] .vt-viewport").evaluate((el) => (el.scrollTop = 0));
+
+  await page.click("text=Reconcile all");
+  await page.locator('[data-testid=reconcile-summary][data-state="succeeded"]').waitFor({ timeout: 60000 });
+  const mismatched = await page.locator('[data-testid=reconcile-summary] [data-count="mismatched"]').innerText();
+  assert.equal(mismatched, "1 mismatched");
+
+  await page.check("input[name=only-diffs]");
+  const row = page.locator("[data-testid=wallets] .vt-row", { hasText: "desk-mismatching" });
+  await row.waitFor();
+  assert.match((await row.getAttribute("class")) ?? "", /mismatch/);
+  assert.match(await row.innerText(), /BTC \+0\.5/);
+  assert.equal(await page.locator("[data-testid=wallets] .vt-row[data-key]").count(), 1);
+  await row.click();
+  const detail = page.locator("[data-testid=wallet-detail]");
+  await detail.locator("tr.mismatch", { hasText: "BTC" }).waitFor();
+  const cells = await detail.locator("tr.mismatch td").allInnerTexts();
+  assert.deepEqual(cells, ["BTC", "1.25", "1.75", "+0.5"]);
+  // ETH keeps all 18 decimals: money is never turned into a float.
+  await detail.locator("td", { hasText: "10.123456789012345678" }).first().waitFor();
+  console.log("mismatch highlighted: BTC stored 1.25, exchange 1.75");
+  await screenshot("wallets-reconciled");
+  await page.uncheck("input[name=only-diffs]");
+  await screenshot("wallets-all");
+});
