@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -691,3 +692,43 @@ async def test_bad_playback_requests_name_the_field(database_url: str, data_dir:
         )
         assert code == invalid
         assert "page_token" in fields
+
+
+async def test_concurrent_first_reads_build_the_files_once_and_agree(
+    service: Service,
+) -> None:
+    prices = random_prices(start_ns=T0, count=3_000, step_ns=10**10, seed=8)
+    fills = [
+        fill(int(prices.times[i]), "BUY", "0.3", "30000", number=i) for i in range(5, 2_900, 50)
+    ]
+    name = await publish(service, write_run(service.data_dir / "runs", prices=prices, fills=fills))
+    request = pb.GetPortfolioStateRequest(backtest=name, time=ts(int(prices.times[-1])))
+    replies = await asyncio.gather(*(service.stub.GetPortfolioState(request) for _ in range(8)))
+    assert all(reply == replies[0] for reply in replies)
+    assert replies[0].state.fill_count == len(fills)
+    run_dir = service.data_dir / "runs" / name.split("/")[1]
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []
+
+
+async def test_open_result_files_stay_within_the_cache_bound(tmp_path: Path) -> None:
+    data_dir = tmp_path / "bounded"
+    data_dir.mkdir()
+    async with running_service(
+        f"sqlite+aiosqlite:///{tmp_path / 'b.db'}",
+        data_dir,
+        workers=0,
+        playback_cache_bytes=600_000,
+    ) as service:
+        store = service.app.components.registrations[0].servicer._result_store  # type: ignore[attr-defined]
+        names = []
+        for seed in range(4):
+            prices = random_prices(start_ns=T0, count=6_000, step_ns=10**10, seed=seed)
+            names.append(
+                await publish(service, write_run(data_dir / "runs", prices=prices, fills=[]))
+            )
+        for name in names * 2:
+            messages = [
+                m async for m in service.stub.StreamCandles(pb.StreamCandlesRequest(backtest=name))
+            ]
+            assert sum(len(m.chunk.times) for m in messages) == 1_000
+            assert 0 < store.open_bytes <= 600_000
