@@ -17,8 +17,9 @@ from tsdownsample import LTTBDownsampler, MinMaxLTTBDownsampler
 
 from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles
 
-# Above this many input points MinMaxLTTB's min-max preselection pays for itself.
-_MINMAX_FROM = 1_000_000
+# Above this many input points MinMaxLTTB's min-max preselection pays for itself (measured:
+# plain LTTB is 4 ms at 1M points and 50 ms at 10M, MinMaxLTTB 30 ms and 43 ms with int64 times).
+_MINMAX_FROM = 5_000_000
 _MINMAX_RATIO = 4
 
 
