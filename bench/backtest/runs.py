@@ -28,7 +28,8 @@ from typing import Any
 FAST_PERIODS = (5, 8, 10, 12, 15, 20, 25, 30)
 
 
-def _write_ticks(path: Path, ticks: int) -> None:
+def write_ticks(path: Path, ticks: int) -> None:
+    """Write generated trade ticks (ts, price, size, side), 100 ms apart."""
     import numpy as np
     import pandas as pd
 
@@ -45,6 +46,32 @@ def _write_ticks(path: Path, ticks: int) -> None:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
+
+
+async def import_ticks(stub: Any) -> str:
+    """Import raw/ticks.parquet as BTCUSDT.BINANCE trades through ImportDataset; return its name."""
+    from tapedeck.backtest.v1 import backtest_pb2 as pb
+
+    dataset = ""
+    async for message in stub.ImportDataset(
+        pb.ImportDatasetRequest(
+            source_path="ticks.parquet",
+            kind=pb.DATA_KIND_TRADES,
+            instrument=pb.Instrument(
+                instrument_id="BTCUSDT.BINANCE",
+                kind=pb.INSTRUMENT_KIND_SPOT,
+                base_currency="BTC",
+                quote_currency="USDT",
+                price_precision=2,
+                size_precision=6,
+                maker_fee="0.001",
+                taker_fee="0.001",
+            ),
+        )
+    ):
+        dataset = message.dataset.name or dataset
+    assert dataset
+    return str(dataset)
 
 
 def _sequential(jobs: list[Any], results: Any) -> None:
@@ -83,7 +110,7 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="tapedeck-bench-runs-") as tmp:
         root = Path(tmp)
-        _write_ticks(root / "raw" / "ticks.parquet", ticks)
+        write_ticks(root / "raw" / "ticks.parquet", ticks)
         settings = BacktestSettings(
             port=0, data_dir=root / "data", data_root=root / "raw", workers=workers
         )
@@ -91,25 +118,7 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
                 stub = backtest_pb2_grpc.BacktestServiceStub(channel)
-                dataset = None
-                async for message in stub.ImportDataset(
-                    pb.ImportDatasetRequest(
-                        source_path="ticks.parquet",
-                        kind=pb.DATA_KIND_TRADES,
-                        instrument=pb.Instrument(
-                            instrument_id="BTCUSDT.BINANCE",
-                            kind=pb.INSTRUMENT_KIND_SPOT,
-                            base_currency="BTC",
-                            quote_currency="USDT",
-                            price_precision=2,
-                            size_precision=6,
-                            maker_fee="0.001",
-                            taker_fee="0.001",
-                        ),
-                    )
-                ):
-                    dataset = message.dataset.name or dataset
-                assert dataset is not None
+                dataset = await import_ticks(stub)
                 base = pb.BacktestSpec(
                     dataset=dataset,
                     strategy="strategies/ema_cross",
