@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -172,26 +173,41 @@ async def test_an_engine_error_fails_the_run_with_its_message(database_url, data
         assert "Traceback" not in final.error_message
 
 
-async def test_a_run_left_running_by_a_dead_service_is_recovered_at_start(database_url, data_dir):
+async def test_runs_left_running_by_a_dead_service_are_recovered_at_start(database_url, data_dir):
     async with running_service(database_url, data_dir, workers=0) as service:
         dataset = await service.import_trades()
-        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
-    run_id = created.backtest.name.split("/")[1]
-    # What a service killed mid-run leaves behind: RUNNING, owned by it, lease long expired.
+        names = []
+        for slow in (16, 17):
+            request = spec(dataset)
+            request.parameters["slow_period"].int_value = slow
+            created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=request))
+            names.append(created.backtest.name)
+    finished = await asyncio.create_subprocess_exec("true")
+    await finished.wait()
+    host = os.uname().nodename[:30].replace("-", "_")
+    # What services killed mid-run leave behind: RUNNING rows they own. One on another host
+    # whose lease expired long ago; one on this host, lease fresh, but its process is gone.
+    leftovers = [
+        ("other_host-4242-aaaa", datetime.now(UTC) - timedelta(hours=1)),
+        (f"{host}-{finished.pid}-bbbb", datetime.now(UTC)),
+    ]
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
-        await connection.execute(
-            text(
-                "UPDATE backtests SET state = 'RUNNING', owner = 'dead-host-1', attempts = 1,"
-                " heartbeat_time = :old WHERE id = :id"
-            ),
-            {"old": datetime.now(UTC) - timedelta(hours=1), "id": run_id},
-        )
+        for name, (owner, heartbeat) in zip(names, leftovers, strict=True):
+            await connection.execute(
+                text(
+                    "UPDATE backtests SET state = 'RUNNING', owner = :owner, attempts = 1,"
+                    " heartbeat_time = :heartbeat WHERE id = :id"
+                ),
+                {"owner": owner, "heartbeat": heartbeat, "id": name.split("/")[1]},
+            )
     await engine.dispose()
 
-    async with running_service(database_url, data_dir, workers=1) as service:
-        final = await service.wait(created.backtest.name)
-        assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+    # A lease far longer than the test: only the start-up checks can recover these runs.
+    async with running_service(database_url, data_dir, workers=1, run_lease_seconds=600) as service:
+        for name in names:
+            final = await service.wait(name, seconds=60)
+            assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
 
 
 async def test_watch_streams_progress_then_the_final_state(database_url, data_dir):

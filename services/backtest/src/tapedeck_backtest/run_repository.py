@@ -276,6 +276,14 @@ async def stale_runs(*, session: AsyncSession, lease_expired_before: datetime) -
     return list(rows)
 
 
+async def running_owners(*, session: AsyncSession) -> list[tuple[str, str | None]]:
+    """Return every RUNNING run with its owner."""
+    rows = await session.execute(
+        select(BacktestRow.id, BacktestRow.owner).where(BacktestRow.state == RunState.RUNNING.value)
+    )
+    return [(run_id, owner) for run_id, owner in rows]
+
+
 async def owned_runs(*, session: AsyncSession, owner: str) -> list[str]:
     """Return the RUNNING runs this owner holds."""
     rows = await session.scalars(

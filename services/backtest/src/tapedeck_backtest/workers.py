@@ -145,7 +145,8 @@ class WorkerPool:
         self._strategy_paths = strategy_paths
         self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_seconds)
-        self.owner = f"{os.uname().nodename[:20]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._host = os.uname().nodename[:30].replace("-", "_")
+        self.owner = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._context = multiprocessing.get_context("forkserver")
@@ -317,12 +318,37 @@ class WorkerPool:
                 session=session, owner=self.owner, run_ids=busy, now=_now()
             )
 
+    def _owner_is_dead(self, owner: str | None) -> bool:
+        # Owners are "<host>-<pid>-<token>". On this host, an owner whose process is gone (or
+        # whose pid is ours, from an earlier life of this container) is dead now, without
+        # waiting for its lease to expire.
+        if owner is None or owner == self.owner:
+            return False
+        parts = owner.rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != self._host or not parts[1].isdigit():
+            return False
+        pid = int(parts[1])
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
     async def _recover_stale(self) -> None:
         async with self._sessions() as session:
-            stale = await run_repository.stale_runs(
-                session=session, lease_expired_before=_now() - self._lease
+            stale = set(
+                await run_repository.stale_runs(
+                    session=session, lease_expired_before=_now() - self._lease
+                )
             )
-        for run_id in stale:
+            for run_id, owner in await run_repository.running_owners(session=session):
+                if self._owner_is_dead(owner):
+                    stale.add(run_id)
+        for run_id in sorted(stale):
             async with self._sessions() as session, session.begin():
                 state = await run_repository.release_run(
                     session=session,
@@ -352,7 +378,8 @@ class WorkerPool:
                 await self._finish(run_id, RunState.FAILED, error_message=error_message(error))
                 continue
             slot = self._choose_slot(job.engine_key)
-            if slot.process is not None and slot.key != job.engine_key:
+            if slot.process is not None and slot.key not in (None, job.engine_key):
+                # Another dataset's engine is loaded: one engine per process, so a fresh one.
                 await asyncio.to_thread(self._end_process, slot, graceful=True)
             if not slot.alive:
                 self._forget_process(slot)
@@ -367,10 +394,13 @@ class WorkerPool:
             slot.conn.send(job)
 
     def _choose_slot(self, key: str) -> _Slot:
+        # Best: a worker with this data loaded; then a started worker without an engine yet;
+        # then an empty slot; last, a worker holding other data (it is replaced).
         idle = [slot for slot in self._slots if slot.run_id is None]
-        for slot in idle:
-            if slot.alive and slot.key == key:
-                return slot
+        for wanted in (key, None):
+            for slot in idle:
+                if slot.alive and slot.key == wanted:
+                    return slot
         for slot in idle:
             if not slot.alive:
                 return slot
