@@ -274,6 +274,8 @@ async def test_a_malformed_row_is_reported_with_line_and_column_and_leaves_nothi
         ("ts,price,size\n1610064000000,1,1\n1610063000000,1,1\n", 3, "ts", "back in time"),
         ("ts,price,size\n1610064000000,1,1\nlater,1,1\n", 3, "ts", "'later'"),
         ("ts,price,size\n1610064000000,1,-1\n", 2, "size", "must be positive"),
+        ("ts,price,size\n1610064000000,1e15,1\n", 2, "price", "above NautilusTrader's limit"),
+        ("ts,price,size\n1610064000000,1,1e14\n", 2, "size", "above NautilusTrader's limit"),
         ("ts,price,size,side\n1610064000000,1,1,HOLD\n", 2, "side", "'HOLD'"),
         ("ts,price\n1610064000000,1\n", 1, None, "missing required column"),
     ],

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tapedeck_backtest.datasets import DataKind
 
@@ -236,3 +237,52 @@ class CatalogFileWriter:
     ) -> None:
         if exc_type is not None:
             self.abort()
+
+
+class ReadBackMismatch(Exception):
+    """The catalog's own reader does not return what was written."""
+
+
+_VALUE_FIELDS = {
+    DataKind.TRADES: ("price", "size"),
+    DataKind.QUOTES: ("bid_price", "ask_price", "bid_size", "ask_size"),
+    DataKind.BARS: ("open", "high", "low", "close", "volume"),
+}
+
+
+def verify_read_back(
+    catalog: Path, kind: DataKind, *, instrument_id: str, written: WrittenFile
+) -> None:
+    """Read the first and last rows back through ParquetDataCatalog and compare them exactly."""
+    reader = ParquetDataCatalog(str(catalog))
+    parquet = pq.ParquetFile(str(written.path))
+    first = parquet.read_row_group(0).slice(0, 1).to_pylist()[0]
+    last_group = parquet.read_row_group(parquet.metadata.num_row_groups - 1)
+    last = last_group.slice(last_group.num_rows - 1, 1).to_pylist()[0]
+    for row in (first, last):
+        ts = row["ts_init"]
+        if kind is DataKind.TRADES:
+            found = reader.trade_ticks(instrument_ids=[instrument_id], start=ts, end=ts)
+        elif kind is DataKind.QUOTES:
+            found = reader.quote_ticks(instrument_ids=[instrument_id], start=ts, end=ts)
+        else:
+            found = reader.bars(bar_types=[bar_type_for(instrument_id)], start=ts, end=ts)
+        expected = {
+            name: int.from_bytes(row[name], "little", signed=True) for name in _VALUE_FIELDS[kind]
+        }
+        if kind is DataKind.TRADES:
+            expected_side, expected_id = row["aggressor_side"], row["trade_id"]
+        if not any(
+            item.ts_init == ts
+            and all(getattr(item, name).raw == value for name, value in expected.items())
+            and (
+                kind is not DataKind.TRADES
+                or (
+                    int(item.aggressor_side) == expected_side and item.trade_id.value == expected_id
+                )
+            )
+            for item in found
+        ):
+            raise ReadBackMismatch(
+                f"{written.path.name}: the catalog reads back no row equal to the one at {ts}"
+            )

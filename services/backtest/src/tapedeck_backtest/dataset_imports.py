@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck_backtest import dataset_repository
-from tapedeck_backtest.catalog import WrittenFile
+from tapedeck_backtest.catalog import WrittenFile, verify_read_back
 from tapedeck_backtest.datasets import DataKind, Dataset, DatasetSource
 from tapedeck_backtest.importer import (
     ImportCancelled,
@@ -323,6 +323,13 @@ class DatasetStore:
                 catalog=staging,
                 on_progress=report,
                 cancel=cancel,
+            )
+            # The catalog's own reader must give back exactly the first and last rows written.
+            verify_read_back(
+                staging,
+                request.kind,
+                instrument_id=request.instrument.instrument_id,
+                written=written,
             )
             # The instrument goes in through the official path: one row, and the catalog is whole.
             ParquetDataCatalog(str(staging)).write_data([to_nautilus(request.instrument)])

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX
 
 from tapedeck_backtest.catalog import (
     CatalogFileWriter,
@@ -252,6 +253,7 @@ def _match_columns(names: list[str], kind: DataKind, display_path: str) -> dict[
     return found
 
 
+QUANTITIES = frozenset({"size", "bid_size", "ask_size", "volume"})
 NUMERIC = frozenset(
     {
         "price",
@@ -645,6 +647,11 @@ class _Converter:
         if name not in batch.columns:
             return np.full(batch.num_rows, round(DEFAULT_VOLUME * 10**precision), dtype=np.int64)
         values = self._floats(batch, name)
+        # NautilusTrader's reader panics (killing the process) on values beyond its limits.
+        limit = QUANTITY_MAX if name in QUANTITIES else PRICE_MAX
+        if np.abs(values).max(initial=0.0) > limit:
+            index = int(np.argmax(np.abs(values) > limit))
+            raise self._error(batch, index, name, f"is above NautilusTrader's limit {limit:.0f}")
         if np.abs(values).max(initial=0.0) * 10.0**precision >= 2.0**62:
             index = int(np.argmax(np.abs(values) * 10.0**precision >= 2.0**62))
             raise self._error(batch, index, name, "is too large for the instrument's precision")
