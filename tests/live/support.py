@@ -38,11 +38,13 @@ class Live:
 async def running_live(database_url: str, data_dir: Path, **overrides: Any) -> AsyncIterator[Live]:
     """Start the live service on port 0 against the database, yield it, stop it."""
     settings = LiveSettings(
-        database_url=database_url,
-        port=0,
-        data_dir=data_dir,
-        shutdown_grace_seconds=0.2,
-        **overrides,
+        **{
+            "database_url": database_url,
+            "port": 0,
+            "data_dir": data_dir,
+            "shutdown_grace_seconds": 0.2,
+            **overrides,
+        }
     )
     app = await server.start(settings)
     try:

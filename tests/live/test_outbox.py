@@ -1,0 +1,139 @@
+"""The outbox helper publishers use: events survive the live service being down, arrive once."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import MetaData, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tapedeck.live.v1 import live_pb2
+from tapedeck_common.database import session_factory
+from tapedeck_common.outbox import OutboxPublisher, enqueue, outbox_table
+from tests.live.support import event, running_live
+from tests.support import eventually
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@asynccontextmanager
+async def publisher_database(database_url: str) -> AsyncIterator[tuple[AsyncEngine, object]]:
+    """The publisher's own database with its outbox table."""
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    engine = create_async_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    try:
+        yield engine, table
+    finally:
+        await engine.dispose()
+
+
+async def outbox_rows(engine: AsyncEngine, table) -> list:
+    async with engine.connect() as connection:
+        return list((await connection.execute(select(table.c.event_id, table.c.refused))).all())
+
+
+async def all_events(live) -> list[str]:
+    reply = await live.stub.ListEvents(live_pb2.ListEventsRequest(page_size=1000))
+    return sorted(e.event_id for e in reply.events)
+
+
+def publisher(engine, table, port: int) -> OutboxPublisher:
+    return OutboxPublisher(
+        sessions=session_factory(engine),
+        table=table,
+        address=f"127.0.0.1:{port}",
+        service_token=None,
+        batch_size=100,
+        poll_seconds=0.1,
+        call_timeout_seconds=2,
+        backoff_seconds=(0.05, 1.5, 0.2),
+    )
+
+
+async def test_events_enqueued_while_the_live_service_is_down_arrive_once_it_is_back(
+    database_url: str, data_dir: Path
+):
+    port = free_port()
+    async with publisher_database(database_url) as (engine, table):
+        outbox = publisher(engine, table, port)
+        outbox.start()
+        try:
+            async with session_factory(engine).begin() as session:
+                await enqueue(
+                    session=session,
+                    table=table,
+                    events=[
+                        event(f"run-{i:03d}-finished", run_id=f"run-{i:03d}") for i in range(250)
+                    ],
+                )
+            outbox.notify()
+            assert len(await outbox_rows(engine, table)) == 250
+
+            async with running_live(database_url, data_dir, port=port) as live:
+
+                async def drained() -> bool:
+                    return await outbox_rows(engine, table) == []
+
+                await eventually(drained, message="outbox drained")
+                assert await all_events(live) == [f"run-{i:03d}-finished" for i in range(250)]
+        finally:
+            await outbox.stop()
+
+
+async def test_a_resend_after_a_crash_before_delete_is_stored_once(database_url, data_dir):
+    async with (
+        publisher_database(database_url) as (engine, table),
+        running_live(database_url, data_dir) as live,
+    ):
+        events = [
+            event(f"mismatch-{i}", type=live_pb2.EVENT_TYPE_RECONCILIATION_MISMATCH)
+            for i in range(5)
+        ]
+        async with session_factory(engine).begin() as session:
+            await enqueue(session=session, table=table, events=events)
+        # A previous drain sent them and died before deleting its rows.
+        await live.stub.AppendEvents(live_pb2.AppendEventsRequest(events=events[:3]))
+
+        outbox = publisher(engine, table, live.app.port)
+        try:
+            assert await outbox.drain_once() == 5
+        finally:
+            await outbox.stop()
+
+        assert await outbox_rows(engine, table) == []
+        assert await all_events(live) == sorted(e.event_id for e in events)
+
+
+async def test_an_event_the_live_service_refuses_is_parked_and_the_rest_delivered(
+    database_url, data_dir
+):
+    async with (
+        publisher_database(database_url) as (engine, table),
+        running_live(database_url, data_dir) as live,
+    ):
+        bad = live_pb2.Event(event_id="no-type", time=event("x").time)
+        async with session_factory(engine).begin() as session:
+            await enqueue(session=session, table=table, events=[event("ok-1"), bad, event("ok-2")])
+        outbox = publisher(engine, table, live.app.port)
+        try:
+            assert await outbox.drain_once() == 3
+            assert await outbox.drain_once() == 0
+        finally:
+            await outbox.stop()
+
+        assert await all_events(live) == ["ok-1", "ok-2"]
+        (parked,) = await outbox_rows(engine, table)
+        assert parked.event_id == "no-type"
+        assert parked.refused.startswith("INVALID_ARGUMENT")
+        async with engine.connect() as connection:
+            assert await connection.scalar(select(func.count()).select_from(table)) == 1
