@@ -8,6 +8,7 @@ import {
   fillMarkers,
   planWindow,
   spliceWindow,
+  timeToX,
   type CandleChunkLike,
   type RunSpan,
 } from "./series";
@@ -92,6 +93,14 @@ describe("planWindow", () => {
 });
 
 describe("playback helpers", () => {
+  it("places an instant in pixels on the visible range", () => {
+    const times = [0, 60, 120, 180];
+    // Bars 0..3 centred at logical 0..3, visible -0.5..3.5 over 400 px: 100 px per bar.
+    expect(timeToX(times, 60, { from: -0.5, to: 3.5 }, 400)).toBe(100);
+    expect(timeToX(times, 90, { from: -0.5, to: 3.5 }, 400)).toBe(150);
+    expect(timeToX(times, 200, { from: -0.5, to: 3.5 }, 400, 60)).toBeCloseTo(333.33, 1);
+    expect(timeToX(times, -1, { from: -0.5, to: 3.5 }, 400)).toBeNull();
+  });
   it("advances the cursor at the chosen speed and stops at the end", () => {
     expect(advanceCursor(1000, 500, 60, 10_000)).toBe(1030);
     expect(advanceCursor(9990, 1000, 3600, 10_000)).toBe(10_000);

@@ -214,3 +214,21 @@ export function fillMarkers(fills: readonly FillLike[], times: readonly number[]
   }
   return [...markers.values()].sort((a, b) => a.time - b.time || (a.side < b.side ? -1 : 1));
 }
+
+// Pixel x of an instant on a chart showing `times` (bar centres at whole logical indexes) across
+// `widthPx` for the visible logical range; interpolates inside a bucket. Null before the first bar.
+export function timeToX(
+  times: readonly number[],
+  time: number,
+  visible: { from: number; to: number },
+  widthPx: number,
+  lastBucket = 60,
+): number | null {
+  const index = bucketIndex(times, time);
+  if (index < 0 || visible.to <= visible.from) return null;
+  const start = times[index]!;
+  const end = times[index + 1] ?? start + lastBucket;
+  const logical = index - 0.5 + Math.min(1, (time - start) / Math.max(1e-9, end - start));
+  // The visible logical range spans exactly the plot's width.
+  return ((logical - visible.from) / (visible.to - visible.from)) * widthPx;
+}

@@ -30,6 +30,7 @@ import {
   fillMarkers,
   planWindow,
   spliceWindow,
+  timeToX,
   type CandleColumns,
   type FillLike,
   type Loaded,
@@ -242,13 +243,18 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   }
 
   function drawMarkers(): void {
-    const list: SeriesMarker<Time>[] = fillMarkers(fills, shown.times).map((m) => ({
+    const all = fillMarkers(fills, shown.times);
+    // Labels only when they fit; arrows always (hover the candle for the portfolio).
+    const labelled = all.length <= 40;
+    const list: SeriesMarker<Time>[] = all.map((m) => ({
       time: t(m.time),
       position: m.side === "buy" ? "belowBar" : "aboveBar",
       shape: m.side === "buy" ? "arrowUp" : "arrowDown",
       color: m.side === "buy" ? UP : DOWN,
-      text: m.text,
+      text: labelled ? m.text : "",
+      size: 0.8,
     }));
+    mainEl.dataset.markers = String(list.length);
     markers.setMarkers(list);
   }
 
@@ -400,11 +406,9 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   }
 
   function coordinate(api: IChartApi, data: CandleColumns, time: number): number | null {
-    const index = bucketIndex(data.times, time);
-    if (index < 0) return null;
-    const start = data.times[index]!;
-    const end = data.times[index + 1] ?? start + (loaded?.bucket ?? run?.overviewBucket ?? 60);
-    return api.timeScale().logicalToCoordinate((index + Math.min(1, (time - start) / Math.max(1e-9, end - start)) - 0.5) as never);
+    const range = api.timeScale().getVisibleLogicalRange();
+    if (range === null) return null;
+    return timeToX(data.times, time, { from: range.from, to: range.to }, api.timeScale().width(), loaded?.bucket ?? run?.overviewBucket ?? 60);
   }
 
   function placeCursor(): void {
@@ -427,7 +431,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
       return;
     }
     const money = (s: string) => formatDecimal(s, { maxFractionDigits: 2, minFractionDigits: 2 });
-    const item = (label: string, field: string, value: string, cls = "") => [h("dt", { text: label }), h("dd", { "data-field": field, class: cls, text: value })];
+    const item = (label: string, field: string, value: string, cls = "", raw = value) => [h("dt", { text: label }), h("dd", { "data-field": field, "data-raw": raw, class: cls, text: value })];
     const signed = (s: string) => (s.startsWith("-") ? "mismatch" : "ok");
     const positions = h("table", { class: "grid", "data-testid": "positions" }, h("thead", {}, h("tr", {}, ...["Instrument", "Qty", "Avg", "Mark", "Unreal."].map((x) => h("th", { text: x })))));
     const body = h("tbody");
@@ -439,11 +443,11 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
       heading,
       h("dl", {},
         ...item("Time", "time", formatTime(timestampSeconds(state.time) ?? time)),
-        ...item("Equity", "equity", money(state.equity)),
+        ...item("Equity", "equity", money(state.equity), "", state.equity),
         ...state.cash.flatMap((c) => item(`Cash ${c.currency}`, `cash-${c.currency}`, formatDecimal(c.amount, { maxFractionDigits: 8 }))),
-        ...item("Realized PnL", "realized", money(state.realizedPnl), signed(state.realizedPnl)),
-        ...item("Unrealized PnL", "unrealized", money(state.unrealizedPnl), signed(state.unrealizedPnl)),
-        ...item("Fees", "fees", money(state.fees)),
+        ...item("Realized PnL", "realized", money(state.realizedPnl), signed(state.realizedPnl), state.realizedPnl),
+        ...item("Unrealized PnL", "unrealized", money(state.unrealizedPnl), signed(state.unrealizedPnl), state.unrealizedPnl),
+        ...item("Fees", "fees", money(state.fees), "", state.fees),
         ...item("Fills", "fills", state.fillCount.toString()),
       ),
       positions,

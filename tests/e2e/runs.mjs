@@ -1,0 +1,56 @@
+// Runs: the launch form is built from ListStrategies/ListDatasets with bounds; a run launched from it
+// shows live progress until it succeeds, and opens in playback.
+import assert from "node:assert/strict";
+import { withPage } from "./browser.mjs";
+
+const [url] = process.argv.slice(2);
+const origin = new URL(url).origin;
+
+await withPage(async (page, screenshot) => {
+  await page.goto(url);
+  await page.waitForFunction(() => !window.location.hash.includes("token="));
+  await page.goto(`${origin}/#/runs`);
+  const form = page.locator("[data-testid=launch]");
+  await form.locator("select[name=dataset] option").first().waitFor({ state: "attached", timeout: 20000 });
+  await page.selectOption("select[name=strategy]", "strategies/ema_cross");
+
+  // Bounds from the strategy's spec are enforced before anything is sent.
+  const fast = form.locator("input[name=param-fast_period]");
+  await fast.fill("1");
+  await form.locator(".field-error", { hasText: "fast_period: at least 2" }).waitFor();
+  assert.equal(await form.locator("button[type=submit]").isDisabled(), true);
+  // A spec unlikely to be cached by an earlier run of this test.
+  const fastPeriod = 3 + (Date.now() % 7);
+  await fast.fill(String(fastPeriod));
+  await form.locator("input[name=param-slow_period]").fill(String(fastPeriod + 9));
+  assert.equal(await form.locator("button[type=submit]").isDisabled(), false);
+  await screenshot("runs-form");
+
+  await form.locator("button[type=submit]").click();
+  await form.locator("[data-testid=launch-status] .status.ok").waitFor({ timeout: 20000 });
+  const row = page.locator("[data-testid=runs] tbody tr").first();
+  const id = await row.getAttribute("data-run");
+  assert.ok(id, "the new run is listed");
+  const runRow = page.locator(`[data-testid=runs] tr[data-run="${id}"]`);
+
+  // Watch progress through WatchBacktest until the end.
+  const seen = [];
+  const deadline = Date.now() + 180_000;
+  let state = "";
+  while (Date.now() < deadline) {
+    state = (await runRow.getAttribute("data-state")) ?? "";
+    const percent = Number(await runRow.locator("[role=progressbar]").getAttribute("aria-valuenow"));
+    if (seen.at(-1) !== percent) seen.push(percent);
+    if (["succeeded", "failed", "cancelled"].includes(state)) break;
+    if (state === "running" && seen.length === 2) await screenshot("runs-progress");
+    await page.waitForTimeout(100);
+  }
+  console.log(`progress seen: ${seen.join(" → ")} (${state})`);
+  assert.equal(state, "succeeded", await runRow.innerText());
+  assert.equal(seen.at(-1), 100);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
+  await screenshot("runs-finished");
+  await runRow.locator("a", { hasText: "Open" }).click();
+  await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, id);
+  console.log(`run ${id}`);
+});
