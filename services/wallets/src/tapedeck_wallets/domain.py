@@ -21,7 +21,7 @@ def decimal_text(value: Decimal) -> str:
     return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Balance:
     """One asset's holding; total is available plus hold."""
 
@@ -43,7 +43,7 @@ class NewWallet:
     balances: tuple[Balance, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Wallet:
     """A stored wallet with its balances, ordered by asset."""
 

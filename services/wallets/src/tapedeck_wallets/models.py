@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -156,16 +157,21 @@ class ReconciliationResultRow(Base):
 
 
 class ReconciliationItemRow(Base):
-    """One asset's comparison in one wallet's result."""
+    """One asset's comparison in one wallet's result, keyed by the result's (report, seq)."""
 
     __tablename__ = "reconciliation_items"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["reconciliation_id", "seq"],
+            ["reconciliation_results.reconciliation_id", "reconciliation_results.seq"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_reconciliation_items_reconciliation_id_seq", "reconciliation_id", "seq"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    result_id: Mapped[int] = mapped_column(
-        ForeignKey("reconciliation_results.id", ondelete="CASCADE")
-    )
-    # Denormalised so a report's items load in one statement.
-    reconciliation_id: Mapped[str] = mapped_column(String(64), index=True)
+    reconciliation_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
     asset: Mapped[str] = mapped_column(String(32))
     stored_total: Mapped[Decimal] = mapped_column(Amount())
     exchange_total: Mapped[Decimal] = mapped_column(Amount())

@@ -17,6 +17,7 @@ from tapedeck_common.errors import NotFound
 from tapedeck_wallets import repository
 from tapedeck_wallets.cache import BalanceCache
 from tapedeck_wallets.domain import (
+    Balance,
     ExchangeSnapshot,
     Reconciliation,
     ReconciliationRequest,
@@ -47,7 +48,10 @@ class _Job:
     request: ReconciliationRequest
     task: asyncio.Task[None] | None = None
     next_seq: int = 1
-    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Results waiting to be written; the writer drains them in one transaction per batch.
+    pending: list[tuple[WalletResult, ExchangeSnapshot | None]] = field(default_factory=list)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
 
 
 class Reconciler:
@@ -172,14 +176,22 @@ class Reconciler:
         try:
             wallets = await self._durable(self._start_job(reconciliation_id, job))
             self._notify(reconciliation_id)
-            await asyncio.gather(
-                *(
-                    self._reconcile_wallet(
-                        reconciliation_id, job, wallet_id, wallets.get(wallet_id)
+            writer = asyncio.create_task(self._write_results(reconciliation_id, job))
+            try:
+                await asyncio.gather(
+                    *(
+                        self._reconcile_wallet(job, wallet_id, wallets.get(wallet_id))
+                        for wallet_id in job.request.wallet_ids
                     )
-                    for wallet_id in job.request.wallet_ids
                 )
-            )
+            except BaseException:
+                writer.cancel()
+                raise
+            finally:
+                job.done = True
+                job.wakeup.set()
+                await asyncio.gather(writer, return_exceptions=True)
+            writer.result()
             await self._durable(self._finish(reconciliation_id, ReconciliationState.SUCCEEDED, ""))
         except asyncio.CancelledError:
             raise
@@ -198,9 +210,7 @@ class Reconciler:
             self._jobs.pop(reconciliation_id, None)
             self._notify(reconciliation_id)
 
-    async def _reconcile_wallet(
-        self, reconciliation_id: str, job: _Job, wallet_id: str, wallet: Wallet | None
-    ) -> None:
+    async def _reconcile_wallet(self, job: _Job, wallet_id: str, wallet: Wallet | None) -> None:
         if wallet is None:
             result = WalletResult(
                 wallet_id=wallet_id,
@@ -208,7 +218,7 @@ class Reconciler:
                 status=WalletStatus.EXCHANGE_ERROR,
                 error_message="the wallet was deleted before it was reconciled",
             )
-            await self._store(reconciliation_id, job, result, snapshot=None)
+            self._queue(job, result, None)
             return
         account = wallet.account_key
         try:
@@ -225,7 +235,7 @@ class Reconciler:
                 error_kind=failure.kind,
                 error_message=failure.message,
             )
-            await self._store(reconciliation_id, job, result, snapshot=None)
+            self._queue(job, result, None)
             return
         result = WalletResult(
             wallet_id=wallet.id,
@@ -234,58 +244,66 @@ class Reconciler:
             fetch_time=snapshot.fetch_time,
             from_cache=snapshot.from_cache,
         )
-        await self._store(reconciliation_id, job, result, snapshot=snapshot)
+        self._queue(job, result, snapshot)
 
-    async def _store(
+    def _queue(self, job: _Job, result: WalletResult, snapshot: ExchangeSnapshot | None) -> None:
+        job.pending.append((result, snapshot))
+        job.wakeup.set()
+
+    async def _write_results(self, reconciliation_id: str, job: _Job) -> None:
+        # The only writer of a job's results: seq order is commit order, so a watcher reading
+        # "seq > last seen" never skips one. Results that finish together share a transaction.
+        while True:
+            await job.wakeup.wait()
+            job.wakeup.clear()
+            batch, job.pending = job.pending, []
+            if batch:
+                numbered = [
+                    (replace(result, seq=job.next_seq + i), snapshot)
+                    for i, (result, snapshot) in enumerate(batch)
+                ]
+                await self._durable(self._write_batch(reconciliation_id, job, numbered))
+                job.next_seq += len(batch)
+                self._notify(reconciliation_id)
+            if job.done and not job.pending:
+                return
+
+    async def _write_batch(
         self,
         reconciliation_id: str,
         job: _Job,
-        result: WalletResult,
-        *,
-        snapshot: ExchangeSnapshot | None,
-    ) -> None:
-        # One writer per job at a time, so seq order is commit order and watchers never skip one.
-        async with job.write_lock:
-            await self._durable(
-                self._write_result(
-                    reconciliation_id, job, replace(result, seq=job.next_seq), snapshot
-                )
-            )
-            job.next_seq += 1
-        self._notify(reconciliation_id)
-
-    async def _write_result(
-        self,
-        reconciliation_id: str,
-        job: _Job,
-        result: WalletResult,
-        snapshot: ExchangeSnapshot | None,
+        batch: list[tuple[WalletResult, ExchangeSnapshot | None]],
     ) -> None:
         async with self._sessions.begin() as session:
-            adopt = None
-            if snapshot is not None:
-                # Compare against the stored balances as they are now, inside the transaction
-                # that may replace them, so a concurrent SetBalances is never overwritten blind.
-                stored = await repository.lock_wallet(session=session, wallet_id=result.wallet_id)
+            # Compare against the stored balances as they are now, inside the transaction that
+            # may replace them, so a concurrent SetBalances is never overwritten blind.
+            fetched = [r.wallet_id for r, snapshot in batch if snapshot is not None]
+            stored = (
+                await repository.lock_wallets(session=session, wallet_ids=fetched)
+                if fetched
+                else {}
+            )
+            entries: list[tuple[WalletResult, tuple[Balance, ...] | None]] = []
+            for result, snapshot in batch:
+                if snapshot is None:
+                    entries.append((result, None))
+                    continue
+                wallet = stored.get(result.wallet_id)
                 diffs = compare(
-                    stored=stored.balances if stored is not None else (),
+                    stored=wallet.balances if wallet is not None else (),
                     exchange=snapshot.balances,
                     threshold=job.request.threshold,
                 )
                 mismatched = any(d.beyond_threshold for d in diffs)
-                result = replace(
-                    result,
-                    diffs=diffs,
-                    status=WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED,
+                adopt = (
+                    adopted_balances(snapshot.balances)
+                    if mismatched and job.request.adopt_exchange_balances and wallet is not None
+                    else None
                 )
-                if mismatched and job.request.adopt_exchange_balances and stored is not None:
-                    adopt = adopted_balances(snapshot.balances)
-            await repository.add_result(
-                session=session,
-                reconciliation_id=reconciliation_id,
-                result=result,
-                adopt=adopt,
-                now=_now(),
+                status = WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED
+                entries.append((replace(result, diffs=diffs, status=status), adopt))
+            await repository.add_results(
+                session=session, reconciliation_id=reconciliation_id, results=entries, now=_now()
             )
 
     def _notify(self, reconciliation_id: str) -> None:

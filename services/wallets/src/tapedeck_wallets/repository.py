@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -96,6 +97,25 @@ async def get_wallet(*, session: AsyncSession, wallet_id: str) -> Wallet:
     return _wallet(row, row.balances)
 
 
+_WALLET_COLUMNS = (
+    WalletRow.id,
+    WalletRow.display_name,
+    WalletRow.exchange,
+    WalletRow.account_ref,
+    WalletRow.credentials_ref,
+    WalletRow.create_time,
+    WalletRow.update_time,
+)
+_BALANCE_COLUMNS = (
+    BalanceRow.wallet_id,
+    BalanceRow.asset,
+    BalanceRow.total,
+    BalanceRow.available,
+    BalanceRow.hold,
+    BalanceRow.update_time,
+)
+
+
 async def list_wallets(
     *,
     session: AsyncSession,
@@ -104,7 +124,9 @@ async def list_wallets(
     limit: int,
 ) -> tuple[list[Wallet], bool]:
     """Return a page of wallets by display name and whether more follow, in two statements."""
-    query = select(WalletRow).order_by(WalletRow.display_name, WalletRow.id).limit(limit + 1)
+    # Column rows, not ORM entities: a 1,000-wallet page has 6,000 rows and identity-mapped
+    # instances cost several times the query itself.
+    query = select(*_WALLET_COLUMNS).order_by(WalletRow.display_name, WalletRow.id).limit(limit + 1)
     if exchange is not None:
         query = query.where(WalletRow.exchange == exchange)
     if after is not None:
@@ -115,31 +137,70 @@ async def list_wallets(
                 and_(WalletRow.display_name == name, WalletRow.id > wallet_id),
             )
         )
-    rows = list((await session.scalars(query)).all())
+    # Core rows through the session's connection: no ORM result machinery per row.
+    connection = await session.connection()
+    rows = (await connection.execute(query)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
         return [], False
     # One IN statement for the whole page; the ORM's selectin loader would split it at 500 ids.
-    balance_rows = await session.scalars(
-        select(BalanceRow)
-        .where(BalanceRow.wallet_id.in_([r.id for r in rows]))
+    balance_rows = await connection.execute(
+        select(*_BALANCE_COLUMNS)
+        .where(BalanceRow.wallet_id.in_([r[0] for r in rows]))
         .order_by(BalanceRow.wallet_id, BalanceRow.asset)
     )
-    by_wallet: dict[str, list[BalanceRow]] = defaultdict(list)
-    for balance in balance_rows:
-        by_wallet[balance.wallet_id].append(balance)
-    return [_wallet(r, by_wallet.get(r.id, [])) for r in rows], more
+    return _assemble(rows, balance_rows), more
+
+
+async def _load_wallets(
+    session: AsyncSession, wallet_ids: Sequence[str], *, lock: bool
+) -> dict[str, Wallet]:
+    connection = await session.connection()
+    query = select(*_WALLET_COLUMNS).where(WalletRow.id.in_(list(wallet_ids)))
+    if lock:
+        # A fixed lock order, so concurrent jobs cannot deadlock on each other's wallets.
+        query = query.order_by(WalletRow.id).with_for_update()
+    rows = (await connection.execute(query)).all()
+    if not rows:
+        return {}
+    balance_rows = await connection.execute(
+        select(*_BALANCE_COLUMNS)
+        .where(BalanceRow.wallet_id.in_([r[0] for r in rows]))
+        .order_by(BalanceRow.wallet_id, BalanceRow.asset)
+    )
+    return {w.id: w for w in _assemble(rows, balance_rows)}
+
+
+def _assemble(rows: Sequence[Any], balance_rows: Iterable[Any]) -> list[Wallet]:
+    by_wallet: dict[str, list[Balance]] = defaultdict(list)
+    for wallet_id, asset, total, available, hold, updated in balance_rows:
+        by_wallet[wallet_id].append(
+            Balance(asset=asset, total=total, available=available, hold=hold, update_time=updated)
+        )
+    return [
+        Wallet(
+            id=wallet_id,
+            display_name=display_name,
+            exchange=exchange_name,
+            account_ref=account_ref,
+            credentials_ref=credentials_ref,
+            balances=tuple(by_wallet.get(wallet_id, ())),
+            create_time=created,
+            update_time=updated,
+        )
+        for wallet_id, display_name, exchange_name, account_ref, credentials_ref, created, updated in rows
+    ]
 
 
 async def get_wallets(*, session: AsyncSession, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
-    """Return the named wallets that exist, by id."""
-    rows = await session.scalars(
-        select(WalletRow)
-        .where(WalletRow.id.in_(list(wallet_ids)))
-        .options(selectinload(WalletRow.balances))
-    )
-    return {r.id: _wallet(r, r.balances) for r in rows}
+    """Return the named wallets that exist, by id (two statements)."""
+    return await _load_wallets(session, wallet_ids, lock=False)
+
+
+async def lock_wallets(*, session: AsyncSession, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
+    """Return the wallets that still exist, locked for update in this transaction, by id."""
+    return await _load_wallets(session, wallet_ids, lock=True)
 
 
 async def all_wallet_ids(*, session: AsyncSession) -> list[str]:
@@ -163,12 +224,6 @@ async def _locked_wallet(session: AsyncSession, wallet_id: str) -> WalletRow | N
         .options(selectinload(WalletRow.balances))
         .with_for_update()
     )
-
-
-async def lock_wallet(*, session: AsyncSession, wallet_id: str) -> Wallet | None:
-    """Return a wallet locked for update in this transaction, or None if it is gone."""
-    row = await _locked_wallet(session, wallet_id)
-    return None if row is None else _wallet(row, row.balances)
 
 
 def _apply_balances(
@@ -218,30 +273,6 @@ async def set_balances(
 
 
 # --- reconciliations ---------------------------------------------------------------------
-
-
-def _result(row: ReconciliationResultRow, items: Sequence[ReconciliationItemRow]) -> WalletResult:
-    return WalletResult(
-        wallet_id=row.wallet_id,
-        display_name=row.display_name,
-        status=WalletStatus(row.status),
-        diffs=tuple(
-            BalanceDiff(
-                asset=i.asset,
-                stored_total=i.stored_total,
-                exchange_total=i.exchange_total,
-                difference=i.difference,
-                beyond_threshold=i.beyond_threshold,
-            )
-            for i in sorted(items, key=lambda i: i.asset)
-        ),
-        error_kind=ErrorKind(row.error_kind) if row.error_kind is not None else None,
-        error_message=row.error_message,
-        adopted=row.adopted,
-        fetch_time=row.fetch_time,
-        from_cache=row.from_cache,
-        seq=row.seq,
-    )
 
 
 def _reconciliation(row: ReconciliationRow, results: Sequence[WalletResult] = ()) -> Reconciliation:
@@ -305,59 +336,70 @@ async def mark_running(*, session: AsyncSession, reconciliation_id: str, now: da
     )
 
 
-async def add_result(
+async def add_results(
     *,
     session: AsyncSession,
     reconciliation_id: str,
-    result: WalletResult,
-    adopt: Sequence[Balance] | None,
+    results: Sequence[tuple[WalletResult, Sequence[Balance] | None]],
     now: datetime,
-) -> WalletResult:
-    """Store one wallet's result, adopting the exchange's balances in the same transaction."""
-    adopted = False
-    if adopt is not None:
-        wallet = await _locked_wallet(session, result.wallet_id)
-        if wallet is not None:
-            _apply_balances(wallet, adopt, replace=True, now=now)
-            adopted = True
-    row = ReconciliationResultRow(
-        reconciliation_id=reconciliation_id,
-        seq=result.seq,
-        wallet_id=result.wallet_id,
-        display_name=result.display_name,
-        status=result.status.value,
-        error_kind=result.error_kind.value if result.error_kind is not None else None,
-        error_message=result.error_message,
-        adopted=adopted,
-        fetch_time=result.fetch_time,
-        from_cache=result.from_cache,
-    )
-    session.add(row)
+) -> list[WalletResult]:
+    """Store wallets' results in bulk, adopting given balances in the same transaction."""
+    stored: list[WalletResult] = []
+    for result, adopt in results:
+        adopted = False
+        if adopt is not None:
+            wallet = await _locked_wallet(session, result.wallet_id)
+            if wallet is not None:
+                _apply_balances(wallet, adopt, replace=True, now=now)
+                adopted = True
+        stored.append(replace(result, adopted=adopted))
     await session.flush()
-    session.add_all(
-        ReconciliationItemRow(
-            result_id=row.id,
-            reconciliation_id=reconciliation_id,
-            asset=d.asset,
-            stored_total=d.stored_total,
-            exchange_total=d.exchange_total,
-            difference=d.difference,
-            beyond_threshold=d.beyond_threshold,
-        )
-        for d in result.diffs
+    connection = await session.connection()
+    # Plain executemany inserts: (report, seq) is known up front, so no ids come back.
+    await connection.execute(
+        insert(ReconciliationResultRow),
+        [
+            {
+                "reconciliation_id": reconciliation_id,
+                "seq": r.seq,
+                "wallet_id": r.wallet_id,
+                "display_name": r.display_name,
+                "status": r.status.value,
+                "error_kind": r.error_kind.value if r.error_kind is not None else None,
+                "error_message": r.error_message,
+                "adopted": r.adopted,
+                "fetch_time": r.fetch_time,
+                "from_cache": r.from_cache,
+            }
+            for r in stored
+        ],
     )
-    counter = {
-        WalletStatus.MATCHED: ReconciliationRow.matched_count,
-        WalletStatus.MISMATCHED: ReconciliationRow.mismatched_count,
-        WalletStatus.EXCHANGE_ERROR: ReconciliationRow.error_count,
-    }[result.status]
-    await session.execute(
+    items = [
+        {
+            "reconciliation_id": reconciliation_id,
+            "seq": r.seq,
+            "asset": d.asset,
+            "stored_total": d.stored_total,
+            "exchange_total": d.exchange_total,
+            "difference": d.difference,
+            "beyond_threshold": d.beyond_threshold,
+        }
+        for r in stored
+        for d in r.diffs
+    ]
+    if items:
+        await connection.execute(insert(ReconciliationItemRow), items)
+    counts = {status: sum(r.status is status for r in stored) for status in WalletStatus}
+    await connection.execute(
         update(ReconciliationRow)
         .where(ReconciliationRow.id == reconciliation_id)
-        .values({counter.key: counter + 1})
+        .values(
+            matched_count=ReconciliationRow.matched_count + counts[WalletStatus.MATCHED],
+            mismatched_count=ReconciliationRow.mismatched_count + counts[WalletStatus.MISMATCHED],
+            error_count=ReconciliationRow.error_count + counts[WalletStatus.EXCHANGE_ERROR],
+        )
     )
-    await session.flush()
-    return replace(result, adopted=adopted)
+    return stored
 
 
 async def finish_reconciliation(
@@ -442,30 +484,53 @@ async def results_after(
     *, session: AsyncSession, reconciliation_id: str, seq: int
 ) -> list[WalletResult]:
     """Return a report's results with seq above `seq`, in completion order (two statements)."""
-    rows = list(
-        (
-            await session.scalars(
-                select(ReconciliationResultRow)
-                .where(
-                    ReconciliationResultRow.reconciliation_id == reconciliation_id,
-                    ReconciliationResultRow.seq > seq,
-                )
-                .order_by(ReconciliationResultRow.seq)
+    connection = await session.connection()
+    rows = (
+        await connection.execute(
+            select(ReconciliationResultRow.__table__)
+            .where(
+                ReconciliationResultRow.reconciliation_id == reconciliation_id,
+                ReconciliationResultRow.seq > seq,
             )
-        ).all()
-    )
+            .order_by(ReconciliationResultRow.seq)
+        )
+    ).all()
     if not rows:
         return []
-    items = await session.scalars(
-        select(ReconciliationItemRow).where(
+    items = await connection.execute(
+        select(ReconciliationItemRow.__table__)
+        .where(
             ReconciliationItemRow.reconciliation_id == reconciliation_id,
-            ReconciliationItemRow.result_id.in_([r.id for r in rows]),
+            ReconciliationItemRow.seq > seq,
         )
+        .order_by(ReconciliationItemRow.seq, ReconciliationItemRow.asset)
     )
-    by_result: dict[int, list[ReconciliationItemRow]] = defaultdict(list)
+    by_seq: dict[int, list[BalanceDiff]] = defaultdict(list)
     for item in items:
-        by_result[item.result_id].append(item)
-    return [_result(r, by_result.get(r.id, [])) for r in rows]
+        by_seq[item.seq].append(
+            BalanceDiff(
+                asset=item.asset,
+                stored_total=item.stored_total,
+                exchange_total=item.exchange_total,
+                difference=item.difference,
+                beyond_threshold=item.beyond_threshold,
+            )
+        )
+    return [
+        WalletResult(
+            wallet_id=r.wallet_id,
+            display_name=r.display_name,
+            status=WalletStatus(r.status),
+            diffs=tuple(by_seq.get(r.seq, ())),
+            error_kind=ErrorKind(r.error_kind) if r.error_kind is not None else None,
+            error_message=r.error_message,
+            adopted=r.adopted,
+            fetch_time=r.fetch_time,
+            from_cache=r.from_cache,
+            seq=r.seq,
+        )
+        for r in rows
+    ]
 
 
 async def list_reconciliations(

@@ -28,7 +28,8 @@ class WalletsSettings(ServiceSettings):
     secrets_file: Path | None = None
     coinbase_api_url: str = "https://api.coinbase.com"
     exchange_timeout_seconds: float = Field(default=10.0, gt=0)
-    exchange_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Exchange calls in flight at once across all wallets and jobs (each account has its own key).
+    exchange_concurrency: int = Field(default=32, ge=1, le=1000)
     balance_cache_ttl_seconds: float = Field(default=60.0, ge=0)
     # A job whose owner stopped renewing this lease is marked FAILED by any replica.
     reconciliation_lease_seconds: float = Field(default=30.0, gt=0)

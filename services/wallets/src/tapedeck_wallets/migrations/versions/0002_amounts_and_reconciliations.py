@@ -75,21 +75,24 @@ def upgrade() -> None:
     op.create_table(
         "reconciliation_items",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "result_id",
-            sa.Integer,
-            sa.ForeignKey("reconciliation_results.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
         sa.Column("reconciliation_id", sa.String(64), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("asset", sa.String(32), nullable=False),
         sa.Column("stored_total", amount, nullable=False),
         sa.Column("exchange_total", amount, nullable=False),
         sa.Column("difference", amount, nullable=False),
         sa.Column("beyond_threshold", sa.Boolean, nullable=False),
+        # Keyed by (report, seq), known before insert, so results and items insert in bulk.
+        sa.ForeignKeyConstraint(
+            ["reconciliation_id", "seq"],
+            ["reconciliation_results.reconciliation_id", "reconciliation_results.seq"],
+            ondelete="CASCADE",
+        ),
     )
     op.create_index(
-        "ix_reconciliation_items_reconciliation_id", "reconciliation_items", ["reconciliation_id"]
+        "ix_reconciliation_items_reconciliation_id_seq",
+        "reconciliation_items",
+        ["reconciliation_id", "seq"],
     )
 
 

@@ -1,0 +1,132 @@
+"""ListWallets: Tapedeck's two-statement page vs the old one-query-per-wallet list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+from sqlalchemy import event, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench.wallets.timing import ms, percentile
+from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+from tapedeck_wallets import server
+from tapedeck_wallets.models import BalanceRow, WalletRow
+from tapedeck_wallets.settings import WalletsSettings
+
+ASSETS = ("BTC", "ETH", "SOL", "USD", "USDC")
+
+
+async def seed(engine: AsyncEngine, count: int) -> None:
+    """Insert `count` wallets with five balances each."""
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(WalletRow),
+            [
+                {
+                    "id": f"w{i:05d}",
+                    "display_name": f"desk-{i:05d}",
+                    "exchange": "coinbase",
+                    "account_ref": f"portfolio-{i}",
+                    "credentials_ref": "KEY",
+                    "create_time": now,
+                    "update_time": now,
+                }
+                for i in range(count)
+            ],
+        )
+        await connection.execute(
+            insert(BalanceRow),
+            [
+                {
+                    "wallet_id": f"w{i:05d}",
+                    "asset": asset,
+                    "total": Decimal("10.123456789012345678"),
+                    "available": Decimal("10.123456789012345678"),
+                    "hold": Decimal(0),
+                    "update_time": now,
+                }
+                for i in range(count)
+                for asset in ASSETS
+            ],
+        )
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Collect the SQL statements sent while inside the block."""
+    sent: list[str] = []
+
+    def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def naive_list(engine: AsyncEngine, count: int) -> list[dict[str, Any]]:
+    """The replaced endpoint: one query for the wallets, then one per wallet for its balances."""
+    async with engine.connect() as connection:
+        wallets = (
+            await connection.execute(select(WalletRow).order_by(WalletRow.display_name).limit(count))
+        ).all()
+        listed = []
+        for wallet in wallets:
+            balances = (
+                await connection.execute(
+                    select(BalanceRow).where(BalanceRow.wallet_id == wallet.id)
+                )
+            ).all()
+            listed.append(
+                {
+                    "name": wallet.display_name,
+                    "balances": [(b.asset, str(b.total), str(b.available)) for b in balances],
+                }
+            )
+        return listed
+
+
+async def run_listing(database_url: str, data_dir: Path, sizes: list[int], label: str) -> None:
+    """Print statements and p50/p99 for each page size, both ways, and the ratio."""
+    app = await server.start(
+        WalletsSettings(database_url=database_url, port=0, data_dir=data_dir, redis_url=None)
+    )
+    try:
+        await seed(app.engine, max(sizes))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            stub = wallets_pb2_grpc.WalletServiceStub(channel)
+            for size in sizes:
+                rounds = 200 if size <= 20 else 40
+                ours: list[float] = []
+                naive: list[float] = []
+                await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
+                await naive_list(app.engine, size)
+                for _ in range(rounds):
+                    with statements(app.engine) as our_sql:
+                        begun = time.perf_counter()
+                        page = await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
+                        ours.append(time.perf_counter() - begun)
+                    with statements(app.engine) as naive_sql:
+                        begun = time.perf_counter()
+                        listed = await naive_list(app.engine, size)
+                        naive.append(time.perf_counter() - begun)
+                assert len(page.wallets) == size == len(listed)
+                print(
+                    f"  {label:10} {size:5d} wallets  tapedeck {len(our_sql):4d} stmts"
+                    f" p50 {ms(percentile(ours, 50))} p99 {ms(percentile(ours, 99))}"
+                    f" | naive {len(naive_sql):5d} stmts p50 {ms(percentile(naive, 50))}"
+                    f" p99 {ms(percentile(naive, 99))}"
+                    f" | naive/tapedeck p50 x{percentile(naive, 50) / percentile(ours, 50):.1f}"
+                )
+    finally:
+        await app.stop()

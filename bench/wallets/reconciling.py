@@ -1,0 +1,125 @@
+"""Reconciliation: Tapedeck (pooled clients, bounded concurrency, cache) vs the old way."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import grpc
+
+from bench.wallets.timing import ms
+from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+from tapedeck_common.runtime import ServiceApp
+from tapedeck_wallets import server
+from tapedeck_wallets.domain import ExchangeAccount, compare
+from tapedeck_wallets.emulator import CoinbaseEmulator, Fault, FaultKind
+from tapedeck_wallets.exchange import CoinbaseClient
+from tapedeck_wallets.settings import WalletsSettings
+
+BALANCES = {"BTC": ("1.5", "0.25"), "ETH": ("10.123456789012345678", "0"), "USD": ("1000", "0")}
+
+
+async def naive_reconcile(
+    emulator: CoinbaseEmulator, accounts: list[tuple[str, str, str]]
+) -> float:
+    """The replaced endpoint: a new exchange client per wallet, one after another, no cache.
+
+    It is kinder than the original, which also loaded markets on every new client (1-3 s cold).
+    """
+    begun = time.perf_counter()
+    for pid, key_name, pem in accounts:
+        client = CoinbaseClient(
+            account=ExchangeAccount("coinbase", pid, "K"),
+            key_name=key_name,
+            private_key=pem,
+            api_url=emulator.base_url,
+            timeout=30,
+        )
+        try:
+            compare(stored=(), exchange=await client.fetch_balances(), threshold=0)  # type: ignore[arg-type]
+        finally:
+            await client.close()
+    return time.perf_counter() - begun
+
+
+async def _reconcile_once(
+    stub: wallets_pb2_grpc.WalletServiceStub, names: list[str]
+) -> tuple[float, int]:
+    begun = time.perf_counter()
+    started = await stub.ReconcileWallets(wallets_pb2.ReconcileWalletsRequest(wallets=names))
+    final = None
+    async for update in stub.WatchReconciliation(
+        wallets_pb2.WatchReconciliationRequest(name=started.reconciliation.name)
+    ):
+        if update.WhichOneof("event") == "reconciliation":
+            final = update.reconciliation
+    elapsed = time.perf_counter() - begun
+    assert final is not None and final.state == wallets_pb2.RECONCILIATION_STATE_SUCCEEDED
+    assert final.error_count == 0, [r.error_message for r in final.results if r.error_message]
+    return elapsed, final.matched_count
+
+
+async def run_reconciliation(
+    database_url: str, data_dir: Path, counts: list[int], latency: float
+) -> None:
+    """Print naive, cold and warm times per wallet count, and the ratios."""
+    emulator = await CoinbaseEmulator().start()
+    try:
+        emulator.inject(Fault(FaultKind.LATENCY, seconds=latency))
+        for count in counts:
+            secrets = {}
+            accounts = []
+            for i in range(count):
+                pid, key = emulator.add_portfolio(BALANCES)
+                secrets[f"KEY_{count}_{i}"] = key.as_secret()
+                accounts.append((pid, key.name, key.private_key_pem))
+            secrets_file = data_dir / f"secrets-{count}.json"
+            secrets_file.write_text(json.dumps(secrets))
+            naive = await naive_reconcile(emulator, accounts)
+            url = database_url if "sqlite" not in database_url else (
+                f"sqlite+aiosqlite:///{data_dir / f'reconcile-{count}.db'}"
+            )
+            app: ServiceApp = await server.start(
+                WalletsSettings(
+                    database_url=url,
+                    port=0,
+                    data_dir=data_dir,
+                    redis_url=None,
+                    coinbase_api_url=emulator.base_url,
+                    secrets_file=secrets_file,
+                )
+            )
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+                    stub = wallets_pb2_grpc.WalletServiceStub(channel)
+                    names = []
+                    for i, (pid, _, _) in enumerate(accounts):
+                        created = await stub.CreateWallet(
+                            wallets_pb2.CreateWalletRequest(
+                                wallet=wallets_pb2.Wallet(
+                                    display_name=f"desk-{count}-{i:04d}",
+                                    exchange="coinbase",
+                                    account_ref=pid,
+                                    credentials_ref=f"KEY_{count}_{i}",
+                                    balances=[
+                                        wallets_pb2.Balance(asset=a, available=f, hold=h)
+                                        for a, (f, h) in BALANCES.items()
+                                    ],
+                                )
+                            )
+                        )
+                        names.append(created.wallet.name)
+                    cold, matched = await _reconcile_once(stub, names)
+                    warm_runs = [(await _reconcile_once(stub, names))[0] for _ in range(5)]
+                    warm = sorted(warm_runs)[len(warm_runs) // 2]
+                assert matched == count
+            finally:
+                await app.stop()
+            print(
+                f"  {count:4d} wallets @ {latency * 1000:.0f} ms: naive {ms(naive)}"
+                f" | tapedeck cold {ms(cold)} (x{naive / cold:.1f})"
+                f" | warm p50 {ms(warm)} (x{naive / warm:.0f})"
+            )
+    finally:
+        await emulator.stop()
