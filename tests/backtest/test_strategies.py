@@ -9,16 +9,20 @@ import sys
 import textwrap
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from nautilus_trader.model.data import BarType
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest import server
 from tapedeck_backtest.dataset_messages import parameters_from_proto
+from tapedeck_backtest.datasets import DataKind, DatasetSource
+from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
 from tapedeck_common.errors import InvalidArgument
@@ -321,3 +325,41 @@ def test_the_builtin_and_user_strategies_trade_real_btc_bars_in_nautilus(
     assert done.returncode == 0, done.stderr[-3000:]
     fills = json.loads(done.stdout.strip().splitlines()[-1])
     assert all(count > 0 for count in fills.values()), fills
+
+
+def test_strategy_paths_and_data_root_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("BACKTEST_STRATEGY_PATHS", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
+    monkeypatch.setenv("BACKTEST_DATA_ROOT", str(tmp_path / "raw"))
+    settings = BacktestSettings()
+    assert settings.strategy_paths == (tmp_path / "a", tmp_path / "b")
+    assert settings.resolved_data_root == tmp_path / "raw"
+    assert settings.resolved_catalog_dir == settings.data_dir / "catalog"
+
+
+@pytest.mark.parametrize(
+    ("kind", "seconds", "expected"),
+    [
+        (DataKind.TRADES, 60, "X.SIM-1-MINUTE-LAST-INTERNAL"),
+        (DataKind.QUOTES, 300, "X.SIM-5-MINUTE-MID-INTERNAL"),
+        (DataKind.TRADES, 15, "X.SIM-15-SECOND-LAST-INTERNAL"),
+        (DataKind.BARS, 60, "X.SIM-1-MINUTE-LAST-EXTERNAL"),
+        (DataKind.BARS, 3600, "X.SIM-1-HOUR-LAST-INTERNAL@1-MINUTE-EXTERNAL"),
+    ],
+)
+def test_dataset_sources_name_bar_types_nautilus_accepts(
+    kind: DataKind, seconds: int, expected: str
+):
+    spec = InstrumentSpec("X.SIM", InstrumentKind.SPOT, "AAA", "USD", 2, 2, Decimal(0), Decimal(0))
+    source = DatasetSource("d", Path("/c"), kind, spec, "h", 0, 1, 1)
+    assert source.bar_type(seconds) == expected
+    assert str(BarType.from_str(expected)) == expected
+    assert (
+        source.data_cls.__name__
+        == {
+            DataKind.TRADES: "TradeTick",
+            DataKind.QUOTES: "QuoteTick",
+            DataKind.BARS: "Bar",
+        }[kind]
+    )
