@@ -41,7 +41,7 @@ from tapedeck.backtest.v1 import backtest_pb2_grpc
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest import run_repository
 from tapedeck_backtest.runs import AccountKind, Run, RunSpec, RunState, final_content_version
-from tests.gateway.stack import Stack, start_stack
+from tests.gateway.stack import Stack, descendants, start_stack
 
 ALL_INDICATORS = list(range(1, 12))
 SERVICE = "/tapedeck.backtest.v1.BacktestService"
@@ -53,6 +53,22 @@ def percentile(samples: list[float], q: float) -> float:
     if len(samples) == 1:
         return samples[0]
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+def service_memory(stack: Stack) -> str:
+    """Return the backtest service's anonymous (heap) memory now and at its peak RSS, in MB."""
+    for pid in descendants(stack.process.pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if b"tapedeck_backtest" in command:
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            anon = int(fields["RssAnon"].split()[0]) / 1024
+            peak = int(fields["VmHWM"].split()[0]) / 1024
+            return f"backtest service RssAnon {anon:.0f} MB, peak RSS {peak:.0f} MB"
+    return "backtest service not found"
 
 
 def measure(reps: int, call: Callable[[int], int]) -> tuple[float, float, int]:
@@ -229,6 +245,7 @@ def main() -> None:
                     f"first read of {name} (builds the memory-mapped sidecar once): {time.perf_counter() - started:.2f} s",
                     flush=True,
                 )
+            print(service_memory(stack), flush=True)
 
             def native_stream(method: str, request: Message) -> int:
                 return sum(
@@ -383,6 +400,7 @@ def main() -> None:
                     )
 
             print()
+            print(service_memory(stack))
             for path in ("direct", "envoy grpc-web"):
                 ratio = portfolio_p50[f"fills_big/{path}"] / portfolio_p50[f"fills_10k/{path}"]
                 print(

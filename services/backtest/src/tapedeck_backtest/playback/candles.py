@@ -12,6 +12,8 @@ from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles
 OHLCV = ("open", "high", "low", "close", "volume")
 # Source candles aggregated per step: bounds the temporary arrays of one step.
 SOURCE_BLOCK = 262_144
+# Bucket widths tried on the epoch grid before a width that surely fits is taken.
+_ALIGNMENT_TRIES = 32
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class CandleWindow:
     hi: int
     bucket_ns: int
     aggregated: bool
+    origin_ns: int = 0
 
     @property
     def source_count(self) -> int:
@@ -54,12 +57,21 @@ def window(
     if max_candles == 0 or count <= max_candles:
         return CandleWindow(lo, hi, interval, aggregated=False)
     first, last = int(times[lo]), int(times[hi - 1])
-    # Buckets are whole multiples of the bar, aligned to the epoch, so panning keeps boundaries.
-    # The smallest multiple whose bucket count over the window's span fits max_candles.
-    k = max(2, -(-((last - first) // interval + 1) // max_candles))
-    while last // (k * interval) - first // (k * interval) + 1 > max_candles:
-        k += 1
-    return CandleWindow(lo, hi, k * interval, aggregated=True)
+    # Buckets are whole multiples of the bar aligned to the epoch, so panning keeps boundaries:
+    # the smallest such multiple whose bucket count over the window's span fits max_candles.
+    span_bars = (last - first) // interval + 1
+    k = max(2, -(-span_bars // max_candles))
+    for candidate in range(k, k + _ALIGNMENT_TRIES):
+        width = candidate * interval
+        if last // width - first // width + 1 <= max_candles:
+            return CandleWindow(lo, hi, width, aggregated=True)
+    if max_candles >= 3:
+        # A span of s touches at most s // width + 2 aligned buckets.
+        width = -(-(last - first + 1) // (max_candles - 2) // interval) * interval
+        return CandleWindow(lo, hi, max(width, 2 * interval), aggregated=True)
+    # One or two buckets rarely fit the epoch grid: align them to the window's first candle.
+    width = ((last - first) // (interval * max_candles) + 1) * interval
+    return CandleWindow(lo, hi, width, aggregated=True, origin_ns=first)
 
 
 def blocks(
@@ -96,30 +108,30 @@ def _raw_blocks(
 def _aggregated_blocks(
     files: RunFiles, plan: CandleWindow, indicators: Sequence[str], chunk_size: int
 ) -> Iterator[CandleBlock]:
-    times, width = files.candle_times, plan.bucket_ns
+    times, width, origin = files.candle_times, plan.bucket_ns, plan.origin_ns
     a = plan.lo
     while a < plan.hi:
         b = plan.hi
         if a + SOURCE_BLOCK < plan.hi:
             # Cut at a bucket boundary so no bucket spans two steps.
-            boundary = int(times[a + SOURCE_BLOCK]) // width * width
+            boundary = origin + (int(times[a + SOURCE_BLOCK]) - origin) // width * width
             if boundary <= int(times[a]):
-                boundary = (int(times[a]) // width + 1) * width
+                boundary = origin + ((int(times[a]) - origin) // width + 1) * width
             b = a + int(np.searchsorted(times[a : plan.hi], boundary, "left"))
-        yield aggregate(files, a, b, width=width, indicators=indicators)
+        yield aggregate(files, a, b, width=width, origin=origin, indicators=indicators)
         a = b
 
 
 def aggregate(
-    files: RunFiles, a: int, b: int, *, width: int, indicators: Sequence[str]
+    files: RunFiles, a: int, b: int, *, width: int, origin: int, indicators: Sequence[str]
 ) -> CandleBlock:
-    """Aggregate source candles [a, b) into epoch-aligned buckets of `width` nanoseconds."""
-    bucket = files.candle_times[a:b] // width
+    """Aggregate source candles [a, b) into buckets of `width` nanoseconds from `origin`."""
+    bucket = (files.candle_times[a:b] - origin) // width
     starts = np.concatenate(([0], np.flatnonzero(bucket[1:] != bucket[:-1]) + 1))
     last = np.append(starts[1:], b - a) - 1
     column = files.candles
     return CandleBlock(
-        times=(bucket[starts] * width).astype(np.int64),
+        times=(origin + bucket[starts] * width).astype(np.int64),
         columns={
             "open": column["open"][a:b][starts],
             "high": np.maximum.reduceat(column["high"][a:b], starts),
