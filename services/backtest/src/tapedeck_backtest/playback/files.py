@@ -16,7 +16,6 @@ directory renamed into place), so a concurrent reader in another process sees al
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tapedeck_backtest.results import INDICATOR_COLUMNS
+from tapedeck_backtest.results import INDICATOR_COLUMNS, ResultFiles
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -124,10 +123,11 @@ def build_sidecar(run_dir: Path) -> None:
         return
     staging = Path(tempfile.mkdtemp(prefix=f".{SIDECAR}.", dir=run_dir))
     try:
+        results = ResultFiles(run_dir)
         for name, columns in _NUMERIC.items():
-            _write_numeric(run_dir / f"{name}.parquet", staging, name, columns)
+            _write_numeric(results.parquet(f"{name}.parquet"), staging, name, columns)
         for name, columns in _STRINGS.items():
-            _write_strings(run_dir / f"{name}.parquet", staging / f"{name}.arrow", columns)
+            _write_strings(results.parquet(f"{name}.parquet"), staging / f"{name}.arrow", columns)
         (staging / "done").write_text("1")
         try:
             os.rename(staging, run_dir / SIDECAR)
@@ -140,8 +140,9 @@ def build_sidecar(run_dir: Path) -> None:
         raise
 
 
-def _write_numeric(source: Path, target: Path, name: str, columns: tuple[str, ...]) -> None:
-    parquet = pq.ParquetFile(source)
+def _write_numeric(
+    parquet: pq.ParquetFile, target: Path, name: str, columns: tuple[str, ...]
+) -> None:
     rows = parquet.metadata.num_rows
     outputs = {
         column: np.lib.format.open_memmap(
@@ -161,11 +162,10 @@ def _write_numeric(source: Path, target: Path, name: str, columns: tuple[str, ..
         offset += size
     for output in outputs.values():
         output.flush()
-        del output
+    outputs.clear()  # unmap before the staging directory is renamed
 
 
-def _write_strings(source: Path, target: Path, columns: tuple[str, ...]) -> None:
-    parquet = pq.ParquetFile(source)
+def _write_strings(parquet: pq.ParquetFile, target: Path, columns: tuple[str, ...]) -> None:
     schema = pa.schema([pa.field(column, pa.string()) for column in columns])
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=list(columns)):
@@ -175,7 +175,7 @@ def _write_strings(source: Path, target: Path, columns: tuple[str, ...]) -> None
 def open_run(run_dir: Path) -> RunFiles:
     """Open a run's sidecar (built beforehand) as memory maps."""
     sidecar = run_dir / SIDECAR
-    manifest = Manifest.from_json(json.loads((run_dir / "manifest.json").read_text()))
+    manifest = Manifest.from_json(ResultFiles(run_dir).manifest())
     mapped = 0
 
     def column(name: str, field: str) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tapedeck_backtest.playback.files import RunFiles, build_sidecar, open_run, sidecar_ready
+from tapedeck_backtest.results import ResultFiles
 from tapedeck_backtest.runs import Run, RunState
 from tapedeck_common.errors import FailedPrecondition, NotFound
 
@@ -78,7 +79,7 @@ class ResultStore:
 
     def _load(self, run_id: str) -> RunFiles:
         run_dir = self._root / run_id
-        if not (run_dir / "manifest.json").exists():
+        if not ResultFiles(run_dir).exists():
             raise NotFound(f"the results of backtests/{run_id} are missing from the result store")
         if not sidecar_ready(run_dir):
             logger.info("building the playback files of run %s", run_id)
