@@ -213,6 +213,21 @@ async def test_the_same_file_again_does_no_work(real_service: Service):
     assert catalog_entries(real_service.catalog) == files_before
 
 
+async def test_a_dataset_whose_catalog_was_deleted_is_imported_again(scratch_service: Service):
+    (scratch_service.root / "a.csv").write_text("ts,price,size\n1610064000000,100.5,1.25\n")
+    kind = backtest_pb2.DATA_KIND_TRADES
+    first = (await import_file(scratch_service.stub, "a.csv", BTCUSDT, kind))[-1]
+    shutil.rmtree(scratch_service.catalog / first.dataset.name.removeprefix("datasets/"))
+    again = (await import_file(scratch_service.stub, "a.csv", BTCUSDT, kind))[-1]
+    assert not again.already_imported
+    assert again.dataset.name != first.dataset.name
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await scratch_service.stub.GetDataset(
+            backtest_pb2.GetDatasetRequest(name=first.dataset.name)
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_a_copy_of_an_imported_file_is_recognised_by_its_content(scratch_service: Service):
     (scratch_service.root / "a.csv").write_text(
         "ts,price,size,side\n1610064000000,100.5,1.25,BUY\n1610064001000,100.75,2,SELL\n"

@@ -199,7 +199,7 @@ class DatasetStore:
                 source_mtime_ns=stat.st_mtime_ns,
                 request_key=how,
             )
-        if unchanged is not None:
+        if unchanged is not None and await self._still_on_disk(unchanged):
             yield _done(unchanged, total, already=True)
             return
 
@@ -223,7 +223,7 @@ class DatasetStore:
                 existing = await dataset_repository.find_by_import_key(
                     session=session, import_key=key
                 )
-            if existing is not None:
+            if existing is not None and await self._still_on_disk(existing):
                 yield _done(existing, total, already=True)
                 return
 
@@ -298,6 +298,17 @@ class DatasetStore:
                 extra={"dataset": dataset_id, "rows": dataset.row_count, "source": relative},
             )
             yield _done(dataset, total, already=False)
+
+    async def _still_on_disk(self, dataset: Dataset) -> bool:
+        """Return True if the dataset's catalog exists; otherwise forget the row so it re-imports."""
+        if await asyncio.to_thread(self.catalog_path(dataset.id).is_dir):
+            return True
+        logger.warning(
+            "dataset catalog is missing; importing it again", extra={"dataset": dataset.id}
+        )
+        async with self._sessions() as session, session.begin():
+            await dataset_repository.delete_dataset(session=session, dataset_id=dataset.id)
+        return False
 
     def _write_catalog(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_backtest.datasets import DataKind, Dataset
@@ -127,3 +127,8 @@ async def list_datasets(
 async def dataset_ids(*, session: AsyncSession) -> set[str]:
     """Return the ids of every dataset (to tell orphaned catalog directories apart)."""
     return set((await session.scalars(select(DatasetRow.id))).all())
+
+
+async def delete_dataset(*, session: AsyncSession, dataset_id: str) -> None:
+    """Delete a dataset row (its catalog is already gone); the caller commits."""
+    await session.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
