@@ -33,6 +33,17 @@ INSTRUMENT = pb.Instrument(
     taker_fee="0.001",
 )
 
+PERPETUAL = pb.Instrument(
+    instrument_id="BTCUSDT-PERP.BINANCE",
+    kind=pb.INSTRUMENT_KIND_PERPETUAL,
+    base_currency="BTC",
+    quote_currency="USDT",
+    price_precision=2,
+    size_precision=3,
+    maker_fee="0.0002",
+    taker_fee="0.0004",
+)
+
 # User strategies for the tests, loaded through BACKTEST_STRATEGY_PATHS like any user's:
 # `slow_cross` sleeps on every bar so a run of a few thousand ticks lasts seconds (cancel, kill);
 # `exploding` raises on its Nth bar (an engine error).
@@ -155,13 +166,15 @@ class Service:
     data_dir: Path
     raw_dir: Path
 
-    async def import_trades(self, name: str = "trades.parquet", **kwargs: int) -> str:
+    async def import_trades(
+        self, name: str = "trades.parquet", *, instrument: pb.Instrument = INSTRUMENT, **kwargs: int
+    ) -> str:
         """Write a generated trades file, import it through ImportDataset, return its name."""
         write_trades(self.raw_dir / name, **kwargs)
         last = None
         async for message in self.stub.ImportDataset(
             pb.ImportDatasetRequest(
-                source_path=name, instrument=INSTRUMENT, kind=pb.DATA_KIND_TRADES
+                source_path=name, instrument=instrument, kind=pb.DATA_KIND_TRADES
             )
         ):
             last = message

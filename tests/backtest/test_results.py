@@ -16,7 +16,7 @@ import talib
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest import stats
 from tapedeck_backtest.results import ResultFiles
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import PERPETUAL, running_service, spec
 
 MINUTE_NS = 60_000_000_000
 
@@ -193,3 +193,40 @@ async def test_streaming_large_datasets_from_the_catalog_gives_the_same_results(
         pd.testing.assert_frame_equal(
             table(other, name), table(directory, name), check_exact=True, obj=name
         )
+
+
+async def test_margin_perpetual_with_long_short_flips_keeps_the_books(tmp_path: Path, data_dir):
+    async with running_service(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}", data_dir) as service:
+        dataset = await service.import_trades("perp.parquet", instrument=PERPETUAL)
+        request = spec(
+            dataset,
+            balances=(("USDT", "50000"),),
+            account_type=pb.ACCOUNT_TYPE_MARGIN,
+            parameters={
+                "fast_period": pb.ParameterValue(int_value=4),
+                "slow_period": pb.ParameterValue(int_value=12),
+                "trade_size": pb.ParameterValue(double_value=0.5),
+                "allow_short": pb.ParameterValue(bool_value=True),
+            },
+        )
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=request))
+        run = await service.wait(created.backtest.name)
+    assert run.state == pb.BACKTEST_STATE_SUCCEEDED, run.error_message
+    directory = data_dir / "runs" / run.name.split("/")[1]
+    portfolio = table(directory, "portfolio.parquet")
+    account = table(directory, "account.parquet")
+    positions = table(directory, "positions.parquet")
+    # Both directions were traded: short positions opened after longs closed (flips).
+    assert set(positions["entry"]) == {"BUY", "SELL"}
+    assert (portfolio["position"] < 0).any()
+    assert (portfolio["position"] > 0).any()
+    last = portfolio.iloc[-1]
+    books = account.groupby("currency").last()
+    assert Decimal(last["cash_dec"]) == Decimal(books.loc["USDT", "total"])
+    assert Decimal(last["position_dec"]) == 0
+    starting, ending = Decimal(run.stats.starting_equity), Decimal(run.stats.ending_equity)
+    realized, fees = Decimal(last["realized_pnl_dec"]), Decimal(last["fees_dec"])
+    assert ending == starting + realized - fees == starting + Decimal(run.stats.pnl)
+    # NautilusTrader's per-position realized PnL (net of commissions) adds up to ours.
+    engine_realized = sum(Decimal(p) for p in positions["realized_pnl"])
+    assert engine_realized == realized - fees
