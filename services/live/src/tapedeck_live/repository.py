@@ -95,7 +95,12 @@ class _Sequences:
 
 async def _append_postgres(session: AsyncSession, events: list[NewEvent]) -> _Sequences:
     found = _Sequences()
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+    # One round trip: the lock, and the wake-up other replicas get at commit (delivered only
+    # then, so never before the rows are visible; a batch of duplicates wakes them for nothing).
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')"),
+        {"key": _APPEND_LOCK, "channel": NOTIFY_CHANNEL},
+    )
     inserted = await session.execute(
         _PG_APPEND,
         {
@@ -115,9 +120,6 @@ async def _append_postgres(session: AsyncSession, events: list[NewEvent]) -> _Se
     if missing:
         existing = await session.execute(_PG_SEQUENCES, {"event_ids": missing})
         found.all.update({row.event_id: row.sequence for row in existing})
-    if found.new:
-        # Delivered on commit, so listeners never wake before the rows are visible.
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return found
 
 

@@ -34,6 +34,8 @@ async def start(settings: LiveSettings) -> ServiceApp:
 
     async def build(engine: AsyncEngine) -> Components:
         sessions = session_factory(engine)
+        # Reads need no transaction: each statement sees committed data, which is all they need.
+        reads = session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
         notifier = Notifier()
         on_stop: list[Callable[[], Awaitable[None]]] = []
         if is_postgres(engine):
@@ -61,6 +63,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
         )
         servicer = LiveServicer(
             sessions,
+            reads=reads,
             notifier=notifier,
             gate=gate,
             subscribe_batch_size=settings.subscribe_batch_size,

@@ -29,12 +29,14 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        reads: async_sessionmaker[AsyncSession],
         notifier: Notifier,
         gate: Gate,
         subscribe_batch_size: int,
         heartbeat_seconds: float,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads
         self._notifier = notifier
         self._gate = gate
         self._batch_size = subscribe_batch_size
@@ -60,7 +62,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
     ) -> live_pb2.ListEventsResponse:
         """Return a page of matching events, newest first."""
         event_filter = messages.event_filter(request.filter)
-        async with self._sessions() as session:
+        async with self._reads() as session:
             events, token = await self._page(session, "ListEvents", event_filter, request)
         return live_pb2.ListEventsResponse(events=events, next_page_token=token)
 
@@ -77,7 +79,9 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             start_ns=parsed.start_ns,
             end_ns=parsed.end_ns,
         )
-        async with self._sessions() as session:
+        # Autocommit: page and counts are two statements, no BEGIN/ROLLBACK round trips; counts
+        # may include a block appended between them, which the next refresh shows anyway.
+        async with self._reads() as session:
             events, token = await self._page(session, "ListBlocks", event_filter, request)
             counts = await repository.count_block_reasons(
                 session=session, event_filter=event_filter
@@ -127,7 +131,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             raise InvalidArgument([FieldViolation("after_sequence", "must not be negative")])
         after = None if request.tail_only else request.after_sequence
         async for batch in tail.follow(
-            sessions=self._sessions,
+            sessions=self._reads,
             notifier=self._notifier,
             event_filter=event_filter,
             after=after,
