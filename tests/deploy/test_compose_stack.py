@@ -237,5 +237,19 @@ async def test_the_compose_configuration_runs_the_stack_in_production_mode(
                 timeout=10,
             )
             assert list(reply.wallets) == []
-        for name in SERVICES:
+        # The gateway container's compose health check (Envoy's admin /ready over bash's /dev/tcp).
+        test = compose()["services"]["gateway"]["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "bash"]
+        admin = envoy()["admin"]["address"]["socket_address"]
+        command = [
+            arg.replace(f"/{admin['port_value']}", f"/{stack.ports['admin']}") for arg in test[1:]
+        ]
+        assert command != test[1:]
+
+        async def gateway_healthy() -> bool:
+            process = await asyncio.create_subprocess_exec(*command)
+            return await process.wait() == 0
+
+        await eventually(gateway_healthy, timeout=30, message="the gateway's compose health check")
+        for name in [*SERVICES, "envoy"]:
             assert stack.processes[name].returncode is None, stack.log(name)
