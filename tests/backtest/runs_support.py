@@ -195,11 +195,17 @@ class Service:
 
 @asynccontextmanager
 async def running_service(
-    database_url: str, data_dir: Path, *, workers: int = 1, **settings: object
+    database_url: str,
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    data_root: Path | None = None,
+    **settings: object,
 ) -> AsyncIterator[Service]:
     """Start the backtest service in process with test strategies and a raw data root."""
-    raw_dir = data_dir / "raw"
-    raw_dir.mkdir(parents=True, exist_ok=True)
+    raw_dir = data_root if data_root is not None else data_dir / "raw"
+    if data_root is None:
+        raw_dir.mkdir(parents=True, exist_ok=True)
     # One directory per test process: the modules stay imported between tests (no shadowing).
     strategies = write_test_strategies(
         Path(tempfile.gettempdir()) / f"tapedeck-run-test-strategies-{os.getpid()}"
