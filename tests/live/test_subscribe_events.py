@@ -203,3 +203,21 @@ async def test_a_subscriber_that_drops_resumes_from_its_cursor_without_gaps_or_r
         call.cancel()
 
         assert [e.event_id for e in got] == [f"e-{i:04d}" for i in range(1, 1000, 2)]
+
+
+async def test_many_subscribers_on_a_small_pool_all_receive_and_appends_still_get_through(
+    database_url, data_dir
+):
+    small_pool = {"db_pool_size": 2, "db_max_overflow": 0, "db_pool_timeout_seconds": 5}
+    async with running_live(database_url, data_dir, **small_pool) as live:
+        calls = [live.stub.SubscribeEvents(live_pb2.SubscribeEventsRequest()) for _ in range(40)]
+        for call in calls:
+            await call.read()
+        for round_ in range(5):
+            await append(live, *(event(f"r{round_}-{i}") for i in range(20)))
+        received = await asyncio.gather(*(collect(call, 100) for call in calls))
+        for call in calls:
+            call.cancel()
+
+        expected = [f"r{r}-{i}" for r in range(5) for i in range(20)]
+        assert all([e.event_id for e in got] == expected for got in received)

@@ -68,6 +68,8 @@ async def start(settings: LiveSettings) -> ServiceApp:
             gate=gate,
             subscribe_batch_size=settings.subscribe_batch_size,
             heartbeat_seconds=settings.heartbeat_seconds,
+            # Half the pool at most, so appends and lists always find a connection.
+            subscriber_reads=max(1, settings.db_pool_size // 2),
         )
         return Components(
             registrations=[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +35,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         gate: Gate,
         subscribe_batch_size: int,
         heartbeat_seconds: float,
+        subscriber_reads: int,
     ) -> None:
         self._sessions = sessions
         self._reads = reads
@@ -41,6 +43,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self._gate = gate
         self._batch_size = subscribe_batch_size
         self._heartbeat_seconds = heartbeat_seconds
+        self._readers = asyncio.Semaphore(subscriber_reads)
 
     async def AppendEvents(
         self, request: live_pb2.AppendEventsRequest, context: Context
@@ -133,6 +136,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         async for batch in tail.follow(
             sessions=self._reads,
             notifier=self._notifier,
+            readers=self._readers,
             event_filter=event_filter,
             after=after,
             batch_size=self._batch_size,

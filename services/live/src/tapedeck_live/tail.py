@@ -7,6 +7,7 @@ flow control). A slow consumer simply reads later, from where it was.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,20 +31,26 @@ async def follow(
     *,
     sessions: async_sessionmaker[AsyncSession],
     notifier: Notifier,
+    readers: asyncio.Semaphore,
     event_filter: EventFilter,
     after: int | None,
     batch_size: int,
     heartbeat_seconds: float,
 ) -> AsyncIterator[TailBatch]:
-    """Yield matching events after `after` (None: from now on), then the tail, and heartbeats."""
+    """Yield matching events after `after` (None: from now on), then the tail, and heartbeats.
+
+    `readers` bounds how many subscribers read at once: a wake-up releases every subscriber
+    together, and they must queue here rather than exhaust the connection pool that appends and
+    lists need too.
+    """
     if after is None:
-        async with sessions() as session:
+        async with readers, sessions() as session:
             after = await repository.head_sequence(session=session)
     cursor = after
     last_sent = float("-inf")  # the first batch goes out at once, even empty: the stream is live
     while True:
         seen = notifier.generation
-        async with sessions() as session:
+        async with readers, sessions() as session:
             # Every sequence at or below the head has committed or never will (see repository),
             # so after reading up to it the cursor may move to it even when nothing matched.
             head = await repository.head_sequence(session=session)
