@@ -329,3 +329,15 @@ async def test_two_replicas_share_the_queue_and_run_each_run_once(database_url, 
     await engine.dispose()
     assert [attempts for _, attempts in rows] == [1, 1, 1, 1]
     assert len({owner for owner, _ in rows}) == 2  # both replicas took work
+
+
+async def test_a_run_over_the_run_timeout_is_stopped_and_failed(database_url, data_dir):
+    async with running_service(database_url, data_dir, run_timeout_seconds=1.5) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=0.05))
+        )
+        final = await service.wait(created.backtest.name)
+        assert final.state == pb.BACKTEST_STATE_FAILED
+        assert "run timeout (1.5 s)" in final.error_message
+        assert created.backtest.name.split("/")[1] not in worker_pids(service.app)

@@ -64,6 +64,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 strategy_paths=tuple(str(path) for path in settings.strategy_paths),
                 max_attempts=settings.run_max_attempts,
                 lease_seconds=settings.run_lease_seconds,
+                run_timeout_seconds=settings.run_timeout_seconds,
             )
             await runs.pool.start()
             on_stop.append(runs.pool.stop)

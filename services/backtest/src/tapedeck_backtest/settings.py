@@ -39,6 +39,8 @@ class BacktestSettings(ServiceSettings):
     run_max_attempts: int = Field(default=2, ge=1, le=10)
     # A RUNNING run whose service has not renewed its lease for this long is recovered.
     run_lease_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
+    # A run still RUNNING after this many seconds is stopped and FAILED; unset: no limit.
+    run_timeout_seconds: float | None = Field(default=None, gt=0)
     # Datasets up to this many rows stay loaded in a worker between runs; larger ones stream.
     run_in_memory_rows: int = Field(default=1_000_000, ge=1)
 

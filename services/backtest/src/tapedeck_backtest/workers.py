@@ -116,6 +116,7 @@ class _Slot:
     progress: Progress | None = None
     progress_written: float = 0.0
     cancel_deadline: float | None = None
+    started: float = 0.0
 
     @property
     def alive(self) -> bool:
@@ -136,6 +137,7 @@ class WorkerPool:
         strategy_paths: tuple[str, ...] = (),
         max_attempts: int = 2,
         lease_seconds: float = 15.0,
+        run_timeout_seconds: float | None = None,
     ) -> None:
         self._sessions = sessions
         self._postgres = postgres
@@ -145,6 +147,7 @@ class WorkerPool:
         self._strategy_paths = strategy_paths
         self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_seconds)
+        self._run_timeout = run_timeout_seconds
         self._host = os.uname().nodename[:30].replace("-", "_")
         self.owner = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
@@ -206,6 +209,7 @@ class WorkerPool:
                 if now - last_cancel_check >= CANCEL_CHECK_SECONDS:
                     last_cancel_check = now
                     await self._check_cancelled()
+                    await self._check_timeouts()
                 if now - last_lease >= self._lease.total_seconds() / 3:
                     last_lease = now
                     await self._renew_lease()
@@ -311,6 +315,23 @@ class WorkerPool:
                 await asyncio.to_thread(self._end_process, slot, graceful=False)
                 self._free(slot)
 
+    async def _check_timeouts(self) -> None:
+        if self._run_timeout is None:
+            return
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.run_id is None or now - slot.started < self._run_timeout:
+                continue
+            run_id = slot.run_id
+            # A strategy stuck in a loop never reaches the next chunk: end the process.
+            await asyncio.to_thread(self._end_process, slot, graceful=False)
+            self._free(slot)
+            await self._finish(
+                run_id,
+                RunState.FAILED,
+                error_message=f"the run took longer than the run timeout ({self._run_timeout:g} s)",
+            )
+
     async def _renew_lease(self) -> None:
         busy = [s.run_id for s in self._slots if s.run_id is not None]
         async with self._sessions() as session, session.begin():
@@ -389,6 +410,7 @@ class WorkerPool:
             slot.progress = None
             slot.progress_written = 0.0
             slot.cancel_deadline = None
+            slot.started = time.monotonic()
             slot.cancel.clear()
             assert slot.conn is not None
             slot.conn.send(job)
