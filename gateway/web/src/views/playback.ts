@@ -439,19 +439,37 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
       body.append(h("tr", {}, h("td", { text: p.instrumentId }), h("td", { class: "num", text: formatDecimal(p.quantity) }), h("td", { class: "num", text: money(p.averagePrice) }), h("td", { class: "num", text: money(p.markPrice) }), h("td", { class: `num ${signed(p.unrealizedPnl)}`, text: money(p.unrealizedPnl) })));
     if (state.positions.length === 0) body.append(h("tr", {}, h("td", { colspan: 5, class: "muted", text: "flat" })));
     positions.append(body);
-    portfolio.replaceChildren(
-      heading,
-      h("dl", {},
-        ...item("Time", "time", formatTime(timestampSeconds(state.time) ?? time)),
-        ...item("Equity", "equity", money(state.equity), "", state.equity),
-        ...state.cash.flatMap((c) => item(`Cash ${c.currency}`, `cash-${c.currency}`, formatDecimal(c.amount, { maxFractionDigits: 8 }))),
-        ...item("Realized PnL", "realized", money(state.realizedPnl), signed(state.realizedPnl), state.realizedPnl),
-        ...item("Unrealized PnL", "unrealized", money(state.unrealizedPnl), signed(state.unrealizedPnl), state.unrealizedPnl),
-        ...item("Fees", "fees", money(state.fees), "", state.fees),
-        ...item("Fills", "fills", state.fillCount.toString()),
-      ),
-      positions,
+    const list = h("dl", {},
+      ...item("Time", "time", formatTime(timestampSeconds(state.time) ?? time)),
+      ...item("Equity", "equity", money(state.equity), "", state.equity),
+      ...state.cash.flatMap((c) => item(`Cash ${c.currency}`, `cash-${c.currency}`, formatDecimal(c.amount, { maxFractionDigits: 8 }))),
+      ...item("Realized PnL", "realized", money(state.realizedPnl), signed(state.realizedPnl), state.realizedPnl),
+      ...item("Unrealized PnL", "unrealized", money(state.unrealizedPnl), signed(state.unrealizedPnl), state.unrealizedPnl),
+      ...item("Fees", "fees", money(state.fees), "", state.fees),
+      ...item("Fills", "fills", state.fillCount.toString()),
     );
+    // Patch the panel in place when its shape is unchanged: no layout churn while playing.
+    const current = portfolio.querySelector("dl");
+    const currentRows = portfolio.querySelector("tbody");
+    if (current !== null && currentRows !== null && current.children.length === list.children.length && currentRows.children.length === body.children.length) {
+      patch(current, list);
+      patch(currentRows, body);
+      return;
+    }
+    portfolio.replaceChildren(heading, list, positions);
+  }
+
+  function patch(target: Element, source: Element): void {
+    const from = source.querySelectorAll("dd, td");
+    const to = target.querySelectorAll("dd, td");
+    from.forEach((cell, i) => {
+      const old = to[i];
+      if (old === undefined) return;
+      if (old.textContent !== cell.textContent) old.textContent = cell.textContent;
+      if (old.className !== cell.className) old.className = cell.className;
+      const raw = cell.getAttribute("data-raw");
+      if (raw !== null && old.getAttribute("data-raw") !== raw) old.setAttribute("data-raw", raw);
+    });
   }
 
   scrubber.addEventListener("input", () => {
@@ -471,12 +489,16 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   // ---- play ----
   let frame = 0;
   let last = 0;
+  let lastAsked = 0;
   function tick(now: number): void {
     if (!playing || run === null || cursor === null) return;
     const elapsed = last === 0 ? 0 : now - last;
     last = now;
     const next = advanceCursor(cursor, elapsed, Number(speed.value), run.end);
-    setCursor(next, true);
+    // A person reads the panel a few times a second; asking more often only costs frames.
+    const ask = now - lastAsked >= 100 || next >= run.end;
+    if (ask) lastAsked = now;
+    setCursor(next, ask);
     keepCursorInView();
     if (next >= run.end) stop();
     else frame = requestAnimationFrame(tick);
