@@ -123,3 +123,39 @@ async def test_sweep_requests_are_validated_naming_the_field(database_url, data_
         assert list(listed.sweeps) == []
         runs = await service.stub.ListBacktests(pb.ListBacktestsRequest())
         assert list(runs.backtests) == []
+
+
+async def test_a_worker_reusing_its_loaded_engine_gives_the_same_results_as_a_fresh_one(
+    tmp_path, data_dir
+):
+    axes = [
+        pb.ParameterAxis(name="fast_period", values=ints(4, 7)),
+        pb.ParameterAxis(name="slow_period", values=ints(20)),
+    ]
+    # One worker runs both points: the second on the engine reset after the first.
+    async with running_service(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", data_dir) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateSweep(
+            pb.CreateSweepRequest(base_spec=spec(dataset), axes=axes)
+        )
+        final = None
+        async for message in service.stub.WatchSweep(
+            pb.WatchSweepRequest(name=created.sweep.name), timeout=120
+        ):
+            final = message.sweep if message.WhichOneof("event") == "sweep" else final
+    assert final is not None
+    by_point = {r.parameters["fast_period"].int_value: r for r in final.results}
+    # The same point alone, in a fresh worker of a fresh service.
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    async with running_service(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", fresh_dir) as fresh:
+        dataset = await fresh.import_trades()
+        alone = spec(dataset)
+        for fast in (7, 4):
+            alone.parameters["fast_period"].int_value = fast
+            alone.parameters["slow_period"].int_value = 20
+            created_run = await fresh.stub.CreateBacktest(pb.CreateBacktestRequest(spec=alone))
+            run = await fresh.wait(created_run.backtest.name)
+            reused = by_point[fast].stats
+            for field in ("pnl", "fees", "ending_equity", "fill_count", "sharpe_ratio"):
+                assert getattr(run.stats, field) == getattr(reused, field), (fast, field)
