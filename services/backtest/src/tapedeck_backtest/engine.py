@@ -320,30 +320,38 @@ def _price_series(
         DataKind.QUOTES: ["ts_init", "bid_price", "ask_price"],
         DataKind.BARS: ["ts_init", "open", "high", "low", "close", "volume"],
     }[source.kind]
-    table = dataset.to_table(
+    # Decoded batch by batch: only the float columns are kept, never the whole Arrow table.
+    parts: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name in columns}
+    for batch in dataset.to_batches(
         columns=columns, filter=(field >= spec.start_ns) & (field <= spec.end_ns)
-    )
-    table = table.sort_by("ts_init")
-    times = table.column("ts_init").to_numpy().astype(np.int64)
-
-    def decoded(name: str) -> np.ndarray[Any, np.dtype[np.float64]]:
-        return fixed128_to_float(table.column(name))
+    ):
+        parts["ts_init"].append(batch.column("ts_init").to_numpy().astype(np.int64))
+        for name in columns[1:]:
+            parts[name].append(fixed128_to_float(batch.column(name)))
+    arrays = {
+        name: np.concatenate(chunks) if chunks else np.empty(0) for name, chunks in parts.items()
+    }
+    times = arrays.pop("ts_init").astype(np.int64)
+    if times.size > 1 and np.any(np.diff(times) < 0):
+        order = np.argsort(times, kind="stable")
+        times = times[order]
+        arrays = {name: values[order] for name, values in arrays.items()}
 
     if source.kind is DataKind.TRADES:
-        prices = np.round(decoded("price"), price_precision)
-        return results.PriceSeries(times, prices, decoded("size")), None
+        prices = np.round(arrays["price"], price_precision)
+        return results.PriceSeries(times, prices, arrays["size"]), None
     if source.kind is DataKind.QUOTES:
-        mids = (decoded("bid_price") + decoded("ask_price")) / 2.0
+        mids = (arrays["bid_price"] + arrays["ask_price"]) / 2.0
         return results.PriceSeries(times, mids, np.zeros(times.size)), None
-    closes = np.round(decoded("close"), price_precision)
+    closes = np.round(arrays["close"], price_precision)
     bar_width = 60_000_000_000
     bars = results.Candles(
         times=times - bar_width,
-        open=np.round(decoded("open"), price_precision),
-        high=np.round(decoded("high"), price_precision),
-        low=np.round(decoded("low"), price_precision),
+        open=np.round(arrays["open"], price_precision),
+        high=np.round(arrays["high"], price_precision),
+        low=np.round(arrays["low"], price_precision),
         close=closes,
-        volume=decoded("volume"),
+        volume=arrays["volume"],
     )
     return results.PriceSeries(times, closes, bars.volume), bars
 
