@@ -34,7 +34,16 @@ def write_ticks(path: Path, ticks: int) -> None:
     import pandas as pd
 
     rng = np.random.default_rng(11)
-    volatility = 0.0002 * np.exp(np.cumsum(rng.normal(0, 0.02, ticks)) * 0.2)
+    # Volatility clustering: log-volatility is a mean-reverting AR(1) around 2 bp per tick,
+    # stepped per block of 100 ticks so the recursion stays short.
+    blocks = ticks // 100 + 1
+    shocks = rng.normal(0, 0.15, blocks)
+    log_vol = np.empty(blocks)
+    level = 0.0
+    for index in range(blocks):
+        level = 0.98 * level + shocks[index]
+        log_vol[index] = level
+    volatility = 0.0002 * np.exp(np.repeat(log_vol, 100)[:ticks])
     price = 40_000 * np.exp(np.cumsum(rng.normal(0, 1, ticks) * volatility))
     frame = pd.DataFrame(
         {
