@@ -257,10 +257,15 @@ class WorkerPool:
                 simulated_ns=final.simulated_ns,
             )
             stored = await self._finish(run_id, RunState.SUCCEEDED, stats=stats, progress=final)
-            if not stored:  # cancelled while writing results: nobody will read them
-                await asyncio.to_thread(
-                    shutil.rmtree, self._results_root / run_id, ignore_errors=True
-                )
+            if not stored:
+                async with self._sessions() as session:
+                    now_state = (await run_repository.get_run(session=session, run_id=run_id)).state
+                # Cancelled while writing results: nobody will read them. (A run another
+                # replica took over after a lost lease keeps its directory: it may be theirs.)
+                if now_state is RunState.CANCELLED:
+                    await asyncio.to_thread(
+                        shutil.rmtree, self._results_root / run_id, ignore_errors=True
+                    )
         elif kind == "failed":
             await self._finish(run_id, RunState.FAILED, error_message=str(payload))
             logger.warning("backtest failed", extra={"run_id": run_id, "error": payload})
