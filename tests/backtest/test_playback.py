@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
-from tapedeck_backtest.playback.files import SIDECAR
+from tapedeck_backtest.playback import equity
+from tapedeck_backtest.playback.files import SIDECAR, build_sidecar, open_run
 from tapedeck_backtest.results import INDICATOR_COLUMNS, Fill
 from tapedeck_backtest.runs import AccountKind, RunState
 from tests.backtest.playback_support import (
@@ -753,3 +754,44 @@ async def test_open_result_files_stay_within_the_cache_bound(tmp_path: Path) -> 
             ]
             assert sum(len(m.chunk.times) for m in messages) == 1_000
             assert 0 < store.open_bytes <= 600_000
+
+
+@given(
+    sample_every=st.integers(2, 9),
+    max_points=st.integers(3, 400),
+)
+@HYPOTHESIS
+async def test_sampling_applies_before_lttb_which_keeps_the_sampled_ends(
+    equity_run: tuple[Service, str, pd.DataFrame], sample_every: int, max_points: int
+) -> None:
+    service, name, curve = equity_run
+    request = pb.StreamEquityRequest(
+        backtest=name, sample_every=sample_every, max_points=max_points
+    )
+    points, _, _ = await _pages(service, request)
+    sampled = list(zip(curve.time.tolist(), curve.equity.tolist(), strict=True))[::sample_every]
+    assert len(points) == min(max_points, len(sampled))
+    assert points[0] == sampled[0]
+    assert points[-1] == sampled[-1]
+    assert set(points) <= set(sampled)
+
+
+def test_plain_equity_chunks_are_views_of_the_mapped_file(tmp_path: Path) -> None:
+    # Server memory does not grow with the curve: without LTTB every chunk is a slice of the map.
+    prices = random_prices(start_ns=T0, count=20_000, step_ns=10**10, seed=4)
+    run = write_run(tmp_path, prices=prices, fills=[])
+    build_sidecar(tmp_path / run.run_id)
+    files = open_run(tmp_path / run.run_id)
+    for every in (1, 3):
+        selection = equity.select(
+            files, start_ns=None, end_ns=None, sample_every=every, max_points=0
+        )
+        assert selection.picked is None
+        for times, values in equity.blocks(
+            files, selection, offset=0, count=len(selection), chunk_size=500
+        ):
+            assert np.shares_memory(times, files.equity_times)
+            assert np.shares_memory(values, files.equity_values)
+    downsampled = equity.select(files, start_ns=None, end_ns=None, sample_every=1, max_points=100)
+    assert downsampled.picked is not None
+    assert downsampled.picked.size == 100
