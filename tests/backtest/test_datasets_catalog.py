@@ -52,9 +52,7 @@ def only_parquet(directory: Path, kind: str) -> Path:
     return path
 
 
-def test_trades_are_identical_to_the_official_wrangler_and_write_data(
-    real: Path, tmp_path: Path
-):
+def test_trades_are_identical_to_the_official_wrangler_and_write_data(real: Path, tmp_path: Path):
     source = real / "binance-btcusdt-trades.parquet"
     frame = pd.read_parquet(source).set_index("timestamp")
     frame["side"] = np.where(frame["buyer_maker"] == "True", "SELL", "BUY")

@@ -367,9 +367,69 @@ async def test_an_import_the_caller_abandons_leaves_nothing(scratch_service: Ser
             break
     call.cancel()
 
-    async def nothing_left() -> bool:
-        return not [p for p in scratch_service.catalog.rglob("*") if p.is_file()]
+    async def all_or_nothing() -> bool:
+        # On a loaded machine the import may have finished before the cancel arrived; then it
+        # must be whole. Otherwise nothing may be left: no row, no catalog, no staging files.
+        listed = await scratch_service.stub.ListDatasets(backtest_pb2.ListDatasetsRequest())
+        staging = scratch_service.catalog / ".staging"
+        staged = [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
+        published = (
+            [p.name for p in scratch_service.catalog.iterdir() if p.name != ".staging"]
+            if scratch_service.catalog.exists()
+            else []
+        )
+        ids = [d.name.removeprefix("datasets/") for d in listed.datasets]
+        return not staged and published == ids and len(ids) <= 1
 
-    await eventually(nothing_left, timeout=30, message="the abandoned import to clean up")
-    listed = await scratch_service.stub.ListDatasets(backtest_pb2.ListDatasetsRequest())
-    assert list(listed.datasets) == []
+    await eventually(all_or_nothing, timeout=30, message="the abandoned import to clean up")
+
+
+async def test_a_column_mapping_reads_other_layouts(scratch_service: Service):
+    (scratch_service.root / "named.csv").write_text(
+        "when,px,amt,who\n1610064000000,100.5,1.25,BUY\n1610064001000,100.75,2,SELL\n"
+    )
+    (scratch_service.root / "bare.csv").write_text(
+        "x,1610064000000,7.5,1\nx,1610064001000,7.25,2\n"
+    )
+    kind = backtest_pb2.DATA_KIND_TRADES
+    named = backtest_pb2.ImportDatasetRequest(
+        source_path="named.csv",
+        instrument=BTCUSDT,
+        kind=kind,
+        column_mapping={"ts": "when", "price": "px", "size": "amt", "side": "who"},
+    )
+    messages = [m async for m in scratch_service.stub.ImportDataset(named)]
+    assert messages[-1].dataset.row_count == 2
+    bare = backtest_pb2.ImportDatasetRequest(
+        source_path="bare.csv",
+        instrument=BTCUSDT,
+        kind=kind,
+        column_mapping={"ts": "2", "price": "3", "size": "4"},
+    )
+    messages = [m async for m in scratch_service.stub.ImportDataset(bare)]
+    dataset = messages[-1].dataset
+    ticks = ParquetDataCatalog(
+        str(scratch_service.catalog / dataset.name.removeprefix("datasets/"))
+    ).trade_ticks(instrument_ids=[BTCUSDT.instrument_id])
+    assert [t.price.as_double() for t in ticks] == [7.5, 7.25]
+
+    wrong = backtest_pb2.ImportDatasetRequest(
+        source_path="named.csv",
+        instrument=BTCUSDT,
+        kind=kind,
+        column_mapping={"ts": "when", "bid": "px", "price": "2"},
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in scratch_service.stub.ImportDataset(wrong):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {"column_mapping[bid]", "column_mapping"} <= set(violations(caught.value))
+
+    missing = backtest_pb2.ImportDatasetRequest(
+        source_path="named.csv", instrument=BTCUSDT, kind=kind, column_mapping={"ts": "nope"}
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in scratch_service.stub.ImportDataset(missing):
+            pass
+    description = violations(caught.value)["source_path"]
+    assert "named.csv line 1, column 'nope': is not a column of the file" in description

@@ -59,6 +59,7 @@ class ImportRequest:
     kind: DataKind
     file_format: str | None  # "csv", "parquet", or None for the file name's extension
     display_name: str
+    columns: tuple[tuple[str, str], ...] = ()  # (role, column name or 1-based position), sorted
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,25 @@ def resolve_source(data_root: Path, source_path: str, *, field: str = "source_pa
     return resolved
 
 
-def request_key(kind: DataKind, instrument: InstrumentSpec) -> str:
-    """Return the hash of how a file is imported (kind and instrument), without its content."""
-    return hashlib.sha256(f"{kind.value}\n{instrument.to_json()}".encode()).hexdigest()
+def request_key(
+    kind: DataKind, instrument: InstrumentSpec, columns: tuple[tuple[str, str], ...] = ()
+) -> str:
+    """Return the hash of how a file is imported (kind, instrument, columns), not its content."""
+    how = f"{kind.value}\n{instrument.to_json()}"
+    if columns:  # absent for the default layout, so keys from before column mappings still match
+        how += "\n" + ";".join(f"{role}={column}" for role, column in columns)
+    return hashlib.sha256(how.encode()).hexdigest()
 
 
-def import_key(content_hash: str, kind: DataKind, instrument: InstrumentSpec) -> str:
-    """Return the identity of an import: content, kind and instrument."""
-    return hashlib.sha256(f"{content_hash}\n{request_key(kind, instrument)}".encode()).hexdigest()
+def import_key(
+    content_hash: str,
+    kind: DataKind,
+    instrument: InstrumentSpec,
+    columns: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """Return the identity of an import: content, kind, instrument and column mapping."""
+    how = request_key(kind, instrument, columns)
+    return hashlib.sha256(f"{content_hash}\n{how}".encode()).hexdigest()
 
 
 def dataset_source(dataset: Dataset, *, catalog_dir: Path) -> DatasetSource:
@@ -190,7 +202,7 @@ class DatasetStore:
             )
         stat = source.stat()
         total = stat.st_size
-        how = request_key(request.kind, request.instrument)
+        how = request_key(request.kind, request.instrument, request.columns)
         async with self._sessions() as session:
             unchanged = await dataset_repository.find_by_source_stat(
                 session=session,
@@ -206,19 +218,20 @@ class DatasetStore:
         async with self._slots:
             content_hash = ""
             async for step in _in_thread(
+                None,
                 lambda report, cancel: hash_file(
                     source,
                     on_bytes=lambda done: report(
                         ImportUpdate(0, 0, total, HASH_SHARE * done / max(total, 1))
                     ),
                     cancel=cancel,
-                )
+                ),
             ):
                 if isinstance(step, ImportUpdate):
                     yield step
                 else:
                     content_hash = step
-            key = import_key(content_hash, request.kind, request.instrument)
+            key = import_key(content_hash, request.kind, request.instrument, request.columns)
             async with self._sessions() as session:
                 existing = await dataset_repository.find_by_import_key(
                     session=session, import_key=key
@@ -228,9 +241,13 @@ class DatasetStore:
                 return
 
             dataset_id = new_id()
+            staging = self.catalog_dir / STAGING / dataset_id
+            final = self.catalog_path(dataset_id)
             written: WrittenFile | None = None
             try:
                 async for item in _in_thread(
+                    # A caller that leaves mid-import: the work stops, and its files go.
+                    lambda: shutil.rmtree(staging, ignore_errors=True),
                     lambda report, cancel: self._write_catalog(
                         source=source,
                         display_path=relative,
@@ -247,29 +264,28 @@ class DatasetStore:
                             )
                         ),
                         cancel=cancel,
-                    )
+                    ),
                 ):
                     if isinstance(item, ImportUpdate):
                         yield item
                     else:
                         written = item
-            except MalformedInput as error:
-                raise InvalidArgument([FieldViolation("source_path", str(error))]) from None
-            assert written is not None
-            dataset = Dataset(
-                id=dataset_id,
-                display_name=request.display_name or source.name,
-                instrument=request.instrument,
-                kind=request.kind,
-                source_path=relative,
-                content_hash=content_hash,
-                row_count=written.rows,
-                start_ns=written.first_ns,
-                end_ns=written.last_ns,
-                size_bytes=written.size_bytes,
-                create_time=datetime.now(UTC),
-            )
-            try:
+                assert written is not None
+                dataset = Dataset(
+                    id=dataset_id,
+                    display_name=request.display_name or source.name,
+                    instrument=request.instrument,
+                    kind=request.kind,
+                    source_path=relative,
+                    content_hash=content_hash,
+                    row_count=written.rows,
+                    start_ns=written.first_ns,
+                    end_ns=written.last_ns,
+                    size_bytes=written.size_bytes,
+                    create_time=datetime.now(UTC),
+                )
+                # Publish: one rename puts the whole catalog in place, then the row is committed.
+                os.rename(staging, final)
                 async with self._sessions() as session, session.begin():
                     await dataset_repository.insert_dataset(
                         session=session,
@@ -279,9 +295,11 @@ class DatasetStore:
                         source_size=stat.st_size,
                         source_mtime_ns=stat.st_mtime_ns,
                     )
+            except MalformedInput as error:
+                raise InvalidArgument([FieldViolation("source_path", str(error))]) from None
             except IntegrityError:
                 # Another import of the same content won the race: keep its dataset, drop ours.
-                await asyncio.to_thread(shutil.rmtree, self.catalog_path(dataset_id), True)
+                await asyncio.to_thread(shutil.rmtree, final, True)
                 async with self._sessions() as session:
                     winner = await dataset_repository.find_by_import_key(
                         session=session, import_key=key
@@ -291,7 +309,10 @@ class DatasetStore:
                 yield _done(winner, total, already=True)
                 return
             except BaseException:
-                await asyncio.to_thread(shutil.rmtree, self.catalog_path(dataset_id), True)
+                # Also on cancellation and GeneratorExit, where awaiting is not safe: remove
+                # synchronously (a handful of files).
+                shutil.rmtree(staging, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)
                 raise
             logger.info(
                 "dataset imported",
@@ -322,7 +343,6 @@ class DatasetStore:
         cancel: threading.Event,
     ) -> WrittenFile:
         staging = self.catalog_dir / STAGING / dataset_id
-        final = self.catalog_path(dataset_id)
         try:
             staging.mkdir(parents=True)
             written = convert_file(
@@ -334,6 +354,7 @@ class DatasetStore:
                 catalog=staging,
                 on_progress=report,
                 cancel=cancel,
+                columns=dict(request.columns),
             )
             # The catalog's own reader must give back exactly the first and last rows written.
             verify_read_back(
@@ -345,12 +366,11 @@ class DatasetStore:
             # The instrument goes in through the official path: one row, and the catalog is whole.
             ParquetDataCatalog(str(staging)).write_data([to_nautilus(request.instrument)])
             size = sum(f.stat().st_size for f in staging.rglob("*") if f.is_file())
-            os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return WrittenFile(
-            path=final / written.path.relative_to(staging),
+            path=written.path,
             rows=written.rows,
             first_ns=written.first_ns,
             last_ns=written.last_ns,
@@ -370,6 +390,7 @@ def _done(dataset: Dataset, total: int, *, already: bool) -> ImportUpdate:
 
 
 async def _in_thread(
+    on_abandon: Callable[[], None] | None,
     work: Callable[[Callable[[ImportUpdate], None], threading.Event], T],
 ) -> AsyncIterator[ImportUpdate | T]:
     """Run blocking `work` in a thread, yielding the updates it reports and then its result.
@@ -399,6 +420,9 @@ async def _in_thread(
         raise asyncio.CancelledError from None
     finally:
         cancel.set()
+        if on_abandon is not None and not task.done():
+            # The work ends at its next batch; clean up after it, off the event loop.
+            task.add_done_callback(lambda _: loop.run_in_executor(None, on_abandon))
 
 
 def _remove_leftovers(catalog_dir: Path, known: set[str]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from tapedeck.backtest.v1 import backtest_pb2
 from tapedeck_backtest.dataset_imports import ImportRequest, ImportUpdate
 from tapedeck_backtest.datasets import DataKind, Dataset
+from tapedeck_backtest.importer import OPTIONAL, REQUIRED
 from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec, validate_instrument
 from tapedeck_backtest.strategies.registry import (
     ParameterSpec,
@@ -133,6 +134,10 @@ def import_request_from_proto(request: backtest_pb2.ImportDatasetRequest) -> Imp
             parsed[name] = parse()
         except InvalidArgument as error:
             violations.extend(error.violations)
+    columns = dict(request.column_mapping)
+    kind_value = parsed.get("kind")
+    if isinstance(kind_value, DataKind):
+        violations.extend(_column_mapping_violations(columns, kind_value))
     if violations:
         raise InvalidArgument(violations)
     kind = parsed["kind"]
@@ -145,7 +150,36 @@ def import_request_from_proto(request: backtest_pb2.ImportDatasetRequest) -> Imp
         kind=kind,
         file_format=_FORMATS[request.format],
         display_name=request.display_name,
+        columns=tuple(sorted((role, column.strip()) for role, column in columns.items())),
     )
+
+
+def _column_mapping_violations(columns: Mapping[str, str], kind: DataKind) -> list[FieldViolation]:
+    roles = (*REQUIRED[kind], *OPTIONAL[kind])
+    found: list[FieldViolation] = []
+    for role in sorted(columns):
+        column = columns[role].strip()
+        if role not in roles:
+            found.append(
+                FieldViolation(
+                    f"column_mapping[{role}]",
+                    f"is not a role of {kind.value} (one of {', '.join(roles)})",
+                )
+            )
+        elif column == "" or len(column) > 200:
+            found.append(
+                FieldViolation(f"column_mapping[{role}]", "must name a column (1-200 characters)")
+            )
+    positions = [c.strip().isdigit() for c in columns.values()]
+    if any(positions) and not all(positions):
+        found.append(
+            FieldViolation(
+                "column_mapping", "must be all column names or all 1-based positions, not both"
+            )
+        )
+    if len({c.strip().lower() for c in columns.values()}) < len(columns):
+        found.append(FieldViolation("column_mapping", "gives one column two roles"))
+    return found
 
 
 def dataset_to_proto(dataset: Dataset) -> backtest_pb2.Dataset:

@@ -27,7 +27,7 @@ import functools
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,8 +172,13 @@ def convert_file(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     batch_rows: int = BATCH_ROWS,
+    columns: Mapping[str, str] | None = None,
 ) -> WrittenFile:
-    """Convert `source` into one catalog file under `catalog`; raise MalformedInput on bad rows."""
+    """Convert `source` into one catalog file under `catalog`; raise MalformedInput on bad rows.
+
+    `columns` maps roles (ts, price, ...) to the file's column names, or to 1-based positions
+    for a CSV without a header; roles it leaves out are found by the accepted names.
+    """
     convert = functools.partial(
         _convert,
         display_path=display_path,
@@ -184,13 +189,17 @@ def convert_file(
         cancel=cancel,
     )
     if file_format != "csv":
-        return convert(_parquet_batches(source, display_path, kind, batch_rows))
+        return convert(_parquet_batches(source, display_path, kind, batch_rows, columns=columns))
     try:
         # CSV numbers parsed by Arrow as numbers: the fast way when the file is clean.
-        return convert(_csv_batches(source, display_path, kind, batch_rows, typed=True))
+        return convert(
+            _csv_batches(source, display_path, kind, batch_rows, typed=True, columns=columns)
+        )
     except _TypedParseFailed:
         # Read it again as text, which names the exact line and column that is wrong.
-        return convert(_csv_batches(source, display_path, kind, batch_rows, typed=False))
+        return convert(
+            _csv_batches(source, display_path, kind, batch_rows, typed=False, columns=columns)
+        )
 
 
 class _TypedParseFailed(Exception):
@@ -230,11 +239,30 @@ def _convert(
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _match_columns(names: list[str], kind: DataKind, display_path: str) -> dict[str, str] | None:
+def _match_columns(
+    names: list[str],
+    kind: DataKind,
+    display_path: str,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    header_row: int | None = 1,
+) -> dict[str, str] | None:
     """Map canonical names to the file's column names; None when the names match nothing."""
     normalized = {name.strip().lower(): name for name in names}
     found: dict[str, str] = {}
+    for role, wanted in (overrides or {}).items():
+        column = normalized.get(wanted.strip().lower())
+        if column is None:
+            raise MalformedInput(
+                file=display_path,
+                row=header_row,
+                column=wanted,
+                reason=f"is not a column of the file (column_mapping[{role}])",
+            )
+        found[role] = column
     for canonical in (*REQUIRED[kind], *OPTIONAL[kind]):
+        if canonical in found:
+            continue
         for alias in ALIASES[canonical]:
             if alias in normalized and normalized[alias] not in found.values():
                 found[canonical] = normalized[alias]
@@ -246,11 +274,16 @@ def _match_columns(names: list[str], kind: DataKind, display_path: str) -> dict[
         accepted = "; ".join(f"{m}: one of {', '.join(ALIASES[m])}" for m in missing)
         raise MalformedInput(
             file=display_path,
-            row=1,
+            row=header_row,
             column=None,
             reason=f"missing required column(s) for {kind.value} ({accepted})",
         )
     return found
+
+
+def positional_mapping(columns: Mapping[str, str]) -> bool:
+    """Return True when a column mapping names 1-based positions (a CSV without a header)."""
+    return bool(columns) and all(value.strip().isdigit() for value in columns.values())
 
 
 QUANTITIES = frozenset({"size", "bid_size", "ask_size", "volume"})
@@ -272,15 +305,44 @@ NUMERIC = frozenset(
 
 
 def _csv_batches(
-    source: Path, display_path: str, kind: DataKind, batch_rows: int, *, typed: bool
+    source: Path,
+    display_path: str,
+    kind: DataKind,
+    batch_rows: int,
+    *,
+    typed: bool,
+    columns: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[_Batch, int]]:
     with source.open("rb") as handle:
         first_line = handle.readline(1 << 16).decode("utf-8", errors="replace").rstrip("\r\n")
     if first_line.strip() == "":
         raise MalformedInput(file=display_path, row=1, column=None, reason="is empty")
     header = [cell.strip().strip('"') for cell in first_line.split(",")]
-    mapping = _match_columns(header, kind, display_path)
-    if mapping is None:
+    mapping: dict[str, str] | None
+    if columns and positional_mapping(columns):
+        names = [f"column_{i + 1}" for i in range(len(header))]
+        mapping = {}
+        for role, position in columns.items():
+            index = int(position) - 1
+            if not 0 <= index < len(names):
+                raise MalformedInput(
+                    file=display_path,
+                    row=1,
+                    column=position,
+                    reason=f"is not a position in a line of {len(names)} fields "
+                    f"(column_mapping[{role}])",
+                )
+            mapping[role] = names[index]
+        missing = [name for name in REQUIRED[kind] if name not in mapping]
+        if missing:
+            raise MalformedInput(
+                file=display_path,
+                row=1,
+                column=None,
+                reason=f"column_mapping gives no position for {', '.join(missing)}",
+            )
+        skip, header_lines = 0, 0
+    elif (mapping := _match_columns(header, kind, display_path, columns)) is None:
         names = [f"column_{i + 1}" for i in range(len(header))]
         positional = POSITIONAL[kind]
         if len(header) < len(REQUIRED[kind]):
@@ -389,7 +451,12 @@ def _rebatch(reader: pacsv.CSVStreamingReader, batch_rows: int) -> Iterator[pa.R
 
 
 def _parquet_batches(
-    source: Path, display_path: str, kind: DataKind, batch_rows: int
+    source: Path,
+    display_path: str,
+    kind: DataKind,
+    batch_rows: int,
+    *,
+    columns: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[_Batch, int]]:
     try:
         parquet = pq.ParquetFile(str(source))
@@ -400,7 +467,16 @@ def _parquet_batches(
             column=None,
             reason=f"is not Parquet: {_first_line(str(error))}",
         ) from None
-    mapping = _match_columns(parquet.schema_arrow.names, kind, display_path)
+    if columns and positional_mapping(columns):
+        raise MalformedInput(
+            file=display_path,
+            row=None,
+            column=None,
+            reason="column_mapping positions are for CSV files without a header; name the columns",
+        )
+    mapping = _match_columns(
+        parquet.schema_arrow.names, kind, display_path, columns, header_row=None
+    )
     if mapping is None:
         raise MalformedInput(
             file=display_path,
