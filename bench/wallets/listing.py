@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.wallets.timing import ms, percentile
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
-from tapedeck_wallets import server
+from tapedeck_common.database import session_factory
+from tapedeck_wallets import repository, server
+from tapedeck_wallets.domain import Balance, Wallet
 from tapedeck_wallets.models import BalanceRow, WalletRow
 from tapedeck_wallets.settings import WalletsSettings
 
@@ -74,26 +76,61 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def naive_list(engine: AsyncEngine, count: int) -> list[dict[str, Any]]:
+async def naive_list(engine: AsyncEngine, count: int) -> list[Wallet]:
     """The replaced endpoint: one query for the wallets, then one per wallet for its balances."""
     async with engine.connect() as connection:
         wallets = (
-            await connection.execute(select(WalletRow).order_by(WalletRow.display_name).limit(count))
+            await connection.execute(
+                select(WalletRow.__table__).order_by(WalletRow.display_name).limit(count)
+            )
         ).all()
         listed = []
-        for wallet in wallets:
+        for w in wallets:
             balances = (
                 await connection.execute(
-                    select(BalanceRow).where(BalanceRow.wallet_id == wallet.id)
+                    select(BalanceRow.__table__)
+                    .where(BalanceRow.wallet_id == w.id)
+                    .order_by(BalanceRow.asset)
                 )
             ).all()
             listed.append(
-                {
-                    "name": wallet.display_name,
-                    "balances": [(b.asset, str(b.total), str(b.available)) for b in balances],
-                }
+                Wallet(
+                    id=w.id,
+                    display_name=w.display_name,
+                    exchange=w.exchange,
+                    account_ref=w.account_ref,
+                    credentials_ref=w.credentials_ref,
+                    balances=tuple(
+                        Balance(
+                            asset=b.asset,
+                            total=b.total,
+                            available=b.available,
+                            hold=b.hold,
+                            update_time=b.update_time,
+                        )
+                        for b in balances
+                    ),
+                    create_time=w.create_time,
+                    update_time=w.update_time,
+                )
             )
         return listed
+
+
+async def tapedeck_list(engine: AsyncEngine, count: int) -> list[Wallet]:
+    """Tapedeck's repository call for one page, as the servicer makes it."""
+    async with session_factory(engine)() as session:
+        wallets, _ = await repository.list_wallets(
+            session=session, exchange=None, after=None, limit=count
+        )
+        return wallets
+
+
+def _row(label: str, sql: list[str], samples: list[float]) -> str:
+    return (
+        f"{label} {len(sql):5d} stmts p50 {ms(percentile(samples, 50))}"
+        f" p99 {ms(percentile(samples, 99))}"
+    )
 
 
 async def run_listing(database_url: str, data_dir: Path, sizes: list[int], label: str) -> None:
@@ -107,26 +144,33 @@ async def run_listing(database_url: str, data_dir: Path, sizes: list[int], label
             stub = wallets_pb2_grpc.WalletServiceStub(channel)
             for size in sizes:
                 rounds = 200 if size <= 20 else 40
+                rpc: list[float] = []
                 ours: list[float] = []
                 naive: list[float] = []
                 await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
                 await naive_list(app.engine, size)
                 for _ in range(rounds):
+                    begun = time.perf_counter()
+                    page = await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
+                    rpc.append(time.perf_counter() - begun)
                     with statements(app.engine) as our_sql:
                         begun = time.perf_counter()
-                        page = await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
+                        mine = await tapedeck_list(app.engine, size)
                         ours.append(time.perf_counter() - begun)
                     with statements(app.engine) as naive_sql:
                         begun = time.perf_counter()
-                        listed = await naive_list(app.engine, size)
+                        theirs = await naive_list(app.engine, size)
                         naive.append(time.perf_counter() - begun)
-                assert len(page.wallets) == size == len(listed)
+                assert len(page.wallets) == size
+                assert mine == theirs
                 print(
-                    f"  {label:10} {size:5d} wallets  tapedeck {len(our_sql):4d} stmts"
-                    f" p50 {ms(percentile(ours, 50))} p99 {ms(percentile(ours, 99))}"
-                    f" | naive {len(naive_sql):5d} stmts p50 {ms(percentile(naive, 50))}"
-                    f" p99 {ms(percentile(naive, 99))}"
-                    f" | naive/tapedeck p50 x{percentile(naive, 50) / percentile(ours, 50):.1f}"
+                    f"  {label:10} {size:5d} wallets | data layer: "
+                    + _row("tapedeck", our_sql, ours)
+                    + " | "
+                    + _row("naive", naive_sql, naive)
+                    + f" | x{percentile(naive, 50) / percentile(ours, 50):.1f}"
+                    + f" | tapedeck RPC p50 {ms(percentile(rpc, 50))}"
+                    + f" p99 {ms(percentile(rpc, 99))}"
                 )
     finally:
         await app.stop()

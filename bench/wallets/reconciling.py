@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -37,7 +38,7 @@ async def naive_reconcile(
             timeout=30,
         )
         try:
-            compare(stored=(), exchange=await client.fetch_balances(), threshold=0)  # type: ignore[arg-type]
+            compare(stored=(), exchange=await client.fetch_balances(), threshold=Decimal(0))
         finally:
             await client.close()
     return time.perf_counter() - begun
@@ -55,7 +56,8 @@ async def _reconcile_once(
         if update.WhichOneof("event") == "reconciliation":
             final = update.reconciliation
     elapsed = time.perf_counter() - begun
-    assert final is not None and final.state == wallets_pb2.RECONCILIATION_STATE_SUCCEEDED
+    assert final is not None
+    assert final.state == wallets_pb2.RECONCILIATION_STATE_SUCCEEDED
     assert final.error_count == 0, [r.error_message for r in final.results if r.error_message]
     return elapsed, final.matched_count
 
@@ -77,8 +79,10 @@ async def run_reconciliation(
             secrets_file = data_dir / f"secrets-{count}.json"
             secrets_file.write_text(json.dumps(secrets))
             naive = await naive_reconcile(emulator, accounts)
-            url = database_url if "sqlite" not in database_url else (
-                f"sqlite+aiosqlite:///{data_dir / f'reconcile-{count}.db'}"
+            url = (
+                database_url
+                if "sqlite" not in database_url
+                else (f"sqlite+aiosqlite:///{data_dir / f'reconcile-{count}.db'}")
             )
             app: ServiceApp = await server.start(
                 WalletsSettings(

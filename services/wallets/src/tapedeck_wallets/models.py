@@ -47,6 +47,13 @@ class Amount(TypeDecorator[Decimal]):
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "postgresql":
+            # asyncpg decodes NUMERIC to Decimal in C; a per-value Python hop costs more than
+            # the query on a 1,000-wallet page.
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on both backends (SQLite hands back naive values)."""
@@ -63,6 +70,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "postgresql":
+            return None  # asyncpg returns timestamptz as aware UTC datetimes already
+        return super().result_processor(dialect, coltype)
 
 
 class Base(DeclarativeBase):
