@@ -433,11 +433,13 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     const money = (s: string) => formatDecimal(s, { maxFractionDigits: 2, minFractionDigits: 2 });
     const item = (label: string, field: string, value: string, cls = "", raw = value) => [h("dt", { text: label }), h("dd", { "data-field": field, "data-raw": raw, class: cls, text: value })];
     const signed = (s: string) => (s.startsWith("-") ? "mismatch" : "ok");
-    const positions = h("table", { class: "grid", "data-testid": "positions" }, h("thead", {}, h("tr", {}, ...["Instrument", "Qty", "Avg", "Mark", "Unreal."].map((x) => h("th", { text: x })))));
+    const positions = h("table", { class: "grid", "data-testid": "positions" }, h("thead", {}, h("tr", {}, ...["Qty", "Avg", "Mark", "Unreal."].map((x) => h("th", { class: "num", text: x })))));
     const body = h("tbody");
-    for (const p of state.positions)
-      body.append(h("tr", {}, h("td", { text: p.instrumentId }), h("td", { class: "num", text: formatDecimal(p.quantity) }), h("td", { class: "num", text: money(p.averagePrice) }), h("td", { class: "num", text: money(p.markPrice) }), h("td", { class: `num ${signed(p.unrealizedPnl)}`, text: money(p.unrealizedPnl) })));
-    if (state.positions.length === 0) body.append(h("tr", {}, h("td", { colspan: 5, class: "muted", text: "flat" })));
+    for (const p of state.positions) {
+      body.append(h("tr", {}, h("td", { colspan: 4, class: "instrument", text: p.instrumentId })));
+      body.append(h("tr", {}, h("td", { class: "num", text: formatDecimal(p.quantity) }), h("td", { class: "num", text: money(p.averagePrice) }), h("td", { class: "num", text: money(p.markPrice) }), h("td", { class: `num ${signed(p.unrealizedPnl)}`, text: money(p.unrealizedPnl) })));
+    }
+    if (state.positions.length === 0) body.append(h("tr", {}, h("td", { colspan: 4, class: "muted", text: "no open position" })));
     positions.append(body);
     const list = h("dl", {},
       ...item("Time", "time", formatTime(timestampSeconds(state.time) ?? time)),
@@ -540,7 +542,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     const summary = root.querySelector<HTMLElement>("[data-testid=run-summary]");
     if (summary !== null) summary.textContent = `${backtest.spec?.strategy.replace(/^strategies\//, "") ?? ""} · ${(BacktestState[backtest.state] ?? "").toLowerCase()}`;
     if (s === undefined) {
-      statsPanel.replaceChildren(h("h2", { text: "Run" }), h("div", { class: "status empty", text: "No statistics (the run has not finished)." }));
+      statsPanel.replaceChildren(h("h2", { text: "Run" }), h("div", { class: "status empty", text: backtest.state === BacktestState.SUCCEEDED ? "No statistics stored for this run." : "No statistics until the run has finished." }));
       return;
     }
     const rows: Array<[string, string]> = [
