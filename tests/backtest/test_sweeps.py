@@ -74,6 +74,9 @@ async def test_sweep_of_four_points_streams_four_results_then_the_ranked_sweep(
         assert got.sweep == final
         listed = await service.stub.ListSweeps(pb.ListSweepsRequest())
         assert [s.name for s in listed.sweeps] == [sweep.name]
+        assert listed.sweeps[0].finished_runs == 4
+        assert listed.sweeps[0].state == pb.SWEEP_STATE_SUCCEEDED
+        assert list(listed.sweeps[0].results) == []
 
         # A point equal to a finished run is not run again: the new sweep reuses it.
         again = await service.stub.CreateSweep(

@@ -320,40 +320,47 @@ def _price_series(
         DataKind.QUOTES: ["ts_init", "bid_price", "ask_price"],
         DataKind.BARS: ["ts_init", "open", "high", "low", "close", "volume"],
     }[source.kind]
-    # Decoded batch by batch: only the float columns are kept, never the whole Arrow table.
-    parts: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name in columns}
-    for batch in dataset.to_batches(
-        columns=columns, filter=(field >= spec.start_ns) & (field <= spec.end_ns)
-    ):
-        parts["ts_init"].append(batch.column("ts_init").to_numpy().astype(np.int64))
+    # Decoded batch by batch into arrays sized up front: neither the whole Arrow table nor a
+    # list of pieces to concatenate is ever held (5M ticks: 120 MB of arrays, nothing more).
+    window = (field >= spec.start_ns) & (field <= spec.end_ns)
+    rows = dataset.count_rows(filter=window)
+    times = np.empty(rows, dtype=np.int64)
+    arrays = {name: np.empty(rows, dtype=np.float64) for name in columns[1:]}
+    filled = 0
+    for batch in dataset.to_batches(columns=columns, filter=window):
+        end = filled + batch.num_rows
+        times[filled:end] = batch.column("ts_init").to_numpy()
         for name in columns[1:]:
-            parts[name].append(fixed128_to_float(batch.column(name)))
-    arrays = {
-        name: np.concatenate(chunks) if chunks else np.empty(0) for name, chunks in parts.items()
-    }
-    times = arrays.pop("ts_init").astype(np.int64)
+            arrays[name][filled:end] = fixed128_to_float(batch.column(name))
+        filled = end
     if times.size > 1 and np.any(np.diff(times) < 0):
         order = np.argsort(times, kind="stable")
         times = times[order]
         arrays = {name: values[order] for name, values in arrays.items()}
 
     if source.kind is DataKind.TRADES:
-        prices = np.round(arrays["price"], price_precision)
+        prices = _rounded(arrays["price"], price_precision)
         return results.PriceSeries(times, prices, arrays["size"]), None
     if source.kind is DataKind.QUOTES:
         mids = (arrays["bid_price"] + arrays["ask_price"]) / 2.0
         return results.PriceSeries(times, mids, np.zeros(times.size)), None
-    closes = np.round(arrays["close"], price_precision)
+    closes = _rounded(arrays["close"], price_precision)
     bar_width = 60_000_000_000
     bars = results.Candles(
         times=times - bar_width,
-        open=np.round(arrays["open"], price_precision),
-        high=np.round(arrays["high"], price_precision),
-        low=np.round(arrays["low"], price_precision),
+        open=_rounded(arrays["open"], price_precision),
+        high=_rounded(arrays["high"], price_precision),
+        low=_rounded(arrays["low"], price_precision),
         close=closes,
         volume=arrays["volume"],
     )
     return results.PriceSeries(times, closes, bars.volume), bars
+
+
+def _rounded(
+    values: np.ndarray[Any, np.dtype[np.float64]], precision: int
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.asarray(np.round(values, precision), dtype=np.float64)
 
 
 def _candles(loaded: LoadedEngine, interval_ns: int) -> results.Candles:

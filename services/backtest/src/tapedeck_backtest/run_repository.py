@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_backtest.models import BacktestRow, SweepRow, SweepRunRow
@@ -392,7 +392,24 @@ async def list_sweeps(
             )
         )
     query = query.order_by(SweepRow.create_time.desc(), SweepRow.id.desc()).limit(limit)
-    return [_sweep(row, []) for row in await session.scalars(query)]
+    sweeps = [_sweep(row, []) for row in await session.scalars(query)]
+    if not sweeps:
+        return sweeps
+    finished = await session.execute(
+        select(SweepRunRow.sweep_id, func.count())
+        .join(BacktestRow, BacktestRow.id == SweepRunRow.backtest_id)
+        .where(
+            SweepRunRow.sweep_id.in_([sweep.id for sweep in sweeps]),
+            BacktestRow.state.in_([s.value for s in RunState if s.is_final]),
+        )
+        .group_by(SweepRunRow.sweep_id)
+    )
+    counts = {sweep_id: int(count) for sweep_id, count in finished}
+    for sweep in sweeps:
+        sweep.finished_count = counts.get(sweep.id, 0)
+        if sweep.state is SweepState.RUNNING and sweep.finished_count == sweep.total_runs:
+            sweep.state = SweepState.SUCCEEDED  # stored on its next GetSweep or WatchSweep
+    return sweeps
 
 
 async def finish_sweep(*, session: AsyncSession, sweep_id: str, now: datetime) -> None:

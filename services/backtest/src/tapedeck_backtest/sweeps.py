@@ -68,10 +68,13 @@ class Sweep:
     create_time: datetime
     end_time: datetime | None = None
     points: list[SweepPoint] = field(default_factory=list)
+    finished_count: int | None = None  # set when listed without points
 
     @property
     def finished_runs(self) -> int:
         """Count the points whose run is final."""
+        if self.finished_count is not None:
+            return self.finished_count
         return sum(1 for p in self.points if p.run.state.is_final)
 
 
