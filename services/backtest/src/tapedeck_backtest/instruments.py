@@ -18,6 +18,10 @@ from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 MAX_PRECISION = 16  # the high-precision build's fixed scale
 MAX_FEE = Decimal("0.1")
+# The contract's Instrument carries no margins: perpetuals get 5% initial (20x) and 2.5%
+# maintenance margin, spot and FX none (a CASH account needs none; MARGIN uses the engine's).
+PERPETUAL_MARGIN_INIT = Decimal("0.05")
+PERPETUAL_MARGIN_MAINT = Decimal("0.025")
 _INSTRUMENT_ID = re.compile(r"[A-Za-z0-9/_\-]{1,64}\.[A-Za-z0-9_\-]{1,32}")
 _CURRENCY = re.compile(r"[A-Z0-9]{2,16}")
 
@@ -141,8 +145,8 @@ def to_nautilus(spec: InstrumentSpec) -> Instrument:
             size_increment=size_increment,
             ts_event=0,
             ts_init=0,
-            margin_init=Decimal("0.05"),
-            margin_maint=Decimal("0.025"),
+            margin_init=PERPETUAL_MARGIN_INIT,
+            margin_maint=PERPETUAL_MARGIN_MAINT,
             maker_fee=spec.maker_fee,
             taker_fee=spec.taker_fee,
         )

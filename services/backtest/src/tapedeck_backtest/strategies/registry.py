@@ -7,7 +7,6 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from nautilus_trader.config import ImportableStrategyConfig
 
@@ -216,8 +215,3 @@ def definition_problems(definition: StrategyDefinition) -> list[str]:
     if not definition.data_kinds:
         problems.append("data_kinds is empty")
     return problems
-
-
-def config_kwargs(definition: StrategyDefinition) -> dict[str, Any]:
-    """Return the defaults as config keyword arguments (for tests and tools)."""
-    return dict(definition.defaults())
