@@ -19,7 +19,7 @@ from tapedeck_common.errors import FieldViolation, InvalidArgument
 MAX_PRECISION = 16  # the high-precision build's fixed scale
 MAX_FEE = Decimal("0.1")
 # The contract's Instrument carries no margins: perpetuals get 5% initial (20x) and 2.5%
-# maintenance margin, spot and FX none (a CASH account needs none; MARGIN uses the engine's).
+# maintenance margin; spot and FX pairs get 0, as NautilusTrader's own test instruments do.
 PERPETUAL_MARGIN_INIT = Decimal("0.05")
 PERPETUAL_MARGIN_MAINT = Decimal("0.025")
 _INSTRUMENT_ID = re.compile(r"[A-Za-z0-9/_\-]{1,64}\.[A-Za-z0-9_\-]{1,32}")
