@@ -62,6 +62,7 @@ async def test_reconciliation_reports_matched_and_mismatched_wallets(service):
             for w in (await svc.stub.ListWallets(wallets_pb2.ListWalletsRequest())).wallets
         }
     assert report.state == SUCCEEDED
+    assert report.requested_by == "development"  # no tokens file: the development principal
     assert sorted(report.wallets) == sorted([same.name, close.name, off.name])
     assert (report.matched_count, report.mismatched_count, report.error_count) == (2, 1, 0)
     results = {r.display_name: r for r in report.results}
@@ -356,3 +357,25 @@ async def test_stopping_the_service_fails_its_running_jobs(service, exchange):
         ).reconciliation
     assert report.state == FAILED
     assert report.error_message == STOPPED
+
+
+async def test_a_wallet_deleted_mid_job_is_reported_not_compared(service, exchange):
+    async with service() as svc:
+        wallet = await svc.create_wallet("leaving", exchange_balances={"BTC": ("1", "0")})
+        exchange.emulator.inject(
+            Fault(FaultKind.LATENCY, seconds=0.5), portfolio=wallet.account_ref
+        )
+        started = await svc.reconcile(adopt=True)
+        await svc.stub.DeleteWallet(wallets_pb2.DeleteWalletRequest(name=wallet.name))
+        report = await svc.finished(started.name)
+    assert report.state == SUCCEEDED
+    assert report.results[0].status == EXCHANGE_ERROR
+    assert "deleted" in report.results[0].error_message
+    assert not report.results[0].adopted
+
+
+async def test_reconciling_no_wallets_succeeds_empty(service):
+    async with service() as svc:
+        report = await svc.finished((await svc.reconcile()).name)
+    assert report.state == SUCCEEDED
+    assert list(report.results) == []

@@ -187,6 +187,7 @@ class Reconciliation:
     create_time: datetime
     end_time: datetime | None
     error_message: str
+    requested_by: str = ""
     results: tuple[WalletResult, ...] = field(default=())
 
 

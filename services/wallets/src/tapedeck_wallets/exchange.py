@@ -259,6 +259,10 @@ class ExchangeGateway:
         self._closed = False
         self._ssl_context: ssl.SSLContext | None = None
         self.stats = PoolStats()
+        # ccxt logs each request's headers at DEBUG, signed bearer JWT included: keep that out of
+        # the logs even when the service runs at DEBUG.
+        ccxt_logger = logging.getLogger("ccxt")
+        ccxt_logger.setLevel(max(ccxt_logger.getEffectiveLevel(), logging.INFO))
 
     def _create(self, account: ExchangeAccount) -> CoinbaseClient:
         if account.exchange != "coinbase":

@@ -35,6 +35,12 @@ logger = logging.getLogger(__name__)
 ABANDONED = "the service running this reconciliation stopped before it finished; start a new one"
 STOPPED = "the service stopped before this reconciliation finished; start a new one"
 _WATCH_POLL_SECONDS = 1.0
+_DELETED: dict[str, Any] = {
+    "status": WalletStatus.EXCHANGE_ERROR,
+    "error_message": "the wallet was deleted before it was reconciled",
+    "fetch_time": None,
+    "from_cache": False,
+}
 
 T = TypeVar("T")
 
@@ -212,12 +218,7 @@ class Reconciler:
 
     async def _reconcile_wallet(self, job: _Job, wallet_id: str, wallet: Wallet | None) -> None:
         if wallet is None:
-            result = WalletResult(
-                wallet_id=wallet_id,
-                display_name="",
-                status=WalletStatus.EXCHANGE_ERROR,
-                error_message="the wallet was deleted before it was reconciled",
-            )
+            result = WalletResult(wallet_id=wallet_id, display_name="", **_DELETED)
             self._queue(job, result, None)
             return
         account = wallet.account_key
@@ -289,15 +290,18 @@ class Reconciler:
                     entries.append((result, None))
                     continue
                 wallet = stored.get(result.wallet_id)
+                if wallet is None:
+                    entries.append((replace(result, **_DELETED), None))
+                    continue
                 diffs = compare(
-                    stored=wallet.balances if wallet is not None else (),
+                    stored=wallet.balances,
                     exchange=snapshot.balances,
                     threshold=job.request.threshold,
                 )
                 mismatched = any(d.beyond_threshold for d in diffs)
                 adopt = (
                     adopted_balances(snapshot.balances)
-                    if mismatched and job.request.adopt_exchange_balances and wallet is not None
+                    if mismatched and job.request.adopt_exchange_balances
                     else None
                 )
                 status = WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED

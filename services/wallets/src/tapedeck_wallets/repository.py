@@ -289,6 +289,7 @@ def _reconciliation(row: ReconciliationRow, results: Sequence[WalletResult] = ()
         create_time=row.create_time,
         end_time=row.end_time,
         error_message=row.error_message,
+        requested_by=row.requested_by,
         results=tuple(results),
     )
 

@@ -143,6 +143,7 @@ def reconciliation_to_proto(report: Reconciliation) -> wallets_pb2.Reconciliatio
         create_time=_timestamp(report.create_time),
         end_time=_timestamp(report.end_time),
         error_message=report.error_message,
+        requested_by=report.requested_by,
     )
 
 
