@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { withPage } from "./browser.mjs";
 
-const [url, grpcurl, address, token, run] = process.argv.slice(2);
+const [url, grpcurl, address, token, run, other] = process.argv.slice(2);
 const origin = new URL(url).origin;
 
 function rpc(method, body) {
@@ -41,8 +41,8 @@ await withPage(async (page, screenshot) => {
     el.dispatchEvent(new Event("input", { bubbles: true }));
     return Number(el.value);
   });
-  const equity = page.locator("[data-testid=portfolio] [data-field=equity]");
-  await equity.waitFor({ timeout: 10000 });
+  const label = new Date(target * 1000).toISOString().replace("T", " ").slice(0, 19);
+  await page.locator("[data-testid=portfolio] [data-field=time]", { hasText: label }).waitFor({ timeout: 10000 });
   const expected = rpc("GetPortfolioState", { backtest: `backtests/${run}`, time: new Date(target * 1000).toISOString() }).state;
   const shown = async (field) => page.locator(`[data-testid=portfolio] [data-field=${field}]`).getAttribute("data-raw");
   assert.equal(await shown("equity"), expected.equity);
@@ -59,4 +59,15 @@ await withPage(async (page, screenshot) => {
   await page.click("[data-testid=play]");
   assert.notEqual(await page.locator("[data-testid=cursor-time]").innerText(), before);
   console.log(`playback: portfolio at ${target} matches GetPortfolioState (equity ${expected.equity})`);
+
+  // Compare with another run's equity curve.
+  if (other) {
+    await page.selectOption("select[name=compare]", other);
+    await page.waitForFunction((id) => window.location.hash.includes(`compare=${id}`), other);
+    await page.locator("[data-testid=equity-state]").waitFor({ state: "hidden" });
+    await page.waitForTimeout(1500);
+    assert.equal(await page.locator("[data-testid=fills-state] .status.error").count(), 0);
+    assert.equal(await page.locator("[data-testid=equity]").getAttribute("data-compare"), other);
+    await screenshot("playback-compare");
+  }
 });

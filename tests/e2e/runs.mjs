@@ -50,6 +50,34 @@ await withPage(async (page, screenshot) => {
   assert.equal(seen.at(-1), 100);
   for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
   await screenshot("runs-finished");
+
+  // A sweep over two fast periods: results stream into a sortable table.
+  await page.selectOption("select[name=mode]", "sweep");
+  await form.locator("input[name=param-fast_period]").fill(`${fastPeriod},${fastPeriod + 1}`);
+  await form.locator("input[name=param-slow_period]").fill(String(fastPeriod + 11));
+  await form.locator("[data-testid=grid-size]", { hasText: "2 runs in the grid" }).waitFor();
+  await form.locator("button[type=submit]").click();
+  await form.locator("[data-testid=launch-status] .status.ok", { hasText: "Sweep" }).waitFor({ timeout: 20000 });
+  const results = page.locator("[data-testid=sweep-results] tbody tr");
+  await page.waitForFunction(
+    () => [...document.querySelectorAll("[data-testid=sweep-results] tbody tr")].filter((tr) => tr.querySelector("a")).length === 2,
+    null,
+    { timeout: 180000 },
+  );
+  assert.equal(await results.count(), 2);
+  // Sort by fast_period, descending then ascending.
+  const header = page.locator('[data-testid=sweep-results] th[data-key="p:fast_period"]');
+  await header.click();
+  const desc = await page.locator("[data-testid=sweep-results] tbody tr td:nth-child(2)").allInnerTexts();
+  assert.deepEqual(desc, [String(fastPeriod + 1), String(fastPeriod)]);
+  await page.locator('[data-testid=sweep-results] th[data-key="p:fast_period"]').click();
+  const asc = await page.locator("[data-testid=sweep-results] tbody tr td:nth-child(2)").allInnerTexts();
+  assert.deepEqual(asc, [String(fastPeriod), String(fastPeriod + 1)]);
+  const other = await page.locator("[data-testid=sweep-results] tbody tr").first().getAttribute("data-run");
+  await screenshot("runs-sweep");
+  console.log(`other ${other}`);
+
+  await page.goto(`${origin}/#/runs`);
   await runRow.locator("a", { hasText: "Open" }).click();
   await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, id);
   console.log(`run ${id}`);

@@ -250,8 +250,10 @@ def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(stac
     _import_dataset(stack)
     out = run_scenario("runs", link(stack))
     run = next(line.split()[-1] for line in out.splitlines() if line.startswith("run "))
-    # The playback scenario checks the portfolio panel against GetPortfolioState at the cursor.
+    other = next(line.split()[-1] for line in out.splitlines() if line.startswith("other "))
+    # The playback scenario checks the portfolio panel against GetPortfolioState at the cursor,
+    # then compares the run's equity with a sweep run's.
     out = run_scenario(
-        "playback", link(stack), str(GRPCURL), stack.address, stack.admin_token(), run
+        "playback", link(stack), str(GRPCURL), stack.address, stack.admin_token(), run, other
     )
     print(out)

@@ -37,6 +37,7 @@ import {
   type RunSpan,
 } from "../lib/series";
 import { Latest } from "../lib/latest";
+import { Lru } from "../lib/lru";
 import { formatPercent, formatTime, secondsToTimestamp, timestampSeconds } from "../lib/time";
 import { formatRoute, type Route } from "../lib/router";
 import { h, setStatus, type Scope } from "../ui/dom";
@@ -150,6 +151,8 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   let equityShown = equityOverview;
   let syncing = false;
   let firstPaint = true;
+  let contentVersion = "";
+  const windows = new Lru<string, { fine: CandleColumns; bucket: number }>(24);
 
   // ---- charts ----
   const equityChart: IChartApi = createChart(equityEl, chartOptions(equityEl.clientHeight || 180));
@@ -314,17 +317,25 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     scope.signal.addEventListener("abort", () => abort.abort());
     void (async () => {
       try {
-        const fine = emptyColumns();
-        let bucket = run.sourceBucket;
-        const range = { startTime: secondsToTimestamp(plan.from), endTime: secondsToTimestamp(plan.to) };
-        for await (const message of clients.backtest.streamCandles(
-          { backtest: runName, timeRange: range, maxCandles: plan.maxCandles, indicators: INDICATORS },
-          { signal: abort.signal },
-        )) {
-          if (message.chunk !== undefined) appendChunk(fine, message.chunk);
-          bucket = Number(message.bucketWidthNanos) / 1e9 || bucket;
+        const key = `${contentVersion}:${plan.from}:${plan.to}:${plan.maxCandles}`;
+        let cached = windows.get(key);
+        if (cached === undefined) {
+          const fine = emptyColumns();
+          let bucket = run.sourceBucket;
+          const range = { startTime: secondsToTimestamp(plan.from), endTime: secondsToTimestamp(plan.to) };
+          for await (const message of clients.backtest.streamCandles(
+            { backtest: runName, timeRange: range, maxCandles: plan.maxCandles, indicators: INDICATORS },
+            { signal: abort.signal },
+          )) {
+            if (message.chunk !== undefined) appendChunk(fine, message.chunk);
+            bucket = Number(message.bucketWidthNanos) / 1e9 || bucket;
+          }
+          if (abort.signal.aborted) return;
+          cached = { fine, bucket };
+          // Only a finished run's data is immutable; its content version is fixed.
+          if (contentVersion !== "") windows.set(key, cached);
         }
-        if (abort.signal.aborted) return;
+        const { fine, bucket } = cached;
         loaded = { from: plan.from, to: plan.to, bucket };
         replaceKeepingView(spliceWindow(overview, fine, plan.from, plan.to));
         void loadEquityWindow(plan.from, plan.to, abort.signal);
@@ -562,6 +573,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     const { backtest } = await clients.backtest.getBacktest({ name: runName }, { signal: scope.signal });
     if (backtest === undefined) throw new Error("run not found");
     showStats(backtest);
+    contentVersion = backtest.contentVersion;
     if (backtest.state !== BacktestState.SUCCEEDED) {
       mainOverlay.replaceChildren(h("div", { class: "status info", text: `This run is ${(BacktestState[backtest.state] ?? "").toLowerCase()}: playback opens once it has succeeded.` }));
       equityOverlay.hidden = true;
@@ -602,7 +614,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     scrubber.step = String(sourceBucket);
     scrubber.disabled = false;
     play.disabled = false;
-    setCursor(run.start, false);
+    setCursor(run.start, true);
     void loadFills(null);
   }
 
@@ -624,6 +636,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     await streamEquity(`backtests/${otherId}`, data, null, Math.max(100, Math.floor(equityEl.clientWidth || 800)), scope.signal);
     compareSeries = equityChart.addSeries(LineSeries, { color: "#ff6d00", lineWidth: 2, priceLineVisible: false, title: otherId.slice(0, 8) });
     compareSeries.setData(data.times.map((time, i) => ({ time: t(time), value: data.close[i]! })));
+    equityEl.dataset.compare = otherId;
     // Two runs with different capital compare as returns.
     equityChart.priceScale("right").applyOptions({ mode: PriceScaleMode.Percentage });
     equityChart.timeScale().fitContent();

@@ -264,13 +264,15 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
             showSweep({ ...currentSweep, results, finishedRuns: results.filter((r) => FINAL.has(r.state)).length });
           } else if (message.event.case === "sweep") showSweep(message.event.value);
         }
+        void loadSweeps(undefined, false);
+        void loadRuns().catch(() => undefined);
       }
     } catch (error) {
       if (!scope.signal.aborted) sweepDetail.replaceChildren(h("div", { class: "status error", role: "alert", text: describeError(error) }));
     }
   }
 
-  async function loadSweeps(select?: string): Promise<void> {
+  async function loadSweeps(select?: string, open = true): Promise<void> {
     try {
       const { sweeps } = await clients.backtest.listSweeps({ pageSize: 50 }, { signal: scope.signal });
       sweepsList.replaceChildren(
@@ -282,7 +284,7 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       );
       setStatus(sweepsStatus, sweeps.length === 0 ? "empty" : null, "No sweeps yet. Switch the form to Sweep to run a parameter grid.");
       const wanted = select ?? route.params.get("sweep");
-      if (wanted) void openSweep(wanted.startsWith("sweeps/") ? wanted : `sweeps/${wanted}`);
+      if (wanted && open) void openSweep(wanted.startsWith("sweeps/") ? wanted : `sweeps/${wanted}`);
     } catch (error) {
       if (!scope.signal.aborted) setStatus(sweepsStatus, "error", describeError(error));
     }
