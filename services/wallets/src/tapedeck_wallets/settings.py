@@ -19,17 +19,27 @@ class WalletsSettings(ServiceSettings):
 
     port: int = Field(default=50062, ge=0, le=65535)
     database_url: str | None = Field(default=None, validation_alias=database_url_alias("WALLETS_"))
-    # Shared cache and single-flight across replicas; in process when unset.
+
+    # Exchange access.
+    coinbase_api_url: str = "https://api.coinbase.com"
+    """Base URL of Coinbase Advanced Trade; point it at the emulator for local runs."""
+    secrets_file: Path | None = None
+    """JSON file {credentials_ref: CDP key JSON}; a ref not in it is read from the environment."""
+    exchange_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest one balance fetch (every page) may take before it counts as a timeout."""
+    exchange_concurrency: int = Field(default=32, ge=1, le=1000)
+    """Exchange calls in flight at once, across all wallets and reconciliations."""
+
+    # The balance cache.
+    balance_cache_ttl_seconds: float = Field(default=60.0, ge=0)
+    """How long fetched exchange balances are reused; requests may only ask for fresher."""
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("WALLETS_REDIS_URL", "REDIS_URL")
     )
+    """Redis for a balance cache and single-flight shared by replicas; unset keeps it in process."""
     redis_key_prefix: str = "tapedeck:wallets:"
-    # JSON object {credentials_ref: {"name": <CDP key name>, "privateKey": <EC PEM>}}.
-    secrets_file: Path | None = None
-    coinbase_api_url: str = "https://api.coinbase.com"
-    exchange_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Exchange calls in flight at once across all wallets and jobs (each account has its own key).
-    exchange_concurrency: int = Field(default=32, ge=1, le=1000)
-    balance_cache_ttl_seconds: float = Field(default=60.0, ge=0)
-    # A job whose owner stopped renewing this lease is marked FAILED by any replica.
+    """Prefix of the wallet service's Redis keys."""
+
+    # Reconciliation jobs.
     reconciliation_lease_seconds: float = Field(default=30.0, gt=0)
+    """A job whose process stopped renewing its lease this long ago is marked FAILED."""
