@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.stack import BIN, REPO, Stack, free_ports, start_stack
+from tests.gateway.stack import BIN, REPO, Stack, descendants, free_ports, start_stack
 from tests.support import missing_dependency
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -257,3 +257,24 @@ def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(stac
         "playback", link(stack), str(GRPCURL), stack.address, stack.admin_token(), run, other
     )
     print(out)
+
+
+def _service_pid(stack: Stack, module: str) -> int:
+    for pid in descendants(stack.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if module.encode() in cmdline:
+            return pid
+    raise AssertionError(f"no {module} process under the launcher")
+
+
+def test_the_live_tail_reconnects_and_resumes_from_its_cursor_after_the_service_dies(
+    stack: Stack,
+) -> None:
+    live = _service_pid(stack, "tapedeck_live")
+    out = run_scenario(
+        "live_reconnect", link(stack), str(GRPCURL), stack.address, stack.admin_token(), str(live)
+    )
+    assert "shown once" in out
