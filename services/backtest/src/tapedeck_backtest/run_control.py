@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -377,8 +376,3 @@ class Runs:
                 yield sweep
                 return
             await asyncio.sleep(WATCH_POLL_SECONDS)
-
-
-def finite(value: float) -> float:
-    """Return the value, or NaN for infinities (proto doubles carry NaN for undefined ratios)."""
-    return value if math.isfinite(value) else math.nan

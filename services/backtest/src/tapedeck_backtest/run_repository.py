@@ -284,16 +284,6 @@ async def running_owners(*, session: AsyncSession) -> list[tuple[str, str | None
     return [(run_id, owner) for run_id, owner in rows]
 
 
-async def owned_runs(*, session: AsyncSession, owner: str) -> list[str]:
-    """Return the RUNNING runs this owner holds."""
-    rows = await session.scalars(
-        select(BacktestRow.id).where(
-            BacktestRow.owner == owner, BacktestRow.state == RunState.RUNNING.value
-        )
-    )
-    return list(rows)
-
-
 # --- sweeps ---
 
 
