@@ -91,8 +91,8 @@ async def bench_database() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def live_process(dsn: str, directory: Path) -> AsyncIterator[int]:
-    """Run `python -m tapedeck_live` and yield its port."""
+async def live_process(dsn: str, directory: Path) -> AsyncIterator[tuple[int, int]]:
+    """Run `python -m tapedeck_live` and yield its port and pid."""
     directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before timing
     log = directory / "live.log"
     env = {
@@ -118,7 +118,7 @@ async def live_process(dsn: str, directory: Path) -> AsyncIterator[int]:
                     if entry.get("message") == "listening":
                         port = int(entry["address"].rsplit(":", 1)[1])
             await asyncio.sleep(0.1)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         await process.wait()
@@ -199,7 +199,13 @@ async def filtered_page(stub: live_pb2_grpc.LiveServiceStub, conn: asyncpg.Conne
     )
 
 
-async def append_throughput(stub: live_pb2_grpc.LiveServiceStub) -> None:
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def append_throughput(stub: live_pb2_grpc.LiveServiceStub, pid: int) -> None:
     print("\n2. AppendEvents throughput (live service in its own process, PostgreSQL, 1M rows)")
     rates = {}
     for batch, calls in ((1, 1000), (100, 200), (1000, 60)):
@@ -208,14 +214,18 @@ async def append_throughput(stub: live_pb2_grpc.LiveServiceStub) -> None:
             live_pb2.AppendEventsRequest(events=[event(f"{prefix}-{c}-{i}") for i in range(batch)])
             for c in range(calls)
         ]
+        cpu = cpu_seconds(pid)
         started = time.perf_counter()
         for request in requests:
             await stub.AppendEvents(request)
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(pid) - cpu
         rates[batch] = batch * calls / elapsed
         print(
             f"  batch {batch:>5}: {rates[batch]:>10,.0f} events/s  "
-            f"({calls} calls, {1000 * elapsed / calls:.2f} ms per call)"
+            f"({calls} calls, {1000 * elapsed / calls:.2f} ms per call; live-service CPU "
+            f"{1e6 * cpu / (batch * calls):.1f} us/event = {batch * calls / max(cpu, 1e-9):,.0f}"
+            " events/s per free core, PostgreSQL not included)"
         )
     # Several callers at once: one validates and encodes while another's insert runs.
     callers, per_caller = 4, 15
@@ -319,7 +329,7 @@ async def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     async with bench_database() as dsn:
         with tempfile.TemporaryDirectory() as tmp:
-            async with live_process(dsn, Path(tmp) / "a") as port_a:
+            async with live_process(dsn, Path(tmp) / "a") as (port_a, pid_a):
                 conn = await asyncpg.connect(dsn)
                 started = time.perf_counter()
                 await conn.execute(GENERATE, args.events)
@@ -329,14 +339,14 @@ async def main() -> None:
                     "(one INSERT ... SELECT generate_series)"
                 )
                 async with (
-                    live_process(dsn, Path(tmp) / "b") as port_b,
+                    live_process(dsn, Path(tmp) / "b") as (port_b, _pid_b),
                     grpc.aio.insecure_channel(f"127.0.0.1:{port_a}") as channel_a,
                     grpc.aio.insecure_channel(f"127.0.0.1:{port_b}") as channel_b,
                 ):
                     a = live_pb2_grpc.LiveServiceStub(channel_a)
                     b = live_pb2_grpc.LiveServiceStub(channel_b)
                     await filtered_page(a, conn)
-                    await append_throughput(a)
+                    await append_throughput(a, pid_a)
                     await delivery_latency(a, b, args.latency_samples)
                 await conn.close()
 

@@ -179,12 +179,9 @@ def _ordered(
     descending: bool,
     limit: int,
 ) -> Select[Any]:
-    """Select matching events in sequence order, at most `limit`, each filter served by an index.
-
-    Several types become one ordered, limited branch per type merged by sequence (a Merge Append
-    on PostgreSQL): each branch walks its (type, sequence) index, so a page still reads about
-    `limit` rows instead of sorting every match.
-    """
+    # Several types become one ordered, limited branch per type merged by sequence (a Merge
+    # Append on PostgreSQL): each branch walks its (type, sequence) index, so a page still reads
+    # about `limit` rows instead of sorting every match.
     conditions = _conditions(event_filter)
     if cursor is not None:
         conditions.append(cursor)

@@ -71,6 +71,8 @@ async def start(settings: LiveSettings) -> ServiceApp:
             # Half the pool at most, so appends and lists always find a connection.
             subscriber_reads=max(1, settings.db_pool_size // 2),
         )
+        # Runs after the server stopped and before the engine is disposed.
+        on_stop.append(servicer.close)
         return Components(
             registrations=[
                 Registration(

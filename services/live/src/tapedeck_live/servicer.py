@@ -16,6 +16,7 @@ from tapedeck_live import messages, repository, tail
 from tapedeck_live.domain import EventFilter, EventPage, EventType
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier
+from tapedeck_live.tail import ShieldedReads
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -44,6 +45,11 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self._batch_size = subscribe_batch_size
         self._heartbeat_seconds = heartbeat_seconds
         self._readers = asyncio.Semaphore(subscriber_reads)
+        self._shielded = ShieldedReads()
+
+    async def close(self) -> None:
+        """Let reads of subscribers that went away finish, so their connections go back."""
+        await self._shielded.wait_idle()
 
     async def AppendEvents(
         self, request: live_pb2.AppendEventsRequest, context: Context
@@ -137,6 +143,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             sessions=self._reads,
             notifier=self._notifier,
             readers=self._readers,
+            reads=self._shielded,
             event_filter=event_filter,
             after=after,
             batch_size=self._batch_size,
