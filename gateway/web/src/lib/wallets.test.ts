@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { balancesSummary, diffSummary, matchesQuery } from "./wallets";
+import { ExchangeErrorKind, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
+import { balancesSummary, diffSummary, matchesQuery, statusClass, statusText } from "./wallets";
 
 describe("wallet rows", () => {
   it("summarises non-zero balances exactly", () => {
@@ -24,5 +25,15 @@ describe("wallet rows", () => {
   it("filters on every term", () => {
     expect(matchesQuery(["desk-a", "coinbase", "BTC 1"], "desk btc")).toBe(true);
     expect(matchesQuery(["desk-a", "coinbase"], "desk eth")).toBe(false);
+  });
+});
+
+describe("reconciliation status", () => {
+  it("names the outcome and the exchange error", () => {
+    const none = ExchangeErrorKind.UNSPECIFIED;
+    expect(statusText({ status: WalletStatus.MISMATCHED, adopted: true, errorKind: none })).toBe("mismatch (adopted)");
+    expect(statusText({ status: WalletStatus.EXCHANGE_ERROR, adopted: false, errorKind: ExchangeErrorKind.RATE_LIMITED })).toBe("exchange error: rate limited");
+    expect(statusClass({ status: WalletStatus.MATCHED, adopted: false, errorKind: none })).toBe("ok");
+    expect(statusText(null)).toBe("—");
   });
 });

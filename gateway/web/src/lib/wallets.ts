@@ -1,4 +1,5 @@
 // Wallet rows as the table shows them: balances summarised exactly, reconciliation outcome merged in.
+import { ExchangeErrorKind, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
 import { formatDecimal, signOf } from "./decimal";
 
 export interface BalanceLike {
@@ -34,4 +35,29 @@ export function matchesQuery(fields: readonly string[], query: string): boolean 
   const q = query.trim().toLowerCase();
   if (q === "") return true;
   return q.split(/\s+/).every((term) => fields.some((field) => field.toLowerCase().includes(term)));
+}
+
+export interface ResultLike {
+  status: WalletStatus;
+  adopted: boolean;
+  errorKind: ExchangeErrorKind;
+}
+
+export function statusText(result: ResultLike | null): string {
+  if (result === null) return "—";
+  switch (result.status) {
+    case WalletStatus.MATCHED:
+      return "matched";
+    case WalletStatus.MISMATCHED:
+      return result.adopted ? "mismatch (adopted)" : "mismatch";
+    case WalletStatus.EXCHANGE_ERROR:
+      return `exchange error: ${(ExchangeErrorKind[result.errorKind] ?? "").toLowerCase().replace(/_/g, " ")}`;
+    default:
+      return "—";
+  }
+}
+
+export function statusClass(result: ResultLike | null): "" | "ok" | "mismatch" | "error" {
+  if (result === null) return "";
+  return result.status === WalletStatus.MATCHED ? "ok" : result.status === WalletStatus.MISMATCHED ? "mismatch" : "error";
 }

@@ -21,7 +21,8 @@ import type { Clients } from "../transport";
 import { describeError } from "../errors";
 import { formatDecimal, isDecimal } from "../lib/decimal";
 import { parseAxis, parseParam, gridSize, type ParamSpec, type ParamValue } from "../lib/params";
-import { formatDuration, formatNumber, formatPercent, formatTime, secondsToTimestamp, timestampSeconds } from "../lib/time";
+import { formatNumber, formatPercent, formatTime, secondsToTimestamp, timestampSeconds } from "../lib/time";
+import { paramsText, progressView, shortId, type RunPhase } from "../lib/runs";
 import { nextDirection, sortRows, type Direction, type SortKey } from "../lib/sort";
 import { formatRoute, type Route } from "../lib/router";
 import { h, setStatus, type Scope } from "../ui/dom";
@@ -32,11 +33,6 @@ const MAX_WATCHES = 3;
 
 export function stateName(state: BacktestState): string {
   return (BacktestState[state] ?? "unspecified").toLowerCase();
-}
-
-export function shortId(name: string): string {
-  const id = name.split("/").pop() ?? name;
-  return id.length > 10 ? id.slice(0, 8) : id;
 }
 
 function toSpec(spec: ParameterSpec): ParamSpec {
@@ -58,25 +54,16 @@ function paramValue(v: ParamValue): ParameterValue {
   return create(ParameterValueSchema, { kind: v });
 }
 
-function paramsText(params: Record<string, ParameterValue>): string {
-  return Object.entries(params)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k}=${valueText(v)}`)
-    .join(" ");
+function paramsOf(params: Record<string, ParameterValue>): string {
+  return paramsText(Object.fromEntries(Object.entries(params).map(([k, v]) => [k, valueText(v)])));
 }
 
 function progressBar(run: Backtest): HTMLElement {
-  const percent = run.state === BacktestState.SUCCEEDED ? 100 : (run.progress?.percent ?? 0);
-  const fill = h("span");
-  fill.style.width = `${Math.max(0, Math.min(100, percent))}%`;
   const eta = run.progress?.eta;
-  const label =
-    run.state === BacktestState.RUNNING
-      ? `${percent.toFixed(0)}%${eta !== undefined ? ` · ${formatDuration(Number(eta.seconds))} left` : ""}`
-      : run.state === BacktestState.QUEUED
-        ? "queued"
-        : `${percent.toFixed(0)}%`;
-  return h("div", { class: "progress", role: "progressbar", "aria-valuenow": percent.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100 }, fill, h("em", { text: label }));
+  const view = progressView(stateName(run.state) as RunPhase, run.progress?.percent ?? 0, eta === undefined ? null : Number(eta.seconds));
+  const fill = h("span");
+  fill.style.width = `${view.percent}%`;
+  return h("div", { class: "progress", role: "progressbar", "aria-valuenow": view.percent.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100 }, fill, h("em", { text: view.label }));
 }
 
 export function renderRuns(root: HTMLElement, clients: Clients, route: Route, scope: Scope): void {
@@ -134,7 +121,7 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       h("td", {}, h("code", { text: shortId(run.name), title: run.name })),
       h("td", { text: strategy }),
       h("td", { text: datasetNames.get(run.spec?.dataset ?? "") ?? shortId(run.spec?.dataset ?? "") }),
-      h("td", { class: "params", text: paramsText(run.spec?.parameters ?? {}), title: paramsText(run.spec?.parameters ?? {}) }),
+      h("td", { class: "params", text: paramsOf(run.spec?.parameters ?? {}), title: paramsOf(run.spec?.parameters ?? {}) }),
       h("td", {}, state, run.state === BacktestState.FAILED ? h("div", { class: "error", text: run.errorMessage }) : null),
       h("td", {}, progressBar(run)),
       h("td", { class: "num", text: stats ? formatPercent(stats.totalReturn) : "" }),

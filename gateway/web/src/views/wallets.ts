@@ -1,7 +1,6 @@
 // Wallets: every wallet with its balances in a virtualised table; reconciliation results stream in per
 // wallet and differences are highlighted.
 import {
-  ExchangeErrorKind,
   ReconciliationState,
   WalletStatus,
   type Reconciliation,
@@ -11,7 +10,7 @@ import {
 import type { Clients } from "../transport";
 import { describeError } from "../errors";
 import { formatDecimal, isDecimal } from "../lib/decimal";
-import { balancesSummary, diffSummary, matchesQuery } from "../lib/wallets";
+import { balancesSummary, diffSummary, matchesQuery, statusClass, statusText } from "../lib/wallets";
 import { formatTime, timestampSeconds } from "../lib/time";
 import type { Route } from "../lib/router";
 import { h, setStatus, type Scope } from "../ui/dom";
@@ -20,25 +19,6 @@ import { VirtualTable } from "../ui/vtable";
 interface Row {
   wallet: Wallet;
   result: WalletReconciliation | null;
-}
-
-function statusText(result: WalletReconciliation | null): string {
-  if (result === null) return "—";
-  switch (result.status) {
-    case WalletStatus.MATCHED:
-      return "matched";
-    case WalletStatus.MISMATCHED:
-      return result.adopted ? "mismatch (adopted)" : "mismatch";
-    case WalletStatus.EXCHANGE_ERROR:
-      return `exchange error: ${(ExchangeErrorKind[result.errorKind] ?? "").toLowerCase().replace(/_/g, " ")}`;
-    default:
-      return "—";
-  }
-}
-
-function statusClass(result: WalletReconciliation | null): string {
-  if (result === null) return "";
-  return result.status === WalletStatus.MATCHED ? "ok" : result.status === WalletStatus.MISMATCHED ? "mismatch" : "error";
 }
 
 export function renderWallets(root: HTMLElement, clients: Clients, _route: Route, scope: Scope): void {
