@@ -379,3 +379,18 @@ async def test_reconciling_no_wallets_succeeds_empty(service):
         report = await svc.finished((await svc.reconcile()).name)
     assert report.state == SUCCEEDED
     assert list(report.results) == []
+
+
+async def test_retry_after_is_honoured_before_calling_the_exchange_again(service, exchange):
+    async with service() as svc:
+        wallet = await svc.create_wallet("limited", exchange_balances={"BTC": ("1", "0")})
+        exchange.emulator.inject(
+            Fault(FaultKind.RATE_LIMIT, seconds=30, times=1), portfolio=wallet.account_ref
+        )
+        first = await svc.finished((await svc.reconcile()).name)
+        calls = exchange.emulator.requests[wallet.account_ref]
+        second = await svc.finished((await svc.reconcile(max_cache_age=0)).name)
+    assert first.results[0].error_kind == wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED
+    assert "30" in first.results[0].error_message
+    assert second.results[0].error_kind == wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED
+    assert exchange.emulator.requests[wallet.account_ref] == calls == 1

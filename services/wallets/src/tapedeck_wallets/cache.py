@@ -177,6 +177,8 @@ class BalanceCache:
             cached = None
         if cached is not None and _age(cached) <= limit:
             return replace(cached, from_cache=True)
+        # A fetch already in flight is joined even with max_age zero: it was sent at most one
+        # exchange round trip ago, and a second call would only add load to the same answer.
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._load(key, fetch, limit), name=f"balances {key}")
