@@ -306,6 +306,8 @@ def _catalog_batches(source: DatasetSource, spec: RunSpec) -> Iterator[list[Any]
             objects = ArrowSerializer.deserialize(data_cls=data_cls, batch=table)
             if "nautilus_pyo3" in type(objects[0]).__module__:
                 objects = data_cls.from_pyo3_list(objects)
+            del table, kept, raw
+            pa.default_memory_pool().release_unused()
             yield objects
 
 
@@ -327,12 +329,15 @@ def _price_series(
     times = np.empty(rows, dtype=np.int64)
     arrays = {name: np.empty(rows, dtype=np.float64) for name in columns[1:]}
     filled = 0
-    for batch in dataset.to_batches(columns=columns, filter=window):
+    for batch in dataset.to_batches(
+        columns=columns, filter=window, batch_readahead=1, fragment_readahead=1
+    ):
         end = filled + batch.num_rows
         times[filled:end] = batch.column("ts_init").to_numpy()
         for name in columns[1:]:
             arrays[name][filled:end] = fixed128_to_float(batch.column(name))
         filled = end
+    pa.default_memory_pool().release_unused()  # Arrow keeps freed buffers otherwise
     if times.size > 1 and np.any(np.diff(times) < 0):
         order = np.argsort(times, kind="stable")
         times = times[order]
