@@ -150,7 +150,7 @@ async def list_wallets(
         .where(BalanceRow.wallet_id.in_([r[0] for r in rows]))
         .order_by(BalanceRow.wallet_id, BalanceRow.asset)
     )
-    return _assemble(rows, balance_rows), more
+    return _assemble(rows, balance_rows.all()), more
 
 
 async def _load_wallets(
@@ -169,7 +169,7 @@ async def _load_wallets(
         .where(BalanceRow.wallet_id.in_([r[0] for r in rows]))
         .order_by(BalanceRow.wallet_id, BalanceRow.asset)
     )
-    return {w.id: w for w in _assemble(rows, balance_rows)}
+    return {w.id: w for w in _assemble(rows, balance_rows.all())}
 
 
 def _assemble(rows: Sequence[Any], balance_rows: Iterable[Any]) -> list[Wallet]:
