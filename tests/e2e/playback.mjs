@@ -70,4 +70,12 @@ await withPage(async (page, screenshot) => {
     assert.equal(await page.locator("[data-testid=equity]").getAttribute("data-compare"), other);
     await screenshot("playback-compare");
   }
+
+  // Traders often work in the dark: the whole app and the charts follow the system's scheme.
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.reload();
+  await page.waitForFunction(() => Number(document.querySelector("[data-testid=candles]")?.dataset.points ?? 0) > 0);
+  await page.locator("[data-testid=candles]").hover();
+  await page.waitForTimeout(300);
+  await screenshot("playback-dark");
 });

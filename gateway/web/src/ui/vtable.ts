@@ -43,7 +43,15 @@ export class VirtualTable<T> {
     this.viewport.style.height = options.height ?? "60vh";
     this.element = h("div", { class: "vt", role: "table", "data-testid": options.testId }, header, this.viewport);
     this.viewport.addEventListener("scroll", () => this.schedule(), { passive: true });
-    new ResizeObserver(() => this.schedule()).observe(this.viewport);
+    this.resize = new ResizeObserver(() => this.schedule());
+    this.resize.observe(this.viewport);
+  }
+
+  private readonly resize: ResizeObserver;
+
+  dispose(): void {
+    this.resize.disconnect();
+    cancelAnimationFrame(this.frame);
   }
 
   get rowHeight(): number {

@@ -67,6 +67,7 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
     },
   );
 
+  scope.add(() => table.dispose());
   root.replaceChildren(
     h("div", { class: "view-head" }, h("h1", { text: "Live events" }), tailState),
     form,

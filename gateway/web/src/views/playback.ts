@@ -108,12 +108,13 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   const equityOverlay = h("div", { class: "chart-overlay", "data-testid": "equity-state" }, h("div", { class: "status loading", text: "Loading equity…" }));
   const cursorMain = h("div", { class: "cursor-line", hidden: true });
   const cursorEquity = h("div", { class: "cursor-line", hidden: true });
-  mainEl.append(mainOverlay, cursorMain);
+  const legend = h("div", { class: "legend", "data-testid": "legend" });
+  mainEl.append(mainOverlay, cursorMain, legend);
   equityEl.append(equityOverlay, cursorEquity);
   const play = h("button", { type: "button", "data-testid": "play", text: "▶ Play", disabled: true });
   const speed = h("select", { name: "speed", "aria-label": "Speed" }, ...SPEEDS.map(([v, label]) => h("option", { value: String(v), text: label })));
   speed.value = route.params.get("speed") ?? "3600";
-  const scrubber = h("input", { type: "range", name: "cursor", "aria-label": "Time cursor", disabled: true, "data-testid": "scrubber" });
+  const scrubber = h("input", { type: "range", name: "cursor", "aria-label": "Time cursor", title: "Space: play/pause · ←/→: one bar", disabled: true, "data-testid": "scrubber" });
   const cursorLabel = h("span", { class: "num", "data-testid": "cursor-time", text: "—" });
   const portfolio = h("section", { class: "panel portfolio", "data-testid": "portfolio" }, h("h2", { text: "Portfolio at cursor" }), h("div", { class: "status info", text: "Move the cursor (click the chart or drag the scrubber)." }));
   const statsPanel = h("section", { class: "panel", "data-testid": "stats" });
@@ -197,9 +198,41 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     markers = createSeriesMarkers(candles, []);
     chart.timeScale().subscribeVisibleTimeRangeChange(onRangeChange);
     chart.timeScale().subscribeVisibleLogicalRangeChange(placeCursor);
+    chart.subscribeCrosshairMove((param) => showLegend(param.time === undefined ? null : Number(param.time)));
     chart.subscribeClick((param) => {
       if (param.time !== undefined) setCursor(Number(param.time), true);
     });
+  }
+
+  // OHLCV and indicator values of the bar under the pointer (the last bar otherwise).
+  function showLegend(time: number | null): void {
+    const data = shown;
+    if (data.times.length === 0) return legend.replaceChildren();
+    const i = time === null ? data.times.length - 1 : Math.max(0, bucketIndex(data.times, time));
+    const price = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? "—" : v.toLocaleString(undefined, { maximumFractionDigits: 8 }));
+    const parts: Array<[string, string, string?]> = [
+      ["", formatTime(data.times[i]!, false)],
+      ["O", price(data.open[i])],
+      ["H", price(data.high[i])],
+      ["L", price(data.low[i])],
+      ["C", price(data.close[i])],
+      ["V", price(data.volume[i])],
+    ];
+    for (const overlay of OVERLAYS)
+      if (toggles.overlays.has(overlay.key))
+        for (const [indicator, color] of overlay.lines.slice(0, overlay.key === "bb" ? 3 : 1))
+          parts.push([(Indicator[indicator] ?? "").replace(/_/g, " ").replace("BOLLINGER ", "BB ").toLowerCase(), price(data.indicators.get(indicator)?.[i]), color]);
+    legend.replaceChildren(...parts.map(([k, v, color]) => {
+      const span = h("span", {}, k ? h("b", { text: `${k} ` }) : "", v);
+      if (color !== undefined) span.style.color = color;
+      return span;
+    }));
+  }
+
+  // autoSize learns the chart's width on a later frame: fit now and again once it is known.
+  function fit(api: IChartApi): void {
+    api.timeScale().fitContent();
+    requestAnimationFrame(() => requestAnimationFrame(() => api.timeScale().fitContent()));
   }
 
   function rebuild(): void {
@@ -237,6 +270,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
       macdHist.setData(data.times.map((time, i) => (Number.isFinite(values[i]) ? { time: t(time), value: values[i]!, color: values[i]! >= 0 ? "rgba(38,166,154,0.6)" : "rgba(239,83,80,0.6)" } : { time: t(time) })));
     }
     drawMarkers();
+    showLegend(null);
     mainEl.dataset.points = String(n);
     placeCursor();
     // User timing, read by bench/web: what handing the chart a new data set costs.
@@ -273,6 +307,8 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   // ---- lazy loading ----
   let rangeTimer = 0;
   function onRangeChange(): void {
+    const view = visible();
+    if (view !== null) mainEl.dataset.visible = `${Math.round(view.from)}-${Math.round(view.to)}`;
     if (!syncing) {
       const range = chart.timeScale().getVisibleRange();
       if (range !== null && equityShown.times.length > 0) {
@@ -541,6 +577,12 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     if (event.key === " ") {
       event.preventDefault();
       play.click();
+    } else if ((event.key === "ArrowLeft" || event.key === "ArrowRight") && run !== null && cursor !== null) {
+      // One bar of the finest loaded resolution per press.
+      event.preventDefault();
+      const step = loaded?.bucket ?? run.sourceBucket;
+      setCursor(cursor + (event.key === "ArrowRight" ? step : -step), true);
+      keepCursorInView();
     }
   };
   window.addEventListener("keydown", keys);
@@ -607,7 +649,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     }
     run = { start: data.times[0]!, end: data.times[data.times.length - 1]! + bucket, overviewBucket: bucket, sourceBucket };
     draw(overview);
-    chart.timeScale().fitContent();
+    fit(chart);
     mainOverlay.hidden = true;
     if (firstPaint) {
       firstPaint = false;
@@ -627,7 +669,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     await streamEquity(runName, data, null, Math.max(100, Math.floor(equityEl.clientWidth || 800)), scope.signal);
     equityOverview = data;
     drawEquity(data);
-    equityChart.timeScale().fitContent();
+    fit(equityChart);
     equityOverlay.hidden = true;
     if (data.times.length === 0) {
       equityOverlay.hidden = false;
@@ -643,7 +685,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     equityEl.dataset.compare = otherId;
     // Two runs with different capital compare as returns.
     equityChart.priceScale("right").applyOptions({ mode: PriceScaleMode.Percentage });
-    equityChart.timeScale().fitContent();
+    fit(equityChart);
   }
 
   equityChart.timeScale().subscribeVisibleTimeRangeChange((range) => {

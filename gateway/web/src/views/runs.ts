@@ -213,10 +213,18 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     const results = column === undefined ? sweep.results : sortRows(sweep.results, column[2], sweepSort.direction);
     const head = h("tr", {});
     for (const [key, title] of metrics) {
-      const th = h("th", { class: "sortable", text: title, "aria-sort": sweepSort.key === key ? (sweepSort.direction === "asc" ? "ascending" : "descending") : undefined, "data-key": key });
-      th.addEventListener("click", () => {
+      const th = h("th", { class: "sortable", text: title, tabindex: 0, "aria-sort": sweepSort.key === key ? (sweepSort.direction === "asc" ? "ascending" : "descending") : undefined, "data-key": key });
+      const sort = () => {
         sweepSort = { key, direction: nextDirection(sweepSort.key, sweepSort.direction, key) };
         showSweep(sweep);
+        sweepDetail.querySelector<HTMLElement>(`th[data-key="${key}"]`)?.focus();
+      };
+      th.addEventListener("click", sort);
+      th.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          sort();
+        }
       });
       head.append(th);
     }

@@ -56,6 +56,7 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
     },
   );
 
+  scope.add(() => table.dispose());
   root.replaceChildren(
     h("div", { class: "view-head" }, h("h1", { text: "Wallets" }), h("span", { class: "muted", "data-testid": "wallet-count" })),
     h(
