@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +44,10 @@ async def main(quick: bool) -> None:
     logging.basicConfig(level=logging.ERROR)
     sizes = [1, 5, 20, 1000]
     counts = [5, 50] if quick else [5, 50, 100]
+    # Shared 2-core machine: the load average says how much of each number is other people's work.
+    print(
+        f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         print("ListWallets, 5 balances per wallet (one page of N wallets):")
@@ -57,6 +62,7 @@ async def main(quick: bool) -> None:
             await run_reconciliation(
                 url or f"sqlite+aiosqlite:///{root / 'r.db'}", root, counts, latency=0.2
             )
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
