@@ -218,3 +218,36 @@ async def test_pages_and_stream_messages_of_large_payloads_stay_under_the_messag
             streamed.extend(message.events)
         call.cancel()
         assert [e.event_id for e in streamed] == [f"big-{i:03d}" for i in range(100)]
+
+
+async def test_a_closed_time_range_pages_the_same_by_either_plan(database_url, data_dir):
+    from tapedeck_live import repository
+    from tapedeck_live.domain import EventFilter
+
+    source = dataset()
+    async with running_live(database_url, data_dir) as live:
+        await live.stub.AppendEvents(live_pb2.AppendEventsRequest(events=source))
+        sessions = live.app.components.registrations[0].servicer._reads
+        base = source[0].time.ToNanoseconds()
+        window = EventFilter(start_ns=base + 30 * 10**9, end_ns=base + 90 * 10**9)
+        pages_by_plan = []
+        for range_first in (False, True):
+            seen, before = [], None
+            while True:
+                statement = repository.page_statement(
+                    window, before=before, page_size=9, range_first=range_first
+                )
+                async with sessions() as session:
+                    rows = (await session.execute(statement)).all()
+                seen.extend(row.event_id for row in rows[:9])
+                if len(rows) <= 9:
+                    break
+                before = rows[8].sequence
+            pages_by_plan.append(seen)
+
+        expected = [
+            e.event_id
+            for e in reversed(source)
+            if 30 <= (e.time.seconds - source[0].time.seconds) < 90
+        ]
+        assert pages_by_plan[0] == pages_by_plan[1] == expected

@@ -154,6 +154,22 @@ async def test_each_filter_at_a_million_events_reads_one_page_through_an_index(
             assert all(s["Node Type"] != "Seq Scan" for s in scans(plan))
             assert sum(s["Actual Rows"] for s in scans(plan)) <= 1000 + 1
 
+            # A closed range deep in history: the newest sequences among the range's index
+            # entries (index only), not a walk of the primary key past every newer event.
+            base, second = 1767225600000000000, 1_000_000_000
+            day = EventFilter(start_ns=base + 500_000 * second, end_ns=base + 586_400 * second)
+            plan = await explain(
+                connection,
+                repository.page_statement(day, before=None, page_size=PAGE, range_first=True),
+            )
+            index_scans = [s for s in scans(plan) if "Index Name" in s]
+            (range_scan, by_key) = sorted(index_scans, key=lambda s: s["Index Name"], reverse=True)
+            # Index only once vacuum has set the visibility map; a bitmap scan before that.
+            assert range_scan["Node Type"] in ("Index Only Scan", "Bitmap Index Scan")
+            assert range_scan["Index Name"] == "ix_events_ts_sequence"
+            assert by_key["Index Name"] == "events_pkey"
+            assert by_key["Actual Rows"] * by_key["Actual Loops"] == PAGE + 1
+
             # The counts per reason: a GROUP BY over the partial index, not rows in Python.
             counts = repository.reason_counts_statement(EventFilter(run_id="run-43"))
             plan = await explain(connection, counts)
