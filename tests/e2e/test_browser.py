@@ -23,7 +23,7 @@ ARTIFACTS = REPO / "test-artifacts"
 GRPCURL = BIN / "grpcurl"
 # Totals (available + hold) of every emulator portfolio (see tapedeck_wallets.emulator.__main__).
 EXCHANGE_BALANCES = {"BTC": "1.75", "ETH": "10.123456789012345678", "USD": "1000.00"}
-FILLER_WALLETS = 400
+FILLER_WALLETS = 2000
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +206,7 @@ def test_reconciling_against_the_exchange_highlights_a_mismatch(
             create({**first, "display_name": f"filler-{index:04d}"}, balances)
     out = run_scenario("wallets", link(stack), str(FILLER_WALLETS + 2))
     assert "mismatch highlighted" in out
+    print(out)
 
 
 def _import_dataset(stack: Stack) -> str:

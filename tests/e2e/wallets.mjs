@@ -21,6 +21,20 @@ await withPage(async (page, screenshot) => {
   await page.waitForFunction((key) => document.querySelector("[data-testid=wallets] .vt-row[data-key]")?.getAttribute("data-key") !== key, top);
   const atBottom = await page.locator("[data-testid=wallets] .vt-row[data-key]").count();
   assert.ok(atBottom < 80, `${atBottom} rows in the DOM at the bottom`);
+  // Scrolling through every row: each frame renders only the visible rows.
+  const scroll = await page.locator("[data-testid=wallets] .vt-viewport").evaluate(async (el) => {
+    const intervals = [];
+    let last = performance.now();
+    for (let top = 0; top < el.scrollHeight; top += el.clientHeight) {
+      el.scrollTop = top;
+      await new Promise((r) => requestAnimationFrame(r));
+      const now = performance.now();
+      intervals.push(now - last);
+      last = now;
+    }
+    return { frames: intervals.length, longest: Math.max(...intervals) };
+  });
+  console.log(`scrolled ${expected} wallets page by page: ${scroll.frames} frames, longest ${scroll.longest.toFixed(0)} ms`);
   await page.locator("[data-testid=wallets] .vt-viewport").evaluate((el) => (el.scrollTop = 0));
 
   await page.click("text=Reconcile all");
