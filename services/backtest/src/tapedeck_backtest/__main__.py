@@ -1,8 +1,8 @@
 """Run the backtest service: `tapedeck-backtest` or `python -m tapedeck_backtest`."""
 
-from tapedeck_common.entrypoint import run_service
 from tapedeck_backtest.server import SERVICE, serve
 from tapedeck_backtest.settings import BacktestSettings
+from tapedeck_common.entrypoint import run_service
 
 
 def main() -> None:

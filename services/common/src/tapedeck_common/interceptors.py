@@ -71,9 +71,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None:
             stream: Any = handler.unary_stream
 
-            async def stream_behavior(
-                request: Any, context: Context
-            ) -> AsyncIterator[Any]:
+            async def stream_behavior(request: Any, context: Context) -> AsyncIterator[Any]:
                 try:
                     current_principal.set(self._principal(method, authorization))
                     produced = stream(request, context)
