@@ -341,3 +341,18 @@ async def test_a_run_over_the_run_timeout_is_stopped_and_failed(database_url, da
         assert final.state == pb.BACKTEST_STATE_FAILED
         assert "run timeout (1.5 s)" in final.error_message
         assert created.backtest.name.split("/")[1] not in worker_pids(service.app)
+
+
+async def test_start_up_removes_result_staging_left_by_a_killed_worker(database_url, data_dir):
+    runs = data_dir / "runs"
+    stale = runs / ".0123abcd.x1y2z3"
+    fresh = runs / ".4567efgh.a1b2c3"
+    for directory in (stale, fresh):
+        directory.mkdir(parents=True)
+        (directory / "fills.parquet").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    async with running_service(database_url, data_dir):
+        pass
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a worker of another replica writing right now

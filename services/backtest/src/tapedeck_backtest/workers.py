@@ -61,6 +61,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+STAGING_MAX_AGE_SECONDS = 3600.0
+
+
+def remove_stale_staging(results_root: Path) -> None:
+    """Delete result staging directories a killed worker left (hidden, older than an hour)."""
+    if not results_root.is_dir():
+        return
+    cutoff = time.time() - STAGING_MAX_AGE_SECONDS
+    for entry in results_root.iterdir():
+        # Results are written to ".<run_id>.<random>" and renamed into place when complete.
+        with contextlib.suppress(OSError):
+            if entry.name.startswith(".") and entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
 # --- the worker process ---
 
 
@@ -184,6 +199,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Recover runs orphaned by a dead service, start the workers, then supervise."""
         await self._recover_stale()
+        await asyncio.to_thread(remove_stale_staging, self._results_root)
         # Start the processes now, so the first runs do not wait for them.
         await asyncio.to_thread(self._spawn_all)
         self._task = asyncio.create_task(self._supervise(), name="backtest-worker-pool")
