@@ -74,6 +74,7 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   const datasetNames = new Map<string, string>();
 
   const listStatus = h("div");
+  const older = h("button", { type: "button", text: "Load older runs", hidden: true });
   const runsBody = h("tbody");
   const runsTable = h(
     "table",
@@ -90,7 +91,7 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
 
   root.replaceChildren(
     h("div", { class: "view-head" }, h("h1", { text: "Backtest runs" })),
-    h("div", { class: "layout-2" }, formSlot, h("section", { class: "panel" }, h("h2", { text: "Runs" }), listStatus, h("div", { class: "table-scroll" }, runsTable))),
+    h("div", { class: "layout-2" }, formSlot, h("section", { class: "panel" }, h("h2", { text: "Runs" }), listStatus, h("div", { class: "table-scroll" }, runsTable), older)),
     sweepsSlot,
   );
 
@@ -167,9 +168,30 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     })();
   }
 
+  // The newest page is refreshed; older pages are fetched on demand and kept.
+  let olderToken: string | null = null;
+  older.addEventListener("click", () => {
+    if (olderToken === null || olderToken === "") return;
+    older.disabled = true;
+    clients.backtest
+      .listBacktests({ pageSize: 200, pageToken: olderToken }, { signal: scope.signal })
+      .then((response) => {
+        for (const run of response.backtests) runs.set(run.name, run);
+        olderToken = response.nextPageToken;
+        older.hidden = olderToken === "";
+        renderList();
+      })
+      .catch((error: unknown) => setStatus(listStatus, "error", describeError(error)))
+      .finally(() => (older.disabled = false));
+  });
+
   async function loadRuns(): Promise<void> {
     const response = await clients.backtest.listBacktests({ pageSize: 200 }, { signal: scope.signal });
     for (const run of response.backtests) runs.set(run.name, run);
+    if (olderToken === null) {
+      olderToken = response.nextPageToken;
+      older.hidden = olderToken === "";
+    }
     renderList();
     for (const run of response.backtests) if (!FINAL.has(run.state)) watch(run.name);
   }
