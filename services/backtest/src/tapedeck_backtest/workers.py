@@ -132,6 +132,7 @@ class _Slot:
     progress_written: float = 0.0
     cancel_deadline: float | None = None
     started: float = 0.0
+    pending: tuple[str, str, Any] | None = None
 
     @property
     def alive(self) -> bool:
@@ -212,7 +213,10 @@ class WorkerPool:
                 await self._task
         for slot in self._slots:
             if slot.run_id is not None:
-                await self._release(slot.run_id, "the service stopped", count_attempt=False)
+                try:
+                    await self._release(slot.run_id, "the service stopped", count_attempt=False)
+                except Exception:  # the lease then expires and another start recovers it
+                    logger.exception("could not give a run back to the queue")
                 slot.run_id = None
             await asyncio.to_thread(self._end_process, slot, graceful=True)
 
@@ -245,13 +249,17 @@ class WorkerPool:
     async def _drain(self) -> None:
         for slot in self._slots:
             while slot.conn is not None and slot.run_id is not None:
-                try:
-                    if not slot.conn.poll():
+                if slot.pending is None:
+                    try:
+                        if not slot.conn.poll():
+                            break
+                        slot.pending = slot.conn.recv()
+                    except (EOFError, OSError):
                         break
-                    kind, run_id, payload = slot.conn.recv()
-                except (EOFError, OSError):
-                    break
+                # Kept until handled: a database error retries it instead of losing a result.
+                kind, run_id, payload = slot.pending
                 await self._handle(slot, kind, run_id, payload)
+                slot.pending = None
             await self._flush_progress(slot)
             if slot.process is not None and not slot.process.is_alive():
                 await self._reap(slot)
