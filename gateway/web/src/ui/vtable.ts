@@ -76,6 +76,7 @@ export class VirtualTable<T> {
   }
 
   render(): void {
+    const started = performance.now();
     const window = rowWindow(this.rows.length, this.rowHeight, this.viewport.scrollTop, this.viewport.clientHeight || 400);
     this.spacer.style.height = `${Math.max(window.totalHeight, this.rows.length === 0 ? 40 : 0)}px`;
     this.body.style.transform = `translateY(${window.offsetTop}px)`;
@@ -104,5 +105,6 @@ export class VirtualTable<T> {
       fragment.append(element);
     }
     this.body.replaceChildren(fragment);
+    performance.measure("tapedeck:vtable-render", { start: started });
   }
 }
