@@ -155,7 +155,11 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
         for await (const message of clients.backtest.watchBacktest({ name }, { signal: scope.signal })) {
           if (message.backtest !== undefined) {
             runs.set(name, message.backtest);
-            renderList();
+            // Progress updates replace one row, not the table.
+            const id = name.split("/").pop() ?? name;
+            const existing = runsBody.querySelector(`tr[data-run="${CSS.escape(id)}"]`);
+            if (existing !== null) existing.replaceWith(renderRow(message.backtest));
+            else renderList();
           }
         }
       } catch (error) {
