@@ -63,7 +63,12 @@ function progressBar(run: Backtest): HTMLElement {
   const view = progressView(stateName(run.state) as RunPhase, run.progress?.percent ?? 0, eta === undefined ? null : Number(eta.seconds));
   const fill = h("span");
   fill.style.width = `${view.percent}%`;
-  return h("div", { class: "progress", role: "progressbar", "aria-valuenow": view.percent.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100 }, fill, h("em", { text: view.label }));
+  return h(
+    "div",
+    { class: "progress-wrap" },
+    h("div", { class: "progress", role: "progressbar", "aria-valuenow": view.percent.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuetext": view.label }, fill),
+    h("span", { class: "progress-label", text: view.label }),
+  );
 }
 
 export function renderRuns(root: HTMLElement, clients: Clients, route: Route, scope: Scope): void {
