@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tapedeck_common.outbox import outbox_table
+
 
 class Base(DeclarativeBase):
     """Declarative base of the backtest service's tables."""
@@ -90,3 +92,9 @@ class SweepRunRow(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     backtest_id: Mapped[str] = mapped_column(String(64), ForeignKey("backtests.id"), index=True)
     parameters_json: Mapped[str] = mapped_column(Text)
+
+
+# --- events for the live service ---
+
+# Run lifecycle events and order denials waiting to be sent (see publishing.py).
+live_outbox = outbox_table(Base.metadata)

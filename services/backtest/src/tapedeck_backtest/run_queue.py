@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tapedeck_backtest import publishing
 from tapedeck_backtest.models import BacktestRow
 from tapedeck_backtest.runs import RunState, running_content_version
 
@@ -43,5 +44,8 @@ async def claim_next(
             )
         )
         if result.rowcount:  # type: ignore[attr-defined]
+            await publishing.run_started(
+                session=session, run_id=run_id, attempt=attempts + 1, now=now
+            )
             return run_id
     return None

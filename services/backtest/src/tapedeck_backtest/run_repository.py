@@ -10,7 +10,9 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tapedeck_backtest import publishing
 from tapedeck_backtest.models import BacktestRow, SweepRow, SweepRunRow
+from tapedeck_backtest.publishing import Denial
 from tapedeck_backtest.runs import (
     Progress,
     Run,
@@ -191,8 +193,12 @@ async def finish_run(
     stats: Stats | None = None,
     progress: Progress | None = None,
     error_message: str = "",
+    denials: Sequence[Denial] = (),
 ) -> bool:
-    """End a run this owner holds; False when it was cancelled or taken over meanwhile."""
+    """End a run this owner holds; False when it was cancelled or taken over meanwhile.
+
+    Its live events (run_finished or run_failed, and its order denials) join the transaction.
+    """
     stats_json = stats.to_json() if stats is not None else None
     values: dict[str, object] = {
         "state": state.value,
@@ -212,7 +218,18 @@ async def finish_run(
         )
         .values(**values)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    await publishing.run_ended(
+        session=session,
+        run_id=run_id,
+        state=state,
+        now=now,
+        stats=stats,
+        error_message=error_message,
+        denials=denials,
+    )
+    return True
 
 
 async def release_run(
@@ -259,7 +276,13 @@ async def release_run(
     if owner is not None:
         condition.append(BacktestRow.owner == owner)
     result = await session.execute(update(BacktestRow).where(*condition).values(**values))
-    return state if result.rowcount else None  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    if state is RunState.FAILED:
+        await publishing.run_ended(
+            session=session, run_id=run_id, state=state, now=now, error_message=message
+        )
+    return state
 
 
 async def stale_runs(*, session: AsyncSession, lease_expired_before: datetime) -> list[str]:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest.dataset_imports import DatasetStore
+from tapedeck_backtest.models import live_outbox
 from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.run_control import Runs
 from tapedeck_backtest.servicer import BacktestServicer
@@ -16,6 +17,7 @@ from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
 from tapedeck_backtest.workers import WorkerPool
 from tapedeck_common.database import is_postgres, session_factory
+from tapedeck_common.outbox_drainers import secret_value, start_drainer, stop_drainer
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -53,7 +55,15 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             pool=None,
             in_memory_rows=settings.run_in_memory_rows,
         )
-        on_stop: list[Callable[[], Awaitable[None]]] = []
+        # Stopped last (on_stop runs in reverse): a pool stopping may still publish events.
+        live_events = start_drainer(
+            sessions=sessions,
+            table=live_outbox,
+            address=settings.live_address,
+            service_token=secret_value(settings.service_token),
+            retry_max_seconds=settings.live_retry_max_seconds,
+        )
+        on_stop: list[Callable[[], Awaitable[None]]] = [lambda: stop_drainer(live_events)]
         if settings.workers > 0:
             runs.pool = WorkerPool(
                 sessions=sessions,

@@ -48,6 +48,12 @@ class BacktestSettings(ServiceSettings):
     # Bytes of result files kept memory-mapped across requests (least recently used evicted).
     playback_cache_bytes: int = Field(default=2 * 1024**3, ge=0)
 
+    # --- events for the live service ---
+    live_address: str = "127.0.0.1:50063"
+    """host:port of the live-event service that receives run events and order denials (from its outbox)."""
+    live_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600.0)
+    """Longest wait between attempts to send queued events while the live service is unreachable."""
+
     @field_validator("strategy_paths", mode="before")
     @classmethod
     def _split_strategy_paths(cls, value: object) -> object:

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck_backtest import run_queue, run_repository
+from tapedeck_backtest import publishing, run_queue, run_repository
 from tapedeck_backtest.engine import (
     LoadedEngine,
     RunCancelled,
@@ -44,6 +44,7 @@ from tapedeck_backtest.engine import (
     load_engine,
     strategy_builder,
 )
+from tapedeck_backtest.publishing import Denial
 from tapedeck_backtest.runs import Progress, Run, RunState, Stats
 
 logger = logging.getLogger(__name__)
@@ -107,15 +108,24 @@ def worker_main(conn: Connection, cancel: Any, strategy_paths: tuple[str, ...]) 
         except RunCancelled:
             conn.send(("cancelled", run_id, None))
         except Exception as error:
+            _send_denials(conn, run_id, loaded)
             conn.send(("failed", run_id, error_message(error)))
             return  # the engine may be half way through a run: never reuse it
         else:
+            _send_denials(conn, run_id, loaded)
             conn.send(("done", run_id, stats))
         try:
             if loaded is not None:
                 loaded.reset()
         except Exception:
             return
+
+
+def _send_denials(conn: Connection, run_id: str, loaded: LoadedEngine | None) -> None:
+    # Before the run's outcome, so the supervisor publishes them with it in one transaction.
+    denials = publishing.denials_after_run(loaded)
+    if denials:
+        conn.send(("denials", run_id, denials))
 
 
 # --- the supervisor ---
@@ -133,6 +143,7 @@ class _Slot:
     cancel_deadline: float | None = None
     started: float = 0.0
     pending: tuple[str, str, Any] | None = None
+    denials: tuple[Denial, ...] = ()
 
     @property
     def alive(self) -> bool:
@@ -270,6 +281,9 @@ class WorkerPool:
         if kind == "progress":
             slot.progress = payload
             return
+        if kind == "denials":
+            slot.denials = payload
+            return
         if kind == "done":
             stats: Stats = payload
             final = slot.progress or Progress()
@@ -280,7 +294,9 @@ class WorkerPool:
                 eta_seconds=0.0,
                 simulated_ns=final.simulated_ns,
             )
-            stored = await self._finish(run_id, RunState.SUCCEEDED, stats=stats, progress=final)
+            stored = await self._finish(
+                run_id, RunState.SUCCEEDED, stats=stats, progress=final, denials=slot.denials
+            )
             if not stored:
                 async with self._sessions() as session:
                     now_state = (await run_repository.get_run(session=session, run_id=run_id)).state
@@ -291,7 +307,9 @@ class WorkerPool:
                         shutil.rmtree, self._results_root / run_id, ignore_errors=True
                     )
         elif kind == "failed":
-            await self._finish(run_id, RunState.FAILED, error_message=str(payload))
+            await self._finish(
+                run_id, RunState.FAILED, error_message=str(payload), denials=slot.denials
+            )
             logger.warning("backtest failed", extra={"run_id": run_id, "error": payload})
         self._free(slot)
 
@@ -500,6 +518,7 @@ class WorkerPool:
     def _free(slot: _Slot) -> None:
         slot.run_id = None
         slot.progress = None
+        slot.denials = ()
         slot.cancel_deadline = None
 
     async def _finish(
@@ -510,6 +529,7 @@ class WorkerPool:
         stats: Stats | None = None,
         progress: Progress | None = None,
         error_message: str = "",
+        denials: tuple[Denial, ...] = (),
     ) -> bool:
         async with self._sessions() as session, session.begin():
             return await run_repository.finish_run(
@@ -521,6 +541,7 @@ class WorkerPool:
                 stats=stats,
                 progress=progress,
                 error_message=error_message,
+                denials=denials,
             )
 
     async def _release(self, run_id: str, reason: str, *, count_attempt: bool) -> RunState | None:

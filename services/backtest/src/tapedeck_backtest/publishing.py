@@ -1,0 +1,234 @@
+"""Run lifecycle events and NautilusTrader's order denials, published to the live service.
+
+Every event is written to the outbox (`live_outbox`) in the transaction that changes the run's
+state (claim, finish, fail), so an event exists exactly when its state change does; the
+`OutboxPublisher` started by the server drains the outbox to `LiveService/AppendEvents`. Event
+ids are fixed per fact (`backtest:{run_id}:finished`, ...), so a resend is a no-op at the live
+service.
+
+Denials happen inside the worker process: `order_denials` reads them from the engine's cache
+after a run and the worker sends them to the supervisor, which passes them to `finish_run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from nautilus_trader.model.enums import OrderStatus
+from nautilus_trader.model.events import OrderDenied
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tapedeck.live.v1 import live_pb2
+from tapedeck_backtest.models import BacktestRow, DatasetRow, live_outbox
+from tapedeck_backtest.runs import RunSpec, RunState, Stats
+from tapedeck_common.outbox_drainers import publish
+
+logger = logging.getLogger(__name__)
+
+_REASON_LENGTH = 128  # the live store's limit on `reason`
+
+
+@dataclass(frozen=True)
+class Denial:
+    """One order NautilusTrader's risk engine denied during a run (picklable: crosses the pipe)."""
+
+    client_order_id: str
+    instrument_id: str
+    strategy_id: str
+    reason: str
+    side: str
+    order_type: str
+    quantity: str
+    simulated_ns: int
+
+
+def order_denials(engine: Any) -> tuple[Denial, ...]:
+    """Return the orders the engine denied in its last run, in the order they were denied."""
+    found: list[Denial] = []
+    for order in engine.cache.orders():
+        if order.status != OrderStatus.DENIED:
+            continue
+        denied = next((e for e in reversed(order.events) if isinstance(e, OrderDenied)), None)
+        if denied is None:
+            continue
+        found.append(
+            Denial(
+                client_order_id=str(order.client_order_id),
+                instrument_id=str(order.instrument_id),
+                strategy_id=str(order.strategy_id),
+                reason=str(denied.reason),
+                side=order.side_string(),
+                order_type=order.type_string(),
+                quantity=str(order.quantity),
+                simulated_ns=int(denied.ts_event),
+            )
+        )
+    found.sort(key=lambda d: (d.simulated_ns, d.client_order_id))
+    return tuple(found)
+
+
+def denials_after_run(loaded: Any) -> tuple[Denial, ...]:
+    """Return the denials of the run a worker's engine just ran; never raise (none on error)."""
+    if loaded is None:
+        return ()
+    try:
+        return order_denials(loaded.engine)
+    except Exception:  # a half-run engine must not turn a result into a lost one
+        logger.exception("could not read order denials from the engine")
+        return ()
+
+
+def _timestamp(when: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(when)
+    return stamp
+
+
+def _event(
+    event_id: str,
+    kind: live_pb2.EventType.ValueType,
+    *,
+    run_id: str,
+    symbol: str,
+    now: datetime,
+    reason: str = "",
+    payload: dict[str, Any],
+) -> live_pb2.Event:
+    message = live_pb2.Event(
+        event_id=event_id,
+        type=kind,
+        run_id=run_id,
+        symbol=symbol,
+        reason=reason[:_REASON_LENGTH],
+        time=_timestamp(now),
+    )
+    message.payload.update(payload)
+    return message
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _stats_summary(stats: Stats) -> dict[str, Any]:
+    # Struct numbers are doubles: NaN ratios (undefined) become null rather than invalid JSON.
+    return {
+        name: _finite(value) if isinstance(value, float) else value
+        for name, value in asdict(stats).items()
+    }
+
+
+async def _run_facts(session: AsyncSession, run_id: str) -> tuple[RunSpec, str, str | None]:
+    row = (
+        await session.execute(
+            select(BacktestRow.spec_json, DatasetRow.instrument_id, BacktestRow.sweep_id)
+            .join(DatasetRow, DatasetRow.id == BacktestRow.dataset_id, isouter=True)
+            .where(BacktestRow.id == run_id)
+        )
+    ).one()
+    return RunSpec.from_json(row.spec_json), row.instrument_id or "", row.sweep_id
+
+
+def _spec_summary(run_id: str, spec: RunSpec, sweep_id: str | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "backtest": f"backtests/{run_id}",
+        "dataset": f"datasets/{spec.dataset_id}",
+        "strategy": f"strategies/{spec.strategy_id}",
+        "parameters": dict(spec.parameters),
+        "account_type": spec.account_type.value,
+        "starting_balances": {c: str(a) for c, a in spec.starting_balances},
+    }
+    if sweep_id is not None:
+        summary["sweep"] = f"sweeps/{sweep_id}"
+    return summary
+
+
+async def run_started(*, session: AsyncSession, run_id: str, attempt: int, now: datetime) -> None:
+    """Enqueue `run_started` for a run a worker pool just claimed (one event per attempt)."""
+    spec, symbol, sweep_id = await _run_facts(session, run_id)
+    payload = _spec_summary(run_id, spec, sweep_id) | {"attempt": attempt}
+    await publish(
+        session=session,
+        table=live_outbox,
+        events=[
+            _event(
+                f"backtest:{run_id}:started:{attempt}",
+                live_pb2.EVENT_TYPE_RUN_STARTED,
+                run_id=run_id,
+                symbol=symbol,
+                now=now,
+                payload=payload,
+            )
+        ],
+    )
+
+
+async def run_ended(
+    *,
+    session: AsyncSession,
+    run_id: str,
+    state: RunState,
+    now: datetime,
+    stats: Stats | None = None,
+    error_message: str = "",
+    denials: Sequence[Denial] = (),
+) -> None:
+    """Enqueue the end of a run (`run_finished` or `run_failed`) and its order denials."""
+    spec, symbol, sweep_id = await _run_facts(session, run_id)
+    base = _spec_summary(run_id, spec, sweep_id)
+    events = [
+        _event(
+            f"backtest:{run_id}:denied:{denial.client_order_id}",
+            live_pb2.EVENT_TYPE_TRADE_BLOCKED,
+            run_id=run_id,
+            symbol=denial.instrument_id or symbol,
+            now=now,
+            reason=denial.reason.split(":", 1)[0].strip() or denial.reason,
+            payload={
+                "backtest": f"backtests/{run_id}",
+                "message": denial.reason,
+                "client_order_id": denial.client_order_id,
+                "strategy_id": denial.strategy_id,
+                "side": denial.side,
+                "order_type": denial.order_type,
+                "quantity": denial.quantity,
+                "simulated_time_ns": str(denial.simulated_ns),
+                "source": "nautilus_trader",
+            },
+        )
+        for denial in denials
+    ]
+    if state is RunState.SUCCEEDED:
+        payload = base | {"denied_orders": len(denials)}
+        if stats is not None:
+            payload["stats"] = _stats_summary(stats)
+        events.append(
+            _event(
+                f"backtest:{run_id}:finished",
+                live_pb2.EVENT_TYPE_RUN_FINISHED,
+                run_id=run_id,
+                symbol=symbol,
+                now=now,
+                payload=payload,
+            )
+        )
+    elif state is RunState.FAILED:
+        events.append(
+            _event(
+                f"backtest:{run_id}:failed",
+                live_pb2.EVENT_TYPE_RUN_FAILED,
+                run_id=run_id,
+                symbol=symbol,
+                now=now,
+                reason=error_message,
+                payload=base | {"error_message": error_message, "denied_orders": len(denials)},
+            )
+        )
+    await publish(session=session, table=live_outbox, events=events)
