@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from tapedeck_common.outbox import outbox_table
+
 
 class Amount(TypeDecorator[Decimal]):
     """An exact decimal: NUMERIC(38, 18) on PostgreSQL, text on SQLite (which has no decimal type)."""
@@ -189,3 +191,7 @@ class ReconciliationItemRow(Base):
     exchange_total: Mapped[Decimal] = mapped_column(Amount())
     difference: Mapped[Decimal] = mapped_column(Amount())
     beyond_threshold: Mapped[bool] = mapped_column(Boolean)
+
+
+# Reconciliation mismatch events waiting to be sent to the live service (see publishing.py).
+live_outbox = outbox_table(Base.metadata)

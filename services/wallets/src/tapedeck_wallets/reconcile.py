@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck_common.errors import NotFound
-from tapedeck_wallets import repository
+from tapedeck_wallets import publishing, repository
 from tapedeck_wallets.cache import BalanceCache
 from tapedeck_wallets.domain import (
     Balance,
@@ -306,8 +306,16 @@ class Reconciler:
                 )
                 status = WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED
                 entries.append((replace(result, diffs=diffs, status=status), adopt))
-            await repository.add_results(
-                session=session, reconciliation_id=reconciliation_id, results=entries, now=_now()
+            now = _now()
+            stored_results = await repository.add_results(
+                session=session, reconciliation_id=reconciliation_id, results=entries, now=now
+            )
+            # Same transaction: a mismatch event exists exactly when its stored result does.
+            await publishing.publish_mismatches(
+                session=session,
+                reconciliation_id=reconciliation_id,
+                results=stored_results,
+                now=now,
             )
 
     def _notify(self, reconciliation_id: str) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import session_factory
 from tapedeck_common.entrypoint import StartupError
+from tapedeck_common.outbox_drainers import secret_value, start_drainer, stop_drainer
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -20,6 +21,7 @@ from tapedeck_common.server import Registration
 from tapedeck_wallets.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
 from tapedeck_wallets.credentials import CredentialStore
 from tapedeck_wallets.exchange import ExchangeGateway
+from tapedeck_wallets.models import live_outbox
 from tapedeck_wallets.reconcile import Reconciler
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
@@ -70,14 +72,27 @@ async def start(settings: WalletsSettings) -> ServiceApp:
             await cache.close()
             raise
         servicer = WalletServicer(sessions, reconciler)
+        live_events = start_drainer(
+            sessions=sessions,
+            table=live_outbox,
+            address=settings.live_address,
+            service_token=secret_value(settings.service_token),
+            retry_max_seconds=settings.live_retry_max_seconds,
+        )
         return Components(
             registrations=[
                 Registration(
                     wallets_pb2_grpc.add_WalletServiceServicer_to_server, servicer, SERVICE_NAME
                 )
             ],
-            # Closed in reverse: jobs stop first, then the cache, then the exchange clients.
-            on_stop=[gateway.close, cache.close, reconciler.stop],
+            # Closed in reverse: jobs stop first, then the cache, then the exchange clients,
+            # then the events' drainer (stopping jobs may still publish).
+            on_stop=[
+                lambda: stop_drainer(live_events),
+                gateway.close,
+                cache.close,
+                reconciler.stop,
+            ],
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

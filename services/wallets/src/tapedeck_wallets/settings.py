@@ -43,3 +43,9 @@ class WalletsSettings(ServiceSettings):
     # Reconciliation jobs.
     reconciliation_lease_seconds: float = Field(default=30.0, gt=0)
     """A job whose process stopped renewing its lease this long ago is marked FAILED."""
+
+    # Events for the live service.
+    live_address: str = "127.0.0.1:50063"
+    """host:port of the live-event service that receives reconciliation mismatch events (from its outbox)."""
+    live_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600.0)
+    """Longest wait between attempts to send queued events while the live service is unreachable."""
