@@ -446,13 +446,31 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     (time, result) => showPortfolio(time, result),
   );
 
+  // A person reads the panel a few times a second: ask at most every 100 ms while the cursor
+  // moves, and always for where it stops.
+  let lastAsk = -Infinity;
+  let askTimer = 0;
+  function askPortfolio(): void {
+    const now = performance.now();
+    window.clearTimeout(askTimer);
+    const ask = () => {
+      lastAsk = performance.now();
+      if (cursor !== null) portfolioRequests.request(cursor);
+    };
+    if (now - lastAsk >= 100) ask();
+    else askTimer = window.setTimeout(ask, 100 - (now - lastAsk));
+  }
+  scope.add(() => window.clearTimeout(askTimer));
+
   function setCursor(time: number, fetch: boolean): void {
     if (run === null) return;
     cursor = Math.max(run.start, Math.min(run.end, time));
-    scrubber.value = String(cursor);
-    cursorLabel.textContent = formatTime(cursor);
+    const value = String(cursor);
+    if (scrubber.value !== value) scrubber.value = value;
+    const label = formatTime(cursor);
+    if (cursorLabel.textContent !== label) cursorLabel.textContent = label;
     placeCursor();
-    if (fetch) portfolioRequests.request(cursor);
+    if (fetch) askPortfolio();
   }
 
   function coordinate(api: IChartApi, data: CandleColumns, time: number): number | null {
@@ -542,16 +560,12 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
   // ---- play ----
   let frame = 0;
   let last = 0;
-  let lastAsked = 0;
   function tick(now: number): void {
     if (!playing || run === null || cursor === null) return;
     const elapsed = last === 0 ? 0 : now - last;
     last = now;
     const next = advanceCursor(cursor, elapsed, Number(speed.value), run.end);
-    // A person reads the panel a few times a second; asking more often only costs frames.
-    const ask = now - lastAsked >= 100 || next >= run.end;
-    if (ask) lastAsked = now;
-    setCursor(next, ask);
+    setCursor(next, true);
     keepCursorInView();
     if (next >= run.end) stop();
     else frame = requestAnimationFrame(tick);
