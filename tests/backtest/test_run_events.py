@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 
 from google.protobuf.json_format import MessageToDict
@@ -9,7 +11,7 @@ from google.protobuf.json_format import MessageToDict
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.live.v1 import live_pb2
 from tapedeck_backtest.models import live_outbox
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import running_service, spec, worker_pids
 from tests.live.publishing_support import all_events, free_port, live_database, outbox_count
 from tests.live.support import running_live
 from tests.support import eventually
@@ -114,3 +116,54 @@ async def test_run_events_made_while_the_live_service_is_down_arrive_once_when_i
     assert failure[0].reason == failed.error_message[:128]
     assert "boom at bar 5" in failure[0].reason
     assert MessageToDict(failure[0].payload)["error_message"] == failed.error_message
+
+
+async def test_a_run_whose_workers_die_publishes_each_attempt_and_one_failure(
+    database_url, data_dir, tmp_path
+):
+    async with (
+        running_live(live_database(database_url, tmp_path), tmp_path) as live,
+        running_service(
+            database_url,
+            data_dir,
+            run_max_attempts=2,
+            live_address=f"127.0.0.1:{live.app.port}",
+        ) as service,
+    ):
+        dataset = await service.import_trades(rows=2000)
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(
+                spec=spec(
+                    dataset,
+                    strategy="slow_cross",
+                    parameters={"sleep_seconds": pb.ParameterValue(double_value=0.05)},
+                )
+            )
+        )
+        run_id = created.backtest.name.removeprefix("backtests/")
+        killed: list[int] = []
+        for _ in (1, 2):
+
+            async def running() -> int | None:
+                # The second attempt runs in a new process (the first one was killed).
+                pid = worker_pids(service.app).get(run_id)
+                return pid if pid is not None and pid not in killed else None
+
+            killed.append(await eventually(running, timeout=30, message="run in a worker"))
+            os.kill(killed[-1], signal.SIGKILL)
+        final = await service.wait(created.backtest.name)
+        assert final.state == pb.BACKTEST_STATE_FAILED
+
+        async def published() -> list[live_pb2.Event] | None:
+            events = await all_events(live, live_pb2.EventFilter(run_id=run_id))
+            return events if len(events) == 3 else None
+
+        events = await eventually(published, timeout=30, message="three events")
+
+    assert sorted(e.event_id for e in events) == [
+        f"backtest:{run_id}:failed",
+        f"backtest:{run_id}:started:1",
+        f"backtest:{run_id}:started:2",
+    ]
+    (failure,) = [e for e in events if e.type == live_pb2.EVENT_TYPE_RUN_FAILED]
+    assert "exited with code -9 during the run (after 2 attempts)" in failure.reason

@@ -76,7 +76,11 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 lease_seconds=settings.run_lease_seconds,
                 run_timeout_seconds=settings.run_timeout_seconds,
             )
-            await runs.pool.start()
+            try:
+                await runs.pool.start()
+            except BaseException:
+                await stop_drainer(live_events)
+                raise
             on_stop.append(runs.pool.stop)
         servicer.attach_runs(runs)
         # --- playback ---
