@@ -84,13 +84,13 @@ async def test_the_pool_keeps_one_client_per_account_and_closes_them(service, ex
         for _ in range(3):
             await svc.finished((await svc.reconcile()).name)
         gateway = svc.servicer.reconciler.gateway
-        clients = list(gateway._clients.values())
+        clients = gateway.clients
         assert gateway.stats.clients_created == 2
         # Without a cache, each job still fetches a shared account once for both its wallets.
         assert gateway.stats.fetches == 6
         assert exchange.emulator.requests[shared[0]] == 3
     assert gateway.client_count == 0
-    assert all(c._ccxt.session is None for c in clients)
+    assert all(not c.is_open for c in clients)
 
 
 async def test_redis_cache_is_shared_by_two_service_instances(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -127,8 +128,9 @@ async def test_each_exchange_fault_gives_its_kind_and_leaves_balances_untouched(
 async def test_refused_or_missing_credentials_are_authentication_errors(service, exchange):
     async with service() as svc:
         stranger = await svc.create_wallet("stranger")
-        # The key exists in our secrets but the exchange does not know it.
-        exchange.emulator._by_key.clear()
+        # The key is still in our secrets, but the exchange no longer knows it.
+        secrets = json.loads(exchange.secrets_file.read_text())
+        exchange.emulator.revoke_key(secrets[stranger.credentials_ref]["name"])
         missing_pid, _ = exchange.portfolio({})
         missing = (
             await svc.stub.CreateWallet(

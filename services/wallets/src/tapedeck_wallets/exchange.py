@@ -231,6 +231,11 @@ class CoinbaseClient:
         """Release the client's HTTP session."""
         await self._ccxt.close()
 
+    @property
+    def is_open(self) -> bool:
+        """Tell whether the client holds an HTTP session."""
+        return self._ccxt.session is not None
+
 
 @dataclass
 class PoolStats:
@@ -323,6 +328,16 @@ class ExchangeGateway:
     def client_count(self) -> int:
         """Return how many clients are open."""
         return len(self._clients)
+
+    @property
+    def clients(self) -> tuple[CoinbaseClient, ...]:
+        """Return the open clients."""
+        return tuple(self._clients.values())
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether close() ran."""
+        return self._closed
 
     async def close(self) -> None:
         """Close every client concurrently."""

@@ -93,6 +93,10 @@ class CoinbaseEmulator:
         self._by_key[key.name] = pid
         return pid, key
 
+    def revoke_key(self, key_name: str) -> None:
+        """Forget a key: requests signed with it are refused from now on."""
+        self._by_key.pop(key_name, None)
+
     def set_balances(self, portfolio_id: str, balances: dict[str, tuple[str, str]]) -> None:
         """Replace a portfolio's balances."""
         self._portfolios[portfolio_id].balances = dict(balances)
