@@ -38,6 +38,7 @@ import {
 } from "../lib/series";
 import { Latest } from "../lib/latest";
 import { Lru } from "../lib/lru";
+import { Throttle } from "../lib/throttle";
 import { formatPercent, formatTime, secondsToTimestamp, timestampSeconds } from "../lib/time";
 import { formatRoute, type Route } from "../lib/router";
 import { h, setStatus, type Scope } from "../ui/dom";
@@ -448,19 +449,10 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
 
   // A person reads the panel a few times a second: ask at most every 100 ms while the cursor
   // moves, and always for where it stops.
-  let lastAsk = -Infinity;
-  let askTimer = 0;
-  function askPortfolio(): void {
-    const now = performance.now();
-    window.clearTimeout(askTimer);
-    const ask = () => {
-      lastAsk = performance.now();
-      if (cursor !== null) portfolioRequests.request(cursor);
-    };
-    if (now - lastAsk >= 100) ask();
-    else askTimer = window.setTimeout(ask, 100 - (now - lastAsk));
-  }
-  scope.add(() => window.clearTimeout(askTimer));
+  const portfolioAsks = new Throttle(100, () => {
+    if (cursor !== null) portfolioRequests.request(cursor);
+  });
+  scope.add(() => portfolioAsks.cancel());
 
   function setCursor(time: number, fetch: boolean): void {
     if (run === null) return;
@@ -470,7 +462,7 @@ export function renderPlayback(root: HTMLElement, clients: Clients, route: Route
     const label = formatTime(cursor);
     if (cursorLabel.textContent !== label) cursorLabel.textContent = label;
     placeCursor();
-    if (fetch) askPortfolio();
+    if (fetch) portfolioAsks.trigger();
   }
 
   function coordinate(api: IChartApi, data: CandleColumns, time: number): number | null {
