@@ -221,3 +221,21 @@ def test_page_tokens_are_bound_to_their_query():
 async def test_event_type_names_round_trip(data_dir):
     # The contract's enums are importable and named as the event store stores them.
     assert live_pb2.EventType.Name(live_pb2.EVENT_TYPE_TRADE_BLOCKED) == "EVENT_TYPE_TRADE_BLOCKED"
+
+
+async def test_the_three_services_can_share_one_database(database_url, data_dir):
+    # A team may point every service at one PostgreSQL database (DATABASE_URL): their tables,
+    # indexes and Alembic version tables must not collide.
+    apps = []
+    try:
+        for module, settings_cls, _, _ in SERVICES:
+            settings = (
+                settings_cls(database_url=database_url, port=0, data_dir=data_dir, workers=0)
+                if settings_cls is BacktestSettings
+                else settings_cls(database_url=database_url, port=0, data_dir=data_dir)
+            )
+            apps.append(await module.start(settings))
+    finally:
+        for app in apps:
+            await app.stop()
+    assert len(apps) == 3

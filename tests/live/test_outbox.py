@@ -27,7 +27,7 @@ def free_port() -> int:
 async def publisher_database(database_url: str) -> AsyncIterator[tuple[AsyncEngine, object]]:
     """The publisher's own database with its outbox table."""
     metadata = MetaData()
-    table = outbox_table(metadata)
+    table = outbox_table(metadata, service="test")
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)

@@ -20,7 +20,7 @@ async def test_a_commit_wakes_the_drainer_and_a_rollback_publishes_nothing(
     database_url: str, data_dir: Path, tmp_path: Path
 ):
     metadata = MetaData()
-    table = outbox_table(metadata)
+    table = outbox_table(metadata, service="test")
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)

@@ -97,4 +97,4 @@ class SweepRunRow(Base):
 # --- events for the live service ---
 
 # Run lifecycle events and order denials waiting to be sent (see publishing.py).
-live_outbox = outbox_table(Base.metadata)
+live_outbox = outbox_table(Base.metadata, service="backtest")

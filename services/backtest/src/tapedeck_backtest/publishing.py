@@ -1,6 +1,6 @@
 """Run lifecycle events and NautilusTrader's order denials, published to the live service.
 
-Every event is written to the outbox (`live_outbox`) in the transaction that changes the run's
+Every event is written to the outbox (`backtest_live_outbox`) in the transaction that changes the run's
 state (claim, finish, fail), so an event exists exactly when its state change does; the
 `OutboxPublisher` started by the server drains the outbox to `LiveService/AppendEvents`. Event
 ids are fixed per fact (`backtest:{run_id}:finished`, ...), so a resend is a no-op at the live

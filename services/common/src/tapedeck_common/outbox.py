@@ -7,7 +7,7 @@ live service stored them, and AppendEvents is idempotent on event_id, so a crash
 resends and the live service counts a duplicate: every event arrives exactly once, whenever the
 live service is back.
 
-Each publishing service adds `outbox_table(Base.metadata)` to its models and a migration for it.
+Each publishing service adds `outbox_table(Base.metadata, service=...)` to its models and a migration for it.
 """
 
 from __future__ import annotations
@@ -41,15 +41,19 @@ from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_TABLE = "live_outbox"
 # Statuses a resend cannot fix: the row is parked with the reason instead of blocking the queue.
 _REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED)
 
 
-def outbox_table(metadata: MetaData) -> Table:
-    """Define the outbox table in a service's metadata (its migration creates it)."""
+def outbox_table_name(service: str) -> str:
+    """Return a service's outbox table name; one per service, so services can share a database."""
+    return f"{service}_live_outbox"
+
+
+def outbox_table(metadata: MetaData, *, service: str) -> Table:
+    """Define the service's outbox table in its metadata (its migration creates it)."""
     return Table(
-        OUTBOX_TABLE,
+        outbox_table_name(service),
         metadata,
         Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
         Column("event_id", String(128), nullable=False, unique=True),

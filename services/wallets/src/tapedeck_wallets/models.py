@@ -194,4 +194,4 @@ class ReconciliationItemRow(Base):
 
 
 # Reconciliation mismatch events waiting to be sent to the live service (see publishing.py).
-live_outbox = outbox_table(Base.metadata)
+live_outbox = outbox_table(Base.metadata, service="wallets")

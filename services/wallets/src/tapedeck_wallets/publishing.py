@@ -1,6 +1,6 @@
 """Reconciliation mismatches, published to the live service as `reconciliation_mismatch` events.
 
-The events are written to the outbox (`live_outbox`) in the transaction that stores the
+The events are written to the outbox (`wallets_live_outbox`) in the transaction that stores the
 reconciliation's results, so an event exists exactly when its stored result does; the drainer
 started by the server sends them to `LiveService/AppendEvents`. One event per mismatched wallet
 and reconciliation, with a fixed id (`reconciliation:{id}:{wallet_id}:mismatch`), so a resend is

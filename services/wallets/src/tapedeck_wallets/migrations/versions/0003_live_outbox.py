@@ -15,7 +15,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "live_outbox",
+        "wallets_live_outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
         sa.Column("event_id", sa.String(128), nullable=False, unique=True),
         sa.Column("event", sa.LargeBinary, nullable=False),
@@ -25,4 +25,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("live_outbox")
+    op.drop_table("wallets_live_outbox")
