@@ -126,7 +126,7 @@ async def running_service(
         "data_dir": data_dir,
         "coinbase_api_url": exchange.emulator.base_url,
         "secrets_file": exchange.secrets_file,
-        "exchange_timeout_seconds": 2.0,
+        "exchange_timeout_seconds": 5.0,
         "redis_url": None,
         "shutdown_grace_seconds": 0.5,
     }

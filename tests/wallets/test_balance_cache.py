@@ -26,7 +26,8 @@ async def _redis_or_skip() -> None:
 
 
 async def test_concurrent_reconciliations_share_one_fetch_per_wallet(service, exchange):
-    async with service() as svc:
+    # A generous timeout: on a loaded machine 100 jobs must not turn into timeouts.
+    async with service(exchange_timeout_seconds=15) as svc:
         wallets = [
             await svc.create_wallet(
                 f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
@@ -98,6 +99,7 @@ async def test_redis_cache_is_shared_by_two_service_instances(
 ):
     await _redis_or_skip()
     settings = {
+        "exchange_timeout_seconds": 15,
         "redis_url": REDIS_URL,
         "redis_key_prefix": f"tapedeck-test:{uuid.uuid4().hex}:",
     }
@@ -122,6 +124,8 @@ async def test_redis_cache_is_shared_by_two_service_instances(
             await (one if i % 2 == 0 else two).finished(r.name, within=60)
             for i, r in enumerate(started)
         ]
+    errors = [res.error_message for r in reports for res in r.results if res.error_message]
+    assert errors == []
     assert all(r.matched_count == 3 for r in reports)
     for pid, _ in portfolios:
         assert exchange.emulator.first_pages[pid] == 1
