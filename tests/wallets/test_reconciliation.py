@@ -226,9 +226,7 @@ async def test_watch_streams_each_result_then_the_final_report(service, exchange
 async def test_watch_deadline_ends_the_call_and_leaves_no_watcher(service, exchange):
     async with service() as svc:
         wallet = await svc.create_wallet("slow")
-        exchange.emulator.inject(
-            Fault(FaultKind.LATENCY, seconds=1.5), portfolio=wallet.account_ref
-        )
+        exchange.emulator.inject(Fault(FaultKind.LATENCY, seconds=3), portfolio=wallet.account_ref)
         started = await svc.reconcile()
         begun = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -246,7 +244,7 @@ async def test_watch_deadline_ends_the_call_and_leaves_no_watcher(service, excha
         # The job itself carries on and finishes on its own.
         report = await svc.finished(started.name)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert elapsed < 1.2
+    assert elapsed < 2  # the 0.3 s deadline, with room for a loaded machine; not the 3 s exchange
     assert report.state == SUCCEEDED
 
 
