@@ -134,11 +134,14 @@ def candles_from_prices(series: PriceSeries, *, interval_ns: int) -> Candles:
     if series.times.size == 0:
         empty_f = np.empty(0)
         return Candles(np.empty(0, np.int64), empty_f, empty_f, empty_f, empty_f, empty_f)
-    buckets = (series.times // interval_ns) * interval_ns
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(buckets)) + 1))
+    # One temporary the size of the series (5M ticks: 40 MB), bucket numbers computed in place.
+    buckets = series.times // interval_ns
+    starts = np.concatenate(([0], np.flatnonzero(buckets[1:] != buckets[:-1]) + 1))
     ends = np.append(starts[1:], series.times.size)
+    opens = buckets[starts].astype(np.int64) * interval_ns
+    del buckets
     return Candles(
-        times=buckets[starts].astype(np.int64),
+        times=opens,
         open=series.prices[starts],
         high=np.maximum.reduceat(series.prices, starts),
         low=np.minimum.reduceat(series.prices, starts),
