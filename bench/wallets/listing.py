@@ -18,7 +18,7 @@ from bench.wallets.timing import ms, percentile
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import session_factory
 from tapedeck_wallets import repository, server
-from tapedeck_wallets.domain import Balance, Wallet
+from tapedeck_wallets.domain import Balance, ListedWallet, Wallet, decimal_text
 from tapedeck_wallets.models import BalanceRow, WalletRow
 from tapedeck_wallets.settings import WalletsSettings
 
@@ -117,7 +117,34 @@ async def naive_list(engine: AsyncEngine, count: int) -> list[Wallet]:
         return listed
 
 
-async def tapedeck_list(engine: AsyncEngine, count: int) -> list[Wallet]:
+def listed(wallets: list[Wallet]) -> list[ListedWallet]:
+    """Return wallets as a page lists them (amounts as decimal text), to compare both ways."""
+    return [
+        ListedWallet(
+            id=w.id,
+            display_name=w.display_name,
+            exchange=w.exchange,
+            account_ref=w.account_ref,
+            credentials_ref=w.credentials_ref,
+            balances=tuple(
+                (
+                    b.asset,
+                    decimal_text(b.total),
+                    decimal_text(b.available),
+                    decimal_text(b.hold),
+                    b.update_time,
+                )
+                for b in w.balances
+                if b.update_time is not None
+            ),
+            create_time=w.create_time,
+            update_time=w.update_time,
+        )
+        for w in wallets
+    ]
+
+
+async def tapedeck_list(engine: AsyncEngine, count: int) -> list[ListedWallet]:
     """Tapedeck's repository call for one page, as the servicer makes it."""
     async with session_factory(engine)() as session:
         wallets, _ = await repository.list_wallets(
@@ -162,7 +189,7 @@ async def run_listing(database_url: str, data_dir: Path, sizes: list[int], label
                         theirs = await naive_list(app.engine, size)
                         naive.append(time.perf_counter() - begun)
                 assert len(page.wallets) == size
-                assert mine == theirs
+                assert mine == listed(theirs)
                 print(
                     f"  {label:10} {size:5d} wallets | data layer: "
                     + _row("tapedeck", our_sql, ours)

@@ -218,6 +218,37 @@ async def test_list_wallets_pages_in_name_order_and_filters_by_exchange(service)
     assert list(other.wallets) == []
 
 
+async def test_listed_wallets_equal_get_wallet_with_amounts_in_the_same_form(service):
+    # The list reads amounts as text; they must read exactly as GetWallet writes them.
+    balances = {
+        "BTC": ("1.50", "0.250"),
+        "ETH": ("10.123456789012345678", "0"),
+        "SOL": ("100.000", "0.000"),
+        "USD": ("0.000000000000000001", "123456789"),
+    }
+    async with service() as svc:
+        created = [await svc.create_wallet(f"desk-{i}", balances=balances) for i in range(3)]
+        page = await svc.stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=2))
+        rest = await svc.stub.ListWallets(
+            wallets_pb2.ListWalletsRequest(page_size=2, page_token=page.next_page_token)
+        )
+        fetched = [
+            (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=w.name))).wallet
+            for w in created
+        ]
+    assert list(page.wallets) + list(rest.wallets) == fetched
+    assert _balances(fetched[0]) == {
+        "BTC": ("1.75", "1.5", "0.25"),
+        "ETH": ("10.123456789012345678", "10.123456789012345678", "0"),
+        "SOL": ("100", "100", "0"),
+        "USD": (
+            "123456789.000000000000000001",
+            "0.000000000000000001",
+            "123456789",
+        ),
+    }
+
+
 @pytest.mark.parametrize(
     ("request_", "field"),
     [

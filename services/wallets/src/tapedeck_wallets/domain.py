@@ -21,6 +21,32 @@ def decimal_text(value: Decimal) -> str:
     return text
 
 
+def plain_decimal_text(text: str) -> str:
+    """Return a plain decimal string (no exponent) as `decimal_text` writes it: "1.50" -> "1.5"."""
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-", "-0") else text
+
+
+# A balance as a page lists it: (asset, total, available, hold, update time), amounts already
+# in `decimal_text` form, so a 1,000-wallet page never builds or formats a Decimal.
+ListedBalance = tuple[str, str, str, str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ListedWallet:
+    """A stored wallet as `ListWallets` returns it: balances by asset, amounts as text."""
+
+    id: str
+    display_name: str
+    exchange: str
+    account_ref: str
+    credentials_ref: str
+    balances: tuple[ListedBalance, ...]
+    create_time: datetime
+    update_time: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     """One asset's holding; total is available plus hold."""

@@ -24,6 +24,7 @@ from tapedeck_wallets.domain import (
     Balance,
     BalanceDiff,
     ErrorKind,
+    ListedWallet,
     NewWallet,
     Reconciliation,
     ReconciliationRequest,
@@ -104,6 +105,20 @@ def fill_wallet(message: wallets_pb2.Wallet, wallet: Wallet) -> wallets_pb2.Wall
     _stamp(message.create_time, wallet.create_time)
     _stamp(message.update_time, wallet.update_time)
     return message
+
+
+def fill_listed_wallet(message: wallets_pb2.Wallet, wallet: ListedWallet) -> None:
+    """Write a listed wallet (amounts already text) into a new, empty proto in place."""
+    message.name = f"wallets/{wallet.id}"
+    message.display_name = wallet.display_name
+    message.exchange = wallet.exchange
+    message.account_ref = wallet.account_ref
+    message.credentials_ref = wallet.credentials_ref
+    add = message.balances.add
+    for asset, total, available, hold, updated in wallet.balances:
+        _stamp(add(asset=asset, total=total, available=available, hold=hold).update_time, updated)
+    _stamp(message.create_time, wallet.create_time)
+    _stamp(message.update_time, wallet.update_time)
 
 
 def wallet_to_proto(wallet: Wallet) -> wallets_pb2.Wallet:
@@ -288,8 +303,9 @@ class WalletServicer(wallets_pb2_grpc.WalletServiceServicer):
             else ""
         )
         response = wallets_pb2.ListWalletsResponse(next_page_token=token)
+        add = response.wallets.add
         for wallet in wallets:
-            fill_wallet(response.wallets.add(), wallet)
+            fill_listed_wallet(add(), wallet)
         return response
 
     async def DeleteWallet(
