@@ -1,16 +1,20 @@
 """Run benchmark: N backtests one after another in one process vs the service's worker pool.
 
-Run: `.venv/bin/python -m bench.backtest.runs [--ticks 500000] [--runs 4] [--workers 2]`
+Run: `.venv/bin/python -m bench.backtest.runs [--ticks 500000] [--runs 4] [--workers 2]
+[--baseline process|pool]`
 
 Generates trade ticks (a random walk with volatility clustering, 100 ms apart), imports them
 through the real service, then measures in this same run the same N EMA-cross runs (different
 parameters, same data):
-- baseline: one fresh process loads the data once and runs the N backtests sequentially
-  (engine reset between runs), the best a single process can do;
+- baseline `process` (default): one fresh process loads the data once and runs the N backtests
+  sequentially (engine reset between runs), the best a single process can do;
+- baseline `pool`: the same sweep through the service with 1 worker process (the issue's
+  "2 workers vs 1": `--runs 8 --workers 2 --baseline pool`);
 - pool: the service (in process, SQLite) with `--workers` worker processes, the N runs created as
   one sweep and watched to the end through gRPC (queue, dispatch, result files, database included).
-Both sides include process start, data load, runs and result files. Prints seconds, ticks/s,
-each side's peak worker RSS, and the ratio.
+Worker processes are started and the dataset imported before the clock starts; each side's time
+includes the workers' data load, the runs and the result files. Prints seconds, ticks/s, each
+side's peak worker RSS, the service process's CPU seconds, the load average, and the ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import resource
 import tempfile
 import time
@@ -103,13 +108,105 @@ def _sequential(jobs: list[Any], results: Any) -> None:
     results.put((time.perf_counter() - started, rss, loaded.load_seconds, engine_seconds))
 
 
-async def _main(ticks: int, runs: int, workers: int) -> None:
-    import grpc
+def _base_spec(dataset: str) -> Any:
     from google.protobuf.duration_pb2 import Duration
 
     from tapedeck.backtest.v1 import backtest_pb2 as pb
-    from tapedeck.backtest.v1 import backtest_pb2_grpc
     from tapedeck.common.v1 import common_pb2
+
+    return pb.BacktestSpec(
+        dataset=dataset,
+        strategy="strategies/ema_cross",
+        parameters={
+            "slow_period": pb.ParameterValue(int_value=40),
+            "trade_size": pb.ParameterValue(double_value=0.1),
+        },
+        starting_balances=[common_pb2.Money(currency="USDT", amount="1000000")],
+        account_type=pb.ACCOUNT_TYPE_CASH,
+        bar_interval=Duration(seconds=60),
+    )
+
+
+async def _sweep(stub: Any, base: Any, periods: tuple[int, ...]) -> tuple[float, list[float]]:
+    """Run one sweep over fast_period through the service; return its wall seconds and runs'."""
+    from tapedeck.backtest.v1 import backtest_pb2 as pb
+
+    started = time.perf_counter()
+    created = await stub.CreateSweep(
+        pb.CreateSweepRequest(
+            base_spec=base,
+            axes=[
+                pb.ParameterAxis(
+                    name="fast_period",
+                    values=[pb.ParameterValue(int_value=p) for p in periods],
+                )
+            ],
+            metric=pb.RANK_METRIC_SHARPE_RATIO,
+        )
+    )
+    final = None
+    async for message in stub.WatchSweep(pb.WatchSweepRequest(name=created.sweep.name)):
+        if message.WhichOneof("event") == "sweep":
+            final = message.sweep
+    wall = time.perf_counter() - started
+    assert final is not None
+    failed = [r for r in final.results if r.state != pb.BACKTEST_STATE_SUCCEEDED]
+    assert not failed, failed
+    return wall, [r.stats.run_seconds for r in final.results]
+
+
+async def _pool_only(
+    root: Path, workers: int, periods: tuple[int, ...]
+) -> tuple[float, float, float, list[float]]:
+    """Start a service with `workers` processes (started before timing), time one sweep."""
+    import grpc
+
+    from tapedeck.backtest.v1 import backtest_pb2_grpc
+    from tapedeck_backtest import server
+    from tapedeck_backtest.settings import BacktestSettings
+
+    settings = BacktestSettings(
+        port=0, data_dir=root / f"data-{workers}", data_root=root / "raw", workers=workers
+    )
+    app = await server.start(settings)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            stub = backtest_pb2_grpc.BacktestServiceStub(channel)
+            dataset = await import_ticks(stub)
+            cpu = time.process_time()
+            wall, run_seconds = await _sweep(stub, _base_spec(dataset), periods)
+            cpu = time.process_time() - cpu
+            runs_control = app.components.registrations[0].servicer._runs  # type: ignore[attr-defined]
+            rss = max(runs_control.pool.peak_rss_mb().values(), default=0.0)
+    finally:
+        await app.stop()
+    return wall, rss, cpu, run_seconds
+
+
+async def _pools(ticks: int, runs: int, workers: int) -> None:
+    """The issue's case: the same sweep through the real pool with 1 worker, then `workers`."""
+    periods = FAST_PERIODS[:runs]
+    with tempfile.TemporaryDirectory(prefix="tapedeck-bench-runs-") as tmp:
+        root = Path(tmp)
+        write_ticks(root / "raw" / "ticks.parquet", ticks)
+        print(f"sweep: {runs} EMA-cross parameter sets x {ticks:,} trade ticks, 1-minute bars")
+        walls = {}
+        for size in (1, workers):
+            load = os.getloadavg()[0]
+            wall, rss, cpu, run_seconds = await _pool_only(root, size, periods)
+            walls[size] = wall
+            print(
+                f"pool {size} worker(s): {wall:7.2f} s ({ticks * runs / wall:,.0f} ticks/s,"
+                f" engine {sum(run_seconds) / runs:.2f} s per run, peak worker RSS {rss:.0f} MB,"
+                f" service process CPU {cpu:.2f} s, load average before {load:.2f})"
+            )
+    print(f"speed-up  1 worker / {workers} workers: {walls[1] / walls[workers]:.2f}x")
+
+
+async def _main(ticks: int, runs: int, workers: int) -> None:
+    import grpc
+
+    from tapedeck.backtest.v1 import backtest_pb2_grpc
     from tapedeck_backtest import server
     from tapedeck_backtest.dataset_imports import load_dataset_source
     from tapedeck_backtest.engine import RunJob
@@ -128,17 +225,7 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
                 stub = backtest_pb2_grpc.BacktestServiceStub(channel)
                 dataset = await import_ticks(stub)
-                base = pb.BacktestSpec(
-                    dataset=dataset,
-                    strategy="strategies/ema_cross",
-                    parameters={
-                        "slow_period": pb.ParameterValue(int_value=40),
-                        "trade_size": pb.ParameterValue(double_value=0.1),
-                    },
-                    starting_balances=[common_pb2.Money(currency="USDT", amount="1000000")],
-                    account_type=pb.ACCOUNT_TYPE_CASH,
-                    bar_interval=Duration(seconds=60),
-                )
+                base = _base_spec(dataset)
                 periods = FAST_PERIODS[:runs]
 
                 # Baseline: the same runs, sequential, in one fresh process.
@@ -172,28 +259,8 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
                 process.join()
 
                 # The pool: one sweep over the same parameter values.
-                started = time.perf_counter()
-                created = await stub.CreateSweep(
-                    pb.CreateSweepRequest(
-                        base_spec=base,
-                        axes=[
-                            pb.ParameterAxis(
-                                name="fast_period",
-                                values=[pb.ParameterValue(int_value=p) for p in periods],
-                            )
-                        ],
-                        metric=pb.RANK_METRIC_SHARPE_RATIO,
-                    )
-                )
-                final = None
-                async for message in stub.WatchSweep(pb.WatchSweepRequest(name=created.sweep.name)):
-                    if message.WhichOneof("event") == "sweep":
-                        final = message.sweep
-                pool_wall = time.perf_counter() - started
+                pool_wall, pool_runs = await _sweep(stub, base, periods)
                 pool_rss = max(runs_control.pool.peak_rss_mb().values(), default=0.0)
-                assert final is not None
-                failed = [r for r in final.results if r.state != pb.BACKTEST_STATE_SUCCEEDED]
-                assert not failed, failed
         finally:
             await app.stop()
     total_ticks = ticks * runs
@@ -207,7 +274,6 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
         f"pool      {workers} worker processes:  {pool_wall:7.2f} s"
         f"  ({total_ticks / pool_wall:,.0f} ticks/s, peak worker RSS {pool_rss:.0f} MB)"
     )
-    pool_runs = [r.stats.run_seconds for r in final.results]
     print(
         f"engine seconds per run: baseline {sum(baseline_runs) / runs:.2f},"
         f" pool {sum(pool_runs) / runs:.2f} (data load once per process: {load_seconds:.2f} s)"
@@ -221,8 +287,19 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=500_000)
     parser.add_argument("--runs", type=int, default=4, choices=range(1, len(FAST_PERIODS) + 1))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--baseline",
+        choices=("process", "pool"),
+        default="process",
+        help="process: one process sequential (default); pool: the service with 1 worker",
+    )
     args = parser.parse_args()
-    asyncio.run(_main(args.ticks, args.runs, args.workers))
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.baseline == "pool":
+        asyncio.run(_pools(args.ticks, args.runs, args.workers))
+    else:
+        asyncio.run(_main(args.ticks, args.runs, args.workers))
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
