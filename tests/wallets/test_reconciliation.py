@@ -214,6 +214,11 @@ async def test_watch_streams_each_result_then_the_final_report(service, exchange
                 wallets_pb2.WatchReconciliationRequest(name=started.name)
             )
         ]
+        stored = (
+            await svc.stub.GetReconciliation(
+                wallets_pb2.GetReconciliationRequest(name=started.name)
+            )
+        ).reconciliation
     kinds = [u.WhichOneof("event") for u in updates]
     assert kinds == ["result", "result", "reconciliation"]
     assert [u.result.wallet for u in updates[:2]] == [fast.name, slow.name]
@@ -221,6 +226,10 @@ async def test_watch_streams_each_result_then_the_final_report(service, exchange
     assert final.state == SUCCEEDED
     assert [r.wallet for r in final.results] == [fast.name, slow.name]
     assert [u.WhichOneof("event") for u in replay] == kinds
+    # The streamed report (built from the streamed results) is the stored one.
+    assert final == stored
+    assert replay[-1].reconciliation == stored
+    assert [u.result for u in updates[:2]] == list(stored.results)
 
 
 async def test_watch_deadline_ends_the_call_and_leaves_no_watcher(service, exchange):

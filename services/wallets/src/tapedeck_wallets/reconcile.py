@@ -52,6 +52,10 @@ def _now() -> datetime:
 @dataclass
 class _Job:
     request: ReconciliationRequest
+    # The wallets as submit read them (None: read them when the job starts). Only their
+    # accounts and names are used before the results are written; the write re-reads them
+    # locked, so a wallet deleted since is still reported as deleted.
+    wallets: dict[str, Wallet] | None = None
     task: asyncio.Task[None] | None = None
     next_seq: int = 1
     # Results waiting to be written; the writer drains them in one transaction per batch.
@@ -123,6 +127,7 @@ class Reconciler:
 
     async def submit(self, request: ReconciliationRequest, *, requested_by: str) -> Reconciliation:
         """Store a QUEUED job, start it in the background and return it at once."""
+        found: dict[str, Wallet] | None = None
         async with self._sessions.begin() as session:
             if not request.wallet_ids:
                 ids = await repository.all_wallet_ids(session=session)
@@ -144,7 +149,7 @@ class Reconciler:
                 owner=self.owner,
                 now=_now(),
             )
-        job = _Job(request=request)
+        job = _Job(request=request, wallets=found)
         self._jobs[reconciliation.id] = job
         job.task = asyncio.create_task(
             self._run(reconciliation.id, job), name=f"reconciliation {reconciliation.id}"
@@ -164,6 +169,8 @@ class Reconciler:
             await repository.mark_running(
                 session=session, reconciliation_id=reconciliation_id, now=_now()
             )
+            if job.wallets is not None:
+                return job.wallets
             return await repository.get_wallets(session=session, wallet_ids=job.request.wallet_ids)
 
     async def _finish(
@@ -328,6 +335,9 @@ class Reconciler:
         self._watchers.setdefault(reconciliation_id, set()).add(event)
         try:
             seen = 0
+            # Every result streamed so far, in seq order: the final report is built from them
+            # rather than reading back (and decoding) all results just sent.
+            streamed: list[WalletResult] = []
             while True:
                 event.clear()
                 async with self._sessions() as session:
@@ -340,12 +350,12 @@ class Reconciler:
                     )
                 for result in fresh:
                     seen = result.seq
+                    streamed.append(result)
                     yield result
                 if report.state.finished:
-                    async with self._sessions() as session:
-                        yield await repository.get_reconciliation(
-                            session=session, reconciliation_id=reconciliation_id
-                        )
+                    # The state was read first and a finished job stores no more results, so
+                    # `streamed` is all of them.
+                    yield replace(report, results=tuple(streamed))
                     return
                 # Woken by this process's runner; the poll covers jobs run by another replica.
                 with contextlib.suppress(TimeoutError):
