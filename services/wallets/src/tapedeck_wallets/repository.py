@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from tapedeck_common.errors import AlreadyExists, NotFound
@@ -417,9 +417,10 @@ async def add_results(
         stored.append(replace(result, adopted=adopted))
     await session.flush()
     connection = await session.connection()
-    # Plain executemany inserts: (report, seq) is known up front, so no ids come back.
-    await connection.execute(
-        insert(ReconciliationResultRow),
+    # Plain inserts: (report, seq) is known up front, so no ids come back.
+    await _insert_many(
+        connection,
+        ReconciliationResultRow,
         [
             {
                 "reconciliation_id": reconciliation_id,
@@ -450,7 +451,7 @@ async def add_results(
         for d in r.diffs
     ]
     if items:
-        await connection.execute(insert(ReconciliationItemRow), items)
+        await _insert_many(connection, ReconciliationItemRow, items)
     counts = {status: sum(r.status is status for r in stored) for status in WalletStatus}
     await connection.execute(
         update(ReconciliationRow)
@@ -462,6 +463,48 @@ async def add_results(
         )
     )
     return stored
+
+
+# PostgreSQL array types of the columns bulk-inserted through unnest().
+_ARRAY_TYPES = {
+    ReconciliationResultRow: {
+        "reconciliation_id": "varchar[]",
+        "seq": "integer[]",
+        "wallet_id": "varchar[]",
+        "display_name": "varchar[]",
+        "status": "varchar[]",
+        "error_kind": "varchar[]",
+        "error_message": "text[]",
+        "adopted": "boolean[]",
+        "fetch_time": "timestamptz[]",
+        "from_cache": "boolean[]",
+    },
+    ReconciliationItemRow: {
+        "reconciliation_id": "varchar[]",
+        "seq": "integer[]",
+        "asset": "varchar[]",
+        "stored_total": "numeric[]",
+        "exchange_total": "numeric[]",
+        "difference": "numeric[]",
+        "beyond_threshold": "boolean[]",
+    },
+}
+
+
+async def _insert_many(connection: AsyncConnection, model: Any, rows: list[dict[str, Any]]) -> None:
+    # On PostgreSQL one INSERT ... SELECT FROM unnest(arrays): one round trip and one
+    # parameter per column whatever the row count (executemany costs ~20 us a row here).
+    types = _ARRAY_TYPES[model]
+    if connection.dialect.name != "postgresql":
+        await connection.execute(insert(model), rows)
+        return
+    names = list(types)
+    statement = text(
+        f"INSERT INTO {model.__tablename__} ({', '.join(names)}) SELECT * FROM unnest("
+        + ", ".join(f"CAST(:{n} AS {types[n]})" for n in names)
+        + ")"
+    )
+    await connection.execute(statement, {n: [row[n] for row in rows] for n in names})
 
 
 async def finish_reconciliation(
