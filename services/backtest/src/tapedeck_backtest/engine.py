@@ -25,7 +25,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import LoggingConfig
+from nautilus_trader.data.aggregation import BarAggregator
 from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Currency, Money
@@ -102,6 +104,21 @@ class LoadedEngine:
         """Drop the last run's state and strategies, keeping data and instruments."""
         self.engine.reset()
         self.engine.clear_strategies()
+        _drop_run_subscriptions(self.engine)
+
+
+def _drop_run_subscriptions(engine: Any) -> None:
+    """Unsubscribe the last run's strategy and bar aggregators from the message bus.
+
+    NautilusTrader 1.221.0's `reset()` and `clear_strategies()` leave them subscribed: without
+    this every later run on the engine fed each trade to every earlier run's bar aggregator and
+    each bar and order event to every earlier strategy (a sweep's 8th run took 35% longer).
+    """
+    msgbus = engine.kernel.msgbus
+    for subscription in msgbus.subscriptions():
+        owner = getattr(subscription.handler, "__self__", None)
+        if isinstance(owner, Actor | BarAggregator):
+            msgbus.unsubscribe(subscription.topic, subscription.handler)
 
 
 def load_engine(job: RunJob) -> LoadedEngine:
