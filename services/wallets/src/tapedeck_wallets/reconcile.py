@@ -62,6 +62,10 @@ class _Job:
     pending: list[tuple[WalletResult, ExchangeSnapshot | None]] = field(default_factory=list)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     done: bool = False
+    # Every wallet's result is queued (none failed unexpectedly): the batch writing the last
+    # of them also marks the job SUCCEEDED, in the same transaction.
+    all_queued: bool = False
+    succeeded: bool = False
 
 
 class Reconciler:
@@ -197,6 +201,7 @@ class Reconciler:
                         for wallet_id in job.request.wallet_ids
                     )
                 )
+                job.all_queued = True
             except BaseException:
                 writer.cancel()
                 raise
@@ -205,7 +210,10 @@ class Reconciler:
                 job.wakeup.set()
                 await asyncio.gather(writer, return_exceptions=True)
             writer.result()
-            await self._durable(self._finish(reconciliation_id, ReconciliationState.SUCCEEDED, ""))
+            if not job.succeeded:
+                await self._durable(
+                    self._finish(reconciliation_id, ReconciliationState.SUCCEEDED, "")
+                )
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -324,6 +332,19 @@ class Reconciler:
                 results=stored_results,
                 now=now,
             )
+            # The last batch (every result queued, none waiting) finishes the job in its own
+            # transaction: one commit less, and a watcher sees the results and the end at once.
+            finishing = job.all_queued and not job.pending
+            if finishing:
+                await repository.finish_reconciliation(
+                    session=session,
+                    reconciliation_id=reconciliation_id,
+                    state=ReconciliationState.SUCCEEDED,
+                    error_message="",
+                    now=now,
+                )
+        if finishing:
+            job.succeeded = True
 
     def _notify(self, reconciliation_id: str) -> None:
         for event in self._watchers.get(reconciliation_id, ()):
