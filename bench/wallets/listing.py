@@ -18,7 +18,7 @@ from bench.wallets.timing import ms, percentile
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import session_factory
 from tapedeck_wallets import repository, server
-from tapedeck_wallets.domain import Balance, ListedWallet, Wallet, decimal_text
+from tapedeck_wallets.domain import Balance, ListedWallet, Wallet, decimal_text, epoch_micros
 from tapedeck_wallets.models import BalanceRow, WalletRow
 from tapedeck_wallets.settings import WalletsSettings
 
@@ -135,7 +135,7 @@ def listed(wallets: list[Wallet]) -> list[ListedWallet]:
                     decimal_text(b.total),
                     decimal_text(b.available),
                     decimal_text(b.hold),
-                    b.update_time,
+                    epoch_micros(b.update_time),
                 )
                 for b in w.balances
                 if b.update_time is not None

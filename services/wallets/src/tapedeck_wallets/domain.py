@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 SUPPORTED_EXCHANGES = ("coinbase",)
@@ -28,9 +28,18 @@ def plain_decimal_text(text: str) -> str:
     return "0" if text in ("", "-", "-0") else text
 
 
-# A balance as a page lists it: (asset, total, available, hold, update time), amounts already
-# in `decimal_text` form, so a 1,000-wallet page never builds or formats a Decimal.
-ListedBalance = tuple[str, str, str, str, datetime]
+# A balance as a page lists it: (asset, total, available, hold, update time in microseconds
+# since the epoch), amounts already in `decimal_text` form, so a 1,000-wallet page never
+# builds or formats a Decimal (nor a datetime per balance).
+ListedBalance = tuple[str, str, str, str, int]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_micros(value: datetime) -> int:
+    """Return an aware datetime as exact microseconds since the Unix epoch."""
+    return (value - _EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,20 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
@@ -28,6 +41,7 @@ from tapedeck_wallets.domain import (
     Wallet,
     WalletResult,
     WalletStatus,
+    epoch_micros,
     plain_decimal_text,
 )
 from tapedeck_wallets.models import (
@@ -125,13 +139,19 @@ def _listed_balance_columns(dialect: str) -> tuple[Any, ...]:
     def amount(column: Any) -> Any:
         return cast(func.trim_scale(column) if dialect == "postgresql" else column, Text)
 
+    # PostgreSQL hands the update time over as exact epoch microseconds (EXTRACT is numeric).
+    updated = (
+        cast(func.extract("epoch", BalanceRow.update_time) * 1_000_000, BigInteger)
+        if dialect == "postgresql"
+        else BalanceRow.update_time
+    )
     return (
         BalanceRow.wallet_id,
         BalanceRow.asset,
         amount(BalanceRow.total),
         amount(BalanceRow.available),
         amount(BalanceRow.hold),
-        BalanceRow.update_time,
+        updated,
     )
 
 
@@ -195,7 +215,7 @@ async def list_wallets(
                     plain_decimal_text(total),
                     plain_decimal_text(available),
                     plain_decimal_text(hold),
-                    updated,
+                    epoch_micros(updated),
                 )
             )
     listed = [

@@ -116,7 +116,10 @@ def fill_listed_wallet(message: wallets_pb2.Wallet, wallet: ListedWallet) -> Non
     message.credentials_ref = wallet.credentials_ref
     add = message.balances.add
     for asset, total, available, hold, updated in wallet.balances:
-        _stamp(add(asset=asset, total=total, available=available, hold=hold).update_time, updated)
+        stamp = add(asset=asset, total=total, available=available, hold=hold).update_time
+        seconds, micros = divmod(updated, 1_000_000)
+        stamp.seconds = seconds
+        stamp.nanos = micros * 1000
     _stamp(message.create_time, wallet.create_time)
     _stamp(message.update_time, wallet.update_time)
 
