@@ -278,3 +278,20 @@ async def test_page_token_is_bound_to_its_filter(service):
             )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in field_violations(caught.value)
+
+
+async def test_totals_of_38_digit_amounts_are_exact_not_rounded(service):
+    # available + hold needs all 38 digits of NUMERIC(38,18); Python's default decimal context
+    # keeps 28 and would round the total to 12345678901234567890.
+    async with service() as svc:
+        created = await svc.create_wallet(
+            "desk-wide", balances={"BTC": ("0.000000000000000001", "12345678901234567890")}
+        )
+        fetched = (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=created.name))).wallet
+    assert _balances(fetched) == {
+        "BTC": (
+            "12345678901234567890.000000000000000001",
+            "0.000000000000000001",
+            "12345678901234567890",
+        )
+    }

@@ -10,6 +10,8 @@ from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
 
+from tapedeck_common import money
+
 MAX_APPEND_BATCH = 10_000
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -137,7 +139,7 @@ class Order:
     @property
     def notional(self) -> Decimal:
         """Return quantity x price, in the quote asset."""
-        return self.quantity * self.price
+        return money.multiply(self.quantity, self.price)
 
     @property
     def spend_asset(self) -> str:

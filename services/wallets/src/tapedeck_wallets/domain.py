@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tapedeck_common import money
+
 SUPPORTED_EXCHANGES = ("coinbase",)
 
 
@@ -125,7 +127,7 @@ class ExchangeBalance:
     @property
     def total(self) -> Decimal:
         """Return available plus hold."""
-        return self.available + self.hold
+        return money.add(self.available, self.hold)
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def compare(
     for asset in sorted(stored_totals.keys() | exchange_totals.keys()):
         ours = stored_totals.get(asset, Decimal(0))
         theirs = exchange_totals.get(asset, Decimal(0))
-        difference = theirs - ours
+        difference = money.subtract(theirs, ours)
         diffs.append(
             BalanceDiff(
                 asset=asset,

@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+from tapedeck_common import money
 from tapedeck_common.auth import current_principal
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.pagination import decode_page_token, encode_page_token, page_size
@@ -210,7 +211,7 @@ def balances_from_proto(
         seen.add(balance.asset)
         available = _amount(balance.available, field=f"{where}.available")
         hold = _amount(balance.hold, field=f"{where}.hold") if balance.hold != "" else Decimal(0)
-        total = available + hold
+        total = money.add(available, hold)
         if balance.total != "" and _amount(balance.total, field=f"{where}.total") != total:
             raise InvalidArgument(
                 [FieldViolation(f"{where}.total", "must equal available + hold (or be omitted)")]
