@@ -50,6 +50,12 @@ await withPage(async (page, screenshot) => {
   await page.check("input[name=only-diffs]");
   const row = page.locator("[data-testid=wallets] .vt-row", { hasText: "desk-mismatching" });
   await row.waitFor();
+  // The mismatching row is on screen before the filter too: wait for the filtered table itself.
+  await page.waitForFunction(
+    () => document.querySelectorAll("[data-testid=wallets] .vt-row[data-key]").length === 1,
+    null,
+    { timeout: 10000 },
+  );
   assert.match((await row.getAttribute("class")) ?? "", /mismatch/);
   assert.match(await row.innerText(), /BTC \+0\.5/);
   assert.equal(await page.locator("[data-testid=wallets] .vt-row[data-key]").count(), 1);
