@@ -21,17 +21,7 @@ from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest import server
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_common.runtime import ServiceApp
-
-INSTRUMENT = pb.Instrument(
-    instrument_id="BTCUSDT.BINANCE",
-    kind=pb.INSTRUMENT_KIND_SPOT,
-    base_currency="BTC",
-    quote_currency="USDT",
-    price_precision=2,
-    size_precision=6,
-    maker_fee="0.001",
-    taker_fee="0.001",
-)
+from tests.backtest.reference import BTCUSDT as INSTRUMENT
 
 PERPETUAL = pb.Instrument(
     instrument_id="BTCUSDT-PERP.BINANCE",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,20 +23,8 @@ from tapedeck_backtest.catalog import fixed128, fixed128_to_float, scaled_units
 from tapedeck_backtest.datasets import DataKind
 from tapedeck_backtest.importer import convert_file
 from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec, to_nautilus
+from tests.backtest.reference import BTCUSDT_SPEC, REAL
 from tests.support import missing_dependency
-
-REAL = Path(os.environ.get("TAPEDECK_REAL_DATA", Path(__file__).parents[3] / "shared/data/real"))
-
-SPEC = InstrumentSpec(
-    instrument_id="BTCUSDT.BINANCE",
-    kind=InstrumentKind.SPOT,
-    base_currency="BTC",
-    quote_currency="USDT",
-    price_precision=2,
-    size_precision=6,
-    maker_fee=Decimal("0.001"),
-    taker_fee=Decimal("0.001"),
-)
 
 
 @pytest.fixture
@@ -57,14 +44,14 @@ def test_trades_are_identical_to_the_official_wrangler_and_write_data(real: Path
     frame = pd.read_parquet(source).set_index("timestamp")
     frame["side"] = np.where(frame["buyer_maker"] == "True", "SELL", "BUY")
     official = ParquetDataCatalog(str(tmp_path / "official"))
-    official.write_data(TradeTickDataWrangler(to_nautilus(SPEC)).process(frame))
+    official.write_data(TradeTickDataWrangler(to_nautilus(BTCUSDT_SPEC)).process(frame))
 
     written = convert_file(
         source,
         display_path=source.name,
         file_format="parquet",
         kind=DataKind.TRADES,
-        instrument=SPEC,
+        instrument=BTCUSDT_SPEC,
         catalog=tmp_path / "fast",
     )
 
@@ -79,9 +66,9 @@ def test_trades_are_identical_to_the_official_wrangler_and_write_data(real: Path
     )
 
     ticks = ParquetDataCatalog(str(tmp_path / "fast")).trade_ticks(
-        instrument_ids=[SPEC.instrument_id]
+        instrument_ids=[BTCUSDT_SPEC.instrument_id]
     )
-    expected = official.trade_ticks(instrument_ids=[SPEC.instrument_id])
+    expected = official.trade_ticks(instrument_ids=[BTCUSDT_SPEC.instrument_id])
     assert [t.to_dict(t) for t in ticks] == [t.to_dict(t) for t in expected]
 
 
@@ -91,7 +78,7 @@ def test_quotes_match_the_official_wrangler(real: Path, tmp_path: Path):
     frame = frame.rename(columns={"bid": "bid_price", "ask": "ask_price"})
     official = ParquetDataCatalog(str(tmp_path / "official"))
     official.write_data(
-        QuoteTickDataWrangler(to_nautilus(SPEC)).process(
+        QuoteTickDataWrangler(to_nautilus(BTCUSDT_SPEC)).process(
             frame[["bid_price", "ask_price", "bid_size", "ask_size"]].copy()
         )
     )
@@ -100,7 +87,7 @@ def test_quotes_match_the_official_wrangler(real: Path, tmp_path: Path):
         display_path=source.name,
         file_format="parquet",
         kind=DataKind.QUOTES,
-        instrument=SPEC,
+        instrument=BTCUSDT_SPEC,
         catalog=tmp_path / "fast",
     )
     ours = pq.read_table(only_parquet(tmp_path / "fast", "quote_tick"))

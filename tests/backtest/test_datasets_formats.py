@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,6 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tapedeck_backtest.datasets import DataKind
 from tapedeck_backtest.importer import MalformedInput, convert_file
-from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec
 from tapedeck_backtest.synth import (
     MINUTE_NS,
     demo_ticks,
@@ -23,20 +20,8 @@ from tapedeck_backtest.synth import (
     read_minute_bars,
     ticks_from_bars,
 )
+from tests.backtest.reference import BTCUSDT_SPEC, REAL
 from tests.support import missing_dependency
-
-REAL = Path(os.environ.get("TAPEDECK_REAL_DATA", Path(__file__).parents[3] / "shared/data/real"))
-
-SPEC = InstrumentSpec(
-    instrument_id="BTCUSDT.BINANCE",
-    kind=InstrumentKind.SPOT,
-    base_currency="BTC",
-    quote_currency="USDT",
-    price_precision=2,
-    size_precision=6,
-    maker_fee=Decimal("0.001"),
-    taker_fee=Decimal("0.001"),
-)
 
 
 def convert(tmp_path: Path, name: str, kind: DataKind = DataKind.TRADES) -> ParquetDataCatalog:
@@ -46,7 +31,7 @@ def convert(tmp_path: Path, name: str, kind: DataKind = DataKind.TRADES) -> Parq
         display_path=name,
         file_format="csv" if name.endswith(".csv") else "parquet",
         kind=kind,
-        instrument=SPEC,
+        instrument=BTCUSDT_SPEC,
         catalog=tmp_path / "catalog",
     )
     return ParquetDataCatalog(str(tmp_path / "catalog"))
@@ -58,7 +43,7 @@ def test_csv_with_odd_spacing_falls_back_to_text_parsing_and_imports(tmp_path: P
         "2021-01-08T00:00:00.100Z, 100.5,1, buy\n"
         "2021-01-08T00:00:00.200Z,100.25 ,2,S\n"
     )
-    ticks = convert(tmp_path, "t.csv").trade_ticks(instrument_ids=[SPEC.instrument_id])
+    ticks = convert(tmp_path, "t.csv").trade_ticks(instrument_ids=[BTCUSDT_SPEC.instrument_id])
     assert [t.price.as_double() for t in ticks] == [100.5, 100.25]
     assert [t.aggressor_side for t in ticks] == [AggressorSide.BUYER, AggressorSide.SELLER]
     assert ticks[0].ts_event == 1_610_064_000_100_000_000
@@ -70,7 +55,7 @@ def test_quotes_in_histdata_layout_without_a_header(tmp_path: Path):
         "20200101 170000065,1.121200,1.121720,0\n20200101 170010447,1.121200,1.121920,0\n"
     )
     quotes = convert(tmp_path, "q.csv", DataKind.QUOTES).quote_ticks(
-        instrument_ids=[SPEC.instrument_id]
+        instrument_ids=[BTCUSDT_SPEC.instrument_id]
     )
     assert [q.ts_event for q in quotes] == [1_577_898_000_065_000_000, 1_577_898_010_447_000_000]
     assert quotes[0].bid_price.as_double() == 1.12
@@ -90,7 +75,7 @@ def test_parquet_with_millisecond_integers_and_boolean_buyer_maker(tmp_path: Pat
         ),
         tmp_path / "t.parquet",
     )
-    ticks = convert(tmp_path, "t.parquet").trade_ticks(instrument_ids=[SPEC.instrument_id])
+    ticks = convert(tmp_path, "t.parquet").trade_ticks(instrument_ids=[BTCUSDT_SPEC.instrument_id])
     assert [t.ts_event for t in ticks] == [1_610_064_000_000_000_000, 1_610_064_000_500_000_000]
     assert [t.aggressor_side for t in ticks] == [AggressorSide.SELLER, AggressorSide.BUYER]
     assert [t.trade_id.value for t in ticks] == ["7", "8"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,20 +18,9 @@ from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest import server
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.synth import demo_ticks, write_ticks
+from tests.backtest.reference import BTCUSDT, REAL
 from tests.support import eventually, missing_dependency
 
-REAL = Path(os.environ.get("TAPEDECK_REAL_DATA", Path(__file__).parents[3] / "shared/data/real"))
-
-BTCUSDT = backtest_pb2.Instrument(
-    instrument_id="BTCUSDT.BINANCE",
-    kind=backtest_pb2.INSTRUMENT_KIND_SPOT,
-    base_currency="BTC",
-    quote_currency="USDT",
-    price_precision=2,
-    size_precision=6,
-    maker_fee="0.001",
-    taker_fee="0.001",
-)
 BTC_PERP = backtest_pb2.Instrument(
     instrument_id="BTCUSDT-PERP.BINANCE",
     kind=backtest_pb2.INSTRUMENT_KIND_PERPETUAL,

@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tests.backtest.reference import REAL
 from tests.backtest.runs_support import running_service, spec
 from tests.support import missing_dependency
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 BARS = "btc-perp-20211231-20220201_1m.csv"
 FIVE_MINUTES_NS = 300_000_000_000
 

@@ -26,9 +26,8 @@ from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
 from tapedeck_common.errors import InvalidArgument
+from tests.backtest.reference import REAL
 from tests.support import missing_dependency
-
-REAL = Path(os.environ.get("TAPEDECK_REAL_DATA", Path(__file__).parents[3] / "shared/data/real"))
 
 USER_STRATEGY = '''
 """A user strategy: buy once on the first bar and hold."""
