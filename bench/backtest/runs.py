@@ -31,6 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tests.backtest.reference import BTCUSDT
+
 FAST_PERIODS = (5, 8, 10, 12, 15, 20, 25, 30)
 
 
@@ -72,16 +74,7 @@ async def import_ticks(stub: Any) -> str:
         pb.ImportDatasetRequest(
             source_path="ticks.parquet",
             kind=pb.DATA_KIND_TRADES,
-            instrument=pb.Instrument(
-                instrument_id="BTCUSDT.BINANCE",
-                kind=pb.INSTRUMENT_KIND_SPOT,
-                base_currency="BTC",
-                quote_currency="USDT",
-                price_precision=2,
-                size_precision=6,
-                maker_fee="0.001",
-                taker_fee="0.001",
-            ),
+            instrument=BTCUSDT,
         )
     ):
         dataset = message.dataset.name or dataset

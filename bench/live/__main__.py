@@ -27,27 +27,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tests.live.support import GENERATE_EVENTS
 
 ADMIN_DSN = os.environ.get(
     "TAPEDECK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-GENERATE = """
-INSERT INTO events (event_id, type, run_id, symbol, reason, ts_ns, payload)
-SELECT
-    'gen-' || g,
-    CASE WHEN g % 50 = 1 THEN 'trade_blocked'
-         ELSE (ARRAY['order_filled', 'run_started', 'reconciliation_mismatch',
-                     'run_finished'])[1 + g % 4] END,
-    'run-' || ((g / 7) % 100),
-    'SYM' || ((g / 3) % 100) || '-USD',
-    CASE WHEN g % 50 = 1
-         THEN (ARRAY['insufficient_funds', 'max_notional', 'stale_balance',
-                     'unknown_wallet'])[1 + (g / 50) % 4]
-         ELSE '' END,
-    1767225600000000000 + g::bigint * 1000000000,
-    jsonb_build_object('quantity', g % 17, 'price', '101.25', 'venue', 'COINBASE')
-FROM generate_series(1, $1::int) AS g
-"""
 NAIVE = (
     "SELECT sequence, event_id, type, run_id, symbol, reason, ts_ns, payload "
     "FROM events ORDER BY sequence DESC LIMIT 500"
@@ -332,7 +316,7 @@ async def main() -> None:
             async with live_process(dsn, Path(tmp) / "a") as (port_a, pid_a):
                 conn = await asyncpg.connect(dsn)
                 started = time.perf_counter()
-                await conn.execute(GENERATE, args.events)
+                await conn.execute(GENERATE_EVENTS, args.events)
                 await conn.execute("VACUUM ANALYZE events")
                 print(
                     f"generated {args.events:,} events in {time.perf_counter() - started:.1f} s "

@@ -143,3 +143,24 @@ async def live_process(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+# $1 events for scale tests and the bench: blocks are rarer than fills (2%), as in a working
+# strategy; 100 runs, 100 symbols, 4 reasons.
+GENERATE_EVENTS = """
+INSERT INTO events (event_id, type, run_id, symbol, reason, ts_ns, payload)
+SELECT
+    'gen-' || g,
+    CASE WHEN g % 50 = 1 THEN 'trade_blocked'
+         ELSE (ARRAY['order_filled', 'run_started', 'reconciliation_mismatch',
+                     'run_finished'])[1 + g % 4] END,
+    'run-' || ((g / 7) % 100),
+    'SYM' || ((g / 3) % 100) || '-USD',
+    CASE WHEN g % 50 = 1
+         THEN (ARRAY['insufficient_funds', 'max_notional', 'stale_balance',
+                     'unknown_wallet'])[1 + (g / 50) % 4]
+         ELSE '' END,
+    1767225600000000000 + g::bigint * 1000000000,
+    jsonb_build_object('quantity', g % 17, 'price', '101.25', 'venue', 'COINBASE')
+FROM generate_series(1, $1::int) AS g
+"""

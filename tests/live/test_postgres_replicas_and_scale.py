@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_live import repository
 from tapedeck_live.domain import EventFilter, EventType
-from tests.live.support import event, live_process, running_live
+from tests.live.support import GENERATE_EVENTS, event, live_process, running_live
 from tests.support import postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -53,25 +53,6 @@ async def test_an_event_appended_through_one_process_reaches_a_subscriber_of_ano
                 assert [e.event_id for e in message.events] == [f"mine-{round_}"]
             call.cancel()
 
-
-# Blocks are rarer than fills (2%), as in a working strategy; 100 runs, 100 symbols, 4 reasons.
-GENERATE = """
-INSERT INTO events (event_id, type, run_id, symbol, reason, ts_ns, payload)
-SELECT
-    'gen-' || g,
-    CASE WHEN g % 50 = 1 THEN 'trade_blocked'
-         ELSE (ARRAY['order_filled', 'run_started', 'reconciliation_mismatch',
-                     'run_finished'])[1 + g % 4] END,
-    'run-' || ((g / 7) % 100),
-    'SYM' || ((g / 3) % 100) || '-USD',
-    CASE WHEN g % 50 = 1
-         THEN (ARRAY['insufficient_funds', 'max_notional', 'stale_balance',
-                     'unknown_wallet'])[1 + (g / 50) % 4]
-         ELSE '' END,
-    1767225600000000000 + g::bigint * 1000000000,
-    jsonb_build_object('quantity', g % 17)
-FROM generate_series(1, 1000000) AS g
-"""
 
 PAGE = 50
 BROAD = {"no filter"}
@@ -118,7 +99,7 @@ async def test_each_filter_at_a_million_events_reads_one_page_through_an_index(
             pass  # migrated
         connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
-            await connection.execute(GENERATE)
+            await connection.execute(GENERATE_EVENTS, 1_000_000)
             await connection.execute("ANALYZE events")
             for name, event_filter in EXACT_FILTERS.items():
                 for before in (None, 500_000):  # the first page, and one deep in the keyset
