@@ -46,7 +46,9 @@ class ServiceSettings(BaseSettings):
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     """Seconds after which a pooled connection is replaced (-1: never)."""
     db_pool_pre_ping: bool = True
-    """Check that a pooled connection is alive before using it."""
+    """Check that a pooled connection is alive before using it, if it has been idle."""
+    db_pool_pre_ping_idle_seconds: float = Field(default=1.0, ge=0)
+    """With pre-ping, connections used within this many seconds are not checked (0: always)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("TAPEDECK_LOG_LEVEL")
     )
