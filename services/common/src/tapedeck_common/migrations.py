@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command, context
@@ -12,10 +13,24 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-async def upgrade_to_head(engine: AsyncEngine, *, script_location: Path, service: str) -> None:
-    """Apply every pending migration of the service in one transaction."""
+async def upgrade_to_head(
+    engine: AsyncEngine, *, script_location: Path, service: str, target: str = "head"
+) -> None:
+    """Apply every pending migration of the service (up to `target`) in one transaction."""
+    await _migrate(engine, script_location, service, lambda c: command.upgrade(c, target))
 
-    def _upgrade(connection: Connection) -> None:
+
+async def downgrade_to(
+    engine: AsyncEngine, *, script_location: Path, service: str, target: str
+) -> None:
+    """Revert the service's migrations down to `target` in one transaction."""
+    await _migrate(engine, script_location, service, lambda c: command.downgrade(c, target))
+
+
+async def _migrate(
+    engine: AsyncEngine, script_location: Path, service: str, step: Callable[[Config], None]
+) -> None:
+    def _run(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             # Replicas starting together must not run the same migration twice.
             lock = zlib.crc32(f"tapedeck-migrations-{service}".encode())
@@ -24,10 +39,10 @@ async def upgrade_to_head(engine: AsyncEngine, *, script_location: Path, service
         config.set_main_option("script_location", str(script_location))
         config.attributes["connection"] = connection
         config.attributes["version_table"] = f"alembic_version_{service}"
-        command.upgrade(config, "head")
+        step(config)
 
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        await connection.run_sync(_run)
 
 
 def run_env(target_metadata: MetaData) -> None:

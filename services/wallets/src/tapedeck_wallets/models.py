@@ -13,7 +13,6 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -150,15 +149,18 @@ class ReconciliationResultRow(Base):
 
     __tablename__ = "reconciliation_results"
     __table_args__ = (
-        UniqueConstraint("reconciliation_id", "seq"),
-        UniqueConstraint("reconciliation_id", "wallet_id"),
+        UniqueConstraint("reconciliation_id", "wallet_id", name="uq_reconciliation_results_wallet"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     reconciliation_id: Mapped[str] = mapped_column(
-        ForeignKey("reconciliations.id", ondelete="CASCADE")
+        ForeignKey(
+            "reconciliations.id",
+            ondelete="CASCADE",
+            name="fk_reconciliation_results_reconciliation",
+        ),
+        primary_key=True,
     )
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     # No foreign key: a report outlives the wallets it names.
     wallet_id: Mapped[str] = mapped_column(String(64))
     display_name: Mapped[str] = mapped_column(String(200))
@@ -171,22 +173,17 @@ class ReconciliationResultRow(Base):
 
 
 class ReconciliationItemRow(Base):
-    """One asset's comparison in one wallet's result, keyed by the result's (report, seq)."""
+    """One asset's comparison in one wallet's result, keyed by the result's (report, seq).
+
+    No foreign key to the result: the job's only writer stores both in one transaction, and
+    PostgreSQL's per-row check cost more than the insert (migration 0004).
+    """
 
     __tablename__ = "reconciliation_items"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["reconciliation_id", "seq"],
-            ["reconciliation_results.reconciliation_id", "reconciliation_results.seq"],
-            ondelete="CASCADE",
-        ),
-        Index("ix_reconciliation_items_reconciliation_id_seq", "reconciliation_id", "seq"),
-    )
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    reconciliation_id: Mapped[str] = mapped_column(String(64))
-    seq: Mapped[int] = mapped_column(Integer)
-    asset: Mapped[str] = mapped_column(String(32))
+    reconciliation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    asset: Mapped[str] = mapped_column(String(32), primary_key=True)
     stored_total: Mapped[Decimal] = mapped_column(Amount())
     exchange_total: Mapped[Decimal] = mapped_column(Amount())
     difference: Mapped[Decimal] = mapped_column(Amount())
