@@ -14,10 +14,11 @@ import grpc
 from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.wallets.process import wallets_process
 from bench.wallets.timing import ms, percentile
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
-from tapedeck_common.database import session_factory
-from tapedeck_wallets import repository, server
+from tapedeck_common.database import create_engine, session_factory
+from tapedeck_wallets import repository
 from tapedeck_wallets.domain import Balance, ListedWallet, Wallet, decimal_text, epoch_micros
 from tapedeck_wallets.models import BalanceRow, WalletRow
 from tapedeck_wallets.settings import WalletsSettings
@@ -67,10 +68,7 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     sent: list[str] = []
 
     def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        # The server's reconciliation lease keeper shares the engine and runs every 10 s;
-        # its statements are not the page's.
-        if "reconciliations" not in statement:
-            sent.append(statement)
+        sent.append(statement)
 
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
@@ -164,43 +162,54 @@ def _row(label: str, sql: list[str], samples: list[float]) -> str:
 
 
 async def run_listing(database_url: str, data_dir: Path, sizes: list[int], label: str) -> None:
-    """Print statements and p50/p99 for each page size, both ways, and the ratio."""
-    app = await server.start(
-        WalletsSettings(database_url=database_url, port=0, data_dir=data_dir, redis_url=None)
+    """Print statements and p50/p99 for each page size, both ways, and the ratio.
+
+    The data layer is timed in this process, both ways, on one engine; the RPC against the
+    service in its own process, as deployed.
+    """
+    async with wallets_process(database_url=database_url, data_dir=data_dir) as port:
+        engine = create_engine(
+            WalletsSettings(database_url=database_url, data_dir=data_dir), service="wallets"
+        )
+        try:
+            await seed(engine, max(sizes))
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = wallets_pb2_grpc.WalletServiceStub(channel)
+                for size in sizes:
+                    await _measure(stub, engine, size, label)
+        finally:
+            await engine.dispose()
+
+
+async def _measure(
+    stub: wallets_pb2_grpc.WalletServiceStub, engine: AsyncEngine, size: int, label: str
+) -> None:
+    rounds = 200 if size <= 20 else 100
+    rpc: list[float] = []
+    ours: list[float] = []
+    naive: list[float] = []
+    await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
+    await naive_list(engine, size)
+    for _ in range(rounds):
+        begun = time.perf_counter()
+        page = await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
+        rpc.append(time.perf_counter() - begun)
+        with statements(engine) as our_sql:
+            begun = time.perf_counter()
+            mine = await tapedeck_list(engine, size)
+            ours.append(time.perf_counter() - begun)
+        with statements(engine) as naive_sql:
+            begun = time.perf_counter()
+            theirs = await naive_list(engine, size)
+            naive.append(time.perf_counter() - begun)
+    assert len(page.wallets) == size
+    assert mine == listed(theirs)
+    print(
+        f"  {label:10} {size:5d} wallets | data layer: "
+        + _row("tapedeck", our_sql, ours)
+        + " | "
+        + _row("naive", naive_sql, naive)
+        + f" | x{percentile(naive, 50) / percentile(ours, 50):.1f}"
+        + f" | tapedeck RPC p50 {ms(percentile(rpc, 50))}"
+        + f" p99 {ms(percentile(rpc, 99))}"
     )
-    try:
-        await seed(app.engine, max(sizes))
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            stub = wallets_pb2_grpc.WalletServiceStub(channel)
-            for size in sizes:
-                rounds = 200 if size <= 20 else 40
-                rpc: list[float] = []
-                ours: list[float] = []
-                naive: list[float] = []
-                await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
-                await naive_list(app.engine, size)
-                for _ in range(rounds):
-                    begun = time.perf_counter()
-                    page = await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
-                    rpc.append(time.perf_counter() - begun)
-                    with statements(app.engine) as our_sql:
-                        begun = time.perf_counter()
-                        mine = await tapedeck_list(app.engine, size)
-                        ours.append(time.perf_counter() - begun)
-                    with statements(app.engine) as naive_sql:
-                        begun = time.perf_counter()
-                        theirs = await naive_list(app.engine, size)
-                        naive.append(time.perf_counter() - begun)
-                assert len(page.wallets) == size
-                assert mine == listed(theirs)
-                print(
-                    f"  {label:10} {size:5d} wallets | data layer: "
-                    + _row("tapedeck", our_sql, ours)
-                    + " | "
-                    + _row("naive", naive_sql, naive)
-                    + f" | x{percentile(naive, 50) / percentile(ours, 50):.1f}"
-                    + f" | tapedeck RPC p50 {ms(percentile(rpc, 50))}"
-                    + f" p99 {ms(percentile(rpc, 99))}"
-                )
-    finally:
-        await app.stop()

@@ -16,7 +16,8 @@ from tapedeck_wallets.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
 from tapedeck_wallets.reconcile import ABANDONED, STOPPED
 from tests.support import eventually
-from tests.wallets.harness import field_violations
+from tests.wallets.harness import field_violations, running_service
+from tests.wallets.test_list_statements import counted_statements
 
 SUCCEEDED = wallets_pb2.RECONCILIATION_STATE_SUCCEEDED
 FAILED = wallets_pb2.RECONCILIATION_STATE_FAILED
@@ -405,3 +406,106 @@ async def test_retry_after_is_honoured_before_calling_the_exchange_again(service
     assert "30" in first.results[0].error_message
     assert second.results[0].error_kind == wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED
     assert exchange.emulator.requests[wallet.account_ref] == calls == 1
+
+
+async def _watch(
+    stub, name: str, per_message: int = 0
+) -> list[wallets_pb2.WatchReconciliationResponse]:
+    return [
+        u
+        async for u in stub.WatchReconciliation(
+            wallets_pb2.WatchReconciliationRequest(name=name, max_results_per_message=per_message)
+        )
+    ]
+
+
+async def test_watch_sends_results_stored_together_in_one_message(service, exchange):
+    async with service() as svc:
+        wallets = [
+            await svc.create_wallet(
+                f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
+            )
+            for i in range(7)
+        ]
+        late = await svc.create_wallet("late", exchange_balances={"BTC": ("2", "0")})
+        exchange.emulator.inject(Fault(FaultKind.LATENCY, seconds=0.4), portfolio=late.account_ref)
+        # Warm the cache for the seven, so their results are stored together; `late` follows.
+        await svc.finished((await svc.reconcile([w.name for w in wallets])).name)
+        started = await svc.reconcile([*(w.name for w in wallets), late.name])
+        live = await _watch(svc.stub, started.name, per_message=3)
+        replay = await _watch(svc.stub, started.name, per_message=1000)
+        stored = (
+            await svc.stub.GetReconciliation(
+                wallets_pb2.GetReconciliationRequest(name=started.name)
+            )
+        ).reconciliation
+    kinds = [u.WhichOneof("event") for u in live]
+    # Seven results stored together, at most three a message, then late's, then the report.
+    assert kinds == ["results", "results", "results", "results", "reconciliation"]
+    assert [len(u.results.results) for u in live[:4]] == [3, 3, 1, 1]
+    streamed = [r for u in live[:4] for r in u.results.results]
+    assert streamed == list(stored.results)
+    assert streamed[-1].wallet == late.name
+    assert all(r.from_cache for r in streamed[:7])
+    assert not streamed[7].from_cache
+    assert live[-1].reconciliation == stored
+    # Watching the finished job sends everything stored at once, in the same order.
+    assert [len(u.results.results) for u in replay[:-1]] == [8]
+    assert list(replay[0].results.results) == streamed
+    assert replay[-1].reconciliation == stored
+
+
+async def test_watch_refuses_a_bad_batch_size(service):
+    async with service() as svc:
+        started = await svc.reconcile()
+        for size in (-1, 1001):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await _watch(svc.stub, started.name, per_message=size)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "max_results_per_message" in field_violations(caught.value)
+
+
+async def test_a_job_run_by_another_replica_is_watched_from_the_database(
+    database_url, data_dir, tmp_path, exchange
+):
+    async with (
+        running_service(database_url=database_url, data_dir=data_dir, exchange=exchange) as one,
+        running_service(database_url=database_url, data_dir=tmp_path, exchange=exchange) as two,
+    ):
+        fast = await one.create_wallet("fast", exchange_balances={"BTC": ("1", "0")})
+        slow = await one.create_wallet(
+            "slow", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("3", "0")}
+        )
+        exchange.emulator.inject(Fault(FaultKind.LATENCY, seconds=1.5), portfolio=slow.account_ref)
+        started = await one.reconcile()
+        # `two` does not run the job: it polls the stored results.
+        updates = await _watch(two.stub, started.name)
+        stored = (
+            await two.stub.GetReconciliation(
+                wallets_pb2.GetReconciliationRequest(name=started.name)
+            )
+        ).reconciliation
+    assert [u.WhichOneof("event") for u in updates] == ["result", "result", "reconciliation"]
+    assert [u.result.wallet for u in updates[:2]] == [fast.name, slow.name]
+    assert updates[1].result.status == MISMATCHED
+    assert updates[-1].reconciliation == stored
+    assert stored.state == SUCCEEDED
+
+
+async def test_a_warm_job_stores_every_result_in_one_transaction(service):
+    async with service() as svc:
+        names = [
+            (
+                await svc.create_wallet(
+                    f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
+                )
+            ).name
+            for i in range(20)
+        ]
+        await svc.finished((await svc.reconcile(names)).name)
+        with counted_statements(svc.app.engine) as statements:
+            report = await svc.finished((await svc.reconcile(names)).name)
+    assert all(r.from_cache for r in report.results)
+    writes = [s for s in statements if "INSERT INTO reconciliation_results" in s]
+    assert len(writes) == 1  # 20 results, one batch
+    assert report.matched_count == 20

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ExchangeErrorKind, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
-import { balancesSummary, diffSummary, matchesQuery, statusClass, statusText } from "./wallets";
+import { balancesSummary, diffSummary, matchesQuery, resultsOf, statusClass, statusText, tally } from "./wallets";
 
 describe("wallet rows", () => {
   it("summarises non-zero balances exactly", () => {
@@ -35,5 +35,25 @@ describe("reconciliation status", () => {
     expect(statusText({ status: WalletStatus.EXCHANGE_ERROR, adopted: false, errorKind: ExchangeErrorKind.RATE_LIMITED })).toBe("exchange error: rate limited");
     expect(statusClass({ status: WalletStatus.MATCHED, adopted: false, errorKind: none })).toBe("ok");
     expect(statusText(null)).toBe("—");
+  });
+});
+
+describe("watch messages", () => {
+  const none = ExchangeErrorKind.UNSPECIFIED;
+  const matched = { status: WalletStatus.MATCHED, adopted: false, errorKind: none };
+  const off = { status: WalletStatus.MISMATCHED, adopted: false, errorKind: none };
+  const failed = { status: WalletStatus.EXCHANGE_ERROR, adopted: false, errorKind: ExchangeErrorKind.TIMEOUT };
+  it("takes the results of a single result, a batch, or none from the report", () => {
+    expect(resultsOf({ case: "result", value: matched })).toEqual([matched]);
+    expect(resultsOf({ case: "results", value: { results: [matched, off] } })).toEqual([matched, off]);
+    expect(resultsOf({ case: "reconciliation", value: {} })).toEqual([]);
+    expect(resultsOf({ case: undefined })).toEqual([]);
+  });
+  it("counts a batch by outcome", () => {
+    expect(tally({ matchedCount: 1, mismatchedCount: 0, errorCount: 0 }, [matched, off, failed, off])).toEqual({
+      matchedCount: 2,
+      mismatchedCount: 2,
+      errorCount: 1,
+    });
   });
 });

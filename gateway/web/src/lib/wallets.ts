@@ -61,3 +61,31 @@ export function statusClass(result: ResultLike | null): "" | "ok" | "mismatch" |
   if (result === null) return "";
   return result.status === WalletStatus.MATCHED ? "ok" : result.status === WalletStatus.MISMATCHED ? "mismatch" : "error";
 }
+
+// The wallet results one WatchReconciliation message carries: one, a batch, or none (the report).
+export type WatchEventLike<R> =
+  | { case: "result"; value: R }
+  | { case: "results"; value: { results: readonly R[] } }
+  | { case: "reconciliation" | undefined; value?: unknown };
+
+export function resultsOf<R>(event: WatchEventLike<R>): readonly R[] {
+  if (event.case === "result") return [event.value];
+  if (event.case === "results") return event.value.results;
+  return [];
+}
+
+export interface Counts {
+  matchedCount: number;
+  mismatchedCount: number;
+  errorCount: number;
+}
+
+export function tally(counts: Counts, results: readonly ResultLike[]): Counts {
+  let { matchedCount, mismatchedCount, errorCount } = counts;
+  for (const result of results) {
+    if (result.status === WalletStatus.MATCHED) matchedCount += 1;
+    else if (result.status === WalletStatus.MISMATCHED) mismatchedCount += 1;
+    else errorCount += 1;
+  }
+  return { matchedCount, mismatchedCount, errorCount };
+}

@@ -10,11 +10,23 @@ import {
 import type { Clients } from "../transport";
 import { describeError } from "../errors";
 import { formatDecimal, isDecimal } from "../lib/decimal";
-import { balancesSummary, diffSummary, matchesQuery, statusClass, statusText } from "../lib/wallets";
+import {
+  balancesSummary,
+  diffSummary,
+  matchesQuery,
+  resultsOf,
+  statusClass,
+  statusText,
+  tally,
+  type Counts,
+} from "../lib/wallets";
 import { formatTime, timestampSeconds } from "../lib/time";
 import type { Route } from "../lib/router";
 import { h, setStatus, type Scope } from "../ui/dom";
 import { VirtualTable } from "../ui/vtable";
+
+// Most wallet results the service may put in one streamed message.
+const RESULTS_PER_MESSAGE = 500;
 
 interface Row {
   wallet: Wallet;
@@ -144,23 +156,27 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
 
   async function watch(report: Reconciliation): Promise<void> {
     let done = 0;
-    const counts = { matchedCount: 0, mismatchedCount: 0, errorCount: 0 };
+    let counts: Counts = { matchedCount: 0, mismatchedCount: 0, errorCount: 0 };
     showSummary({ ...report, ...counts }, done);
-    for await (const message of clients.wallets.watchReconciliation({ name: report.name }, { signal: scope.signal })) {
-      if (message.event.case === "result") {
-        const result = message.event.value;
-        apply(result);
-        done += 1;
-        if (result.status === WalletStatus.MATCHED) counts.matchedCount += 1;
-        else if (result.status === WalletStatus.MISMATCHED) counts.mismatchedCount += 1;
-        else counts.errorCount += 1;
-        showSummary({ ...report, ...counts }, done);
-        refresh();
-      } else if (message.event.case === "reconciliation") {
+    // Results stored together arrive together: one message and one table refresh per batch.
+    const stream = clients.wallets.watchReconciliation(
+      { name: report.name, maxResultsPerMessage: RESULTS_PER_MESSAGE },
+      { signal: scope.signal },
+    );
+    for await (const message of stream) {
+      if (message.event.case === "reconciliation") {
         for (const result of message.event.value.results) apply(result);
         showSummary(message.event.value, message.event.value.results.length);
         refresh();
+        continue;
       }
+      const results = resultsOf<WalletReconciliation>(message.event);
+      if (results.length === 0) continue;
+      for (const result of results) apply(result);
+      done += results.length;
+      counts = tally(counts, results);
+      showSummary({ ...report, ...counts }, done);
+      refresh();
     }
   }
 

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,6 +42,9 @@ class SnapshotStore(Protocol):
     async def read(self, key: str) -> ExchangeSnapshot | None:
         """Return the stored snapshot, if any."""
 
+    async def read_many(self, keys: Sequence[str]) -> list[ExchangeSnapshot | None]:
+        """Return the stored snapshots of several keys, in order, in one read."""
+
     async def load(self, key: str, fetch: Fetch, max_age: float) -> ExchangeSnapshot:
         """Fetch (or wait for another fetcher) and store a fresh snapshot."""
 
@@ -63,6 +66,10 @@ class MemoryStore:
             del self._entries[key]
             return None
         return snapshot
+
+    async def read_many(self, keys: Sequence[str]) -> list[ExchangeSnapshot | None]:
+        """Return each key's snapshot unless it outlived the TTL."""
+        return [await self.read(key) for key in keys]
 
     async def load(self, key: str, fetch: Fetch, max_age: float) -> ExchangeSnapshot:
         """Fetch and store."""
@@ -127,6 +134,13 @@ class RedisStore:
         raw = await self._redis.get(self._key(key, "balances"))
         return None if raw is None else _decode(raw)
 
+    async def read_many(self, keys: Sequence[str]) -> list[ExchangeSnapshot | None]:
+        """Return the shared snapshots of several keys in one MGET."""
+        if not keys:
+            return []
+        raws = await self._redis.mget([self._key(key, "balances") for key in keys])
+        return [None if raw is None else _decode(raw) for raw in raws]
+
     async def load(self, key: str, fetch: Fetch, max_age: float) -> ExchangeSnapshot:
         """Fetch under the shared lock, or wait for the replica holding it to store its result."""
         lock = self._key(key, "lock")
@@ -186,6 +200,26 @@ class BalanceCache:
             task.add_done_callback(lambda done: self._forget(key, done))
         # Shielded: one caller giving up must not cancel the fetch the others are waiting on.
         return await asyncio.shield(task)
+
+    async def cached(
+        self, accounts: Sequence[ExchangeAccount], *, max_age: float | None
+    ) -> dict[ExchangeAccount, ExchangeSnapshot]:
+        """Return the accounts whose cached balances are fresh enough, read in one go."""
+        limit = self._ttl if max_age is None else min(max_age, self._ttl)
+        if limit <= 0 or not accounts:
+            return {}
+        try:
+            snapshots = await self._store.read_many([a.cache_key() for a in accounts])
+        except (RedisError, OSError) as error:
+            logger.warning("balance cache unreadable, fetching directly: %s", type(error).__name__)
+            return {}
+        fresh = {}
+        for account, snapshot in zip(accounts, snapshots, strict=True):
+            if snapshot is not None and _age(snapshot) <= limit:
+                fresh[account] = ExchangeSnapshot(
+                    balances=snapshot.balances, fetch_time=snapshot.fetch_time, from_cache=True
+                )
+        return fresh
 
     def _forget(self, key: str, task: asyncio.Task[ExchangeSnapshot]) -> None:
         if self._inflight.get(key) is task:

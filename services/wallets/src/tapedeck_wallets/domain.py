@@ -103,6 +103,15 @@ class Wallet:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class WalletAccount:
+    """What a reconciliation needs of a wallet before it compares: its name and account."""
+
+    id: str
+    display_name: str
+    account: ExchangeAccount
+
+
 @dataclass(frozen=True)
 class ExchangeAccount:
     """An account on an exchange as reached with one set of credentials; one client each."""
@@ -228,19 +237,25 @@ class Reconciliation:
     results: tuple[WalletResult, ...] = field(default=())
 
 
+_ZERO = Decimal(0)
+
+
 def compare(
     *,
-    stored: tuple[Balance, ...],
+    stored: Mapping[str, Decimal],
     exchange: Mapping[str, ExchangeBalance],
     threshold: Decimal,
 ) -> tuple[BalanceDiff, ...]:
     """Compare totals asset by asset: every stored asset and every non-zero exchange asset."""
-    stored_totals = {b.asset: b.total for b in stored}
-    exchange_totals = {a: b.total for a, b in exchange.items() if b.total != 0}
+    exchange_totals = {}
+    for asset, balance in exchange.items():
+        total = balance.total
+        if total != 0:
+            exchange_totals[asset] = total
     diffs = []
-    for asset in sorted(stored_totals.keys() | exchange_totals.keys()):
-        ours = stored_totals.get(asset, Decimal(0))
-        theirs = exchange_totals.get(asset, Decimal(0))
+    for asset in sorted(stored.keys() | exchange_totals.keys()):
+        ours = stored.get(asset, _ZERO)
+        theirs = exchange_totals.get(asset, _ZERO)
         difference = money.subtract(theirs, ours)
         diffs.append(
             BalanceDiff(

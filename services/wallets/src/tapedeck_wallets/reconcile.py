@@ -1,4 +1,12 @@
-"""Reconciliation jobs: run in the background, store each wallet's result, let watchers follow."""
+"""Reconciliation jobs: run in the background, store each wallet's result, let watchers follow.
+
+A job is stored RUNNING when it is submitted and runs in the submitting process: balances still
+fresh in the cache are read in one go, the others are fetched concurrently (single-flight, with
+the exchange bound), and results are written in batches, one transaction per batch, the last one
+also ending the job. Watchers in this process are fed each batch from memory once its transaction
+has committed, so what they are sent is what the database holds, without reading it back;
+watchers elsewhere (another replica) read the stored results.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,12 +27,11 @@ from tapedeck_common.errors import NotFound
 from tapedeck_wallets import publishing, repository
 from tapedeck_wallets.cache import BalanceCache
 from tapedeck_wallets.domain import (
-    Balance,
     ExchangeSnapshot,
     Reconciliation,
     ReconciliationRequest,
     ReconciliationState,
-    Wallet,
+    WalletAccount,
     WalletResult,
     WalletStatus,
     adopted_balances,
@@ -35,14 +44,17 @@ logger = logging.getLogger(__name__)
 ABANDONED = "the service running this reconciliation stopped before it finished; start a new one"
 STOPPED = "the service stopped before this reconciliation finished; start a new one"
 _WATCH_POLL_SECONDS = 1.0
-_DELETED: dict[str, Any] = {
-    "status": WalletStatus.EXCHANGE_ERROR,
-    "error_message": "the wallet was deleted before it was reconciled",
-    "fetch_time": None,
-    "from_cache": False,
-}
+DELETED = "the wallet was deleted before it was reconciled"
+# Finished jobs kept in memory, so a watcher that arrives just after the end (the usual case when
+# every balance was cached) is answered without reading the report back. Bounded by jobs and by
+# results held.
+_RECENT_JOBS = 64
+_RECENT_RESULTS = 100_000
 
 T = TypeVar("T")
+Update = list[WalletResult] | Reconciliation
+# A wallet and what its exchange read gave: balances or the classified failure.
+_Outcome = tuple[WalletAccount, ExchangeSnapshot | ExchangeFailure]
 
 
 def _now() -> datetime:
@@ -51,21 +63,27 @@ def _now() -> datetime:
 
 @dataclass
 class _Job:
+    report: Reconciliation
     request: ReconciliationRequest
-    # The wallets as submit read them (None: read them when the job starts). Only their
-    # accounts and names are used before the results are written; the write re-reads them
-    # locked, so a wallet deleted since is still reported as deleted.
-    wallets: dict[str, Wallet] | None = None
+    # The wallets whose balances are not in the cache, as submit read them: only their accounts
+    # and names are used before results are written, and the write re-reads the stored
+    # balances, so a wallet deleted since is reported as such.
+    to_fetch: list[WalletAccount]
     task: asyncio.Task[None] | None = None
     next_seq: int = 1
     # Results waiting to be written; the writer drains them in one transaction per batch.
-    pending: list[tuple[WalletResult, ExchangeSnapshot | None]] = field(default_factory=list)
+    pending: list[_Outcome] = field(default_factory=list)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     done: bool = False
     # Every wallet's result is queued (none failed unexpectedly): the batch writing the last
     # of them also marks the job SUCCEEDED, in the same transaction.
     all_queued: bool = False
-    succeeded: bool = False
+    # Results whose transaction committed, in seq order: exactly the stored ones.
+    stored: list[WalletResult] = field(default_factory=list)
+    # Nothing more will be stored. `final` is the stored report when this process wrote the end;
+    # None when it could not (a failure, a stop, another replica): watchers then read it back.
+    ended: bool = False
+    final: Reconciliation | None = None
 
 
 class Reconciler:
@@ -85,6 +103,8 @@ class Reconciler:
         self._lease = lease_seconds
         self.owner = uuid.uuid4().hex
         self._jobs: dict[str, _Job] = {}
+        self._recent: OrderedDict[str, _Job] = OrderedDict()
+        self._recent_results = 0
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._keeper: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[Any]] = set()
@@ -130,35 +150,77 @@ class Reconciler:
         return len(self._watchers.get(reconciliation_id, ()))
 
     async def submit(self, request: ReconciliationRequest, *, requested_by: str) -> Reconciliation:
-        """Store a QUEUED job, start it in the background and return it at once."""
-        found: dict[str, Wallet] | None = None
+        """Store the job and return it at once: RUNNING, or SUCCEEDED if the cache had it all.
+
+        When every balance is fresh in the cache there is nothing to wait for, so the results
+        are compared and stored in this same transaction and the job is returned done (as a
+        long-running operation may be); otherwise it runs in the background.
+        """
         async with self._sessions.begin() as session:
-            if not request.wallet_ids:
-                ids = await repository.all_wallet_ids(session=session)
-                request = ReconciliationRequest(
-                    wallet_ids=tuple(ids),
-                    threshold=request.threshold,
-                    max_cache_age=request.max_cache_age,
-                    adopt_exchange_balances=request.adopt_exchange_balances,
-                )
-            else:
-                found = await repository.get_wallets(session=session, wallet_ids=request.wallet_ids)
-                missing = [w for w in request.wallet_ids if w not in found]
-                if missing:
-                    raise NotFound(f"wallets/{missing[0]} does not exist")
-            reconciliation = await repository.create_reconciliation(
+            request, targets = await self._targets(session, request)
+            wallets = [wallet for wallet, _ in targets]
+            cached = await self._cache.cached(
+                [w.account for w in wallets], max_age=request.max_cache_age
+            )
+            now = _now()
+            report = await repository.create_reconciliation(
                 session=session,
                 request=request,
                 requested_by=requested_by,
                 owner=self.owner,
-                now=_now(),
+                now=now,
             )
-        job = _Job(request=request, wallets=found)
-        self._jobs[reconciliation.id] = job
+            job = _Job(
+                report=report,
+                request=request,
+                to_fetch=[w for w in wallets if w.account not in cached],
+                pending=[(w, cached[w.account]) for w in wallets if w.account in cached],
+            )
+            if not job.to_fetch:
+                # The balances were read (and, to adopt, locked) with the wallets, just now.
+                totals = {wallet.id: assets for wallet, assets in targets}
+                job.stored, _ = await _store(
+                    session,
+                    report.id,
+                    request,
+                    job.pending,
+                    first_seq=1,
+                    succeeded_at=now,
+                    totals=totals,
+                )
+        if not job.to_fetch:
+            job.pending, job.done, job.ended = [], True, True
+            job.final = self._succeeded(job, now)
+            self._remember(report.id, job)
+            return job.final
+        self._jobs[report.id] = job
+        job.wakeup.set()
         job.task = asyncio.create_task(
-            self._run(reconciliation.id, job), name=f"reconciliation {reconciliation.id}"
+            self._run(report.id, job), name=f"reconciliation {report.id}"
         )
-        return reconciliation
+        return report
+
+    async def _targets(
+        self, session: AsyncSession, request: ReconciliationRequest
+    ) -> tuple[ReconciliationRequest, list[tuple[WalletAccount, dict[str, Decimal]]]]:
+        # The wallets to reconcile in the request's order (every wallet when it names none),
+        # with their stored totals, locked when the job may replace them.
+        lock = request.adopt_exchange_balances
+        if not request.wallet_ids:
+            targets = await repository.reconciliation_targets(
+                session=session, wallet_ids=None, lock=lock
+            )
+            return replace(request, wallet_ids=tuple(w.id for w, _ in targets)), targets
+        found = {
+            target[0].id: target
+            for target in await repository.reconciliation_targets(
+                session=session, wallet_ids=request.wallet_ids, lock=lock
+            )
+        }
+        missing = [w for w in request.wallet_ids if w not in found]
+        if missing:
+            raise NotFound(f"wallets/{missing[0]} does not exist")
+        return request, [found[w] for w in request.wallet_ids]
 
     async def _durable(self, work: Coroutine[Any, Any, T]) -> T:
         # A cancelled job must not abandon a transaction half way: on SQLite that leaves the
@@ -168,39 +230,23 @@ class Reconciler:
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
-    async def _start_job(self, reconciliation_id: str, job: _Job) -> dict[str, Wallet]:
-        async with self._sessions.begin() as session:
-            await repository.mark_running(
-                session=session, reconciliation_id=reconciliation_id, now=_now()
-            )
-            if job.wallets is not None:
-                return job.wallets
-            return await repository.get_wallets(session=session, wallet_ids=job.request.wallet_ids)
-
-    async def _finish(
-        self, reconciliation_id: str, state: ReconciliationState, error_message: str
-    ) -> None:
+    async def _fail(self, reconciliation_id: str, error_message: str) -> None:
+        # Watchers read a failed job's report back (job.final stays None): after an unexpected
+        # error, memory may not know which writes reached the database.
         async with self._sessions.begin() as session:
             await repository.finish_reconciliation(
                 session=session,
                 reconciliation_id=reconciliation_id,
-                state=state,
+                state=ReconciliationState.FAILED,
                 error_message=error_message,
                 now=_now(),
             )
 
     async def _run(self, reconciliation_id: str, job: _Job) -> None:
         try:
-            wallets = await self._durable(self._start_job(reconciliation_id, job))
-            self._notify(reconciliation_id)
             writer = asyncio.create_task(self._write_results(reconciliation_id, job))
             try:
-                await asyncio.gather(
-                    *(
-                        self._reconcile_wallet(job, wallet_id, wallets.get(wallet_id))
-                        for wallet_id in job.request.wallet_ids
-                    )
-                )
+                await self._reconcile_all(job)
                 job.all_queued = True
             except BaseException:
                 writer.cancel()
@@ -210,10 +256,8 @@ class Reconciler:
                 job.wakeup.set()
                 await asyncio.gather(writer, return_exceptions=True)
             writer.result()
-            if not job.succeeded:
-                await self._durable(
-                    self._finish(reconciliation_id, ReconciliationState.SUCCEEDED, "")
-                )
+            if not job.ended:  # the last batch was written before the last fetch returned
+                await self._durable(self._succeed_alone(reconciliation_id, job))
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -221,49 +265,42 @@ class Reconciler:
             logger.exception("reconciliation %s failed (ref %s)", reconciliation_id, reference)
             with contextlib.suppress(Exception):
                 await self._durable(
-                    self._finish(
+                    self._fail(
                         reconciliation_id,
-                        ReconciliationState.FAILED,
                         f"internal error (ref {reference}): {type(error).__name__}",
                     )
                 )
         finally:
+            job.ended = True
             self._jobs.pop(reconciliation_id, None)
+            self._remember(reconciliation_id, job)
             self._notify(reconciliation_id)
 
-    async def _reconcile_wallet(self, job: _Job, wallet_id: str, wallet: Wallet | None) -> None:
-        if wallet is None:
-            result = WalletResult(wallet_id=wallet_id, display_name="", **_DELETED)
-            self._queue(job, result, None)
-            return
-        account = wallet.account_key
+    async def _succeed_alone(self, reconciliation_id: str, job: _Job) -> None:
+        now = _now()
+        async with self._sessions.begin() as session:
+            succeeded = await repository.store_results(
+                session=session, reconciliation_id=reconciliation_id, results=(), succeeded_at=now
+            )
+        job.ended = True
+        if succeeded:
+            job.final = self._succeeded(job, now)
+
+    async def _reconcile_all(self, job: _Job) -> None:
+        await asyncio.gather(*(self._reconcile_wallet(job, wallet) for wallet in job.to_fetch))
+
+    async def _reconcile_wallet(self, job: _Job, wallet: WalletAccount) -> None:
+        account = wallet.account
+        outcome: ExchangeSnapshot | ExchangeFailure
         try:
-            snapshot = await self._cache.get(
+            outcome = await self._cache.get(
                 account,
                 max_age=job.request.max_cache_age,
                 fetch=lambda: self.gateway.fetch(account),
             )
         except ExchangeFailure as failure:
-            result = WalletResult(
-                wallet_id=wallet.id,
-                display_name=wallet.display_name,
-                status=WalletStatus.EXCHANGE_ERROR,
-                error_kind=failure.kind,
-                error_message=failure.message,
-            )
-            self._queue(job, result, None)
-            return
-        result = WalletResult(
-            wallet_id=wallet.id,
-            display_name=wallet.display_name,
-            status=WalletStatus.MATCHED,
-            fetch_time=snapshot.fetch_time,
-            from_cache=snapshot.from_cache,
-        )
-        self._queue(job, result, snapshot)
-
-    def _queue(self, job: _Job, result: WalletResult, snapshot: ExchangeSnapshot | None) -> None:
-        job.pending.append((result, snapshot))
+            outcome = failure
+        job.pending.append((wallet, outcome))
         job.wakeup.set()
 
     async def _write_results(self, reconciliation_id: str, job: _Job) -> None:
@@ -274,120 +311,121 @@ class Reconciler:
             job.wakeup.clear()
             batch, job.pending = job.pending, []
             if batch:
-                numbered = [
-                    (replace(result, seq=job.next_seq + i), snapshot)
-                    for i, (result, snapshot) in enumerate(batch)
-                ]
-                await self._durable(self._write_batch(reconciliation_id, job, numbered))
+                await self._durable(self._write_batch(reconciliation_id, job, batch))
                 job.next_seq += len(batch)
                 self._notify(reconciliation_id)
             if job.done and not job.pending:
                 return
 
-    async def _write_batch(
-        self,
-        reconciliation_id: str,
-        job: _Job,
-        batch: list[tuple[WalletResult, ExchangeSnapshot | None]],
-    ) -> None:
+    async def _write_batch(self, reconciliation_id: str, job: _Job, batch: list[_Outcome]) -> None:
         async with self._sessions.begin() as session:
-            # Compare against the stored balances as they are now, inside the transaction that
-            # may replace them, so a concurrent SetBalances is never overwritten blind.
-            fetched = [r.wallet_id for r, snapshot in batch if snapshot is not None]
-            stored = (
-                await repository.lock_wallets(session=session, wallet_ids=fetched)
-                if fetched
-                else {}
-            )
-            entries: list[tuple[WalletResult, tuple[Balance, ...] | None]] = []
-            for result, snapshot in batch:
-                if snapshot is None:
-                    entries.append((result, None))
-                    continue
-                wallet = stored.get(result.wallet_id)
-                if wallet is None:
-                    entries.append((replace(result, **_DELETED), None))
-                    continue
-                diffs = compare(
-                    stored=wallet.balances,
-                    exchange=snapshot.balances,
-                    threshold=job.request.threshold,
-                )
-                mismatched = any(d.beyond_threshold for d in diffs)
-                adopt = (
-                    adopted_balances(snapshot.balances)
-                    if mismatched and job.request.adopt_exchange_balances
-                    else None
-                )
-                status = WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED
-                entries.append((replace(result, diffs=diffs, status=status), adopt))
-            now = _now()
-            stored_results = await repository.add_results(
-                session=session, reconciliation_id=reconciliation_id, results=entries, now=now
-            )
-            # Same transaction: a mismatch event exists exactly when its stored result does.
-            await publishing.publish_mismatches(
-                session=session,
-                reconciliation_id=reconciliation_id,
-                results=stored_results,
-                now=now,
-            )
-            # The last batch (every result queued, none waiting) finishes the job in its own
-            # transaction: one commit less, and a watcher sees the results and the end at once.
+            # The last batch (every result queued, none waiting) also ends the job: one commit
+            # less, and a watcher sees the last results and the end at once.
             finishing = job.all_queued and not job.pending
-            if finishing:
-                await repository.finish_reconciliation(
-                    session=session,
-                    reconciliation_id=reconciliation_id,
-                    state=ReconciliationState.SUCCEEDED,
-                    error_message="",
-                    now=now,
-                )
+            now = _now()
+            results, succeeded = await _store(
+                session,
+                reconciliation_id,
+                job.request,
+                batch,
+                first_seq=job.next_seq,
+                succeeded_at=now if finishing else None,
+            )
+        job.stored.extend(results)
         if finishing:
-            job.succeeded = True
+            job.ended = True
+            if succeeded:
+                job.final = self._succeeded(job, now)
+
+    def _succeeded(self, job: _Job, end_time: datetime) -> Reconciliation:
+        # The stored report, built from what this process wrote: the row as created, the
+        # counts it added and the end it set.
+        statuses = [r.status for r in job.stored]
+        return replace(
+            job.report,
+            state=ReconciliationState.SUCCEEDED,
+            matched_count=statuses.count(WalletStatus.MATCHED),
+            mismatched_count=statuses.count(WalletStatus.MISMATCHED),
+            error_count=statuses.count(WalletStatus.EXCHANGE_ERROR),
+            end_time=end_time,
+            results=tuple(job.stored),
+        )
+
+    def _remember(self, reconciliation_id: str, job: _Job) -> None:
+        if job.final is None:
+            return
+        self._recent[reconciliation_id] = job
+        self._recent_results += len(job.stored)
+        while len(self._recent) > _RECENT_JOBS or self._recent_results > _RECENT_RESULTS:
+            _, oldest = self._recent.popitem(last=False)
+            self._recent_results -= len(oldest.stored)
 
     def _notify(self, reconciliation_id: str) -> None:
         for event in self._watchers.get(reconciliation_id, ()):
             event.set()
 
-    async def watch(self, reconciliation_id: str) -> AsyncIterator[WalletResult | Reconciliation]:
-        """Yield stored results, then each new one as it is stored, then the finished report."""
+    async def watch(self, reconciliation_id: str) -> AsyncIterator[Update]:
+        """Yield stored results in batches, then each new batch as it is stored, then the report.
+
+        The report's results are exactly the results yielded before it, in order.
+        """
         event = asyncio.Event()
         self._watchers.setdefault(reconciliation_id, set()).add(event)
         try:
-            seen = 0
-            # Every result streamed so far, in seq order: the final report is built from them
-            # rather than reading back (and decoding) all results just sent.
+            job = self._jobs.get(reconciliation_id) or self._recent.get(reconciliation_id)
             streamed: list[WalletResult] = []
-            while True:
-                event.clear()
-                async with self._sessions() as session:
-                    # State first: a finished job has every result stored before its state changed.
-                    report = await repository.get_reconciliation(
-                        session=session, reconciliation_id=reconciliation_id, with_results=False
-                    )
-                    fresh = await repository.results_after(
-                        session=session, reconciliation_id=reconciliation_id, seq=seen
-                    )
-                for result in fresh:
-                    seen = result.seq
-                    streamed.append(result)
-                    yield result
-                if report.state.finished:
-                    # The state was read first and a finished job stores no more results, so
-                    # `streamed` is all of them.
-                    yield replace(report, results=tuple(streamed))
-                    return
-                # Woken by this process's runner; the poll covers jobs run by another replica.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_WATCH_POLL_SECONDS):
+            if job is not None:
+                while True:
+                    event.clear()
+                    if len(job.stored) > len(streamed):
+                        fresh = job.stored[len(streamed) :]
+                        streamed.extend(fresh)
+                        yield fresh
+                    elif job.ended:
+                        break
+                    else:
                         await event.wait()
+                if job.final is not None:
+                    yield job.final
+                    return
+                # The end was written elsewhere or not at all: the database has the report.
+            async for update in self._watch_stored(reconciliation_id, streamed, event):
+                yield update
         finally:
             watchers = self._watchers.get(reconciliation_id)
             if watchers is not None:
                 watchers.discard(event)
                 if not watchers:
                     del self._watchers[reconciliation_id]
+
+    async def _watch_stored(
+        self, reconciliation_id: str, streamed: list[WalletResult], event: asyncio.Event
+    ) -> AsyncIterator[Update]:
+        # A job run by another process, or one this process no longer holds: poll the stored
+        # results after those already streamed, woken early by this process's notifications.
+        while True:
+            event.clear()
+            async with self._sessions() as session:
+                # State first: a finished job has every result stored before its state changed.
+                report = await repository.get_reconciliation(
+                    session=session, reconciliation_id=reconciliation_id, with_results=False
+                )
+                fresh = await repository.results_after(
+                    session=session,
+                    reconciliation_id=reconciliation_id,
+                    seq=streamed[-1].seq if streamed else 0,
+                )
+            if fresh:
+                streamed.extend(fresh)
+                yield fresh
+            if report.state.finished:
+                # The state was read first and a finished job stores no more results, so
+                # `streamed` is all of them: the report is built from them, not read back.
+                yield replace(report, results=tuple(streamed))
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_WATCH_POLL_SECONDS):
+                    await event.wait()
 
     async def _keep_leases(self) -> None:
         while True:
@@ -416,3 +454,92 @@ class Reconciler:
         for reconciliation_id in failed:
             logger.warning("reconciliation %s was abandoned; marked FAILED", reconciliation_id)
             self._notify(reconciliation_id)
+
+
+async def _store(
+    session: AsyncSession,
+    reconciliation_id: str,
+    request: ReconciliationRequest,
+    batch: list[_Outcome],
+    *,
+    first_seq: int,
+    succeeded_at: datetime | None,
+    totals: dict[str, dict[str, Decimal]] | None = None,
+) -> tuple[list[WalletResult], bool]:
+    # Compare a batch against the stored balances as they are now, in the transaction that
+    # stores the results and may replace the balances; locked only when it may, so a
+    # concurrent SetBalances is never overwritten blind while read-only jobs do not queue
+    # behind each other. `totals`: those balances, when this transaction already read them.
+    # Return the results and whether the job was marked SUCCEEDED.
+    adopt = request.adopt_exchange_balances
+    stored = (
+        totals
+        if totals is not None
+        else await repository.stored_totals(
+            session=session,
+            wallet_ids=[w.id for w, o in batch if isinstance(o, ExchangeSnapshot)],
+            lock=adopt,
+        )
+    )
+    now = _now() if succeeded_at is None else succeeded_at
+    results = []
+    for seq, (wallet, outcome) in enumerate(batch, start=first_seq):
+        if isinstance(outcome, ExchangeFailure):
+            results.append(
+                WalletResult(
+                    wallet_id=wallet.id,
+                    display_name=wallet.display_name,
+                    status=WalletStatus.EXCHANGE_ERROR,
+                    error_kind=outcome.kind,
+                    error_message=outcome.message,
+                    seq=seq,
+                )
+            )
+            continue
+        assets = stored.get(wallet.id)
+        if assets is None:
+            results.append(
+                WalletResult(
+                    wallet_id=wallet.id,
+                    display_name=wallet.display_name,
+                    status=WalletStatus.EXCHANGE_ERROR,
+                    error_message=DELETED,
+                    seq=seq,
+                )
+            )
+            continue
+        diffs = compare(stored=assets, exchange=outcome.balances, threshold=request.threshold)
+        mismatched = any(d.beyond_threshold for d in diffs)
+        adopted = (
+            mismatched
+            and adopt
+            and await repository.adopt_balances(
+                session=session,
+                wallet_id=wallet.id,
+                balances=adopted_balances(outcome.balances),
+                now=now,
+            )
+        )
+        results.append(
+            WalletResult(
+                wallet_id=wallet.id,
+                display_name=wallet.display_name,
+                status=WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED,
+                diffs=diffs,
+                adopted=adopted,
+                fetch_time=outcome.fetch_time,
+                from_cache=outcome.from_cache,
+                seq=seq,
+            )
+        )
+    # Same transaction: a mismatch event exists exactly when its stored result does.
+    await publishing.publish_mismatches(
+        session=session, reconciliation_id=reconciliation_id, results=results, now=now
+    )
+    succeeded = await repository.store_results(
+        session=session,
+        reconciliation_id=reconciliation_id,
+        results=results,
+        succeeded_at=succeeded_at,
+    )
+    return results, succeeded

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    String,
     Text,
     and_,
+    any_,
+    bindparam,
     cast,
     delete,
     func,
@@ -22,9 +25,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.sql import Select
 
 from tapedeck_common.errors import AlreadyExists, NotFound
 from tapedeck_common.validation import new_id
@@ -32,6 +37,7 @@ from tapedeck_wallets.domain import (
     Balance,
     BalanceDiff,
     ErrorKind,
+    ExchangeAccount,
     ListedBalance,
     ListedWallet,
     NewWallet,
@@ -39,6 +45,7 @@ from tapedeck_wallets.domain import (
     ReconciliationRequest,
     ReconciliationState,
     Wallet,
+    WalletAccount,
     WalletResult,
     WalletStatus,
     epoch_micros,
@@ -49,6 +56,7 @@ from tapedeck_wallets.models import (
     ReconciliationItemRow,
     ReconciliationResultRow,
     ReconciliationRow,
+    UtcDateTime,
     WalletRow,
 )
 
@@ -234,61 +242,103 @@ async def list_wallets(
     return listed, more
 
 
-async def _load_wallets(
-    session: AsyncSession, wallet_ids: Sequence[str], *, lock: bool
-) -> dict[str, Wallet]:
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+# The reconciliation path runs the statements below on every job: they are built once, since
+# building a statement costs more in Python than PostgreSQL takes to run it (a 100-id select:
+# ~0.3 ms). Wallet ids arrive as one array parameter on PostgreSQL, `= ANY($1)`, where an IN
+# list renders a parameter per id on every call (100 ids: 0.86 -> 0.54 ms); SQLite has no arrays.
+def _by_ids(query: _Query) -> dict[bool, _Query]:
+    return {
+        True: query.where(WalletRow.id == any_(bindparam("ids", type_=ARRAY(String)))),
+        False: query.where(WalletRow.id.in_(bindparam("ids", expanding=True))),
+    }
+
+
+_TARGETS = (
+    select(
+        WalletRow.id,
+        WalletRow.display_name,
+        WalletRow.exchange,
+        WalletRow.account_ref,
+        WalletRow.credentials_ref,
+        BalanceRow.asset,
+        BalanceRow.total,
+    )
+    .select_from(WalletRow)
+    .outerjoin(BalanceRow, BalanceRow.wallet_id == WalletRow.id)
+    # By id: a fixed lock order, so concurrent jobs cannot deadlock on each other's wallets.
+    .order_by(WalletRow.id)
+)
+_ALL_TARGETS = {False: _TARGETS, True: _TARGETS.with_for_update(of=WalletRow)}
+_TARGETS_BY_ID = {lock: _by_ids(query) for lock, query in _ALL_TARGETS.items()}
+_TOTALS = _by_ids(
+    select(WalletRow.id, BalanceRow.asset, BalanceRow.total)
+    .select_from(WalletRow)
+    .outerjoin(BalanceRow, BalanceRow.wallet_id == WalletRow.id)
+)
+_LOCKED_TOTALS = {
+    postgres: query.order_by(WalletRow.id).with_for_update(of=WalletRow)
+    for postgres, query in _TOTALS.items()
+}
+
+
+def _postgres(connection: AsyncConnection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+async def reconciliation_targets(
+    *, session: AsyncSession, wallet_ids: Sequence[str] | None, lock: bool
+) -> list[tuple[WalletAccount, dict[str, Decimal]]]:
+    """Return the named wallets that exist with each asset's stored total, in one statement.
+
+    None names every wallet, returned by display name. With `lock`, the wallets' rows stay
+    locked for update until the transaction ends.
+    """
     connection = await session.connection()
-    query = select(*_WALLET_COLUMNS).where(WalletRow.id.in_(list(wallet_ids)))
-    if lock:
-        # A fixed lock order, so concurrent jobs cannot deadlock on each other's wallets.
-        query = query.order_by(WalletRow.id).with_for_update()
-    rows = (await connection.execute(query)).all()
-    if not rows:
+    if wallet_ids is None:
+        rows = await connection.execute(_ALL_TARGETS[lock])
+    else:
+        query = _TARGETS_BY_ID[lock][_postgres(connection)]
+        rows = await connection.execute(query, {"ids": list(wallet_ids)})
+    targets: dict[str, tuple[WalletAccount, dict[str, Decimal]]] = {}
+    for wallet_id, name, exchange, account_ref, credentials_ref, asset, total in rows.all():
+        target = targets.get(wallet_id)
+        if target is None:
+            account = ExchangeAccount(
+                exchange=exchange, account_ref=account_ref, credentials_ref=credentials_ref
+            )
+            target = targets[wallet_id] = (WalletAccount(wallet_id, name, account), {})
+        if asset is not None:  # a wallet without balances joins one row of NULLs
+            target[1][asset] = total
+    found = list(targets.values())
+    if wallet_ids is None:
+        found.sort(key=lambda target: target[0].display_name)
+    return found
+
+
+async def stored_totals(
+    *, session: AsyncSession, wallet_ids: Sequence[str], lock: bool
+) -> dict[str, dict[str, Decimal]]:
+    """Return the stored total of each asset of the wallets that still exist, in one statement.
+
+    With `lock`, the wallets' rows stay locked for update until the transaction ends.
+    """
+    if not wallet_ids:
         return {}
-    balance_rows = await connection.execute(
-        select(*_BALANCE_COLUMNS)
-        .where(BalanceRow.wallet_id.in_([r[0] for r in rows]))
-        .order_by(BalanceRow.wallet_id, BalanceRow.asset)
-    )
-    return {w.id: w for w in _assemble(rows, balance_rows.all())}
-
-
-def _assemble(rows: Sequence[Any], balance_rows: Iterable[Any]) -> list[Wallet]:
-    by_wallet: dict[str, list[Balance]] = defaultdict(list)
-    for wallet_id, asset, total, available, hold, updated in balance_rows:
-        by_wallet[wallet_id].append(
-            Balance(asset=asset, total=total, available=available, hold=hold, update_time=updated)
-        )
-    return [
-        Wallet(
-            id=wallet_id,
-            display_name=display_name,
-            exchange=exchange_name,
-            account_ref=account_ref,
-            credentials_ref=credentials_ref,
-            balances=tuple(by_wallet.get(wallet_id, ())),
-            create_time=created,
-            update_time=updated,
-        )
-        for wallet_id, display_name, exchange_name, account_ref, credentials_ref, created, updated in rows
-    ]
-
-
-async def get_wallets(*, session: AsyncSession, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
-    """Return the named wallets that exist, by id (two statements)."""
-    return await _load_wallets(session, wallet_ids, lock=False)
-
-
-async def lock_wallets(*, session: AsyncSession, wallet_ids: Sequence[str]) -> dict[str, Wallet]:
-    """Return the wallets that still exist, locked for update in this transaction, by id."""
-    return await _load_wallets(session, wallet_ids, lock=True)
-
-
-async def all_wallet_ids(*, session: AsyncSession) -> list[str]:
-    """Return every wallet's id, by display name."""
-    return list(
-        (await session.scalars(select(WalletRow.id).order_by(WalletRow.display_name))).all()
-    )
+    connection = await session.connection()
+    query = (_LOCKED_TOTALS if lock else _TOTALS)[_postgres(connection)]
+    totals: dict[str, dict[str, Decimal]] = {}
+    for wallet_id, asset, total in (
+        await connection.execute(query, {"ids": list(wallet_ids)})
+    ).all():
+        assets = totals.get(wallet_id)
+        if assets is None:
+            assets = totals[wallet_id] = {}
+        if asset is not None:  # a wallet without balances joins one row of NULLs
+            assets[asset] = total
+    return totals
 
 
 async def delete_wallet(*, session: AsyncSession, wallet_id: str) -> None:
@@ -375,6 +425,9 @@ def _reconciliation(row: ReconciliationRow, results: Sequence[WalletResult] = ()
     )
 
 
+_INSERT_RECONCILIATION = insert(ReconciliationRow)
+
+
 async def create_reconciliation(
     *,
     session: AsyncSession,
@@ -383,148 +436,226 @@ async def create_reconciliation(
     owner: str,
     now: datetime,
 ) -> Reconciliation:
-    """Store a QUEUED reconciliation owned by this process."""
-    row = ReconciliationRow(
+    """Store a reconciliation that this process starts running at once."""
+    report = Reconciliation(
         id=new_id(),
-        state=ReconciliationState.QUEUED.value,
-        wallet_ids=list(request.wallet_ids),
+        state=ReconciliationState.RUNNING,
+        wallet_ids=request.wallet_ids,
         threshold=request.threshold,
         adopt_exchange_balances=request.adopt_exchange_balances,
-        max_cache_age_seconds=request.max_cache_age,
+        max_cache_age=request.max_cache_age,
         matched_count=0,
         mismatched_count=0,
         error_count=0,
-        requested_by=requested_by,
-        owner=owner,
-        heartbeat_time=now,
         create_time=now,
         end_time=None,
         error_message="",
+        requested_by=requested_by,
     )
-    session.add(row)
+    connection = await session.connection()
+    await connection.execute(
+        _INSERT_RECONCILIATION,
+        {
+            "id": report.id,
+            "state": report.state.value,
+            "wallet_ids": list(report.wallet_ids),
+            "threshold": report.threshold,
+            "adopt_exchange_balances": report.adopt_exchange_balances,
+            "max_cache_age_seconds": report.max_cache_age,
+            "matched_count": 0,
+            "mismatched_count": 0,
+            "error_count": 0,
+            "requested_by": requested_by,
+            "owner": owner,
+            "heartbeat_time": now,
+            "create_time": now,
+            "end_time": None,
+            "error_message": "",
+        },
+    )
+    return report
+
+
+async def adopt_balances(
+    *, session: AsyncSession, wallet_id: str, balances: Sequence[Balance], now: datetime
+) -> bool:
+    """Replace a wallet's stored balances with the exchange's; False if it no longer exists."""
+    row = await _locked_wallet(session, wallet_id)
+    if row is None:
+        return False
+    _apply_balances(row, balances, replace=True, now=now)
     await session.flush()
-    return _reconciliation(row)
+    return True
 
 
-async def mark_running(*, session: AsyncSession, reconciliation_id: str, now: datetime) -> None:
-    """Move a queued reconciliation to RUNNING."""
-    await session.execute(
-        update(ReconciliationRow)
-        .where(
-            ReconciliationRow.id == reconciliation_id,
-            ReconciliationRow.state == ReconciliationState.QUEUED.value,
-        )
-        .values(state=ReconciliationState.RUNNING.value, heartbeat_time=now)
+_UNFINISHED = [ReconciliationState.QUEUED.value, ReconciliationState.RUNNING.value]
+
+# PostgreSQL types of the columns bulk-inserted through unnest(); amounts travel as text, which
+# asyncpg encodes several times faster than Decimal, and PostgreSQL parses exactly.
+_ARRAY_TYPES: dict[Any, dict[str, str]] = {
+    ReconciliationResultRow: {
+        "seq": "integer",
+        "wallet_id": "varchar",
+        "display_name": "varchar",
+        "status": "varchar",
+        "error_kind": "varchar",
+        "error_message": "text",
+        "adopted": "boolean",
+        "fetch_time": "timestamptz",
+        "from_cache": "boolean",
+    },
+    ReconciliationItemRow: {
+        "seq": "integer",
+        "asset": "varchar",
+        "stored_total": "numeric",
+        "exchange_total": "numeric",
+        "difference": "numeric",
+        "beyond_threshold": "boolean",
+    },
+}
+_PREFIX = {ReconciliationResultRow: "r_", ReconciliationItemRow: "i_"}
+
+
+def _unnest_insert(model: Any) -> str:
+    # INSERT ... SELECT FROM unnest(arrays): one parameter per column whatever the row count
+    # (executemany costs ~20 us a row here).
+    types, prefix = _ARRAY_TYPES[model], _PREFIX[model]
+    names = ", ".join(types)
+    arrays = ", ".join(
+        f"CAST(:{prefix}{n} AS {'text' if t == 'numeric' else t}[])" for n, t in types.items()
+    )
+    selected = ", ".join(f"CAST({n} AS numeric)" if t == "numeric" else n for n, t in types.items())
+    return (
+        f"INSERT INTO {model.__tablename__} (reconciliation_id, {names})"
+        f" SELECT CAST(:reconciliation AS varchar), {selected}"
+        f" FROM unnest({arrays}) AS given({names})"
     )
 
 
-async def add_results(
+# A batch of results on PostgreSQL: results, items and the report's counts (and, for the last
+# batch, its end) in one statement, so one round trip whatever the batch size.
+_STORE_SQL = (
+    f"WITH results AS ({_unnest_insert(ReconciliationResultRow)}),"
+    f" items AS ({_unnest_insert(ReconciliationItemRow)})"
+    " UPDATE reconciliations SET matched_count = matched_count + :add_matched,"
+    " mismatched_count = mismatched_count + :add_mismatched,"
+    " error_count = error_count + :add_errors"
+)
+_STORE = text(f"{_STORE_SQL} WHERE id = :reconciliation")
+_STORE_AND_SUCCEED = text(
+    f"{_STORE_SQL}, state = '{ReconciliationState.SUCCEEDED.value}',"
+    " end_time = CAST(:succeeded_at AS timestamptz)"
+    " WHERE id = :reconciliation AND state IN ("
+    + ", ".join(f"'{state}'" for state in _UNFINISHED)
+    + ")"
+)
+# The same on other databases, a statement each.
+_COUNTS = {
+    "matched_count": ReconciliationRow.matched_count + bindparam("add_matched"),
+    "mismatched_count": ReconciliationRow.mismatched_count + bindparam("add_mismatched"),
+    "error_count": ReconciliationRow.error_count + bindparam("add_errors"),
+}
+_ADD_COUNTS = (
+    update(ReconciliationRow)
+    .where(ReconciliationRow.id == bindparam("reconciliation"))
+    .values(**_COUNTS)
+)
+_ADD_COUNTS_AND_SUCCEED = (
+    update(ReconciliationRow)
+    .where(
+        ReconciliationRow.id == bindparam("reconciliation"),
+        ReconciliationRow.state.in_(_UNFINISHED),
+    )
+    .values(
+        state=ReconciliationState.SUCCEEDED.value,
+        end_time=bindparam("succeeded_at", type_=UtcDateTime()),
+        **_COUNTS,
+    )
+)
+
+
+def _columns(results: Sequence[WalletResult]) -> dict[Any, dict[str, list[Any]]]:
+    items = [(r.seq, d) for r in results for d in r.diffs]
+    return {
+        ReconciliationResultRow: {
+            "seq": [r.seq for r in results],
+            "wallet_id": [r.wallet_id for r in results],
+            "display_name": [r.display_name for r in results],
+            "status": [r.status.value for r in results],
+            "error_kind": [None if r.error_kind is None else r.error_kind.value for r in results],
+            "error_message": [r.error_message for r in results],
+            "adopted": [r.adopted for r in results],
+            "fetch_time": [r.fetch_time for r in results],
+            "from_cache": [r.from_cache for r in results],
+        },
+        ReconciliationItemRow: {
+            "seq": [seq for seq, _ in items],
+            "asset": [d.asset for _, d in items],
+            "stored_total": [d.stored_total for _, d in items],
+            "exchange_total": [d.exchange_total for _, d in items],
+            "difference": [d.difference for _, d in items],
+            "beyond_threshold": [d.beyond_threshold for _, d in items],
+        },
+    }
+
+
+async def store_results(
     *,
     session: AsyncSession,
     reconciliation_id: str,
-    results: Sequence[tuple[WalletResult, Sequence[Balance] | None]],
-    now: datetime,
-) -> list[WalletResult]:
-    """Store wallets' results in bulk, adopting given balances in the same transaction."""
-    stored: list[WalletResult] = []
-    for result, adopt in results:
-        adopted = False
-        if adopt is not None:
-            wallet = await _locked_wallet(session, result.wallet_id)
-            if wallet is not None:
-                _apply_balances(wallet, adopt, replace=True, now=now)
-                adopted = True
-        stored.append(replace(result, adopted=adopted))
-    await session.flush()
+    results: Sequence[WalletResult],
+    succeeded_at: datetime | None,
+) -> bool:
+    """Store results with their per-asset items and add them to the report's counts.
+
+    With `succeeded_at`, the report is also marked SUCCEEDED; False is returned when it had
+    already finished (a replica that saw its lease lapse failed it). One statement on
+    PostgreSQL.
+    """
+    statuses = [r.status for r in results]
+    counts: dict[str, Any] = {
+        "reconciliation": reconciliation_id,
+        "add_matched": statuses.count(WalletStatus.MATCHED),
+        "add_mismatched": statuses.count(WalletStatus.MISMATCHED),
+        "add_errors": statuses.count(WalletStatus.EXCHANGE_ERROR),
+    }
+    columns = _columns(results)
     connection = await session.connection()
-    # Plain inserts: (report, seq) is known up front, so no ids come back.
-    await _insert_many(
-        connection,
-        ReconciliationResultRow,
-        [
-            {
-                "reconciliation_id": reconciliation_id,
-                "seq": r.seq,
-                "wallet_id": r.wallet_id,
-                "display_name": r.display_name,
-                "status": r.status.value,
-                "error_kind": r.error_kind.value if r.error_kind is not None else None,
-                "error_message": r.error_message,
-                "adopted": r.adopted,
-                "fetch_time": r.fetch_time,
-                "from_cache": r.from_cache,
-            }
-            for r in stored
-        ],
-    )
-    items = [
-        {
-            "reconciliation_id": reconciliation_id,
-            "seq": r.seq,
-            "asset": d.asset,
-            "stored_total": d.stored_total,
-            "exchange_total": d.exchange_total,
-            "difference": d.difference,
-            "beyond_threshold": d.beyond_threshold,
-        }
-        for r in stored
-        for d in r.diffs
-    ]
-    if items:
-        await _insert_many(connection, ReconciliationItemRow, items)
-    counts = {status: sum(r.status is status for r in stored) for status in WalletStatus}
-    await connection.execute(
-        update(ReconciliationRow)
-        .where(ReconciliationRow.id == reconciliation_id)
-        .values(
-            matched_count=ReconciliationRow.matched_count + counts[WalletStatus.MATCHED],
-            mismatched_count=ReconciliationRow.mismatched_count + counts[WalletStatus.MISMATCHED],
-            error_count=ReconciliationRow.error_count + counts[WalletStatus.EXCHANGE_ERROR],
+    if _postgres(connection):
+        parameters = dict(counts)
+        for model, values in columns.items():
+            types, prefix = _ARRAY_TYPES[model], _PREFIX[model]
+            for name, column in values.items():
+                parameters[prefix + name] = (
+                    [format(v, "f") for v in column] if types[name] == "numeric" else column
+                )
+        if succeeded_at is None:
+            await connection.execute(_STORE, parameters)
+            return True
+        stored = await connection.execute(
+            _STORE_AND_SUCCEED, {**parameters, "succeeded_at": succeeded_at}
         )
-    )
-    return stored
-
-
-# PostgreSQL array types of the columns bulk-inserted through unnest().
-_ARRAY_TYPES = {
-    ReconciliationResultRow: {
-        "reconciliation_id": "varchar[]",
-        "seq": "integer[]",
-        "wallet_id": "varchar[]",
-        "display_name": "varchar[]",
-        "status": "varchar[]",
-        "error_kind": "varchar[]",
-        "error_message": "text[]",
-        "adopted": "boolean[]",
-        "fetch_time": "timestamptz[]",
-        "from_cache": "boolean[]",
-    },
-    ReconciliationItemRow: {
-        "reconciliation_id": "varchar[]",
-        "seq": "integer[]",
-        "asset": "varchar[]",
-        "stored_total": "numeric[]",
-        "exchange_total": "numeric[]",
-        "difference": "numeric[]",
-        "beyond_threshold": "boolean[]",
-    },
-}
-
-
-async def _insert_many(connection: AsyncConnection, model: Any, rows: list[dict[str, Any]]) -> None:
-    # On PostgreSQL one INSERT ... SELECT FROM unnest(arrays): one round trip and one
-    # parameter per column whatever the row count (executemany costs ~20 us a row here).
-    types = _ARRAY_TYPES[model]
-    if connection.dialect.name != "postgresql":
-        await connection.execute(insert(model), rows)
-        return
-    names = list(types)
-    statement = text(
-        f"INSERT INTO {model.__tablename__} ({', '.join(names)}) SELECT * FROM unnest("
-        + ", ".join(f"CAST(:{n} AS {types[n]})" for n in names)
-        + ")"
-    )
-    await connection.execute(statement, {n: [row[n] for row in rows] for n in names})
+        if stored.rowcount == 1:
+            return True
+    else:
+        for model, values in columns.items():
+            rows = [{"reconciliation_id": reconciliation_id} for _ in next(iter(values.values()))]
+            for name, column in values.items():
+                for row, value in zip(rows, column, strict=True):
+                    row[name] = value
+            if rows:
+                await connection.execute(insert(model), rows)
+        if succeeded_at is None:
+            await connection.execute(_ADD_COUNTS, counts)
+            return True
+        ended = await connection.execute(
+            _ADD_COUNTS_AND_SUCCEED, {**counts, "succeeded_at": succeeded_at}
+        )
+        if ended.rowcount == 1:
+            return True
+    # Already finished elsewhere: the results are stored, their counts still added.
+    await connection.execute(_ADD_COUNTS, counts)
+    return False
 
 
 async def finish_reconciliation(
@@ -534,18 +665,17 @@ async def finish_reconciliation(
     state: ReconciliationState,
     error_message: str,
     now: datetime,
-) -> None:
-    """Mark a reconciliation finished unless it already is."""
-    await session.execute(
+) -> bool:
+    """Mark a reconciliation finished unless it already is; return whether this call did."""
+    result = await session.execute(
         update(ReconciliationRow)
         .where(
             ReconciliationRow.id == reconciliation_id,
-            ReconciliationRow.state.in_(
-                [ReconciliationState.QUEUED.value, ReconciliationState.RUNNING.value]
-            ),
+            ReconciliationRow.state.in_(_UNFINISHED),
         )
         .values(state=state.value, error_message=error_message, end_time=now)
     )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def renew_leases(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,6 @@ from tapedeck_wallets.credentials import CREDENTIALS_REF
 from tapedeck_wallets.domain import (
     SUPPORTED_EXCHANGES,
     Balance,
-    BalanceDiff,
     ErrorKind,
     ListedWallet,
     NewWallet,
@@ -42,6 +42,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _ASSET = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 _MAX_TEXT = 200
 _MAX_WALLETS_PER_RECONCILIATION = 10_000
+_MAX_RESULTS_PER_MESSAGE = 1000
 
 _STATE = {
     ReconciliationState.QUEUED: wallets_pb2.RECONCILIATION_STATE_QUEUED,
@@ -72,14 +73,6 @@ def _stamp(target: Timestamp, value: datetime) -> None:
     delta = value - _EPOCH
     target.seconds = delta.days * 86_400 + delta.seconds
     target.nanos = delta.microseconds * 1000
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    _stamp(stamp, value)
-    return stamp
 
 
 def _now() -> datetime:
@@ -130,52 +123,54 @@ def wallet_to_proto(wallet: Wallet) -> wallets_pb2.Wallet:
     return fill_wallet(wallets_pb2.Wallet(), wallet)
 
 
-def _diff_to_proto(diff: BalanceDiff) -> wallets_pb2.BalanceDiff:
-    return wallets_pb2.BalanceDiff(
-        asset=diff.asset,
-        stored_total=decimal_text(diff.stored_total),
-        exchange_total=decimal_text(diff.exchange_total),
-        difference=decimal_text(diff.difference),
-        beyond_threshold=diff.beyond_threshold,
-    )
+def fill_result(message: wallets_pb2.WalletReconciliation, result: WalletResult) -> None:
+    """Write one wallet's result into a new, empty proto in place."""
+    message.wallet = f"wallets/{result.wallet_id}"
+    message.display_name = result.display_name
+    message.status = _STATUS[result.status]
+    add = message.diffs.add
+    for diff in result.diffs:
+        add(
+            asset=diff.asset,
+            stored_total=decimal_text(diff.stored_total),
+            exchange_total=decimal_text(diff.exchange_total),
+            difference=decimal_text(diff.difference),
+            beyond_threshold=diff.beyond_threshold,
+        )
+    if result.error_kind is not None:
+        message.error_kind = _ERROR_KIND[result.error_kind]
+    message.error_message = result.error_message
+    message.adopted = result.adopted
+    if result.fetch_time is not None:
+        _stamp(message.fetch_time, result.fetch_time)
+    message.from_cache = result.from_cache
 
 
-def result_to_proto(result: WalletResult) -> wallets_pb2.WalletReconciliation:
-    """Return one wallet's result as its proto."""
-    return wallets_pb2.WalletReconciliation(
-        wallet=f"wallets/{result.wallet_id}",
-        display_name=result.display_name,
-        status=_STATUS[result.status],
-        diffs=[_diff_to_proto(d) for d in result.diffs],
-        error_kind=(
-            _ERROR_KIND[result.error_kind]
-            if result.error_kind is not None
-            else wallets_pb2.EXCHANGE_ERROR_KIND_UNSPECIFIED
-        ),
-        error_message=result.error_message,
-        adopted=result.adopted,
-        fetch_time=_timestamp(result.fetch_time),
-        from_cache=result.from_cache,
-    )
+def fill_reconciliation(message: wallets_pb2.Reconciliation, report: Reconciliation) -> None:
+    """Write a report into a new, empty proto in place."""
+    message.name = f"reconciliations/{report.id}"
+    message.state = _STATE[report.state]
+    message.wallets.extend([f"wallets/{w}" for w in report.wallet_ids])
+    message.threshold = decimal_text(report.threshold)
+    message.adopt_exchange_balances = report.adopt_exchange_balances
+    add = message.results.add
+    for result in report.results:
+        fill_result(add(), result)
+    message.matched_count = report.matched_count
+    message.mismatched_count = report.mismatched_count
+    message.error_count = report.error_count
+    _stamp(message.create_time, report.create_time)
+    if report.end_time is not None:
+        _stamp(message.end_time, report.end_time)
+    message.error_message = report.error_message
+    message.requested_by = report.requested_by
 
 
 def reconciliation_to_proto(report: Reconciliation) -> wallets_pb2.Reconciliation:
     """Return a report as its proto."""
-    return wallets_pb2.Reconciliation(
-        name=f"reconciliations/{report.id}",
-        state=_STATE[report.state],
-        wallets=[f"wallets/{w}" for w in report.wallet_ids],
-        threshold=decimal_text(report.threshold),
-        adopt_exchange_balances=report.adopt_exchange_balances,
-        results=[result_to_proto(r) for r in report.results],
-        matched_count=report.matched_count,
-        mismatched_count=report.mismatched_count,
-        error_count=report.error_count,
-        create_time=_timestamp(report.create_time),
-        end_time=_timestamp(report.end_time),
-        error_message=report.error_message,
-        requested_by=report.requested_by,
-    )
+    message = wallets_pb2.Reconciliation()
+    fill_reconciliation(message, report)
+    return message
 
 
 def _text(value: str, *, field: str) -> str:
@@ -369,7 +364,10 @@ class WalletServicer(wallets_pb2_grpc.WalletServiceServicer):
             ),
             requested_by=current_principal.get().name,
         )
-        return wallets_pb2.ReconcileWalletsResponse(reconciliation=reconciliation_to_proto(report))
+        # Without per-wallet results, even when already done: WatchReconciliation streams them.
+        return wallets_pb2.ReconcileWalletsResponse(
+            reconciliation=reconciliation_to_proto(replace(report, results=()))
+        )
 
     async def GetReconciliation(
         self, request: wallets_pb2.GetReconciliationRequest, context: Context
@@ -422,10 +420,34 @@ class WalletServicer(wallets_pb2_grpc.WalletServiceServicer):
     ) -> AsyncIterator[wallets_pb2.WatchReconciliationResponse]:
         """Stream stored and new per-wallet results, then the finished report."""
         reconciliation_id = _reconciliation_id(request.name)
+        per_message = page_size(
+            request.max_results_per_message,
+            default=1,
+            maximum=_MAX_RESULTS_PER_MESSAGE,
+            field="max_results_per_message",
+        )
+        # Each result as sent, so the final report (whose results are exactly those sent
+        # before) copies them instead of building every result again.
+        sent: list[wallets_pb2.WalletReconciliation] = []
         async for update in self.reconciler.watch(reconciliation_id):
-            if isinstance(update, WalletResult):
-                yield wallets_pb2.WatchReconciliationResponse(result=result_to_proto(update))
+            if isinstance(update, Reconciliation):
+                message = wallets_pb2.WatchReconciliationResponse()
+                fill_reconciliation(message.reconciliation, replace(update, results=()))
+                message.reconciliation.results.extend(sent)
+                yield message
+            elif per_message == 1:
+                for result in update:
+                    message = wallets_pb2.WatchReconciliationResponse()
+                    fill_result(message.result, result)
+                    sent.append(message.result)
+                    yield message
             else:
-                yield wallets_pb2.WatchReconciliationResponse(
-                    reconciliation=reconciliation_to_proto(update)
-                )
+                # One message per run of results stored together: a message costs far more to
+                # stream than a result adds to it (100 results: ~6.7 ms one by one, ~0.2 ms).
+                for start in range(0, len(update), per_message):
+                    message = wallets_pb2.WatchReconciliationResponse()
+                    batch = message.results.results
+                    for result in update[start : start + per_message]:
+                        fill_result(batch.add(), result)
+                    sent.extend(batch)
+                    yield message
