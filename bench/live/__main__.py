@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import tempfile
 import time
 import uuid
@@ -26,6 +25,7 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.services import service_process
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tests.live.support import GENERATE_EVENTS
 
@@ -77,35 +77,12 @@ async def bench_database() -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def live_process(dsn: str, directory: Path) -> AsyncIterator[tuple[int, int]]:
     """Run `python -m tapedeck_live` and yield its port and pid."""
-    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before timing
-    log = directory / "live.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LIVE_", "TAPEDECK_"))},
-        "LIVE_DATABASE_URL": dsn,
-        "LIVE_PORT": "0",
-        "LIVE_HEARTBEAT_SECONDS": "60",
-        "TAPEDECK_DATA_DIR": str(directory),
-    }
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tapedeck_live", env=env, stdout=sink, stderr=sink
-        )
-    try:
-        deadline = time.monotonic() + 30
-        port = None
-        while port is None:
-            if process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"live process did not start:\n{log.read_text()}")
-            for line in log.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    entry = json.loads(line)
-                    if entry.get("message") == "listening":
-                        port = int(entry["address"].rsplit(":", 1)[1])
-            await asyncio.sleep(0.1)
-        yield port, process.pid
-    finally:
-        process.terminate()
-        await process.wait()
+    env = {"LIVE_DATABASE_URL": dsn, "LIVE_HEARTBEAT_SECONDS": "60"}
+    async with service_process("tapedeck_live", prefix="LIVE_", directory=directory, env=env) as (
+        port,
+        pid,
+    ):
+        yield port, pid
 
 
 def event(event_id: str, run_id: str = "bench") -> live_pb2.Event:

@@ -509,3 +509,59 @@ async def test_a_warm_job_stores_every_result_in_one_transaction(service):
     writes = [s for s in statements if "INSERT INTO reconciliation_results" in s]
     assert len(writes) == 1  # 20 results, one batch
     assert report.matched_count == 20
+
+
+async def test_a_reconciliation_the_cache_holds_entirely_is_done_when_returned(service, exchange):
+    async with service() as svc:
+        same = await svc.create_wallet(
+            "same", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
+        )
+        off = await svc.create_wallet(
+            "off", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("2", "0")}
+        )
+        cold = await svc.reconcile()
+        await svc.finished(cold.name)
+        warm = await svc.reconcile(threshold="0.5")
+        stored = (
+            await svc.stub.GetReconciliation(wallets_pb2.GetReconciliationRequest(name=warm.name))
+        ).reconciliation
+        updates = await _watch(svc.stub, warm.name, per_message=10)
+        # A new fetch is needed when the cache may not answer: the job runs in the background.
+        fresh = await svc.reconcile(max_cache_age=0)
+        await svc.finished(fresh.name)
+    assert cold.state == wallets_pb2.RECONCILIATION_STATE_RUNNING
+    assert fresh.state == wallets_pb2.RECONCILIATION_STATE_RUNNING
+    # Answered from the cache: stored finished before the call returned, results streamed after.
+    assert warm.state == SUCCEEDED
+    assert (warm.matched_count, warm.mismatched_count, warm.error_count) == (1, 1, 0)
+    assert list(warm.results) == []
+    assert warm.end_time == stored.end_time
+    assert stored.state == SUCCEEDED
+    assert {r.wallet: r.status for r in stored.results} == {
+        same.name: MATCHED,
+        off.name: MISMATCHED,
+    }
+    assert all(r.from_cache for r in stored.results)
+    assert list(updates[0].results.results) == list(stored.results)
+    assert updates[-1].reconciliation == stored
+
+
+async def test_adopting_from_the_cache_replaces_balances_in_the_same_call(service):
+    async with service() as svc:
+        off = await svc.create_wallet(
+            "off", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("0.75", "0.5")}
+        )
+        await svc.finished((await svc.reconcile()).name)
+        # Someone corrects the stored balance in between; the adoption compares against it.
+        await svc.stub.SetBalances(
+            wallets_pb2.SetBalancesRequest(
+                name=off.name, balances=[wallets_pb2.Balance(asset="BTC", available="1.1")]
+            )
+        )
+        adopting = await svc.reconcile(adopt=True)
+        after = (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=off.name))).wallet
+        report = await svc.finished(adopting.name)
+    assert adopting.state == SUCCEEDED
+    assert report.results[0].adopted
+    assert _diffs(report.results[0])["BTC"] == ("1.1", "1.25", "0.15", True)
+    assert _stored(after) == {"BTC": ("0.75", "0.5")}

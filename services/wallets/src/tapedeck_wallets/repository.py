@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable, Select
 
 from tapedeck_common.errors import AlreadyExists, NotFound
 from tapedeck_common.validation import new_id
@@ -621,6 +621,8 @@ async def store_results(
     }
     columns = _columns(results)
     connection = await session.connection()
+    count: Executable
+    count_and_succeed: Executable
     if _postgres(connection):
         parameters = dict(counts)
         for model, values in columns.items():
@@ -629,14 +631,7 @@ async def store_results(
                 parameters[prefix + name] = (
                     [format(v, "f") for v in column] if types[name] == "numeric" else column
                 )
-        if succeeded_at is None:
-            await connection.execute(_STORE, parameters)
-            return True
-        stored = await connection.execute(
-            _STORE_AND_SUCCEED, {**parameters, "succeeded_at": succeeded_at}
-        )
-        if stored.rowcount == 1:
-            return True
+        count, count_and_succeed = _STORE, _STORE_AND_SUCCEED
     else:
         for model, values in columns.items():
             rows = [{"reconciliation_id": reconciliation_id} for _ in next(iter(values.values()))]
@@ -645,14 +640,15 @@ async def store_results(
                     row[name] = value
             if rows:
                 await connection.execute(insert(model), rows)
-        if succeeded_at is None:
-            await connection.execute(_ADD_COUNTS, counts)
-            return True
-        ended = await connection.execute(
-            _ADD_COUNTS_AND_SUCCEED, {**counts, "succeeded_at": succeeded_at}
-        )
-        if ended.rowcount == 1:
-            return True
+        parameters, count, count_and_succeed = counts, _ADD_COUNTS, _ADD_COUNTS_AND_SUCCEED
+    if succeeded_at is None:
+        await connection.execute(count, parameters)
+        return True
+    ended = await connection.execute(
+        count_and_succeed, {**parameters, "succeeded_at": succeeded_at}
+    )
+    if ended.rowcount == 1:
+        return True
     # Already finished elsewhere: the results are stored, their counts still added.
     await connection.execute(_ADD_COUNTS, counts)
     return False
