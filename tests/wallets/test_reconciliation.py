@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import insert
 
 from tapedeck.wallets.v1 import wallets_pb2
+from tapedeck_wallets import servicer as servicer_module
 from tapedeck_wallets.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
 from tapedeck_wallets.reconcile import ABANDONED, STOPPED
@@ -534,8 +535,7 @@ async def test_a_reconciliation_the_cache_holds_entirely_is_done_when_returned(s
     # Answered from the cache: stored finished before the call returned, results streamed after.
     assert warm.state == SUCCEEDED
     assert (warm.matched_count, warm.mismatched_count, warm.error_count) == (1, 1, 0)
-    assert list(warm.results) == []
-    assert warm.end_time == stored.end_time
+    assert warm == stored  # done when returned, results and all
     assert stored.state == SUCCEEDED
     assert {r.wallet: r.status for r in stored.results} == {
         same.name: MATCHED,
@@ -565,3 +565,27 @@ async def test_adopting_from_the_cache_replaces_balances_in_the_same_call(servic
     assert report.results[0].adopted
     assert _diffs(report.results[0])["BTC"] == ("1.1", "1.25", "0.15", True)
     assert _stored(after) == {"BTC": ("0.75", "0.5")}
+
+
+async def test_a_large_report_done_when_returned_leaves_its_results_to_the_watch(
+    service, monkeypatch
+):
+    monkeypatch.setattr(servicer_module, "_MAX_RESULTS_IN_RESPONSE", 2)
+    async with service() as svc:
+        names = [
+            (
+                await svc.create_wallet(
+                    f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
+                )
+            ).name
+            for i in range(3)
+        ]
+        await svc.finished((await svc.reconcile(names)).name)
+        three = await svc.reconcile(names)
+        two = await svc.reconcile(names[:2])
+        watched = await _watch(svc.stub, three.name, per_message=1000)
+    assert three.state == SUCCEEDED
+    assert three.matched_count == 3
+    assert list(three.results) == []
+    assert [r.wallet for r in watched[0].results.results] == names
+    assert [r.wallet for r in two.results] == names[:2]

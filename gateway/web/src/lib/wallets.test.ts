@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ExchangeErrorKind, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
-import { balancesSummary, diffSummary, matchesQuery, resultsOf, statusClass, statusText, tally } from "./wallets";
+import { ExchangeErrorKind, ReconciliationState, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
+import { balancesSummary, diffSummary, matchesQuery, reportIsComplete, resultsOf, statusClass, statusText, tally } from "./wallets";
 
 describe("wallet rows", () => {
   it("summarises non-zero balances exactly", () => {
@@ -55,5 +55,15 @@ describe("watch messages", () => {
       mismatchedCount: 2,
       errorCount: 1,
     });
+  });
+});
+
+describe("reports returned by ReconcileWallets", () => {
+  it("needs no watch only when finished with every wallet's result", () => {
+    const wallets = ["wallets/a", "wallets/b"];
+    expect(reportIsComplete({ state: ReconciliationState.SUCCEEDED, wallets, results: [{}, {}] })).toBe(true);
+    expect(reportIsComplete({ state: ReconciliationState.SUCCEEDED, wallets, results: [] })).toBe(false);
+    expect(reportIsComplete({ state: ReconciliationState.RUNNING, wallets, results: [{}, {}] })).toBe(false);
+    expect(reportIsComplete({ state: ReconciliationState.SUCCEEDED, wallets: [], results: [] })).toBe(true);
   });
 });

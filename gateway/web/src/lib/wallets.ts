@@ -1,5 +1,5 @@
 // Wallet rows as the table shows them: balances summarised exactly, reconciliation outcome merged in.
-import { ExchangeErrorKind, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
+import { ExchangeErrorKind, ReconciliationState, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
 import { formatDecimal, signOf } from "./decimal";
 
 export interface BalanceLike {
@@ -88,4 +88,16 @@ export function tally(counts: Counts, results: readonly ResultLike[]): Counts {
     else errorCount += 1;
   }
   return { matchedCount, mismatchedCount, errorCount };
+}
+
+export interface ReportLike {
+  state: ReconciliationState;
+  wallets: readonly string[];
+  results: readonly unknown[];
+}
+
+// A report that needs no watching: finished, with a result for every wallet it names.
+export function reportIsComplete(report: ReportLike): boolean {
+  const finished = report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
+  return finished && report.results.length === report.wallets.length;
 }

@@ -14,6 +14,7 @@ import {
   balancesSummary,
   diffSummary,
   matchesQuery,
+  reportIsComplete,
   resultsOf,
   statusClass,
   statusText,
@@ -155,6 +156,13 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
   }
 
   async function watch(report: Reconciliation): Promise<void> {
+    if (reportIsComplete(report)) {
+      // Done when returned (every balance was cached): the results came with it.
+      for (const result of report.results) apply(result);
+      showSummary(report, report.results.length);
+      refresh();
+      return;
+    }
     let done = 0;
     let counts: Counts = { matchedCount: 0, mismatchedCount: 0, errorCount: 0 };
     showSummary({ ...report, ...counts }, done);

@@ -43,6 +43,7 @@ _ASSET = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 _MAX_TEXT = 200
 _MAX_WALLETS_PER_RECONCILIATION = 10_000
 _MAX_RESULTS_PER_MESSAGE = 1000
+_MAX_RESULTS_IN_RESPONSE = 1000
 
 _STATE = {
     ReconciliationState.QUEUED: wallets_pb2.RECONCILIATION_STATE_QUEUED,
@@ -364,10 +365,11 @@ class WalletServicer(wallets_pb2_grpc.WalletServiceServicer):
             ),
             requested_by=current_principal.get().name,
         )
-        # Without per-wallet results, even when already done: WatchReconciliation streams them.
-        return wallets_pb2.ReconcileWalletsResponse(
-            reconciliation=reconciliation_to_proto(replace(report, results=()))
-        )
+        # A job already done carries its results, so the caller needs no second call; a large
+        # one leaves them to WatchReconciliation, as a running job does.
+        if len(report.results) > _MAX_RESULTS_IN_RESPONSE:
+            report = replace(report, results=())
+        return wallets_pb2.ReconcileWalletsResponse(reconciliation=reconciliation_to_proto(report))
 
     async def GetReconciliation(
         self, request: wallets_pb2.GetReconciliationRequest, context: Context
