@@ -112,7 +112,7 @@ class WalletAccount:
     account: ExchangeAccount
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExchangeAccount:
     """An account on an exchange as reached with one set of credentials; one client each."""
 
@@ -125,7 +125,7 @@ class ExchangeAccount:
         return f"{self.exchange}|{self.account_ref}|{self.credentials_ref}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExchangeBalance:
     """One asset as the exchange reports it, exact."""
 
@@ -139,7 +139,7 @@ class ExchangeBalance:
         return money.add(self.available, self.hold)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExchangeSnapshot:
     """An account's balances as fetched from the exchange at one instant."""
 
@@ -180,7 +180,7 @@ class WalletStatus(enum.Enum):
     EXCHANGE_ERROR = "exchange_error"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BalanceDiff:
     """One asset's stored and exchange totals."""
 
@@ -191,7 +191,7 @@ class BalanceDiff:
     beyond_threshold: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WalletResult:
     """The result for one wallet in a reconciliation."""
 

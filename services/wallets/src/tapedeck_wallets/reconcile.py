@@ -48,8 +48,8 @@ DELETED = "the wallet was deleted before it was reconciled"
 # Finished jobs kept in memory, so a watcher that arrives just after the end (the usual case when
 # every balance was cached) is answered without reading the report back. Bounded by jobs and by
 # results held.
-_RECENT_JOBS = 64
-_RECENT_RESULTS = 100_000
+_RECENT_JOBS = 16
+_RECENT_RESULTS = 20_000
 
 T = TypeVar("T")
 Update = list[WalletResult] | Reconciliation
