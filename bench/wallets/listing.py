@@ -167,7 +167,7 @@ async def run_listing(database_url: str, data_dir: Path, sizes: list[int], label
     The data layer is timed in this process, both ways, on one engine; the RPC against the
     service in its own process, as deployed.
     """
-    async with wallets_process(database_url=database_url, data_dir=data_dir) as port:
+    async with wallets_process(database_url=database_url, data_dir=data_dir) as (port, _):
         engine = create_engine(
             WalletsSettings(database_url=database_url, data_dir=data_dir), service="wallets"
         )

@@ -12,13 +12,13 @@ from bench.services import service_process
 @contextlib.asynccontextmanager
 async def wallets_process(
     *, database_url: str, data_dir: Path, **settings: str
-) -> AsyncIterator[int]:
-    """Run the service with WALLETS_* `settings` (lower-case names), yield its port, stop it."""
+) -> AsyncIterator[tuple[int, int]]:
+    """Run the service with WALLETS_* `settings` (lower-case names), yield port and pid."""
     env = {
         "WALLETS_DATABASE_URL": database_url,
         **{f"WALLETS_{name.upper()}": value for name, value in settings.items()},
     }
     async with service_process(
         "tapedeck_wallets", prefix="WALLETS_", directory=data_dir, env=env
-    ) as (port, _pid):
-        yield port
+    ) as (port, pid):
+        yield port, pid

@@ -163,34 +163,36 @@ class Reconciler:
                 [w.account for w in wallets], max_age=request.max_cache_age
             )
             now = _now()
-            report = await repository.create_reconciliation(
-                session=session,
-                request=request,
-                requested_by=requested_by,
-                owner=self.owner,
-                now=now,
-            )
             job = _Job(
-                report=report,
+                report=repository.new_reconciliation(
+                    request=request, requested_by=requested_by, now=now
+                ),
                 request=request,
                 to_fetch=[w for w in wallets if w.account not in cached],
                 pending=[(w, cached[w.account]) for w in wallets if w.account in cached],
             )
-            if not job.to_fetch:
+            report = job.report
+            if job.to_fetch:
+                await repository.create_reconciliation(
+                    session=session, report=report, owner=self.owner
+                )
+            else:
                 # The balances were read (and, to adopt, locked) with the wallets, just now.
-                totals = {wallet.id: assets for wallet, assets in targets}
-                job.stored, _ = await _store(
+                job.stored = await _results(
                     session,
                     report.id,
                     request,
                     job.pending,
                     first_seq=1,
-                    succeeded_at=now,
-                    totals=totals,
+                    now=now,
+                    totals={wallet.id: assets for wallet, assets in targets},
                 )
-        if not job.to_fetch:
+                job.final = _finished(report, job.stored, now)
+                await repository.store_finished(
+                    session=session, report=job.final, owner=self.owner, results=job.stored
+                )
+        if job.final is not None:
             job.pending, job.done, job.ended = [], True, True
-            job.final = self._succeeded(job, now)
             self._remember(report.id, job)
             return job.final
         self._jobs[report.id] = job
@@ -323,12 +325,13 @@ class Reconciler:
             # less, and a watcher sees the last results and the end at once.
             finishing = job.all_queued and not job.pending
             now = _now()
-            results, succeeded = await _store(
-                session,
-                reconciliation_id,
-                job.request,
-                batch,
-                first_seq=job.next_seq,
+            results = await _results(
+                session, reconciliation_id, job.request, batch, first_seq=job.next_seq, now=now
+            )
+            succeeded = await repository.store_results(
+                session=session,
+                reconciliation_id=reconciliation_id,
+                results=results,
                 succeeded_at=now if finishing else None,
             )
         job.stored.extend(results)
@@ -338,18 +341,7 @@ class Reconciler:
                 job.final = self._succeeded(job, now)
 
     def _succeeded(self, job: _Job, end_time: datetime) -> Reconciliation:
-        # The stored report, built from what this process wrote: the row as created, the
-        # counts it added and the end it set.
-        statuses = [r.status for r in job.stored]
-        return replace(
-            job.report,
-            state=ReconciliationState.SUCCEEDED,
-            matched_count=statuses.count(WalletStatus.MATCHED),
-            mismatched_count=statuses.count(WalletStatus.MISMATCHED),
-            error_count=statuses.count(WalletStatus.EXCHANGE_ERROR),
-            end_time=end_time,
-            results=tuple(job.stored),
-        )
+        return _finished(job.report, job.stored, end_time)
 
     def _remember(self, reconciliation_id: str, job: _Job) -> None:
         if job.final is None:
@@ -456,21 +448,39 @@ class Reconciler:
             self._notify(reconciliation_id)
 
 
-async def _store(
+def _finished(
+    report: Reconciliation, results: list[WalletResult], end_time: datetime
+) -> Reconciliation:
+    # The report as stored once the job succeeded: the row as created, the counts its results
+    # add up to and the end.
+    statuses = [r.status for r in results]
+    return replace(
+        report,
+        state=ReconciliationState.SUCCEEDED,
+        matched_count=statuses.count(WalletStatus.MATCHED),
+        mismatched_count=statuses.count(WalletStatus.MISMATCHED),
+        error_count=statuses.count(WalletStatus.EXCHANGE_ERROR),
+        end_time=end_time,
+        results=tuple(results),
+    )
+
+
+async def _results(
     session: AsyncSession,
     reconciliation_id: str,
     request: ReconciliationRequest,
     batch: list[_Outcome],
     *,
     first_seq: int,
-    succeeded_at: datetime | None,
+    now: datetime,
     totals: dict[str, dict[str, Decimal]] | None = None,
-) -> tuple[list[WalletResult], bool]:
+) -> list[WalletResult]:
     # Compare a batch against the stored balances as they are now, in the transaction that
     # stores the results and may replace the balances; locked only when it may, so a
     # concurrent SetBalances is never overwritten blind while read-only jobs do not queue
     # behind each other. `totals`: those balances, when this transaction already read them.
-    # Return the results and whether the job was marked SUCCEEDED.
+    # Mismatches are published in the same transaction, so an event exists exactly when its
+    # stored result does; the caller stores the results.
     adopt = request.adopt_exchange_balances
     stored = (
         totals
@@ -481,7 +491,6 @@ async def _store(
             lock=adopt,
         )
     )
-    now = _now() if succeeded_at is None else succeeded_at
     results = []
     for seq, (wallet, outcome) in enumerate(batch, start=first_seq):
         if isinstance(outcome, ExchangeFailure):
@@ -532,14 +541,7 @@ async def _store(
                 seq=seq,
             )
         )
-    # Same transaction: a mismatch event exists exactly when its stored result does.
     await publishing.publish_mismatches(
         session=session, reconciliation_id=reconciliation_id, results=results, now=now
     )
-    succeeded = await repository.store_results(
-        session=session,
-        reconciliation_id=reconciliation_id,
-        results=results,
-        succeeded_at=succeeded_at,
-    )
-    return results, succeeded
+    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -428,16 +429,11 @@ def _reconciliation(row: ReconciliationRow, results: Sequence[WalletResult] = ()
 _INSERT_RECONCILIATION = insert(ReconciliationRow)
 
 
-async def create_reconciliation(
-    *,
-    session: AsyncSession,
-    request: ReconciliationRequest,
-    requested_by: str,
-    owner: str,
-    now: datetime,
+def new_reconciliation(
+    *, request: ReconciliationRequest, requested_by: str, now: datetime
 ) -> Reconciliation:
-    """Store a reconciliation that this process starts running at once."""
-    report = Reconciliation(
+    """Return a new RUNNING report for a request, not yet stored."""
+    return Reconciliation(
         id=new_id(),
         state=ReconciliationState.RUNNING,
         wallet_ids=request.wallet_ids,
@@ -452,28 +448,34 @@ async def create_reconciliation(
         error_message="",
         requested_by=requested_by,
     )
+
+
+def _report_row(report: Reconciliation, owner: str) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "state": report.state.value,
+        "wallet_ids": list(report.wallet_ids),
+        "threshold": report.threshold,
+        "adopt_exchange_balances": report.adopt_exchange_balances,
+        "max_cache_age_seconds": report.max_cache_age,
+        "matched_count": report.matched_count,
+        "mismatched_count": report.mismatched_count,
+        "error_count": report.error_count,
+        "requested_by": report.requested_by,
+        "owner": owner,
+        "heartbeat_time": report.create_time,
+        "create_time": report.create_time,
+        "end_time": report.end_time,
+        "error_message": report.error_message,
+    }
+
+
+async def create_reconciliation(
+    *, session: AsyncSession, report: Reconciliation, owner: str
+) -> None:
+    """Store a report that this process runs (its lease held by `owner`)."""
     connection = await session.connection()
-    await connection.execute(
-        _INSERT_RECONCILIATION,
-        {
-            "id": report.id,
-            "state": report.state.value,
-            "wallet_ids": list(report.wallet_ids),
-            "threshold": report.threshold,
-            "adopt_exchange_balances": report.adopt_exchange_balances,
-            "max_cache_age_seconds": report.max_cache_age,
-            "matched_count": 0,
-            "mismatched_count": 0,
-            "error_count": 0,
-            "requested_by": requested_by,
-            "owner": owner,
-            "heartbeat_time": now,
-            "create_time": now,
-            "end_time": None,
-            "error_message": "",
-        },
-    )
-    return report
+    await connection.execute(_INSERT_RECONCILIATION, _report_row(report, owner))
 
 
 async def adopt_balances(
@@ -574,6 +576,35 @@ _ADD_COUNTS_AND_SUCCEED = (
 )
 
 
+# A report finished when stored (every balance cached), on PostgreSQL: the report, its results
+# and items in one statement. The results' foreign key is checked at the statement's end, when
+# the report is there.
+_REPORT_TYPES = {
+    "state": "varchar",
+    "wallet_ids": "json",
+    "threshold": "numeric",
+    "adopt_exchange_balances": "boolean",
+    "max_cache_age_seconds": "double precision",
+    "matched_count": "integer",
+    "mismatched_count": "integer",
+    "error_count": "integer",
+    "requested_by": "varchar",
+    "owner": "varchar",
+    "heartbeat_time": "timestamptz",
+    "create_time": "timestamptz",
+    "end_time": "timestamptz",
+    "error_message": "text",
+}
+_STORE_FINISHED = text(
+    "WITH report AS (INSERT INTO reconciliations (id, "
+    + ", ".join(_REPORT_TYPES)
+    + ") VALUES (CAST(:reconciliation AS varchar), "
+    + ", ".join(f"CAST(:{n} AS {t})" for n, t in _REPORT_TYPES.items())
+    + f")), results AS ({_unnest_insert(ReconciliationResultRow)})"
+    f" {_unnest_insert(ReconciliationItemRow)}"
+)
+
+
 def _columns(results: Sequence[WalletResult]) -> dict[Any, dict[str, list[Any]]]:
     items = [(r.seq, d) for r in results for d in r.diffs]
     return {
@@ -597,6 +628,30 @@ def _columns(results: Sequence[WalletResult]) -> dict[Any, dict[str, list[Any]]]
             "beyond_threshold": [d.beyond_threshold for _, d in items],
         },
     }
+
+
+def _unnest_parameters(columns: dict[Any, dict[str, list[Any]]]) -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
+    for model, values in columns.items():
+        types, prefix = _ARRAY_TYPES[model], _PREFIX[model]
+        for name, column in values.items():
+            parameters[prefix + name] = (
+                [format(v, "f") for v in column] if types[name] == "numeric" else column
+            )
+    return parameters
+
+
+async def _insert_results(
+    connection: AsyncConnection, reconciliation_id: str, columns: dict[Any, dict[str, list[Any]]]
+) -> None:
+    # Other databases: plain multi-row inserts, a statement per table.
+    for model, values in columns.items():
+        rows = [{"reconciliation_id": reconciliation_id} for _ in next(iter(values.values()))]
+        for name, column in values.items():
+            for row, value in zip(rows, column, strict=True):
+                row[name] = value
+        if rows:
+            await connection.execute(insert(model), rows)
 
 
 async def store_results(
@@ -624,22 +679,10 @@ async def store_results(
     count: Executable
     count_and_succeed: Executable
     if _postgres(connection):
-        parameters = dict(counts)
-        for model, values in columns.items():
-            types, prefix = _ARRAY_TYPES[model], _PREFIX[model]
-            for name, column in values.items():
-                parameters[prefix + name] = (
-                    [format(v, "f") for v in column] if types[name] == "numeric" else column
-                )
+        parameters = {**counts, **_unnest_parameters(columns)}
         count, count_and_succeed = _STORE, _STORE_AND_SUCCEED
     else:
-        for model, values in columns.items():
-            rows = [{"reconciliation_id": reconciliation_id} for _ in next(iter(values.values()))]
-            for name, column in values.items():
-                for row, value in zip(rows, column, strict=True):
-                    row[name] = value
-            if rows:
-                await connection.execute(insert(model), rows)
+        await _insert_results(connection, reconciliation_id, columns)
         parameters, count, count_and_succeed = counts, _ADD_COUNTS, _ADD_COUNTS_AND_SUCCEED
     if succeeded_at is None:
         await connection.execute(count, parameters)
@@ -652,6 +695,27 @@ async def store_results(
     # Already finished elsewhere: the results are stored, their counts still added.
     await connection.execute(_ADD_COUNTS, counts)
     return False
+
+
+async def store_finished(
+    *,
+    session: AsyncSession,
+    report: Reconciliation,
+    owner: str,
+    results: Sequence[WalletResult],
+) -> None:
+    """Store a report that is finished already, with its results (one statement on PostgreSQL)."""
+    connection = await session.connection()
+    if not _postgres(connection):
+        await create_reconciliation(session=session, report=report, owner=owner)
+        await _insert_results(connection, report.id, _columns(results))
+        return
+    row = _report_row(report, owner)
+    parameters = _unnest_parameters(_columns(results))
+    parameters["reconciliation"] = row.pop("id")
+    row["wallet_ids"] = json.dumps(row["wallet_ids"])
+    row["threshold"] = format(row["threshold"], "f")
+    await connection.execute(_STORE_FINISHED, {**parameters, **row})
 
 
 async def finish_reconciliation(
