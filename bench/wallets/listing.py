@@ -138,8 +138,8 @@ def listed(wallets: list[Wallet]) -> list[ListedWallet]:
                 for b in w.balances
                 if b.update_time is not None
             ),
-            create_time=w.create_time,
-            update_time=w.update_time,
+            create_micros=epoch_micros(w.create_time),
+            update_micros=epoch_micros(w.update_time),
         )
         for w in wallets
     ]

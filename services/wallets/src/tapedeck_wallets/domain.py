@@ -54,8 +54,9 @@ class ListedWallet:
     account_ref: str
     credentials_ref: str
     balances: tuple[ListedBalance, ...]
-    create_time: datetime
-    update_time: datetime
+    # Microseconds since the Unix epoch, as the page hands them over.
+    create_micros: int
+    update_micros: int
 
 
 @dataclass(frozen=True, slots=True)

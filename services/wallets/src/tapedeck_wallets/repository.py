@@ -123,45 +123,85 @@ async def get_wallet(*, session: AsyncSession, wallet_id: str) -> Wallet:
     return _wallet(row, row.balances)
 
 
-_WALLET_COLUMNS = (
-    WalletRow.id,
-    WalletRow.display_name,
-    WalletRow.exchange,
-    WalletRow.account_ref,
-    WalletRow.credentials_ref,
-    WalletRow.create_time,
-    WalletRow.update_time,
-)
-_BALANCE_COLUMNS = (
-    BalanceRow.wallet_id,
-    BalanceRow.asset,
-    BalanceRow.total,
-    BalanceRow.available,
-    BalanceRow.hold,
-    BalanceRow.update_time,
-)
-
-
-def _listed_balance_columns(dialect: str) -> tuple[Any, ...]:
+def _amount_text(column: Any, postgres: bool) -> Any:
     # Amounts as text, since the proto carries strings: PostgreSQL trims the scale and prints
     # them (no Decimal is decoded, built or formatted in Python); SQLite stores them as text.
-    def amount(column: Any) -> Any:
-        return cast(func.trim_scale(column) if dialect == "postgresql" else column, Text)
+    return cast(func.trim_scale(column) if postgres else column, Text)
 
-    # PostgreSQL hands the update time over as exact epoch microseconds (EXTRACT is numeric).
-    updated = (
-        cast(func.extract("epoch", BalanceRow.update_time) * 1_000_000, BigInteger)
-        if dialect == "postgresql"
-        else BalanceRow.update_time
+
+def _micros(column: Any, postgres: bool) -> Any:
+    # PostgreSQL hands times over as exact epoch microseconds (EXTRACT is numeric): decoding a
+    # timestamptz builds a datetime and a timedelta, dearer than the query for 1,000 wallets.
+    return cast(func.extract("epoch", column) * 1_000_000, BigInteger) if postgres else column
+
+
+def _listed_wallets(postgres: bool, by_exchange: bool, after: bool) -> Select[Any]:
+    query = (
+        select(
+            WalletRow.id,
+            WalletRow.display_name,
+            WalletRow.exchange,
+            WalletRow.account_ref,
+            WalletRow.credentials_ref,
+            _micros(WalletRow.create_time, postgres),
+            _micros(WalletRow.update_time, postgres),
+        )
+        .order_by(WalletRow.display_name, WalletRow.id)
+        .limit(bindparam("limit"))
     )
-    return (
-        BalanceRow.wallet_id,
-        BalanceRow.asset,
-        amount(BalanceRow.total),
-        amount(BalanceRow.available),
-        amount(BalanceRow.hold),
-        updated,
+    if by_exchange:
+        query = query.where(WalletRow.exchange == bindparam("exchange"))
+    if after:
+        name = bindparam("after_name", type_=String())
+        query = query.where(
+            or_(
+                WalletRow.display_name > name,
+                and_(WalletRow.display_name == name, WalletRow.id > bindparam("after_id")),
+            )
+        )
+    return query
+
+
+def _listed_balances(postgres: bool, by_exchange: bool) -> Select[Any]:
+    # The whole page's balances, bounded by the page's first and last (display_name, id): four
+    # parameters whatever the page size, where an IN list of 1,000 ids costs more to render
+    # than the query takes (and `= ANY($1)` plans worse). Both are immutable, so every wallet
+    # on the page is in the range; a wallet created in the range since the first statement is
+    # not on the page and its balances are skipped.
+    position = tuple_(WalletRow.display_name, WalletRow.id)
+    query = (
+        select(
+            BalanceRow.wallet_id,
+            BalanceRow.asset,
+            _amount_text(BalanceRow.total, postgres),
+            _amount_text(BalanceRow.available, postgres),
+            _amount_text(BalanceRow.hold, postgres),
+            _micros(BalanceRow.update_time, postgres),
+        )
+        .join(WalletRow, WalletRow.id == BalanceRow.wallet_id)
+        .where(
+            position >= tuple_(bindparam("first_name"), bindparam("first_id")),
+            position <= tuple_(bindparam("last_name"), bindparam("last_id")),
+        )
+        .order_by(BalanceRow.wallet_id, BalanceRow.asset)
     )
+    if by_exchange:
+        query = query.where(WalletRow.exchange == bindparam("exchange"))
+    return query
+
+
+# Built once: building these per call cost more than decoding the page (see _by_ids below).
+_LISTED_WALLETS = {
+    (postgres, by_exchange, after): _listed_wallets(postgres, by_exchange, after)
+    for postgres in (True, False)
+    for by_exchange in (True, False)
+    for after in (True, False)
+}
+_LISTED_BALANCES = {
+    (postgres, by_exchange): _listed_balances(postgres, by_exchange)
+    for postgres in (True, False)
+    for by_exchange in (True, False)
+}
 
 
 async def list_wallets(
@@ -172,48 +212,32 @@ async def list_wallets(
     limit: int,
 ) -> tuple[list[ListedWallet], bool]:
     """Return a page of wallets by display name and whether more follow, in two statements."""
-    # Column rows, not ORM entities: a 1,000-wallet page has 6,000 rows and identity-mapped
-    # instances cost several times the query itself.
-    query = select(*_WALLET_COLUMNS).order_by(WalletRow.display_name, WalletRow.id).limit(limit + 1)
-    if exchange is not None:
-        query = query.where(WalletRow.exchange == exchange)
-    if after is not None:
-        name, wallet_id = after
-        query = query.where(
-            or_(
-                WalletRow.display_name > name,
-                and_(WalletRow.display_name == name, WalletRow.id > wallet_id),
-            )
-        )
-    # Core rows through the session's connection: no ORM result machinery per row.
+    # Column rows through the session's connection, not ORM entities: a 1,000-wallet page has
+    # 6,000 rows and identity-mapped instances cost several times the query itself.
     connection = await session.connection()
-    rows = (await connection.execute(query)).all()
+    postgres = _postgres(connection)
+    by_exchange = exchange is not None
+    parameters: dict[str, Any] = {"limit": limit + 1, "exchange": exchange}
+    if after is not None:
+        parameters["after_name"], parameters["after_id"] = after
+    query = _LISTED_WALLETS[postgres, by_exchange, after is not None]
+    rows = (await connection.execute(query, parameters)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     if not rows:
         return [], False
-    dialect = connection.dialect.name
-    # One statement for the whole page's balances, bounded by the page's first and last
-    # (display_name, id): four parameters whatever the page size, where an IN list of 1,000 ids
-    # costs more to render than the query takes (and `= ANY($1)` plans worse). Both are
-    # immutable, so every wallet on the page is in the range; a wallet created in the range
-    # since the first statement is not on the page and its balances are skipped below.
     first, last = rows[0], rows[-1]
-    balance_query = (
-        select(*_listed_balance_columns(dialect))
-        .join(WalletRow, WalletRow.id == BalanceRow.wallet_id)
-        .where(
-            tuple_(WalletRow.display_name, WalletRow.id) >= tuple_(first[1], first[0]),
-            tuple_(WalletRow.display_name, WalletRow.id) <= tuple_(last[1], last[0]),
-        )
-        .order_by(BalanceRow.wallet_id, BalanceRow.asset)
-    )
-    if exchange is not None:
-        balance_query = balance_query.where(WalletRow.exchange == exchange)
+    bounds = {
+        "first_name": first[1],
+        "first_id": first[0],
+        "last_name": last[1],
+        "last_id": last[0],
+        "exchange": exchange,
+    }
     # all() fetches in one call; iterating the result would fetch row by row.
-    balance_rows = (await connection.execute(balance_query)).all()
+    balance_rows = (await connection.execute(_LISTED_BALANCES[postgres, by_exchange], bounds)).all()
     by_wallet: dict[str, list[ListedBalance]] = defaultdict(list)
-    if dialect == "postgresql":
+    if postgres:
         for wallet_id, asset, total, available, hold, updated in balance_rows:
             by_wallet[wallet_id].append((asset, total, available, hold, updated))
     else:
@@ -235,8 +259,8 @@ async def list_wallets(
             account_ref=account_ref,
             credentials_ref=credentials_ref,
             balances=tuple(by_wallet.get(wallet_id, ())),
-            create_time=created,
-            update_time=updated,
+            create_micros=created if postgres else epoch_micros(created),
+            update_micros=updated if postgres else epoch_micros(updated),
         )
         for wallet_id, display_name, exchange_name, account_ref, credentials_ref, created, updated in rows
     ]

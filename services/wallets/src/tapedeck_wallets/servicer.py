@@ -76,6 +76,12 @@ def _stamp(target: Timestamp, value: datetime) -> None:
     target.nanos = delta.microseconds * 1000
 
 
+def _stamp_micros(target: Timestamp, micros: int) -> None:
+    seconds, remainder = divmod(micros, 1_000_000)
+    target.seconds = seconds
+    target.nanos = remainder * 1000
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -111,12 +117,11 @@ def fill_listed_wallet(message: wallets_pb2.Wallet, wallet: ListedWallet) -> Non
     message.credentials_ref = wallet.credentials_ref
     add = message.balances.add
     for asset, total, available, hold, updated in wallet.balances:
-        stamp = add(asset=asset, total=total, available=available, hold=hold).update_time
-        seconds, micros = divmod(updated, 1_000_000)
-        stamp.seconds = seconds
-        stamp.nanos = micros * 1000
-    _stamp(message.create_time, wallet.create_time)
-    _stamp(message.update_time, wallet.update_time)
+        _stamp_micros(
+            add(asset=asset, total=total, available=available, hold=hold).update_time, updated
+        )
+    _stamp_micros(message.create_time, wallet.create_micros)
+    _stamp_micros(message.update_time, wallet.update_micros)
 
 
 def wallet_to_proto(wallet: Wallet) -> wallets_pb2.Wallet:
