@@ -34,6 +34,18 @@ def _diffs(result: wallets_pb2.WalletReconciliation) -> dict[str, tuple[str, str
     }
 
 
+async def _matched_wallets(svc, count: int) -> list[str]:
+    """Create `count` wallets holding on the exchange exactly what is stored; return names."""
+    return [
+        (
+            await svc.create_wallet(
+                f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
+            )
+        ).name
+        for i in range(count)
+    ]
+
+
 def _stored(wallet: wallets_pb2.Wallet) -> dict[str, tuple[str, str]]:
     return {b.asset: (b.available, b.hold) for b in wallet.balances}
 
@@ -495,14 +507,7 @@ async def test_a_job_run_by_another_replica_is_watched_from_the_database(
 
 async def test_a_warm_job_stores_every_result_in_one_transaction(service):
     async with service() as svc:
-        names = [
-            (
-                await svc.create_wallet(
-                    f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
-                )
-            ).name
-            for i in range(20)
-        ]
+        names = await _matched_wallets(svc, 20)
         await svc.finished((await svc.reconcile(names)).name)
         with counted_statements(svc.app.engine) as statements:
             report = await svc.finished((await svc.reconcile(names)).name)
@@ -572,14 +577,7 @@ async def test_a_large_report_done_when_returned_leaves_its_results_to_the_watch
 ):
     monkeypatch.setattr(servicer_module, "_MAX_RESULTS_IN_RESPONSE", 2)
     async with service() as svc:
-        names = [
-            (
-                await svc.create_wallet(
-                    f"w{i}", balances={"BTC": ("1", "0")}, exchange_balances={"BTC": ("1", "0")}
-                )
-            ).name
-            for i in range(3)
-        ]
+        names = await _matched_wallets(svc, 3)
         await svc.finished((await svc.reconcile(names)).name)
         three = await svc.reconcile(names)
         two = await svc.reconcile(names[:2])

@@ -135,14 +135,20 @@ def _micros(column: Any, postgres: bool) -> Any:
     return cast(func.extract("epoch", column) * 1_000_000, BigInteger) if postgres else column
 
 
+# What names a wallet and its exchange account, in this order.
+_WALLET_IDENTITY = (
+    WalletRow.id,
+    WalletRow.display_name,
+    WalletRow.exchange,
+    WalletRow.account_ref,
+    WalletRow.credentials_ref,
+)
+
+
 def _listed_wallets(postgres: bool, by_exchange: bool, after: bool) -> Select[Any]:
     query = (
         select(
-            WalletRow.id,
-            WalletRow.display_name,
-            WalletRow.exchange,
-            WalletRow.account_ref,
-            WalletRow.credentials_ref,
+            *_WALLET_IDENTITY,
             _micros(WalletRow.create_time, postgres),
             _micros(WalletRow.update_time, postgres),
         )
@@ -282,15 +288,7 @@ def _by_ids(query: _Query) -> dict[bool, _Query]:
 
 
 _TARGETS = (
-    select(
-        WalletRow.id,
-        WalletRow.display_name,
-        WalletRow.exchange,
-        WalletRow.account_ref,
-        WalletRow.credentials_ref,
-        BalanceRow.asset,
-        BalanceRow.total,
-    )
+    select(*_WALLET_IDENTITY, BalanceRow.asset, BalanceRow.total)
     .select_from(WalletRow)
     .outerjoin(BalanceRow, BalanceRow.wallet_id == WalletRow.id)
     # By id: a fixed lock order, so concurrent jobs cannot deadlock on each other's wallets.
