@@ -346,12 +346,12 @@ class WalletServicer(wallets_pb2_grpc.WalletServiceServicer):
             raise InvalidArgument(
                 [FieldViolation("wallets", f"at most {_MAX_WALLETS_PER_RECONCILIATION} wallets")]
             )
-        ids: list[str] = []
+        ids: dict[str, None] = {}  # insertion-ordered, so the request's order is kept
         for index, name in enumerate(request.wallets):
             wallet_id = _wallet_id(name, field=f"wallets[{index}]")
             if wallet_id in ids:
                 raise InvalidArgument([FieldViolation(f"wallets[{index}]", "is listed twice")])
-            ids.append(wallet_id)
+            ids[wallet_id] = None
         threshold = (
             _amount(request.threshold, field="threshold") if request.threshold != "" else Decimal(0)
         )
