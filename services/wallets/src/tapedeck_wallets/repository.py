@@ -780,9 +780,7 @@ async def fail_abandoned(
         (
             await session.scalars(
                 select(ReconciliationRow.id).where(
-                    ReconciliationRow.state.in_(
-                        [ReconciliationState.QUEUED.value, ReconciliationState.RUNNING.value]
-                    ),
+                    ReconciliationRow.state.in_(_UNFINISHED),
                     ReconciliationRow.heartbeat_time < stale_before,
                 )
             )
@@ -793,9 +791,7 @@ async def fail_abandoned(
             update(ReconciliationRow)
             .where(
                 ReconciliationRow.id.in_(ids),
-                ReconciliationRow.state.in_(
-                    [ReconciliationState.QUEUED.value, ReconciliationState.RUNNING.value]
-                ),
+                ReconciliationRow.state.in_(_UNFINISHED),
             )
             .values(state=ReconciliationState.FAILED.value, error_message=reason, end_time=now)
         )
