@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import asyncpg
+import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 T = TypeVar("T")
 
@@ -72,3 +75,15 @@ async def postgres_database() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """Return the google.rpc.BadRequest field violations of an error, by field."""
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no google.rpc.Status details in {error.code()}: {error.details()}"
+    violations: dict[str, str] = {}
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            violations.update({v.field: v.description for v in bad.field_violations})
+    return violations
