@@ -94,12 +94,13 @@ def trade_ticks(path: Path) -> list[TradeTick]:
 
 class CycleTrader(Strategy):
     """Every 100 ticks: a buy that fills, a buy the risk engine denies, a post-only order the
-    venue rejects, and a sell that closes the position. With `gated`, orders go through the gate."""
+    venue rejects, and a sell that closes the position. Gated, only the buys, through the gate,
+    their quantities taking turns from `quantities`."""
 
-    def __init__(self, *, gated: bool, quantity: str) -> None:
+    def __init__(self, *, gated: bool, quantities: list[str]) -> None:
         super().__init__(StrategyConfig(strategy_id="CYCLE-001"))
         self._gated = gated
-        self._quantity = Decimal(quantity)
+        self._quantities = [Decimal(q) for q in quantities]
         self._ticks = 0
         self.denied: list[dict[str, str]] = []
 
@@ -112,12 +113,10 @@ class CycleTrader(Strategy):
         btc = self.cache.instrument(BTCUSDT)
         algorithm = TAPEDECK_GATE if self._gated else None
         if step == 10:
+            quantity = self._quantities[(self._ticks // 100) % len(self._quantities)]
             self.submit_order(
                 self.order_factory.market(
-                    BTCUSDT,
-                    OrderSide.BUY,
-                    btc.make_qty(self._quantity),
-                    exec_algorithm_id=algorithm,
+                    BTCUSDT, OrderSide.BUY, btc.make_qty(quantity), exec_algorithm_id=algorithm
                 )
             )
         elif step == 20 and not self._gated:
@@ -219,7 +218,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     engine.add_actor(bridge)
     engine.add_actor(recorder)
     gate = spec.get("gate")
-    strategy = CycleTrader(gated=gate is not None, quantity=spec.get("quantity", "0.01"))
+    strategy = CycleTrader(gated=gate is not None, quantities=spec.get("quantities", ["0.01"]))
     engine.add_strategy(strategy)
     if gate is not None:
         engine.add_exec_algorithm(
@@ -267,7 +266,12 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         "positions": recorder.positions,
         "accounts": sorted(recorder.accounts),
         "orders": [
-            {"client_order_id": str(o.client_order_id), "status": o.status_string()} for o in orders
+            {
+                "client_order_id": str(o.client_order_id),
+                "quantity": str(o.quantity),
+                "status": o.status_string(),
+            }
+            for o in orders
         ],
         "filled_orders": sum(1 for o in orders if o.status == OrderStatus.FILLED),
         "handler_ns": bridge.handler_ns,
