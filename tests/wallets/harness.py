@@ -17,6 +17,7 @@ from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.runtime import ServiceApp
 from tapedeck_wallets import server
 from tapedeck_wallets.emulator import CoinbaseEmulator
+from tapedeck_wallets.reconciliations.service import Reconciler
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
 from tests.support import eventually
@@ -50,10 +51,11 @@ class Service:
     exchange: Exchange
 
     @property
-    def servicer(self) -> WalletServicer:
+    def reconciler(self) -> Reconciler:
+        """The service's reconciler, as its server built it."""
         servicer = self.app.components.registrations[0].servicer
         assert isinstance(servicer, WalletServicer)
-        return servicer
+        return servicer.reconciliations.reconciler
 
     async def create_wallet(
         self,

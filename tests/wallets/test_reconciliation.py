@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import insert
 
 from tapedeck.wallets.v1 import wallets_pb2
-from tapedeck_wallets import servicer as servicer_module
 from tapedeck_wallets.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
-from tapedeck_wallets.reconcile import ABANDONED, STOPPED
+from tapedeck_wallets.reconciliations import servicer as servicer_module
+from tapedeck_wallets.reconciliations.service import ABANDONED, STOPPED
 from tests.support import eventually
 from tests.wallets.harness import field_violations, running_service
 from tests.wallets.test_list_statements import counted_statements
@@ -258,7 +258,7 @@ async def test_watch_deadline_ends_the_call_and_leaves_no_watcher(service, excha
             ):
                 pass
         elapsed = time.monotonic() - begun
-        reconciler = svc.servicer.reconciler
+        reconciler = svc.reconciler
 
         async def no_watchers() -> bool:
             return reconciler.watcher_count(started.name.split("/")[1]) == 0
