@@ -119,11 +119,6 @@ class ExchangeGateway:
         """Return the open clients."""
         return tuple(self._clients.values())
 
-    @property
-    def closed(self) -> bool:
-        """Tell whether close() ran."""
-        return self._closed
-
     async def close(self) -> None:
         """Close every client concurrently."""
         self._closed = True

@@ -20,9 +20,9 @@ from tapedeck_wallets.reconciliations.domain import (
 from tapedeck_wallets.timestamps import stamp
 from tapedeck_wallets.wallets.messages import wallet_id
 
-MAX_WALLETS_PER_RECONCILIATION = 10_000
+_MAX_WALLETS_PER_RECONCILIATION = 10_000
 
-STATES = EnumMapping(
+_STATES = EnumMapping(
     wallets_pb2.ReconciliationState.DESCRIPTOR,
     {
         wallets_pb2.RECONCILIATION_STATE_QUEUED: ReconciliationState.QUEUED,
@@ -31,7 +31,7 @@ STATES = EnumMapping(
         wallets_pb2.RECONCILIATION_STATE_FAILED: ReconciliationState.FAILED,
     },
 )
-STATUSES = EnumMapping(
+_STATUSES = EnumMapping(
     wallets_pb2.WalletStatus.DESCRIPTOR,
     {
         wallets_pb2.WALLET_STATUS_MATCHED: WalletStatus.MATCHED,
@@ -39,7 +39,7 @@ STATUSES = EnumMapping(
         wallets_pb2.WALLET_STATUS_EXCHANGE_ERROR: WalletStatus.EXCHANGE_ERROR,
     },
 )
-ERROR_KINDS = EnumMapping(
+_ERROR_KINDS = EnumMapping(
     wallets_pb2.ExchangeErrorKind.DESCRIPTOR,
     {
         wallets_pb2.EXCHANGE_ERROR_KIND_TIMEOUT: ErrorKind.TIMEOUT,
@@ -58,9 +58,9 @@ def reconciliation_id(name: str) -> str:
 
 def reconciliation_request(request: wallets_pb2.ReconcileWalletsRequest) -> ReconciliationRequest:
     """Return what a ReconcileWallets request asks for."""
-    if len(request.wallets) > MAX_WALLETS_PER_RECONCILIATION:
+    if len(request.wallets) > _MAX_WALLETS_PER_RECONCILIATION:
         raise InvalidArgument(
-            [FieldViolation("wallets", f"at most {MAX_WALLETS_PER_RECONCILIATION} wallets")]
+            [FieldViolation("wallets", f"at most {_MAX_WALLETS_PER_RECONCILIATION} wallets")]
         )
     wallet_ids = [
         wallet_id(name, field=f"wallets[{index}]") for index, name in enumerate(request.wallets)
@@ -85,7 +85,7 @@ def fill_result(message: wallets_pb2.WalletReconciliation, result: WalletResult)
     """Write one wallet's result into a new, empty proto in place."""
     message.wallet = f"wallets/{result.wallet_id}"
     message.display_name = result.display_name
-    message.status = STATUSES.to_proto(result.status)
+    message.status = _STATUSES.to_proto(result.status)
     add = message.diffs.add
     for diff in result.diffs:
         add(
@@ -96,7 +96,7 @@ def fill_result(message: wallets_pb2.WalletReconciliation, result: WalletResult)
             beyond_threshold=diff.beyond_threshold,
         )
     if result.error_kind is not None:
-        message.error_kind = ERROR_KINDS.to_proto(result.error_kind)
+        message.error_kind = _ERROR_KINDS.to_proto(result.error_kind)
     message.error_message = result.error_message
     message.adopted = result.adopted
     if result.fetch_time is not None:
@@ -107,7 +107,7 @@ def fill_result(message: wallets_pb2.WalletReconciliation, result: WalletResult)
 def fill_reconciliation(message: wallets_pb2.Reconciliation, report: Reconciliation) -> None:
     """Write a report into a new, empty proto in place."""
     message.name = f"reconciliations/{report.id}"
-    message.state = STATES.to_proto(report.state)
+    message.state = _STATES.to_proto(report.state)
     message.wallets.extend([f"wallets/{w}" for w in report.wallet_ids])
     message.threshold = decimal_text(report.threshold)
     message.adopt_exchange_balances = report.adopt_exchange_balances

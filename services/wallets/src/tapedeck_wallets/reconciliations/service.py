@@ -104,7 +104,7 @@ class Reconciler:
         self._cache = cache
         self.gateway = gateway
         self._lease = lease_seconds
-        self.owner = uuid.uuid4().hex
+        self._owner = uuid.uuid4().hex
         self._jobs: dict[str, _Job] = {}
         self._recent: OrderedDict[str, _Job] = OrderedDict()
         self._recent_results = 0
@@ -196,7 +196,7 @@ class Reconciler:
             report = job.report
             if job.to_fetch:
                 await repository.create_reconciliation(
-                    session=session, report=report, owner=self.owner
+                    session=session, report=report, owner=self._owner
                 )
             else:
                 # The balances were read (and, to adopt, locked) with the wallets, just now.
@@ -211,7 +211,7 @@ class Reconciler:
                 )
                 job.final = report.succeeded(job.stored, now)
                 await repository.store_finished(
-                    session=session, report=job.final, owner=self.owner, results=job.stored
+                    session=session, report=job.final, owner=self._owner, results=job.stored
                 )
         if job.final is not None:
             job.pending, job.done, job.ended = [], True, True

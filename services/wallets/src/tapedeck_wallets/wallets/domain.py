@@ -59,6 +59,22 @@ def each_asset_once(balances: Sequence[Balance], *, field: str) -> tuple[Balance
     return tuple(balances)
 
 
+def balances_after(
+    current: Sequence[Balance], given: Sequence[Balance], *, replace: bool, now: datetime
+) -> tuple[Balance, ...]:
+    """Return a wallet's balances, by asset, once `given` are set at `now`.
+
+    Each asset given takes the given amounts and `now` as its update time; an asset not given
+    keeps its balance, or is dropped when `replace`.
+    """
+    updated = {
+        b.asset: Balance(asset=b.asset, available=b.available, hold=b.hold, update_time=now)
+        for b in given
+    }
+    kept = [] if replace else [b for b in current if b.asset not in updated]
+    return tuple(sorted([*kept, *updated.values()], key=lambda b: b.asset))
+
+
 @dataclass(frozen=True, slots=True)
 class NewWallet:
     """A wallet to create."""

@@ -26,7 +26,7 @@ def wallet_id(name: str, *, field: str = "name") -> str:
     return resource_id(name, collection="wallets", field=field)
 
 
-def text(value: str, *, field: str) -> str:
+def _text(value: str, *, field: str) -> str:
     """Return a required short text: not blank, no surrounding whitespace, bounded."""
     if value.strip() == "":
         raise InvalidArgument([FieldViolation(field, "is required")])
@@ -40,10 +40,10 @@ def text(value: str, *, field: str) -> str:
 def new_wallet(given: wallets_pb2.Wallet, *, field: str) -> NewWallet:
     """Return the wallet a CreateWallet request describes."""
     return NewWallet.stated(
-        display_name=text(given.display_name, field=f"{field}.display_name"),
-        exchange=text(given.exchange, field=f"{field}.exchange"),
-        account_ref=text(given.account_ref, field=f"{field}.account_ref"),
-        credentials_ref=text(given.credentials_ref, field=f"{field}.credentials_ref"),
+        display_name=_text(given.display_name, field=f"{field}.display_name"),
+        exchange=_text(given.exchange, field=f"{field}.exchange"),
+        account_ref=_text(given.account_ref, field=f"{field}.account_ref"),
+        credentials_ref=_text(given.credentials_ref, field=f"{field}.credentials_ref"),
         balances=balances(given.balances, field=f"{field}.balances"),
         field=field,
     )

@@ -41,6 +41,7 @@ from tapedeck_wallets.wallets.domain import (
     NewWallet,
     Wallet,
     WalletAccount,
+    balances_after,
 )
 
 WalletPosition = tuple[str, str]  # (display_name, id) of the last wallet on a page
@@ -360,32 +361,20 @@ async def _locked_wallet(session: AsyncSession, wallet_id: str) -> WalletRow | N
     )
 
 
-def _apply_balances(
-    row: WalletRow, balances: Sequence[Balance], *, replace: bool, now: datetime
+def _store_balances(
+    row: WalletRow, given: Sequence[Balance], *, replace: bool, now: datetime
 ) -> None:
+    # Rows of assets still held are updated in place (an unchanged one is not written); the
+    # relationship's delete-orphan removes the rows of assets no longer held.
     existing = {b.asset: b for b in row.balances}
-    for balance in balances:
-        current = existing.get(balance.asset)
-        if current is None:
-            row.balances.append(
-                BalanceRow(
-                    asset=balance.asset,
-                    total=balance.total,
-                    available=balance.available,
-                    hold=balance.hold,
-                    update_time=now,
-                )
-            )
-        else:
-            current.total, current.available, current.hold = (
-                balance.total,
-                balance.available,
-                balance.hold,
-            )
-            current.update_time = now
-    if replace:
-        keep = {b.asset for b in balances}
-        row.balances = [b for b in row.balances if b.asset in keep]
+    kept = []
+    current = [_balance(b) for b in row.balances]
+    for balance in balances_after(current, given, replace=replace, now=now):
+        stored = existing.get(balance.asset) or BalanceRow(asset=balance.asset)
+        stored.total, stored.available, stored.hold = balance.total, balance.available, balance.hold
+        stored.update_time = balance.update_time or now
+        kept.append(stored)
+    row.balances = kept
     row.update_time = now
 
 
@@ -401,7 +390,7 @@ async def set_balances(
     row = await _locked_wallet(session, wallet_id)
     if row is None:
         raise NotFound(f"wallets/{wallet_id} does not exist")
-    _apply_balances(row, balances, replace=replace, now=now)
+    _store_balances(row, balances, replace=replace, now=now)
     await session.flush()
     return _wallet(row, row.balances)
 
@@ -413,6 +402,6 @@ async def adopt_balances(
     row = await _locked_wallet(session, wallet_id)
     if row is None:
         return False
-    _apply_balances(row, balances, replace=True, now=now)
+    _store_balances(row, balances, replace=True, now=now)
     await session.flush()
     return True
