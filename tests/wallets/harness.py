@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2, status_pb2
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.runtime import ServiceApp
@@ -141,18 +140,3 @@ async def running_service(
             )
     finally:
         await app.stop()
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    """Return the BadRequest field violations of an INVALID_ARGUMENT error, by field."""
-    status = None
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-    assert status is not None, "no google.rpc.Status details"
-    violations: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            violations.update({v.field: v.description for v in bad.field_violations})
-    return violations
