@@ -131,15 +131,7 @@ class Reconciler:
         )
         await asyncio.gather(*self._writes, return_exceptions=True)
         if jobs:
-            async with self._sessions.begin() as session:
-                for reconciliation_id in jobs:
-                    await repository.finish_reconciliation(
-                        session=session,
-                        reconciliation_id=reconciliation_id,
-                        state=ReconciliationState.FAILED,
-                        error_message=STOPPED,
-                        now=_now(),
-                    )
+            await self._fail(list(jobs), STOPPED)
             for reconciliation_id in jobs:
                 self._notify(reconciliation_id)
 
@@ -254,17 +246,18 @@ class Reconciler:
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
-    async def _fail(self, reconciliation_id: str, error_message: str) -> None:
+    async def _fail(self, reconciliation_ids: list[str], error_message: str) -> None:
         # Watchers read a failed job's report back (job.final stays None): after an unexpected
         # error, memory may not know which writes reached the database.
         async with self._sessions.begin() as session:
-            await repository.finish_reconciliation(
-                session=session,
-                reconciliation_id=reconciliation_id,
-                state=ReconciliationState.FAILED,
-                error_message=error_message,
-                now=_now(),
-            )
+            for reconciliation_id in reconciliation_ids:
+                await repository.finish_reconciliation(
+                    session=session,
+                    reconciliation_id=reconciliation_id,
+                    state=ReconciliationState.FAILED,
+                    error_message=error_message,
+                    now=_now(),
+                )
 
     async def _run(self, reconciliation_id: str, job: _Job) -> None:
         try:
@@ -290,7 +283,7 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 await self._durable(
                     self._fail(
-                        reconciliation_id,
+                        [reconciliation_id],
                         f"internal error (ref {reference}): {type(error).__name__}",
                     )
                 )
