@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck.live.v1 import live_pb2
 from tapedeck_common.outbox_drainers import publish
-from tapedeck_wallets.domain import WalletResult, WalletStatus, decimal_text
+from tapedeck_wallets.amounts import decimal_text
 from tapedeck_wallets.models import live_outbox
+from tapedeck_wallets.reconciliations.domain import WalletResult, WalletStatus
 
 MISMATCH_REASON = "balance_mismatch"
 

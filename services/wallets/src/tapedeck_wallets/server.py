@@ -11,6 +11,7 @@ from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import session_factory
 from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.outbox_drainers import secret_value, start_drainer, stop_drainer
+from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -18,13 +19,16 @@ from tapedeck_common.runtime import (
     start_service,
 )
 from tapedeck_common.server import Registration
-from tapedeck_wallets.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
-from tapedeck_wallets.credentials import CredentialStore
-from tapedeck_wallets.exchange import ExchangeGateway
+from tapedeck_wallets.exchange.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
+from tapedeck_wallets.exchange.credentials import CredentialStore
+from tapedeck_wallets.exchange.gateway import ExchangeGateway
 from tapedeck_wallets.models import live_outbox
-from tapedeck_wallets.reconcile import Reconciler
+from tapedeck_wallets.reconciliations.service import Reconciler
+from tapedeck_wallets.reconciliations.servicer import ReconciliationRpcs
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
+from tapedeck_wallets.wallets.service import Wallets
+from tapedeck_wallets.wallets.servicer import WalletRpcs
 
 SERVICE = "wallets"
 SERVICE_NAME = wallets_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
@@ -71,7 +75,11 @@ async def start(settings: WalletsSettings) -> ServiceApp:
         except BaseException:
             await cache.close()
             raise
-        servicer = WalletServicer(sessions, reconciler)
+        page_tokens = PageTokens.for_deployment(settings)
+        servicer = WalletServicer(
+            wallets=WalletRpcs(Wallets(sessions), page_tokens=page_tokens),
+            reconciliations=ReconciliationRpcs(reconciler, page_tokens=page_tokens),
+        )
         live_events = start_drainer(
             sessions=sessions,
             table=live_outbox,

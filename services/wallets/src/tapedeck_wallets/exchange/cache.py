@@ -16,7 +16,7 @@ from typing import Protocol
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tapedeck_wallets.domain import ExchangeAccount, ExchangeBalance, ExchangeSnapshot
+from tapedeck_wallets.exchange.domain import ExchangeAccount, ExchangeBalance, ExchangeSnapshot
 
 logger = logging.getLogger(__name__)
 

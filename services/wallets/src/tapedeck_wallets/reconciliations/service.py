@@ -24,27 +24,30 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck_common.errors import NotFound
-from tapedeck_wallets import publishing, repository
-from tapedeck_wallets.cache import BalanceCache
-from tapedeck_wallets.domain import (
-    ExchangeSnapshot,
+from tapedeck_common.validation import new_id
+from tapedeck_wallets import publishing
+from tapedeck_wallets.exchange.cache import BalanceCache
+from tapedeck_wallets.exchange.domain import ExchangeFailure, ExchangeSnapshot
+from tapedeck_wallets.exchange.gateway import ExchangeGateway
+from tapedeck_wallets.reconciliations import repository
+from tapedeck_wallets.reconciliations.domain import (
     Reconciliation,
     ReconciliationRequest,
     ReconciliationState,
-    WalletAccount,
     WalletResult,
-    WalletStatus,
-    adopted_balances,
-    compare,
+    balances_to_adopt,
+    new_reconciliation,
+    wallet_result,
 )
-from tapedeck_wallets.exchange import ExchangeFailure, ExchangeGateway
+from tapedeck_wallets.reconciliations.repository import ReconciliationPosition
+from tapedeck_wallets.wallets import repository as wallet_repository
+from tapedeck_wallets.wallets.domain import WalletAccount
 
 logger = logging.getLogger(__name__)
 
 ABANDONED = "the service running this reconciliation stopped before it finished; start a new one"
 STOPPED = "the service stopped before this reconciliation finished; start a new one"
 _WATCH_POLL_SECONDS = 1.0
-DELETED = "the wallet was deleted before it was reconciled"
 # Finished jobs kept in memory, so a watcher that arrives just after the end (the usual case when
 # every balance was cached) is answered without reading the report back. Bounded by jobs and by
 # results held.
@@ -101,7 +104,7 @@ class Reconciler:
         self._cache = cache
         self.gateway = gateway
         self._lease = lease_seconds
-        self.owner = uuid.uuid4().hex
+        self._owner = uuid.uuid4().hex
         self._jobs: dict[str, _Job] = {}
         self._recent: OrderedDict[str, _Job] = OrderedDict()
         self._recent_results = 0
@@ -128,26 +131,34 @@ class Reconciler:
         )
         await asyncio.gather(*self._writes, return_exceptions=True)
         if jobs:
-            async with self._sessions.begin() as session:
-                for reconciliation_id in jobs:
-                    await repository.finish_reconciliation(
-                        session=session,
-                        reconciliation_id=reconciliation_id,
-                        state=ReconciliationState.FAILED,
-                        error_message=STOPPED,
-                        now=_now(),
-                    )
+            await self._fail(list(jobs), STOPPED)
             for reconciliation_id in jobs:
                 self._notify(reconciliation_id)
-
-    @property
-    def running(self) -> int:
-        """Return how many jobs this process is running."""
-        return len(self._jobs)
 
     def watcher_count(self, reconciliation_id: str) -> int:
         """Return how many streams follow a job in this process."""
         return len(self._watchers.get(reconciliation_id, ()))
+
+    async def get(self, reconciliation_id: str) -> Reconciliation:
+        """Return a stored report with its results."""
+        async with self._sessions() as session:
+            return await repository.get_reconciliation(
+                session=session, reconciliation_id=reconciliation_id
+            )
+
+    async def page(
+        self,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        after: ReconciliationPosition | None,
+        limit: int,
+    ) -> tuple[list[Reconciliation], bool]:
+        """Return a page of stored reports, newest first, and whether more follow."""
+        async with self._sessions() as session:
+            return await repository.list_reconciliations(
+                session=session, start=start, end=end, after=after, limit=limit
+            )
 
     async def submit(self, request: ReconciliationRequest, *, requested_by: str) -> Reconciliation:
         """Store the job and return it at once: RUNNING, or SUCCEEDED if the cache had it all.
@@ -164,8 +175,11 @@ class Reconciler:
             )
             now = _now()
             job = _Job(
-                report=repository.new_reconciliation(
-                    request=request, requested_by=requested_by, now=now
+                report=new_reconciliation(
+                    reconciliation_id=new_id(),
+                    request=request,
+                    requested_by=requested_by,
+                    now=now,
                 ),
                 request=request,
                 to_fetch=[w for w in wallets if w.account not in cached],
@@ -174,7 +188,7 @@ class Reconciler:
             report = job.report
             if job.to_fetch:
                 await repository.create_reconciliation(
-                    session=session, report=report, owner=self.owner
+                    session=session, report=report, owner=self._owner
                 )
             else:
                 # The balances were read (and, to adopt, locked) with the wallets, just now.
@@ -187,9 +201,9 @@ class Reconciler:
                     now=now,
                     totals={wallet.id: assets for wallet, assets in targets},
                 )
-                job.final = _finished(report, job.stored, now)
+                job.final = report.succeeded(job.stored, now)
                 await repository.store_finished(
-                    session=session, report=job.final, owner=self.owner, results=job.stored
+                    session=session, report=job.final, owner=self._owner, results=job.stored
                 )
         if job.final is not None:
             job.pending, job.done, job.ended = [], True, True
@@ -209,13 +223,13 @@ class Reconciler:
         # with their stored totals, locked when the job may replace them.
         lock = request.adopt_exchange_balances
         if not request.wallet_ids:
-            targets = await repository.reconciliation_targets(
+            targets = await wallet_repository.reconciliation_targets(
                 session=session, wallet_ids=None, lock=lock
             )
             return replace(request, wallet_ids=tuple(w.id for w, _ in targets)), targets
         found = {
             target[0].id: target
-            for target in await repository.reconciliation_targets(
+            for target in await wallet_repository.reconciliation_targets(
                 session=session, wallet_ids=request.wallet_ids, lock=lock
             )
         }
@@ -232,17 +246,18 @@ class Reconciler:
         task.add_done_callback(self._writes.discard)
         return await asyncio.shield(task)
 
-    async def _fail(self, reconciliation_id: str, error_message: str) -> None:
+    async def _fail(self, reconciliation_ids: list[str], error_message: str) -> None:
         # Watchers read a failed job's report back (job.final stays None): after an unexpected
         # error, memory may not know which writes reached the database.
         async with self._sessions.begin() as session:
-            await repository.finish_reconciliation(
-                session=session,
-                reconciliation_id=reconciliation_id,
-                state=ReconciliationState.FAILED,
-                error_message=error_message,
-                now=_now(),
-            )
+            for reconciliation_id in reconciliation_ids:
+                await repository.finish_reconciliation(
+                    session=session,
+                    reconciliation_id=reconciliation_id,
+                    state=ReconciliationState.FAILED,
+                    error_message=error_message,
+                    now=_now(),
+                )
 
     async def _run(self, reconciliation_id: str, job: _Job) -> None:
         try:
@@ -268,7 +283,7 @@ class Reconciler:
             with contextlib.suppress(Exception):
                 await self._durable(
                     self._fail(
-                        reconciliation_id,
+                        [reconciliation_id],
                         f"internal error (ref {reference}): {type(error).__name__}",
                     )
                 )
@@ -286,7 +301,7 @@ class Reconciler:
             )
         job.ended = True
         if succeeded:
-            job.final = self._succeeded(job, now)
+            job.final = job.report.succeeded(job.stored, now)
 
     async def _reconcile_all(self, job: _Job) -> None:
         await asyncio.gather(*(self._reconcile_wallet(job, wallet) for wallet in job.to_fetch))
@@ -338,10 +353,7 @@ class Reconciler:
         if finishing:
             job.ended = True
             if succeeded:
-                job.final = self._succeeded(job, now)
-
-    def _succeeded(self, job: _Job, end_time: datetime) -> Reconciliation:
-        return _finished(job.report, job.stored, end_time)
+                job.final = job.report.succeeded(job.stored, now)
 
     def _remember(self, reconciliation_id: str, job: _Job) -> None:
         if job.final is None:
@@ -448,23 +460,6 @@ class Reconciler:
             self._notify(reconciliation_id)
 
 
-def _finished(
-    report: Reconciliation, results: list[WalletResult], end_time: datetime
-) -> Reconciliation:
-    # The report as stored once the job succeeded: the row as created, the counts its results
-    # add up to and the end.
-    statuses = [r.status for r in results]
-    return replace(
-        report,
-        state=ReconciliationState.SUCCEEDED,
-        matched_count=statuses.count(WalletStatus.MATCHED),
-        mismatched_count=statuses.count(WalletStatus.MISMATCHED),
-        error_count=statuses.count(WalletStatus.EXCHANGE_ERROR),
-        end_time=end_time,
-        results=tuple(results),
-    )
-
-
 async def _results(
     session: AsyncSession,
     reconciliation_id: str,
@@ -481,66 +476,30 @@ async def _results(
     # behind each other. `totals`: those balances, when this transaction already read them.
     # Mismatches are published in the same transaction, so an event exists exactly when its
     # stored result does; the caller stores the results.
-    adopt = request.adopt_exchange_balances
     stored = (
         totals
         if totals is not None
-        else await repository.stored_totals(
+        else await wallet_repository.stored_totals(
             session=session,
             wallet_ids=[w.id for w, o in batch if isinstance(o, ExchangeSnapshot)],
-            lock=adopt,
+            lock=request.adopt_exchange_balances,
         )
     )
     results = []
     for seq, (wallet, outcome) in enumerate(batch, start=first_seq):
-        if isinstance(outcome, ExchangeFailure):
-            results.append(
-                WalletResult(
-                    wallet_id=wallet.id,
-                    display_name=wallet.display_name,
-                    status=WalletStatus.EXCHANGE_ERROR,
-                    error_kind=outcome.kind,
-                    error_message=outcome.message,
-                    seq=seq,
-                )
-            )
-            continue
-        assets = stored.get(wallet.id)
-        if assets is None:
-            results.append(
-                WalletResult(
-                    wallet_id=wallet.id,
-                    display_name=wallet.display_name,
-                    status=WalletStatus.EXCHANGE_ERROR,
-                    error_message=DELETED,
-                    seq=seq,
-                )
-            )
-            continue
-        diffs = compare(stored=assets, exchange=outcome.balances, threshold=request.threshold)
-        mismatched = any(d.beyond_threshold for d in diffs)
-        adopted = (
-            mismatched
-            and adopt
-            and await repository.adopt_balances(
-                session=session,
-                wallet_id=wallet.id,
-                balances=adopted_balances(outcome.balances),
-                now=now,
-            )
+        result = wallet_result(
+            wallet=wallet,
+            outcome=outcome,
+            stored=stored.get(wallet.id),
+            threshold=request.threshold,
+            seq=seq,
         )
-        results.append(
-            WalletResult(
-                wallet_id=wallet.id,
-                display_name=wallet.display_name,
-                status=WalletStatus.MISMATCHED if mismatched else WalletStatus.MATCHED,
-                diffs=diffs,
-                adopted=adopted,
-                fetch_time=outcome.fetch_time,
-                from_cache=outcome.from_cache,
-                seq=seq,
-            )
-        )
+        adopt = balances_to_adopt(result, outcome, request)
+        if adopt is not None and await wallet_repository.adopt_balances(
+            session=session, wallet_id=wallet.id, balances=adopt, now=now
+        ):
+            result = replace(result, adopted=True)
+        results.append(result)
     await publishing.publish_mismatches(
         session=session, reconciliation_id=reconciliation_id, results=results, now=now
     )
