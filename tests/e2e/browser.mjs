@@ -26,7 +26,9 @@ export async function withPage(run) {
   const errors = [];
   page.on("pageerror", (error) => errors.push(String(error)));
   try {
-    await run(page, (name) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true }));
+    await run(page, (name) =>
+      page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true }),
+    );
     if (errors.length > 0) throw new Error(`page errors: ${errors.join("; ")}`);
   } finally {
     await browser.close();

@@ -33,7 +33,13 @@ function show(): void {
   scope = new Scope();
   const route = parseRoute(window.location.hash);
   nav?.replaceChildren(
-    ...TABS.map(([view, title]) => h("a", { href: `#/${view}`, text: title, "aria-current": route.view === view ? "page" : undefined })),
+    ...TABS.map(([view, title]) =>
+      h("a", {
+        href: `#/${view}`,
+        text: title,
+        "aria-current": route.view === view ? "page" : undefined,
+      }),
+    ),
   );
   document.title = `Tapedeck — ${TABS.find(([view]) => view === route.view)?.[1] ?? ""}`;
   app.dataset.view = route.view;

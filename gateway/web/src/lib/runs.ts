@@ -16,9 +16,20 @@ export function paramsText(params: Record<string, string>): string {
 }
 
 // Percent to draw (a succeeded run is full whatever its last progress said) and its label.
-export function progressView(phase: RunPhase, percent: number, etaSeconds: number | null): { percent: number; label: string } {
-  const shown = phase === "succeeded" ? 100 : Math.max(0, Math.min(100, Number.isFinite(percent) ? percent : 0));
+export function progressView(
+  phase: RunPhase,
+  percent: number,
+  etaSeconds: number | null,
+): { percent: number; label: string } {
+  const shown =
+    phase === "succeeded"
+      ? 100
+      : Math.max(0, Math.min(100, Number.isFinite(percent) ? percent : 0));
   if (phase === "queued") return { percent: 0, label: "queued" };
-  if (phase === "running") return { percent: shown, label: `${shown.toFixed(0)}%${etaSeconds !== null ? ` · ${formatDuration(etaSeconds)} left` : ""}` };
+  if (phase === "running")
+    return {
+      percent: shown,
+      label: `${shown.toFixed(0)}%${etaSeconds !== null ? ` · ${formatDuration(etaSeconds)} left` : ""}`,
+    };
   return { percent: shown, label: `${shown.toFixed(0)}%` };
 }

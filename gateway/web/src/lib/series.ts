@@ -106,7 +106,12 @@ function concat(parts: CandleColumns[]): CandleColumns {
 
 // The overview outside [from, to), the fine window inside it. `from`/`to` must be overview bucket
 // boundaries (see alignWindow) so no time is covered twice or left uncovered.
-export function spliceWindow(overview: CandleColumns, fine: CandleColumns, from: number, to: number): CandleColumns {
+export function spliceWindow(
+  overview: CandleColumns,
+  fine: CandleColumns,
+  from: number,
+  to: number,
+): CandleColumns {
   const before = slice(overview, 0, lowerBound(overview.times, from));
   const inside = slice(fine, lowerBound(fine.times, from), lowerBound(fine.times, to));
   const after = slice(overview, lowerBound(overview.times, to), overview.times.length);
@@ -114,7 +119,12 @@ export function spliceWindow(overview: CandleColumns, fine: CandleColumns, from:
 }
 
 // Expands [from, to) outwards to bucket boundaries of a series starting at `origin`.
-export function alignWindow(from: number, to: number, origin: number, bucket: number): { from: number; to: number } {
+export function alignWindow(
+  from: number,
+  to: number,
+  origin: number,
+  bucket: number,
+): { from: number; to: number } {
   if (bucket <= 0) return { from, to };
   return {
     from: origin + Math.floor((from - origin) / bucket) * bucket,
@@ -153,7 +163,12 @@ export type Plan =
 
 // Decides what the chart needs for what is on screen. A fetched window spans the visible range plus one
 // screen either side (so scrolling does not wait) and is capped at three screens of bars.
-export function planWindow(visible: Visible, run: RunSpan, loaded: Loaded | null, spacingPx = 6): Plan {
+export function planWindow(
+  visible: Visible,
+  run: RunSpan,
+  loaded: Loaded | null,
+  spacingPx = 6,
+): Plan {
   const cap = capacity(visible.widthPx, spacingPx);
   const span = Math.max(1, visible.to - visible.from);
   const ideal = Math.max(run.sourceBucket, span / cap);
@@ -178,7 +193,12 @@ export function planWindow(visible: Visible, run: RunSpan, loaded: Loaded | null
 }
 
 // Advances a playback cursor by wall-clock time at `speed` simulated seconds per second.
-export function advanceCursor(cursor: number, elapsedMs: number, speed: number, end: number): number {
+export function advanceCursor(
+  cursor: number,
+  elapsedMs: number,
+  speed: number,
+  end: number,
+): number {
   return Math.min(end, cursor + (elapsedMs / 1000) * speed);
 }
 
@@ -206,7 +226,12 @@ export function fillMarkers(fills: readonly FillLike[], times: readonly number[]
     const key = `${time}:${fill.side}`;
     const existing = markers.get(key);
     if (existing === undefined) {
-      markers.set(key, { time, side: fill.side, count: 1, text: `${fill.side === "buy" ? "B" : "S"} ${fill.quantity} @ ${fill.price}` });
+      markers.set(key, {
+        time,
+        side: fill.side,
+        count: 1,
+        text: `${fill.side === "buy" ? "B" : "S"} ${fill.quantity} @ ${fill.price}`,
+      });
     } else {
       existing.count += 1;
       existing.text = `${fill.side === "buy" ? "B" : "S"} ×${existing.count}`;

@@ -25,7 +25,8 @@ export class Throttle {
     const now = this.timers.now();
     this.timers.clearTimeout(this.timer);
     if (now - this.last >= this.intervalMs) this.fire();
-    else this.timer = this.timers.setTimeout(() => this.fire(), this.intervalMs - (now - this.last));
+    else
+      this.timer = this.timers.setTimeout(() => this.fire(), this.intervalMs - (now - this.last));
   }
 
   cancel(): void {

@@ -1,5 +1,9 @@
 // Wallet rows as the table shows them: balances summarised exactly, reconciliation outcome merged in.
-import { ExchangeErrorKind, ReconciliationState, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
+import {
+  ExchangeErrorKind,
+  ReconciliationState,
+  WalletStatus,
+} from "../gen/tapedeck/wallets/v1/wallets_pb";
 import { formatDecimal, signOf } from "./decimal";
 
 export interface BalanceLike {
@@ -28,7 +32,11 @@ export function balancesSummary(balances: readonly BalanceLike[], max = 4): stri
 export function diffSummary(diffs: readonly DiffLike[]): string {
   const beyond = diffs.filter((d) => d.beyondThreshold);
   if (beyond.length === 0) return "";
-  return beyond.map((d) => `${d.asset} ${formatDecimal(d.difference, { plusSign: true, maxFractionDigits: 8 })}`).join(" · ");
+  return beyond
+    .map(
+      (d) => `${d.asset} ${formatDecimal(d.difference, { plusSign: true, maxFractionDigits: 8 })}`,
+    )
+    .join(" · ");
 }
 
 export function matchesQuery(fields: readonly string[], query: string): boolean {
@@ -59,7 +67,11 @@ export function statusText(result: ResultLike | null): string {
 
 export function statusClass(result: ResultLike | null): "" | "ok" | "mismatch" | "error" {
   if (result === null) return "";
-  return result.status === WalletStatus.MATCHED ? "ok" : result.status === WalletStatus.MISMATCHED ? "mismatch" : "error";
+  return result.status === WalletStatus.MATCHED
+    ? "ok"
+    : result.status === WalletStatus.MISMATCHED
+      ? "mismatch"
+      : "error";
 }
 
 // The wallet results one WatchReconciliation message carries: one, a batch, or none (the report).
@@ -98,6 +110,7 @@ export interface ReportLike {
 
 // A report that needs no watching: finished, with a result for every wallet it names.
 export function reportIsComplete(report: ReportLike): boolean {
-  const finished = report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
+  const finished =
+    report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
   return finished && report.results.length === report.wallets.length;
 }

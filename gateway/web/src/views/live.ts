@@ -17,21 +17,48 @@ export function eventTypeName(type: EventType): string {
   return (EventType[type] ?? String(type)).toLowerCase();
 }
 
-const TYPES = Object.values(EventType).filter((v): v is EventType => typeof v === "number" && v !== EventType.UNSPECIFIED);
+const TYPES = Object.values(EventType).filter(
+  (v): v is EventType => typeof v === "number" && v !== EventType.UNSPECIFIED,
+);
 
 export function renderLive(root: HTMLElement, clients: Clients, route: Route, scope: Scope): void {
   const p = route.params;
-  const typeSelect = h("select", { name: "type", "aria-label": "Event type" }, h("option", { value: "", text: "all types" }));
-  for (const type of TYPES) typeSelect.append(h("option", { value: String(type), text: eventTypeName(type) }));
+  const typeSelect = h(
+    "select",
+    { name: "type", "aria-label": "Event type" },
+    h("option", { value: "", text: "all types" }),
+  );
+  for (const type of TYPES)
+    typeSelect.append(h("option", { value: String(type), text: eventTypeName(type) }));
   typeSelect.value = p.get("type") ?? "";
-  const input = (name: string, label: string) => h("input", { name, placeholder: label, "aria-label": label, value: p.get(name) ?? "" });
+  const input = (name: string, label: string) =>
+    h("input", { name, placeholder: label, "aria-label": label, value: p.get(name) ?? "" });
   const run = input("run", "run id");
   const reason = input("reason", "reason");
   const symbol = input("symbol", "symbol");
-  const form = h("form", { class: "filters" }, typeSelect, run, reason, symbol, h("button", { type: "submit", text: "Apply" }), h("button", { type: "button", class: "link", text: "Clear", onclick: () => (location.hash = formatRoute("live")) }));
+  const form = h(
+    "form",
+    { class: "filters" },
+    typeSelect,
+    run,
+    reason,
+    symbol,
+    h("button", { type: "submit", text: "Apply" }),
+    h("button", {
+      type: "button",
+      class: "link",
+      text: "Clear",
+      onclick: () => (location.hash = formatRoute("live")),
+    }),
+  );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    location.hash = formatRoute("live", null, { type: typeSelect.value, run: run.value.trim(), reason: reason.value.trim(), symbol: symbol.value.trim() });
+    location.hash = formatRoute("live", null, {
+      type: typeSelect.value,
+      run: run.value.trim(),
+      reason: reason.value.trim(),
+      symbol: symbol.value.trim(),
+    });
   });
 
   const filter: MessageInitShape<typeof EventFilterSchema> = {
@@ -50,13 +77,35 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
   const fresh = new Set<bigint>();
   const table = new VirtualTable<Event>(
     [
-      { key: "seq", title: "#", width: "5rem", align: "right", render: (e) => e.sequence.toString() },
-      { key: "time", title: "Time (UTC)", width: "12.5rem", render: (e) => formatTime(timestampSeconds(e.time)) },
-      { key: "type", title: "Type", width: "13rem", render: (e) => eventTypeName(e.type), className: (e) => `type-${eventTypeName(e.type)}` },
+      {
+        key: "seq",
+        title: "#",
+        width: "5rem",
+        align: "right",
+        render: (e) => e.sequence.toString(),
+      },
+      {
+        key: "time",
+        title: "Time (UTC)",
+        width: "12.5rem",
+        render: (e) => formatTime(timestampSeconds(e.time)),
+      },
+      {
+        key: "type",
+        title: "Type",
+        width: "13rem",
+        render: (e) => eventTypeName(e.type),
+        className: (e) => `type-${eventTypeName(e.type)}`,
+      },
       { key: "run", title: "Run", width: "10rem", render: (e) => e.runId || "—" },
       { key: "symbol", title: "Symbol", width: "10rem", render: (e) => e.symbol || "—" },
       { key: "reason", title: "Reason", width: "11rem", render: (e) => e.reason || "—" },
-      { key: "payload", title: "Details", width: "minmax(10rem, 1fr)", render: (e) => (e.payload === undefined ? "" : JSON.stringify(e.payload)) },
+      {
+        key: "payload",
+        title: "Details",
+        width: "minmax(10rem, 1fr)",
+        render: (e) => (e.payload === undefined ? "" : JSON.stringify(e.payload)),
+      },
     ],
     {
       rowKey: (e) => e.sequence.toString(),
@@ -71,7 +120,13 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
   root.replaceChildren(
     h("div", { class: "view-head" }, h("h1", { text: "Live events" }), tailState),
     form,
-    h("section", { class: "panel" }, h("h2", { text: "Blocked trades by reason" }), countsStatus, counts),
+    h(
+      "section",
+      { class: "panel" },
+      h("h2", { text: "Blocked trades by reason" }),
+      countsStatus,
+      counts,
+    ),
     h("section", { class: "panel" }, listStatus, table.element, more),
   );
 
@@ -79,7 +134,10 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
   async function loadPage(): Promise<void> {
     setStatus(listStatus, "loading", "Loading events…");
     try {
-      const response = await clients.live.listEvents({ filter, pageSize: 500, pageToken: nextPage }, { signal: scope.signal });
+      const response = await clients.live.listEvents(
+        { filter, pageSize: 500, pageToken: nextPage },
+        { signal: scope.signal },
+      );
       events = events.concat(response.events);
       nextPage = response.nextPageToken;
       more.hidden = nextPage === "";
@@ -94,10 +152,14 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
 
   async function loadCounts(): Promise<void> {
     try {
-      const response = await clients.live.listBlocks({ filter: { ...filter, types: [] }, pageSize: 1 }, { signal: scope.signal });
+      const response = await clients.live.listBlocks(
+        { filter: { ...filter, types: [] }, pageSize: 1 },
+        { signal: scope.signal },
+      );
       counts.replaceChildren();
       const total = response.reasonCounts.reduce((sum, c) => sum + c.count, 0n);
-      if (response.reasonCounts.length === 0) setStatus(countsStatus, "empty", "No blocked trades match these filters.");
+      if (response.reasonCounts.length === 0)
+        setStatus(countsStatus, "empty", "No blocked trades match these filters.");
       else setStatus(countsStatus, null);
       for (const count of response.reasonCounts) {
         const share = total === 0n ? 0 : Number((count.count * 1000n) / total) / 10;
@@ -106,7 +168,16 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
         counts.append(
           h(
             "a",
-            { class: "reason", href: formatRoute("live", null, { type: String(EventType.TRADE_BLOCKED), reason: count.reason, run: filter.runId ?? "", symbol: filter.symbol ?? "" }), "data-reason": count.reason },
+            {
+              class: "reason",
+              href: formatRoute("live", null, {
+                type: String(EventType.TRADE_BLOCKED),
+                reason: count.reason,
+                run: filter.runId ?? "",
+                symbol: filter.symbol ?? "",
+              }),
+              "data-reason": count.reason,
+            },
             h("span", { class: "reason-name", text: count.reason || "(none)" }),
             h("span", { class: "meter" }, bar),
             h("span", { class: "num", text: count.count.toString() }),
@@ -122,7 +193,8 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
     tailState.dataset.state = status.kind;
     if (status.kind === "live") tailState.textContent = "● live";
     else if (status.kind === "connecting") tailState.textContent = "connecting…";
-    else tailState.textContent = `reconnecting in ${Math.round(status.inMs / 1000)} s — ${describeError(status.error)}`;
+    else
+      tailState.textContent = `reconnecting in ${Math.round(status.inMs / 1000)} s — ${describeError(status.error)}`;
   }
 
   function startTail(after: bigint): void {
@@ -130,7 +202,10 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
       {
         subscribe: (afterSequence, signal) =>
           (async function* () {
-            for await (const message of clients.live.subscribeEvents({ filter, afterSequence }, { signal })) {
+            for await (const message of clients.live.subscribeEvents(
+              { filter, afterSequence },
+              { signal },
+            )) {
               yield { events: message.events, cursor: message.cursor };
             }
           })(),
@@ -146,7 +221,12 @@ export function renderLive(root: HTMLElement, clients: Clients, route: Route, sc
         onStatus: showTail,
         isFatal: (error) =>
           error instanceof ConnectError &&
-          [Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.Unimplemented].includes(error.code),
+          [
+            Code.InvalidArgument,
+            Code.PermissionDenied,
+            Code.Unauthenticated,
+            Code.Unimplemented,
+          ].includes(error.code),
       },
       after,
     );

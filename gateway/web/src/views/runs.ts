@@ -21,7 +21,13 @@ import type { Clients } from "../transport";
 import { describeError } from "../errors";
 import { formatDecimal, isDecimal } from "../lib/decimal";
 import { parseAxis, parseParam, gridSize, type ParamSpec, type ParamValue } from "../lib/params";
-import { formatNumber, formatPercent, formatTime, secondsToTimestamp, timestampSeconds } from "../lib/time";
+import {
+  formatNumber,
+  formatPercent,
+  formatTime,
+  secondsToTimestamp,
+  timestampSeconds,
+} from "../lib/time";
 import { paramsText, progressView, shortId, type RunPhase } from "../lib/runs";
 import { nextDirection, sortRows, type Direction, type SortKey } from "../lib/sort";
 import { formatRoute, type Route } from "../lib/router";
@@ -42,8 +48,21 @@ function toSpec(spec: ParameterSpec): ParamSpec {
     if (v.kind.case === "doubleValue") return v.kind.value;
     return undefined;
   };
-  const type = spec.type === ParameterType.INT ? "int" : spec.type === ParameterType.DOUBLE ? "double" : spec.type === ParameterType.BOOL ? "bool" : "string";
-  return { name: spec.name, type, min: num(spec.minValue), max: num(spec.maxValue), choices: spec.choices };
+  const type =
+    spec.type === ParameterType.INT
+      ? "int"
+      : spec.type === ParameterType.DOUBLE
+        ? "double"
+        : spec.type === ParameterType.BOOL
+          ? "bool"
+          : "string";
+  return {
+    name: spec.name,
+    type,
+    min: num(spec.minValue),
+    max: num(spec.maxValue),
+    choices: spec.choices,
+  };
 }
 
 function valueText(v: ParameterValue | undefined): string {
@@ -60,13 +79,28 @@ function paramsOf(params: Record<string, ParameterValue>): string {
 
 function progressBar(run: Backtest): HTMLElement {
   const eta = run.progress?.eta;
-  const view = progressView(stateName(run.state) as RunPhase, run.progress?.percent ?? 0, eta === undefined ? null : Number(eta.seconds));
+  const view = progressView(
+    stateName(run.state) as RunPhase,
+    run.progress?.percent ?? 0,
+    eta === undefined ? null : Number(eta.seconds),
+  );
   const fill = h("span");
   fill.style.width = `${view.percent}%`;
   return h(
     "div",
     { class: "progress-wrap" },
-    h("div", { class: "progress", role: "progressbar", "aria-valuenow": view.percent.toFixed(1), "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuetext": view.label }, fill),
+    h(
+      "div",
+      {
+        class: "progress",
+        role: "progressbar",
+        "aria-valuenow": view.percent.toFixed(1),
+        "aria-valuemin": 0,
+        "aria-valuemax": 100,
+        "aria-valuetext": view.label,
+      },
+      fill,
+    ),
     h("span", { class: "progress-label", text: view.label }),
   );
 }
@@ -84,11 +118,40 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   const runsTable = h(
     "table",
     { class: "grid runs", "data-testid": "runs" },
-    h("thead", {}, h("tr", {}, ...["Run", "Strategy", "Dataset", "Parameters", "State", "Progress", "Return", "Sharpe", "Trades", "Created", ""].map((t) => h("th", { text: t })))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ...[
+          "Run",
+          "Strategy",
+          "Dataset",
+          "Parameters",
+          "State",
+          "Progress",
+          "Return",
+          "Sharpe",
+          "Trades",
+          "Created",
+          "",
+        ].map((t) => h("th", { text: t })),
+      ),
+    ),
     runsBody,
   );
-  const formSlot = h("section", { class: "panel" }, h("h2", { text: "Launch" }), h("div", {}, "Loading strategies and datasets…"));
-  const sweepsSlot = h("section", { class: "panel", "data-testid": "sweeps" }, h("h2", { text: "Sweeps" }));
+  const formSlot = h(
+    "section",
+    { class: "panel" },
+    h("h2", { text: "Launch" }),
+    h("div", {}, "Loading strategies and datasets…"),
+  );
+  const sweepsSlot = h(
+    "section",
+    { class: "panel", "data-testid": "sweeps" },
+    h("h2", { text: "Sweeps" }),
+  );
   const sweepsStatus = h("div");
   const sweepsList = h("div", { class: "toolbar" });
   const sweepDetail = h("div");
@@ -96,7 +159,19 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
 
   root.replaceChildren(
     h("div", { class: "view-head" }, h("h1", { text: "Backtest runs" })),
-    h("div", { class: "layout-2" }, formSlot, h("section", { class: "panel" }, h("h2", { text: "Runs" }), listStatus, h("div", { class: "table-scroll" }, runsTable), older)),
+    h(
+      "div",
+      { class: "layout-2" },
+      formSlot,
+      h(
+        "section",
+        { class: "panel" },
+        h("h2", { text: "Runs" }),
+        listStatus,
+        h("div", { class: "table-scroll" }, runsTable),
+        older,
+      ),
+    ),
     sweepsSlot,
   );
 
@@ -105,7 +180,8 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     const strategy = run.spec?.strategy.replace(/^strategies\//, "") ?? "";
     const stats = run.stats;
     const actions = h("td", {});
-    if (run.state === BacktestState.SUCCEEDED) actions.append(h("a", { href: formatRoute("playback", id), text: "Open" }));
+    if (run.state === BacktestState.SUCCEEDED)
+      actions.append(h("a", { href: formatRoute("playback", id), text: "Open" }));
     if (!FINAL.has(run.state)) {
       const cancel = h("button", { type: "button", class: "link", text: "Cancel" });
       cancel.addEventListener("click", () => {
@@ -126,9 +202,22 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       { "data-run": id, "data-state": stateName(run.state) },
       h("td", {}, h("code", { text: shortId(run.name), title: run.name })),
       h("td", { text: strategy }),
-      h("td", { text: datasetNames.get(run.spec?.dataset ?? "") ?? shortId(run.spec?.dataset ?? "") }),
-      h("td", { class: "params", text: paramsOf(run.spec?.parameters ?? {}), title: paramsOf(run.spec?.parameters ?? {}) }),
-      h("td", {}, state, run.state === BacktestState.FAILED ? h("div", { class: "error", text: run.errorMessage }) : null),
+      h("td", {
+        text: datasetNames.get(run.spec?.dataset ?? "") ?? shortId(run.spec?.dataset ?? ""),
+      }),
+      h("td", {
+        class: "params",
+        text: paramsOf(run.spec?.parameters ?? {}),
+        title: paramsOf(run.spec?.parameters ?? {}),
+      }),
+      h(
+        "td",
+        {},
+        state,
+        run.state === BacktestState.FAILED
+          ? h("div", { class: "error", text: run.errorMessage })
+          : null,
+      ),
       h("td", {}, progressBar(run)),
       h("td", { class: "num", text: stats ? formatPercent(stats.totalReturn) : "" }),
       h("td", { class: "num", text: stats ? formatNumber(stats.sharpeRatio) : "" }),
@@ -140,9 +229,12 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   }
 
   function renderList(): void {
-    const sorted = [...runs.values()].sort((a, b) => (timestampSeconds(b.createTime) ?? 0) - (timestampSeconds(a.createTime) ?? 0));
+    const sorted = [...runs.values()].sort(
+      (a, b) => (timestampSeconds(b.createTime) ?? 0) - (timestampSeconds(a.createTime) ?? 0),
+    );
     runsBody.replaceChildren(...sorted.map(renderRow));
-    if (sorted.length === 0) setStatus(listStatus, "empty", "No runs yet. Launch one with the form.");
+    if (sorted.length === 0)
+      setStatus(listStatus, "empty", "No runs yet. Launch one with the form.");
     else if (listStatus.querySelector("[data-status=empty]") !== null) setStatus(listStatus, null);
   }
 
@@ -157,7 +249,10 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     watching.add(name);
     void (async () => {
       try {
-        for await (const message of clients.backtest.watchBacktest({ name }, { signal: scope.signal })) {
+        for await (const message of clients.backtest.watchBacktest(
+          { name },
+          { signal: scope.signal },
+        )) {
           if (message.backtest !== undefined) {
             runs.set(name, message.backtest);
             // Progress updates replace one row, not the table.
@@ -168,11 +263,13 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
           }
         }
       } catch (error) {
-        if (!scope.signal.aborted) setStatus(listStatus, "error", `Watching ${shortId(name)}: ${describeError(error)}`);
+        if (!scope.signal.aborted)
+          setStatus(listStatus, "error", `Watching ${shortId(name)}: ${describeError(error)}`);
       } finally {
         watching.delete(name);
         // Hand the connection to another active run.
-        if (!scope.signal.aborted) for (const run of runs.values()) if (!FINAL.has(run.state)) watch(run.name);
+        if (!scope.signal.aborted)
+          for (const run of runs.values()) if (!FINAL.has(run.state)) watch(run.name);
       }
     })();
   }
@@ -195,7 +292,10 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   });
 
   async function loadRuns(): Promise<void> {
-    const response = await clients.backtest.listBacktests({ pageSize: 200 }, { signal: scope.signal });
+    const response = await clients.backtest.listBacktests(
+      { pageSize: 200 },
+      { signal: scope.signal },
+    );
     for (const run of response.backtests) runs.set(run.name, run);
     if (olderToken === null) {
       olderToken = response.nextPageToken;
@@ -219,32 +319,101 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   function showSweep(sweep: Sweep): void {
     currentSweep = sweep;
     const axes = sweep.axes.map((a) => a.name);
-    const metrics: Array<[string, string, (r: SweepResult) => SortKey, (r: SweepResult) => string]> = [
-      ["rank", "Rank", (r) => (r.rank > 0 ? r.rank : null), (r) => (r.rank > 0 ? String(r.rank) : "")],
-      ...axes.map((axis): [string, string, (r: SweepResult) => SortKey, (r: SweepResult) => string] => [
-        `p:${axis}`,
-        axis,
-        (r) => {
-          const v = r.parameters[axis]?.kind;
-          return v === undefined || v.case === undefined ? null : typeof v.value === "bigint" ? Number(v.value) : typeof v.value === "boolean" ? String(v.value) : v.value;
-        },
-        (r) => valueText(r.parameters[axis]),
-      ]),
+    const metrics: Array<
+      [string, string, (r: SweepResult) => SortKey, (r: SweepResult) => string]
+    > = [
+      [
+        "rank",
+        "Rank",
+        (r) => (r.rank > 0 ? r.rank : null),
+        (r) => (r.rank > 0 ? String(r.rank) : ""),
+      ],
+      ...axes.map(
+        (axis): [string, string, (r: SweepResult) => SortKey, (r: SweepResult) => string] => [
+          `p:${axis}`,
+          axis,
+          (r) => {
+            const v = r.parameters[axis]?.kind;
+            return v === undefined || v.case === undefined
+              ? null
+              : typeof v.value === "bigint"
+                ? Number(v.value)
+                : typeof v.value === "boolean"
+                  ? String(v.value)
+                  : v.value;
+          },
+          (r) => valueText(r.parameters[axis]),
+        ],
+      ),
       ["state", "State", (r) => stateName(r.state), (r) => stateName(r.state)],
-      ["return", "Return", (r) => r.stats?.totalReturn, (r) => (r.stats ? formatPercent(r.stats.totalReturn) : "")],
-      ["sharpe", "Sharpe", (r) => r.stats?.sharpeRatio, (r) => (r.stats ? formatNumber(r.stats.sharpeRatio) : "")],
-      ["sortino", "Sortino", (r) => r.stats?.sortinoRatio, (r) => (r.stats ? formatNumber(r.stats.sortinoRatio) : "")],
-      ["dd", "Max DD", (r) => r.stats?.maxDrawdown, (r) => (r.stats ? formatPercent(r.stats.maxDrawdown) : "")],
-      ["win", "Win rate", (r) => r.stats?.winRate, (r) => (r.stats ? formatPercent(r.stats.winRate) : "")],
-      ["pf", "Profit factor", (r) => r.stats?.profitFactor, (r) => (r.stats ? formatNumber(r.stats.profitFactor) : "")],
-      ["trades", "Trades", (r) => (r.stats ? Number(r.stats.tradeCount) : null), (r) => (r.stats ? r.stats.tradeCount.toString() : "")],
-      ["pnl", "PnL", (r) => (r.stats ? Number(r.stats.pnl) : null), (r) => (r.stats ? formatDecimal(r.stats.pnl, { maxFractionDigits: 2 }) : "")],
+      [
+        "return",
+        "Return",
+        (r) => r.stats?.totalReturn,
+        (r) => (r.stats ? formatPercent(r.stats.totalReturn) : ""),
+      ],
+      [
+        "sharpe",
+        "Sharpe",
+        (r) => r.stats?.sharpeRatio,
+        (r) => (r.stats ? formatNumber(r.stats.sharpeRatio) : ""),
+      ],
+      [
+        "sortino",
+        "Sortino",
+        (r) => r.stats?.sortinoRatio,
+        (r) => (r.stats ? formatNumber(r.stats.sortinoRatio) : ""),
+      ],
+      [
+        "dd",
+        "Max DD",
+        (r) => r.stats?.maxDrawdown,
+        (r) => (r.stats ? formatPercent(r.stats.maxDrawdown) : ""),
+      ],
+      [
+        "win",
+        "Win rate",
+        (r) => r.stats?.winRate,
+        (r) => (r.stats ? formatPercent(r.stats.winRate) : ""),
+      ],
+      [
+        "pf",
+        "Profit factor",
+        (r) => r.stats?.profitFactor,
+        (r) => (r.stats ? formatNumber(r.stats.profitFactor) : ""),
+      ],
+      [
+        "trades",
+        "Trades",
+        (r) => (r.stats ? Number(r.stats.tradeCount) : null),
+        (r) => (r.stats ? r.stats.tradeCount.toString() : ""),
+      ],
+      [
+        "pnl",
+        "PnL",
+        (r) => (r.stats ? Number(r.stats.pnl) : null),
+        (r) => (r.stats ? formatDecimal(r.stats.pnl, { maxFractionDigits: 2 }) : ""),
+      ],
     ];
     const column = metrics.find(([key]) => key === sweepSort.key);
-    const results = column === undefined ? sweep.results : sortRows(sweep.results, column[2], sweepSort.direction);
+    const results =
+      column === undefined
+        ? sweep.results
+        : sortRows(sweep.results, column[2], sweepSort.direction);
     const head = h("tr", {});
     for (const [key, title] of metrics) {
-      const th = h("th", { class: "sortable", text: title, tabindex: 0, "aria-sort": sweepSort.key === key ? (sweepSort.direction === "asc" ? "ascending" : "descending") : undefined, "data-key": key });
+      const th = h("th", {
+        class: "sortable",
+        text: title,
+        tabindex: 0,
+        "aria-sort":
+          sweepSort.key === key
+            ? sweepSort.direction === "asc"
+              ? "ascending"
+              : "descending"
+            : undefined,
+        "data-key": key,
+      });
       const sort = () => {
         sweepSort = { key, direction: nextDirection(sweepSort.key, sweepSort.direction, key) };
         showSweep(sweep);
@@ -263,15 +432,45 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     const body = h("tbody");
     for (const result of results) {
       const id = result.backtest.split("/").pop() ?? "";
-      const tr = h("tr", { "data-run": id, class: result.state === BacktestState.FAILED ? "mismatch" : "" });
-      for (const [, , , render] of metrics) tr.append(h("td", { class: "num", text: render(result) }));
-      tr.append(h("td", {}, result.state === BacktestState.SUCCEEDED ? h("a", { href: formatRoute("playback", id), text: "Open" }) : result.errorMessage ? h("span", { class: "error", text: result.errorMessage }) : ""));
+      const tr = h("tr", {
+        "data-run": id,
+        class: result.state === BacktestState.FAILED ? "mismatch" : "",
+      });
+      for (const [, , , render] of metrics)
+        tr.append(h("td", { class: "num", text: render(result) }));
+      tr.append(
+        h(
+          "td",
+          {},
+          result.state === BacktestState.SUCCEEDED
+            ? h("a", { href: formatRoute("playback", id), text: "Open" })
+            : result.errorMessage
+              ? h("span", { class: "error", text: result.errorMessage })
+              : "",
+        ),
+      );
       body.append(tr);
     }
     const metric = (RankMetric[sweep.metric] ?? "").toLowerCase().replace(/_/g, " ");
     sweepDetail.replaceChildren(
-      h("p", {}, h("code", { text: shortId(sweep.name) }), ` ${(SweepState[sweep.state] ?? "").toLowerCase()} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished · ranked by ${metric || "sharpe ratio"}`),
-      sweep.results.length === 0 ? h("div", { class: "status empty", text: "No results yet; they appear as runs finish." }) : h("div", { class: "table-scroll" }, h("table", { class: "grid", "data-testid": "sweep-results" }, h("thead", {}, head), body)),
+      h(
+        "p",
+        {},
+        h("code", { text: shortId(sweep.name) }),
+        ` ${(SweepState[sweep.state] ?? "").toLowerCase()} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished · ranked by ${metric || "sharpe ratio"}`,
+      ),
+      sweep.results.length === 0
+        ? h("div", { class: "status empty", text: "No results yet; they appear as runs finish." })
+        : h(
+            "div",
+            { class: "table-scroll" },
+            h(
+              "table",
+              { class: "grid", "data-testid": "sweep-results" },
+              h("thead", {}, head),
+              body,
+            ),
+          ),
     );
   }
 
@@ -282,35 +481,58 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       if (sweep === undefined) return;
       showSweep(sweep);
       if (sweep.state === SweepState.RUNNING) {
-        for await (const message of clients.backtest.watchSweep({ name }, { signal: scope.signal })) {
+        for await (const message of clients.backtest.watchSweep(
+          { name },
+          { signal: scope.signal },
+        )) {
           if (currentSweep?.name !== name) break;
           if (message.event.case === "result") {
             const result = message.event.value;
-            const results = currentSweep.results.filter((r) => r.backtest !== result.backtest).concat(result);
-            showSweep({ ...currentSweep, results, finishedRuns: results.filter((r) => FINAL.has(r.state)).length });
+            const results = currentSweep.results
+              .filter((r) => r.backtest !== result.backtest)
+              .concat(result);
+            showSweep({
+              ...currentSweep,
+              results,
+              finishedRuns: results.filter((r) => FINAL.has(r.state)).length,
+            });
           } else if (message.event.case === "sweep") showSweep(message.event.value);
         }
         void loadSweeps(undefined, false);
         void loadRuns().catch(() => undefined);
       }
     } catch (error) {
-      if (!scope.signal.aborted) sweepDetail.replaceChildren(h("div", { class: "status error", role: "alert", text: describeError(error) }));
+      if (!scope.signal.aborted)
+        sweepDetail.replaceChildren(
+          h("div", { class: "status error", role: "alert", text: describeError(error) }),
+        );
     }
   }
 
   async function loadSweeps(select?: string, open = true): Promise<void> {
     try {
-      const { sweeps } = await clients.backtest.listSweeps({ pageSize: 50 }, { signal: scope.signal });
+      const { sweeps } = await clients.backtest.listSweeps(
+        { pageSize: 50 },
+        { signal: scope.signal },
+      );
       sweepsList.replaceChildren(
         ...sweeps.map((s) => {
-          const button = h("button", { type: "button", text: `${shortId(s.name)} · ${s.finishedRuns}/${s.totalRuns} · ${(SweepState[s.state] ?? "").toLowerCase()}` });
+          const button = h("button", {
+            type: "button",
+            text: `${shortId(s.name)} · ${s.finishedRuns}/${s.totalRuns} · ${(SweepState[s.state] ?? "").toLowerCase()}`,
+          });
           button.addEventListener("click", () => void openSweep(s.name));
           return button;
         }),
       );
-      setStatus(sweepsStatus, sweeps.length === 0 ? "empty" : null, "No sweeps yet. Switch the form to Sweep to run a parameter grid.");
+      setStatus(
+        sweepsStatus,
+        sweeps.length === 0 ? "empty" : null,
+        "No sweeps yet. Switch the form to Sweep to run a parameter grid.",
+      );
       const wanted = select ?? route.params.get("sweep");
-      if (wanted && open) void openSweep(wanted.startsWith("sweeps/") ? wanted : `sweeps/${wanted}`);
+      if (wanted && open)
+        void openSweep(wanted.startsWith("sweeps/") ? wanted : `sweeps/${wanted}`);
     } catch (error) {
       if (!scope.signal.aborted) setStatus(sweepsStatus, "error", describeError(error));
     }
@@ -319,27 +541,81 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   // ---- launch form ----
   function renderForm(): void {
     const form = h("form", { class: "launch", "data-testid": "launch" });
-    const mode = h("select", { name: "mode", "aria-label": "Mode" }, h("option", { value: "run", text: "Single run" }), h("option", { value: "sweep", text: "Sweep (grid)" }));
+    const mode = h(
+      "select",
+      { name: "mode", "aria-label": "Mode" },
+      h("option", { value: "run", text: "Single run" }),
+      h("option", { value: "sweep", text: "Sweep (grid)" }),
+    );
     const datasetSelect = h("select", { name: "dataset", required: true });
     for (const d of datasets)
-      datasetSelect.append(h("option", { value: d.name, text: `${d.displayName} · ${d.instrument?.instrumentId ?? ""} · ${(DataKind[d.kind] ?? "").toLowerCase()} · ${d.rowCount.toLocaleString()} rows` }));
+      datasetSelect.append(
+        h("option", {
+          value: d.name,
+          text: `${d.displayName} · ${d.instrument?.instrumentId ?? ""} · ${(DataKind[d.kind] ?? "").toLowerCase()} · ${d.rowCount.toLocaleString()} rows`,
+        }),
+      );
     const strategySelect = h("select", { name: "strategy", required: true });
-    for (const s of strategies) strategySelect.append(h("option", { value: s.name, text: s.displayName || s.name }));
+    for (const s of strategies)
+      strategySelect.append(h("option", { value: s.name, text: s.displayName || s.name }));
     const description = h("div", { class: "hint full" });
     const paramsSlot = h("div", { class: "full launch-params" });
     paramsSlot.style.display = "contents";
-    const balance = h("input", { name: "balance", value: "100000", inputmode: "decimal", "aria-label": "Starting balance" });
+    const balance = h("input", {
+      name: "balance",
+      value: "100000",
+      inputmode: "decimal",
+      "aria-label": "Starting balance",
+    });
     const currency = h("input", { name: "currency", size: 6, "aria-label": "Currency" });
-    const interval = h("select", { name: "interval" }, ...[["60", "1 minute"], ["300", "5 minutes"], ["900", "15 minutes"], ["3600", "1 hour"]].map(([v, t]) => h("option", { value: v, text: t })));
-    const account = h("select", { name: "account" }, h("option", { value: String(AccountType.CASH), text: "cash" }), h("option", { value: String(AccountType.MARGIN), text: "margin" }));
-    const from = h("input", { type: "datetime-local", name: "from", step: 60, "aria-label": "From (UTC)" });
-    const to = h("input", { type: "datetime-local", name: "to", step: 60, "aria-label": "To (UTC)" });
-    const metric = h("select", { name: "metric" }, ...Object.values(RankMetric).filter((v): v is RankMetric => typeof v === "number" && v !== RankMetric.UNSPECIFIED).map((m) => h("option", { value: String(m), text: (RankMetric[m] ?? "").toLowerCase().replace(/_/g, " ") })));
+    const interval = h(
+      "select",
+      { name: "interval" },
+      ...[
+        ["60", "1 minute"],
+        ["300", "5 minutes"],
+        ["900", "15 minutes"],
+        ["3600", "1 hour"],
+      ].map(([v, t]) => h("option", { value: v, text: t })),
+    );
+    const account = h(
+      "select",
+      { name: "account" },
+      h("option", { value: String(AccountType.CASH), text: "cash" }),
+      h("option", { value: String(AccountType.MARGIN), text: "margin" }),
+    );
+    const from = h("input", {
+      type: "datetime-local",
+      name: "from",
+      step: 60,
+      "aria-label": "From (UTC)",
+    });
+    const to = h("input", {
+      type: "datetime-local",
+      name: "to",
+      step: 60,
+      "aria-label": "To (UTC)",
+    });
+    const metric = h(
+      "select",
+      { name: "metric" },
+      ...Object.values(RankMetric)
+        .filter((v): v is RankMetric => typeof v === "number" && v !== RankMetric.UNSPECIFIED)
+        .map((m) =>
+          h("option", {
+            value: String(m),
+            text: (RankMetric[m] ?? "").toLowerCase().replace(/_/g, " "),
+          }),
+        ),
+    );
     const metricRow = [h("label", { text: "Rank by" }), metric];
     const grid = h("div", { class: "hint", "data-testid": "grid-size" });
     const submit = h("button", { type: "submit", class: "primary", text: "Launch run" });
     const formStatus = h("div", { class: "full", "data-testid": "launch-status" });
-    let inputs = new Map<string, { spec: ParamSpec; input: HTMLInputElement | HTMLSelectElement; error: HTMLElement }>();
+    let inputs = new Map<
+      string,
+      { spec: ParamSpec; input: HTMLInputElement | HTMLSelectElement; error: HTMLElement }
+    >();
 
     function onDataset(): void {
       const d = datasets.find((x) => x.name === datasetSelect.value);
@@ -365,19 +641,48 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
         const spec = toSpec(p);
         let input: HTMLInputElement | HTMLSelectElement;
         if (!sweep && spec.type === "bool") {
-          input = h("select", { name: `param-${p.name}` }, h("option", { value: "false", text: "false" }), h("option", { value: "true", text: "true" }));
+          input = h(
+            "select",
+            { name: `param-${p.name}` },
+            h("option", { value: "false", text: "false" }),
+            h("option", { value: "true", text: "true" }),
+          );
         } else if (!sweep && spec.choices !== undefined && spec.choices.length > 0) {
-          input = h("select", { name: `param-${p.name}` }, ...spec.choices.map((c) => h("option", { value: c, text: c })));
+          input = h(
+            "select",
+            { name: `param-${p.name}` },
+            ...spec.choices.map((c) => h("option", { value: c, text: c })),
+          );
         } else if (!sweep && (spec.type === "int" || spec.type === "double")) {
-          input = h("input", { name: `param-${p.name}`, type: "number", step: spec.type === "int" ? 1 : "any", min: spec.min, max: spec.max });
+          input = h("input", {
+            name: `param-${p.name}`,
+            type: "number",
+            step: spec.type === "int" ? 1 : "any",
+            min: spec.min,
+            max: spec.max,
+          });
         } else {
-          input = h("input", { name: `param-${p.name}`, placeholder: sweep ? "values: 10,20,30 or 10:50:10" : "" });
+          input = h("input", {
+            name: `param-${p.name}`,
+            placeholder: sweep ? "values: 10,20,30 or 10:50:10" : "",
+          });
         }
         input.value = valueText(p.defaultValue);
-        const bounds = spec.min !== undefined || spec.max !== undefined ? `${spec.min ?? "−∞"} – ${spec.max ?? "∞"}, ` : "";
+        const bounds =
+          spec.min !== undefined || spec.max !== undefined
+            ? `${spec.min ?? "−∞"} – ${spec.max ?? "∞"}, `
+            : "";
         const error = h("div", { class: "field-error" });
         input.addEventListener("input", validate);
-        paramsSlot.append(h("label", { text: p.name, title: p.description }), input, h("div", { class: "hint", text: `${p.description} (${bounds}default ${valueText(p.defaultValue)})` }), error);
+        paramsSlot.append(
+          h("label", { text: p.name, title: p.description }),
+          input,
+          h("div", {
+            class: "hint",
+            text: `${p.description} (${bounds}default ${valueText(p.defaultValue)})`,
+          }),
+          error,
+        );
         inputs.set(p.name, { spec, input, error });
       }
       for (const el of metricRow) el.hidden = !sweep;
@@ -385,7 +690,10 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       validate();
     }
 
-    function collect(): { params: Record<string, ParameterValue>; axes: Array<{ name: string; values: ParameterValue[] }> } | null {
+    function collect(): {
+      params: Record<string, ParameterValue>;
+      axes: Array<{ name: string; values: ParameterValue[] }>;
+    } | null {
       const sweep = mode.value === "sweep";
       const params: Record<string, ParameterValue> = {};
       const axes: Array<{ name: string; values: ParameterValue[] }> = [];
@@ -412,7 +720,10 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       const sweep = mode.value === "sweep";
       if (sweep && collected !== null) {
         const size = gridSize(collected.axes.map((a) => a.values));
-        grid.textContent = collected.axes.length === 0 ? "Give at least one parameter several values." : `${size.toLocaleString()} runs in the grid${size > 10_000 ? " — at most 10,000" : ""}`;
+        grid.textContent =
+          collected.axes.length === 0
+            ? "Give at least one parameter several values."
+            : `${size.toLocaleString()} runs in the grid${size > 10_000 ? " — at most 10,000" : ""}`;
       } else grid.textContent = "";
       submit.disabled = collected === null || datasets.length === 0 || strategies.length === 0;
     }
@@ -444,18 +755,32 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       void (async () => {
         try {
           if (sweep) {
-            if (collected.axes.length === 0) throw new Error("A sweep needs at least one parameter with several values.");
+            if (collected.axes.length === 0)
+              throw new Error("A sweep needs at least one parameter with several values.");
             const { sweep: created } = await clients.backtest.createSweep(
               { baseSpec: spec, axes: collected.axes, metric: Number(metric.value) as RankMetric },
               { signal: scope.signal },
             );
-            setStatus(formStatus, "ok", `Sweep ${shortId(created?.name ?? "")} started: ${created?.totalRuns ?? 0} runs.`);
+            setStatus(
+              formStatus,
+              "ok",
+              `Sweep ${shortId(created?.name ?? "")} started: ${created?.totalRuns ?? 0} runs.`,
+            );
             await loadSweeps(created?.name);
             void loadRuns().catch(() => undefined);
           } else {
-            const { backtest, cached } = await clients.backtest.createBacktest({ spec }, { signal: scope.signal });
+            const { backtest, cached } = await clients.backtest.createBacktest(
+              { spec },
+              { signal: scope.signal },
+            );
             if (backtest === undefined) throw new Error("the service returned no run");
-            setStatus(formStatus, "ok", cached ? `Same spec already ran: ${shortId(backtest.name)} (cached result).` : `Run ${shortId(backtest.name)} queued.`);
+            setStatus(
+              formStatus,
+              "ok",
+              cached
+                ? `Same spec already ran: ${shortId(backtest.name)} (cached result).`
+                : `Run ${shortId(backtest.name)} queued.`,
+            );
             upsert(backtest);
           }
         } catch (error) {
@@ -470,23 +795,41 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     strategySelect.addEventListener("change", onStrategy);
     mode.addEventListener("change", onStrategy);
     form.append(
-      h("label", { text: "Mode" }), mode,
-      h("label", { text: "Dataset" }), datasetSelect,
-      h("label", { text: "Strategy" }), strategySelect,
+      h("label", { text: "Mode" }),
+      mode,
+      h("label", { text: "Dataset" }),
+      datasetSelect,
+      h("label", { text: "Strategy" }),
+      strategySelect,
       description,
       paramsSlot,
-      h("label", { text: "Starting balance" }), h("div", {}, balance, " ", currency),
-      h("label", { text: "Account" }), account,
-      h("label", { text: "Bar interval" }), interval,
-      h("label", { text: "From (UTC)" }), from,
-      h("label", { text: "To (UTC)" }), to,
+      h("label", { text: "Starting balance" }),
+      h("div", {}, balance, " ", currency),
+      h("label", { text: "Account" }),
+      account,
+      h("label", { text: "Bar interval" }),
+      interval,
+      h("label", { text: "From (UTC)" }),
+      from,
+      h("label", { text: "To (UTC)" }),
+      to,
       ...metricRow,
-      h("span"), grid,
-      h("span"), submit,
+      h("span"),
+      grid,
+      h("span"),
+      submit,
       formStatus,
     );
     const heading = h("h2", { text: "Launch" });
-    if (datasets.length === 0) formSlot.replaceChildren(heading, h("div", { class: "status empty", text: "No datasets yet. An operator imports tick data with ImportDataset; then runs can be launched here." }), form);
+    if (datasets.length === 0)
+      formSlot.replaceChildren(
+        heading,
+        h("div", {
+          class: "status empty",
+          text: "No datasets yet. An operator imports tick data with ImportDataset; then runs can be launched here.",
+        }),
+        form,
+      );
     else formSlot.replaceChildren(heading, form);
     onDataset();
     onStrategy();
@@ -504,7 +847,11 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
       renderForm();
       renderList();
     } catch (error) {
-      if (!scope.signal.aborted) formSlot.replaceChildren(h("h2", { text: "Launch" }), h("div", { class: "status error", role: "alert", text: describeError(error) }));
+      if (!scope.signal.aborted)
+        formSlot.replaceChildren(
+          h("h2", { text: "Launch" }),
+          h("div", { class: "status error", role: "alert", text: describeError(error) }),
+        );
     }
   }
 

@@ -34,31 +34,78 @@ interface Row {
   result: WalletReconciliation | null;
 }
 
-export function renderWallets(root: HTMLElement, clients: Clients, _route: Route, scope: Scope): void {
+export function renderWallets(
+  root: HTMLElement,
+  clients: Clients,
+  _route: Route,
+  scope: Scope,
+): void {
   const rows = new Map<string, Row>();
   let selected: string | null = null;
-  const search = h("input", { type: "search", placeholder: "filter: name, exchange, asset…", "aria-label": "Filter wallets" });
+  const search = h("input", {
+    type: "search",
+    placeholder: "filter: name, exchange, asset…",
+    "aria-label": "Filter wallets",
+  });
   const onlyDiffs = h("input", { type: "checkbox", name: "only-diffs" });
-  const threshold = h("input", { name: "threshold", value: "0", size: 10, "aria-label": "Threshold", title: "Absolute difference above which an asset mismatches" });
+  const threshold = h("input", {
+    name: "threshold",
+    value: "0",
+    size: 10,
+    "aria-label": "Threshold",
+    title: "Absolute difference above which an asset mismatches",
+  });
   const adopt = h("input", { type: "checkbox", name: "adopt" });
   const reconcile = h("button", { type: "button", class: "primary", text: "Reconcile all" });
   const actionStatus = h("div", { "data-testid": "reconcile-status" });
   const listStatus = h("div");
   const summary = h("div", { class: "summary", "data-testid": "reconcile-summary" });
-  const detail = h("section", { class: "panel detail", "data-testid": "wallet-detail", hidden: true });
+  const detail = h("section", {
+    class: "panel detail",
+    "data-testid": "wallet-detail",
+    hidden: true,
+  });
 
   const table = new VirtualTable<Row>(
     [
-      { key: "name", title: "Wallet", width: "minmax(10rem, 1.2fr)", render: (r) => r.wallet.displayName },
+      {
+        key: "name",
+        title: "Wallet",
+        width: "minmax(10rem, 1.2fr)",
+        render: (r) => r.wallet.displayName,
+      },
       { key: "exchange", title: "Exchange", width: "7rem", render: (r) => r.wallet.exchange },
-      { key: "account", title: "Account", width: "minmax(8rem, 1fr)", render: (r) => r.wallet.accountRef },
-      { key: "balances", title: "Balances", width: "minmax(14rem, 2fr)", render: (r) => balancesSummary(r.wallet.balances) },
-      { key: "status", title: "Reconciliation", width: "11rem", render: (r) => statusText(r.result), className: (r) => `st ${statusClass(r.result)}` },
-      { key: "diff", title: "Differences", width: "minmax(10rem, 1.5fr)", render: (r) => (r.result === null ? "" : diffSummary(r.result.diffs)), className: () => "diff" },
+      {
+        key: "account",
+        title: "Account",
+        width: "minmax(8rem, 1fr)",
+        render: (r) => r.wallet.accountRef,
+      },
+      {
+        key: "balances",
+        title: "Balances",
+        width: "minmax(14rem, 2fr)",
+        render: (r) => balancesSummary(r.wallet.balances),
+      },
+      {
+        key: "status",
+        title: "Reconciliation",
+        width: "11rem",
+        render: (r) => statusText(r.result),
+        className: (r) => `st ${statusClass(r.result)}`,
+      },
+      {
+        key: "diff",
+        title: "Differences",
+        width: "minmax(10rem, 1.5fr)",
+        render: (r) => (r.result === null ? "" : diffSummary(r.result.diffs)),
+        className: () => "diff",
+      },
     ],
     {
       rowKey: (r) => r.wallet.name,
-      rowClass: (r) => `${statusClass(r.result) === "ok" ? "" : statusClass(r.result)} ${r.wallet.name === selected ? "selected" : ""}`,
+      rowClass: (r) =>
+        `${statusClass(r.result) === "ok" ? "" : statusClass(r.result)} ${r.wallet.name === selected ? "selected" : ""}`,
       onRowClick: (r) => {
         selected = r.wallet.name;
         showDetail(r);
@@ -71,7 +118,12 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
 
   scope.add(() => table.dispose());
   root.replaceChildren(
-    h("div", { class: "view-head" }, h("h1", { text: "Wallets" }), h("span", { class: "muted", "data-testid": "wallet-count" })),
+    h(
+      "div",
+      { class: "view-head" },
+      h("h1", { text: "Wallets" }),
+      h("span", { class: "muted", "data-testid": "wallet-count" }),
+    ),
     h(
       "div",
       { class: "toolbar" },
@@ -79,7 +131,12 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
       h("label", {}, onlyDiffs, " only differences"),
       h("span", { class: "spacer" }),
       h("label", {}, "threshold ", threshold),
-      h("label", { title: "Replace mismatched stored balances with the exchange's" }, adopt, " adopt exchange balances"),
+      h(
+        "label",
+        { title: "Replace mismatched stored balances with the exchange's" },
+        adopt,
+        " adopt exchange balances",
+      ),
       reconcile,
     ),
     actionStatus,
@@ -94,11 +151,20 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
     const visible = [...rows.values()].filter(
       (r) =>
         (!onlyDiffs.checked || (r.result !== null && r.result.status !== WalletStatus.MATCHED)) &&
-        matchesQuery([r.wallet.displayName, r.wallet.exchange, r.wallet.accountRef, ...r.wallet.balances.map((b) => b.asset)], query),
+        matchesQuery(
+          [
+            r.wallet.displayName,
+            r.wallet.exchange,
+            r.wallet.accountRef,
+            ...r.wallet.balances.map((b) => b.asset),
+          ],
+          query,
+        ),
     );
     table.setRows(visible);
     const count = root.querySelector<HTMLElement>("[data-testid=wallet-count]");
-    if (count !== null) count.textContent = `${visible.length === rows.size ? rows.size : `${visible.length} of ${rows.size}`} wallets`;
+    if (count !== null)
+      count.textContent = `${visible.length === rows.size ? rows.size : `${visible.length} of ${rows.size}`} wallets`;
   }
   search.addEventListener("input", refresh);
   onlyDiffs.addEventListener("change", refresh);
@@ -106,7 +172,19 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
   function showDetail(row: Row): void {
     detail.hidden = false;
     const result = row.result;
-    const diffs = h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ...["Asset", "Stored", "Exchange", "Difference"].map((t) => h("th", { text: t })))));
+    const diffs = h(
+      "table",
+      { class: "grid" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ...["Asset", "Stored", "Exchange", "Difference"].map((t) => h("th", { text: t })),
+        ),
+      ),
+    );
     const body = h("tbody");
     if (result !== null && result.diffs.length > 0) {
       for (const d of result.diffs)
@@ -122,15 +200,30 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
         );
     } else {
       for (const b of row.wallet.balances)
-        body.append(h("tr", {}, h("td", { text: b.asset }), h("td", { class: "num", text: formatDecimal(b.total) }), h("td", { text: "—" }), h("td", { text: "" })));
+        body.append(
+          h(
+            "tr",
+            {},
+            h("td", { text: b.asset }),
+            h("td", { class: "num", text: formatDecimal(b.total) }),
+            h("td", { text: "—" }),
+            h("td", { text: "" }),
+          ),
+        );
     }
     diffs.append(body);
     detail.replaceChildren(
       h("h2", { text: row.wallet.displayName }),
-      h("p", { class: "muted", text: `${row.wallet.exchange} · ${row.wallet.accountRef} · credentials ${row.wallet.credentialsRef} · updated ${formatTime(timestampSeconds(row.wallet.updateTime))}` }),
+      h("p", {
+        class: "muted",
+        text: `${row.wallet.exchange} · ${row.wallet.accountRef} · credentials ${row.wallet.credentialsRef} · updated ${formatTime(timestampSeconds(row.wallet.updateTime))}`,
+      }),
       result === null
         ? h("p", { text: "Not reconciled yet." })
-        : h("p", { class: statusClass(result), text: `${statusText(result)}${result.errorMessage ? ` — ${result.errorMessage}` : ""} · fetched ${formatTime(timestampSeconds(result.fetchTime))}${result.fromCache ? " (cached)" : ""}` }),
+        : h("p", {
+            class: statusClass(result),
+            text: `${statusText(result)}${result.errorMessage ? ` — ${result.errorMessage}` : ""} · fetched ${formatTime(timestampSeconds(result.fetchTime))}${result.fromCache ? " (cached)" : ""}`,
+          }),
       diffs,
     );
   }
@@ -144,13 +237,26 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
 
   function showSummary(report: Reconciliation, done: number): void {
     const total = report.wallets.length || rows.size;
-    const finished = report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
+    const finished =
+      report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
     summary.dataset.state = ReconciliationState[report.state]?.toLowerCase() ?? "";
     summary.replaceChildren(
-      h("span", { text: finished ? `Reconciled ${formatTime(timestampSeconds(report.endTime ?? report.createTime))}` : `Reconciling… ${done} of ${total}` }),
+      h("span", {
+        text: finished
+          ? `Reconciled ${formatTime(timestampSeconds(report.endTime ?? report.createTime))}`
+          : `Reconciling… ${done} of ${total}`,
+      }),
       h("span", { class: "ok", "data-count": "matched", text: `${report.matchedCount} matched` }),
-      h("span", { class: "mismatch", "data-count": "mismatched", text: `${report.mismatchedCount} mismatched` }),
-      h("span", { class: "error", "data-count": "errors", text: `${report.errorCount} exchange errors` }),
+      h("span", {
+        class: "mismatch",
+        "data-count": "mismatched",
+        text: `${report.mismatchedCount} mismatched`,
+      }),
+      h("span", {
+        class: "error",
+        "data-count": "errors",
+        text: `${report.errorCount} exchange errors`,
+      }),
       ...(report.errorMessage ? [h("span", { class: "error", text: report.errorMessage })] : []),
     );
   }
@@ -208,7 +314,8 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
         await watch(reconciliation);
         if (adopt.checked) await loadWallets();
       } catch (error) {
-        if (!scope.signal.aborted) setStatus(actionStatus, "error", `Reconcile failed: ${describeError(error)}`);
+        if (!scope.signal.aborted)
+          setStatus(actionStatus, "error", `Reconcile failed: ${describeError(error)}`);
       } finally {
         reconcile.disabled = false;
       }
@@ -220,7 +327,10 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
     let token = "";
     const seen = new Set<string>();
     do {
-      const page = await clients.wallets.listWallets({ pageSize: 1000, pageToken: token }, { signal: scope.signal });
+      const page = await clients.wallets.listWallets(
+        { pageSize: 1000, pageToken: token },
+        { signal: scope.signal },
+      );
       for (const wallet of page.wallets) {
         seen.add(wallet.name);
         const existing = rows.get(wallet.name);
@@ -236,14 +346,20 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
   }
 
   async function loadLastReport(): Promise<void> {
-    const list = await clients.wallets.listReconciliations({ pageSize: 1 }, { signal: scope.signal });
+    const list = await clients.wallets.listReconciliations(
+      { pageSize: 1 },
+      { signal: scope.signal },
+    );
     const last = list.reconciliations[0];
     if (last === undefined) return;
     if (last.state === ReconciliationState.QUEUED || last.state === ReconciliationState.RUNNING) {
       await watch(last);
       return;
     }
-    const { reconciliation } = await clients.wallets.getReconciliation({ name: last.name }, { signal: scope.signal });
+    const { reconciliation } = await clients.wallets.getReconciliation(
+      { name: last.name },
+      { signal: scope.signal },
+    );
     if (reconciliation === undefined) return;
     for (const result of reconciliation.results) apply(result);
     showSummary(reconciliation, reconciliation.results.length);
@@ -251,9 +367,12 @@ export function renderWallets(root: HTMLElement, clients: Clients, _route: Route
   }
 
   void loadWallets()
-    .then(() => loadLastReport().catch((error: unknown) => {
-      if (!scope.signal.aborted) setStatus(actionStatus, "error", `Last reconciliation: ${describeError(error)}`);
-    }))
+    .then(() =>
+      loadLastReport().catch((error: unknown) => {
+        if (!scope.signal.aborted)
+          setStatus(actionStatus, "error", `Last reconciliation: ${describeError(error)}`);
+      }),
+    )
     .catch((error: unknown) => {
       if (!scope.signal.aborted) setStatus(listStatus, "error", describeError(error));
     });
