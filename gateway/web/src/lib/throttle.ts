@@ -38,3 +38,23 @@ export class Throttle {
     this.run();
   }
 }
+
+// One call, `delayMs` after the last of a burst of triggers (the chart settles, then data is asked).
+export class Debounce {
+  private timer = 0;
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly run: () => void,
+    private readonly timers: Timers = browserTimers,
+  ) {}
+
+  trigger(): void {
+    this.timers.clearTimeout(this.timer);
+    this.timer = this.timers.setTimeout(this.run, this.delayMs);
+  }
+
+  cancel(): void {
+    this.timers.clearTimeout(this.timer);
+  }
+}
