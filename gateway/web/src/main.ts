@@ -5,7 +5,7 @@ import { parseRoute, type ViewName } from "./lib/router";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
 import { renderRuns } from "./views/runs";
-import { renderPlayback } from "./views/playback";
+import { renderPlayback } from "./views/playback/view";
 import { renderWallets } from "./views/wallets";
 import { renderLive } from "./views/live";
 

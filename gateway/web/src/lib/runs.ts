@@ -1,7 +1,12 @@
 // How a run reads in the list: short ids, parameters, and the progress label.
+import { BacktestState } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import { formatDuration } from "./time";
 
 export type RunPhase = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "unspecified";
+
+export function stateName(state: BacktestState): RunPhase {
+  return (BacktestState[state] ?? "unspecified").toLowerCase() as RunPhase;
+}
 
 export function shortId(name: string): string {
   const id = name.split("/").pop() ?? name;
