@@ -4,7 +4,7 @@ import { createClients } from "./transport";
 import { parseRoute, type ViewName } from "./lib/router";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
-import { renderRuns } from "./views/runs";
+import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
 import { renderWallets } from "./views/wallets";
 import { renderLive } from "./views/live";
