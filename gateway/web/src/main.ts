@@ -6,7 +6,7 @@ import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
 import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
-import { renderWallets } from "./views/wallets";
+import { renderWallets } from "./views/wallets/view";
 import { renderLive } from "./views/live";
 
 adoptTokenFromLocation(window.localStorage, window.location, window.history);

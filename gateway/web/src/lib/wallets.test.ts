@@ -1,13 +1,24 @@
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
   ExchangeErrorKind,
   ReconciliationState,
+  WalletReconciliationSchema,
+  WalletSchema,
   WalletStatus,
 } from "../gen/tapedeck/wallets/v1/wallets_pb";
 import {
   balancesSummary,
+  countText,
   diffSummary,
+  filtered,
+  initialWallets,
   matchesQuery,
+  resultsArrived,
+  resultsCleared,
+  visibleRows,
+  walletsComplete,
+  walletsListed,
   reportIsComplete,
   resultsOf,
   statusClass,
@@ -123,5 +134,58 @@ describe("reports returned by ReconcileWallets", () => {
     expect(
       reportIsComplete({ state: ReconciliationState.SUCCEEDED, wallets: [], results: [] }),
     ).toBe(true);
+  });
+});
+
+describe("wallets state", () => {
+  const wallet = (id: string, name: string, assets: string[]) =>
+    create(WalletSchema, {
+      name: `wallets/${id}`,
+      displayName: name,
+      exchange: "coinbase",
+      balances: assets.map((asset) => ({ asset, total: "1" })),
+    });
+  const result = (id: string, status: WalletStatus) =>
+    create(WalletReconciliationSchema, { wallet: `wallets/${id}`, status });
+
+  it("keeps results across pages and drops wallets no longer listed", () => {
+    let state = walletsListed(initialWallets(), [
+      wallet("a", "desk a", ["BTC"]),
+      wallet("b", "desk b", []),
+    ]);
+    state = resultsArrived(state, [
+      result("a", WalletStatus.MISMATCHED),
+      result("zz", WalletStatus.MATCHED),
+    ]);
+    state = walletsListed(state, [wallet("a", "desk a renamed", ["BTC"])]);
+    expect(state.rows.get("wallets/a")?.result?.status).toBe(WalletStatus.MISMATCHED);
+    expect(state.rows.get("wallets/a")?.wallet.displayName).toBe("desk a renamed");
+    expect(state.rows.has("wallets/zz")).toBe(false);
+    const complete = walletsComplete(state, new Set(["wallets/a"]));
+    expect([...complete.rows.keys()]).toEqual(["wallets/a"]);
+    expect(walletsComplete(complete, new Set(["wallets/a"]))).toBe(complete);
+    expect(resultsCleared(complete).rows.get("wallets/a")?.result).toBeNull();
+  });
+
+  it("filters by words and by differences, and counts what is shown", () => {
+    let state = walletsListed(initialWallets(), [
+      wallet("a", "desk alpha", ["BTC", "ETH"]),
+      wallet("b", "desk beta", ["USD"]),
+      wallet("c", "gamma", ["BTC"]),
+    ]);
+    state = resultsArrived(state, [
+      result("a", WalletStatus.MATCHED),
+      result("b", WalletStatus.EXCHANGE_ERROR),
+      result("c", WalletStatus.MISMATCHED),
+    ]);
+    const names = (s: typeof state) => visibleRows(s).map((r) => r.wallet.displayName);
+    expect(names(filtered(state, { query: "desk", onlyDiffs: false }))).toEqual([
+      "desk alpha",
+      "desk beta",
+    ]);
+    expect(names(filtered(state, { query: "btc", onlyDiffs: true }))).toEqual(["gamma"]);
+    expect(names(filtered(state, { query: "", onlyDiffs: true }))).toEqual(["desk beta", "gamma"]);
+    expect(countText(2, 3)).toBe("2 of 3 wallets");
+    expect(countText(3, 3)).toBe("3 wallets");
   });
 });
