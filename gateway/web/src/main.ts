@@ -7,7 +7,7 @@ import { renderOverview } from "./views/overview";
 import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
 import { renderWallets } from "./views/wallets/view";
-import { renderLive } from "./views/live";
+import { renderLive } from "./views/live/view";
 
 adoptTokenFromLocation(window.localStorage, window.location, window.history);
 const app = document.getElementById("app");
