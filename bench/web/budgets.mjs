@@ -1,15 +1,13 @@
 // Measures the web app's budgets in Chromium (see __main__.py): bundle size, first chart paint,
 // frames per second while scrubbing and playing, and the longest frame while zooming a huge run.
-import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchChromium } from "../../tests/e2e/browser.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const web = path.join(here, "..", "..", "gateway", "web");
-const require = createRequire(path.join(web, "package.json"));
-const { chromium } = require("playwright-core");
 
 const [url, run, candles, baselineFlag] = process.argv.slice(2);
 const origin = new URL(url).origin;
@@ -34,19 +32,7 @@ report(
   gz <= 250 * 1024,
 );
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const page = await context.newPage();

@@ -1,28 +1,13 @@
 // Live events: counts per block reason, filters, and an event appended through the gateway shows up in
 // the live tail within a second, once.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { withPage } from "./browser.mjs";
+import { rpc, withPage } from "./browser.mjs";
 
 const [url, grpcurl, address, token] = process.argv.slice(2);
 const origin = new URL(url).origin;
-
-function append(event) {
-  const out = execFileSync(
-    grpcurl,
-    [
-      "-plaintext",
-      "-H",
-      `authorization: Bearer ${token}`,
-      "-d",
-      JSON.stringify({ events: [event] }),
-      address,
-      "tapedeck.live.v1.LiveService/AppendEvents",
-    ],
-    { encoding: "utf8" },
-  );
-  return JSON.parse(out);
-}
+const gateway = { grpcurl, address, token };
+const append = (event) =>
+  rpc(gateway, "tapedeck.live.v1.LiveService/AppendEvents", { events: [event] });
 
 await withPage(async (page, screenshot) => {
   await page.goto(url);

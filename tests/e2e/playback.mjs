@@ -2,28 +2,12 @@
 // GetPortfolioState returns at that instant. Until the backtest service serves playback, the view
 // must say so clearly where the chart would be.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { withPage } from "./browser.mjs";
+import { rpc, withPage } from "./browser.mjs";
 
 const [url, grpcurl, address, token, run, other] = process.argv.slice(2);
 const origin = new URL(url).origin;
-
-function rpc(method, body) {
-  const out = execFileSync(
-    grpcurl,
-    [
-      "-plaintext",
-      "-H",
-      `authorization: Bearer ${token}`,
-      "-d",
-      JSON.stringify(body),
-      address,
-      `tapedeck.backtest.v1.BacktestService/${method}`,
-    ],
-    { encoding: "utf8" },
-  );
-  return JSON.parse(out);
-}
+const backtest = (method, body) =>
+  rpc({ grpcurl, address, token }, `tapedeck.backtest.v1.BacktestService/${method}`, body);
 
 await withPage(async (page, screenshot) => {
   await page.goto(url);
@@ -67,7 +51,7 @@ await withPage(async (page, screenshot) => {
   await page
     .locator("[data-testid=portfolio] [data-field=time]", { hasText: label })
     .waitFor({ timeout: 10000 });
-  const expected = rpc("GetPortfolioState", {
+  const expected = backtest("GetPortfolioState", {
     backtest: `backtests/${run}`,
     time: new Date(target * 1000).toISOString(),
   }).state;

@@ -69,20 +69,23 @@ export function toggleParams(toggles: Toggles): { overlays: string; panes: strin
   return { overlays: [...toggles.overlays].join(","), panes: [...toggles.panes].join(",") };
 }
 
+// `items` with `item` in it or not; the same set when nothing changes.
+function toggled<T>(items: ReadonlySet<T>, item: T, on: boolean): ReadonlySet<T> {
+  if (items.has(item) === on) return items;
+  const next = new Set(items);
+  if (on) next.add(item);
+  else next.delete(item);
+  return next;
+}
+
 export function withOverlay(toggles: Toggles, key: string, on: boolean): Toggles {
-  if (toggles.overlays.has(key) === on) return toggles;
-  const overlays = new Set(toggles.overlays);
-  if (on) overlays.add(key);
-  else overlays.delete(key);
-  return { ...toggles, overlays };
+  const overlays = toggled(toggles.overlays, key, on);
+  return overlays === toggles.overlays ? toggles : { ...toggles, overlays };
 }
 
 export function withPane(toggles: Toggles, pane: Pane, on: boolean): Toggles {
-  if (toggles.panes.has(pane) === on) return toggles;
-  const panes = new Set(toggles.panes);
-  if (on) panes.add(pane);
-  else panes.delete(pane);
-  return { ...toggles, panes };
+  const panes = toggled(toggles.panes, pane, on);
+  return panes === toggles.panes ? toggles : { ...toggles, panes };
 }
 
 export interface LegendItem {

@@ -44,7 +44,7 @@ describe("launch form", () => {
     expect(bad.errors.get("fast_period")).toBe("fast_period: at least 2");
   });
 
-  it("makes axes of parameters given several values in a sweep, fixed parameters of the rest", () => {
+  it("makes axes of parameters with several values in a sweep, fixed ones of the rest", () => {
     const sweep = collectParams(
       [
         { spec: fast, text: "10:30:10" },

@@ -1,4 +1,5 @@
-// Strategy parameters in the launch form: bounds checking and sweep axes, from ListStrategies specs.
+// Strategy parameters in the launch form: bounds checking and sweep axes, from ListStrategies
+// specs.
 export type ParamType = "int" | "double" | "bool" | "string";
 
 export interface ParamSpec {
@@ -50,7 +51,8 @@ export function parseParam(spec: ParamSpec, text: string): Parsed<ParamValue> {
   }
 }
 
-// A sweep axis: "10, 20, 30" or a range "start:stop:step" (inclusive); booleans accept "true,false".
+// A sweep axis: "10, 20, 30" or a range "start:stop:step" (inclusive); booleans accept
+// "true,false".
 export function parseAxis(spec: ParamSpec, text: string, limit = 10_000): Parsed<ParamValue[]> {
   const raw = text.trim();
   const range = /^([^:]+):([^:]+):([^:]+)$/.exec(raw);

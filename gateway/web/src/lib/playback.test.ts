@@ -105,7 +105,7 @@ describe("playback state: windows", () => {
     expect(backToOverview(out)).toBe(out);
   });
 
-  it("splices the equity window into the equity overview, and goes back to it with the candles", () => {
+  it("splices the equity window into its overview, and goes back with the candles", () => {
     const state = equityOverviewLoaded(loaded(), columns([0, 1800, 3600]));
     const zoomed = equityWindowLoaded(
       windowLoaded(state, { from: 1200, to: 2400, bucket: 60 }, columns([1200, 1260])),

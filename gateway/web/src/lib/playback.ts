@@ -25,7 +25,7 @@ export interface Compare {
   readonly equity: CandleColumns;
 }
 
-// What a chart or the fills line says instead of (or under) its data; null when there is nothing to say.
+// What a chart or the fills line says instead of (or under) its data; null: nothing to say.
 export type Notice = {
   readonly kind: "loading" | "info" | "empty" | "error";
   readonly text: string;
@@ -41,7 +41,7 @@ export interface PlaybackState {
   readonly run: RunSpan | null; // known once the whole-run overview has arrived
   readonly contentVersion: string; // of a finished run: its windows can be cached
   readonly overview: CandleColumns; // the whole run at about one candle per screen column
-  readonly candles: CandleColumns; // what the chart shows: the overview, or a finer window spliced in
+  readonly candles: CandleColumns; // what the chart shows: the overview, a finer window spliced in
   readonly window: Loaded | null; // the finer window spliced into `candles`, if any
   readonly equityOverview: CandleColumns;
   readonly equity: CandleColumns; // the equity curve shown, spliced like the candles

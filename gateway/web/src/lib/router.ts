@@ -26,5 +26,6 @@ export function formatRoute(
   params: Record<string, string> = {},
 ): string {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "")).toString();
-  return `#/${view}${id === null ? "" : `/${encodeURIComponent(id)}`}${query === "" ? "" : `?${query}`}`;
+  const path = id === null ? "" : `/${encodeURIComponent(id)}`;
+  return `#/${view}${path}${query === "" ? "" : `?${query}`}`;
 }

@@ -41,11 +41,10 @@ export function progressView(
       ? 100
       : Math.max(0, Math.min(100, Number.isFinite(percent) ? percent : 0));
   if (phase === "queued") return { percent: 0, label: "queued" };
-  if (phase === "running")
-    return {
-      percent: shown,
-      label: `${shown.toFixed(0)}%${etaSeconds !== null ? ` · ${formatDuration(etaSeconds)} left` : ""}`,
-    };
+  if (phase === "running") {
+    const left = etaSeconds === null ? "" : ` · ${formatDuration(etaSeconds)} left`;
+    return { percent: shown, label: `${shown.toFixed(0)}%${left}` };
+  }
   return { percent: shown, label: `${shown.toFixed(0)}%` };
 }
 
@@ -58,7 +57,8 @@ export function isFinal(state: BacktestState): boolean {
 // The runs view's one state object (the launch form keeps its inputs in the form itself).
 export interface RunsState {
   readonly runs: ReadonlyMap<string, Backtest>; // by name: the newest page, older pages on demand
-  readonly olderPage: string | null; // token of the next older page; null before the first, "" at the end
+  // Token of the next older page; null before the first page, "" after the last.
+  readonly olderPage: string | null;
   readonly datasets: readonly Dataset[];
   readonly strategies: readonly Strategy[];
   readonly sweeps: readonly Sweep[];

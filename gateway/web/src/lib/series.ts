@@ -1,5 +1,6 @@
-// Columnar chart series: chunks appended as they stream, a coarse overview of the whole run spliced
-// with a finer window around what is on screen, and the maths that sizes each request to the viewport.
+// Columnar chart series: chunks appended as they stream, a coarse overview of the whole run
+// spliced with a finer window around what is on screen, and the maths that sizes each request to
+// the viewport.
 
 export interface CandleColumns {
   times: number[]; // bucket open, seconds since the epoch
@@ -30,7 +31,8 @@ export function nanosToSeconds(nanos: bigint): number {
   return Number(nanos / 1_000_000_000n);
 }
 
-// Appends a streamed chunk; rows not after the last time are dropped so times stay strictly increasing.
+// Appends a streamed chunk; rows not after the last time are dropped so times stay strictly
+// increasing.
 export function appendChunk(columns: CandleColumns, chunk: CandleChunkLike): void {
   let last = columns.times.length > 0 ? columns.times[columns.times.length - 1]! : -Infinity;
   for (let i = 0; i < chunk.times.length; i++) {
@@ -161,8 +163,8 @@ export type Plan =
   | { kind: "keep" } // the loaded window still covers the screen at the right resolution
   | { kind: "fetch"; from: number; to: number; maxCandles: number };
 
-// Decides what the chart needs for what is on screen. A fetched window spans the visible range plus one
-// screen either side (so scrolling does not wait) and is capped at three screens of bars.
+// Decides what the chart needs for what is on screen. A fetched window spans the visible range
+// plus one screen either side (so scrolling does not wait) and is capped at three screens of bars.
 export function planWindow(
   visible: Visible,
   run: RunSpan,

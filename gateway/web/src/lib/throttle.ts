@@ -39,7 +39,7 @@ export class Throttle {
   }
 }
 
-// One call, `delayMs` after the last of a burst of triggers (the chart settles, then data is asked).
+// One call, `delayMs` after the last of a burst of triggers (the chart settles, then asks).
 export class Debounce {
   private timer = 0;
 

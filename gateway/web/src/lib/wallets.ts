@@ -64,7 +64,8 @@ export function statusText(result: ResultLike | null): string {
     case WalletStatus.MISMATCHED:
       return result.adopted ? "mismatch (adopted)" : "mismatch";
     case WalletStatus.EXCHANGE_ERROR:
-      return `exchange error: ${(ExchangeErrorKind[result.errorKind] ?? "").toLowerCase().replace(/_/g, " ")}`;
+      const kind = ExchangeErrorKind[result.errorKind] ?? "";
+      return `exchange error: ${kind.toLowerCase().replace(/_/g, " ")}`;
     default:
       return "—";
   }

@@ -1,7 +1,7 @@
-// The playback's data: the run, its candles, equity and fills, streamed with Connect-ES in chunks
-// and put into the playback state as they arrive. Loading is lazy: an overview of the whole run sized
-// to the screen, then a finer window around what is on screen as the user zooms or scrolls
-// (lib/series.ts plans it); a newer window cancels the one still loading.
+// The playback's data: the run, its candles, equity and fills, streamed with Connect-ES in
+// chunks and put into the playback state as they arrive. Loading is lazy: an overview of the
+// whole run sized to the screen, then a finer window around what is on screen as the user zooms
+// or scrolls (lib/series.ts plans it); a newer window cancels the one still loading.
 import {
   BacktestState,
   OrderSide,
@@ -177,7 +177,8 @@ export class PlaybackLoader {
       this.store.update((s) => fillsLoaded(s, collected));
       const more = token !== "";
       const where = window === null ? "in the run" : "in view";
-      const text = `${collected.length.toLocaleString()}${more ? "+" : ""} fills ${where}${more ? " (zoom in to see all)" : ""}`;
+      const count = `${collected.length.toLocaleString()}${more ? "+" : ""}`;
+      const text = `${count} fills ${where}${more ? " (zoom in to see all)" : ""}`;
       this.notice("info", text);
     } catch (error) {
       if (!signal.aborted) this.notice("error", `Fills: ${describeError(error)}`);

@@ -1,5 +1,6 @@
-// Playback of a finished run: candles with volume, overlays and indicator panes, fills as markers, a
-// time cursor with play/pause and speed, the portfolio at the cursor, and the equity curve in sync.
+// Playback of a finished run: candles with volume, overlays and indicator panes, fills as
+// markers, a time cursor with play/pause and speed, the portfolio at the cursor, and the equity
+// curve in sync.
 // The view composes its components around one PlaybackState (lib/playback.ts): the loader puts
 // data into it, the transport and the charts move its cursor, and each component draws its part.
 import { describeError } from "../../errors";

@@ -42,7 +42,8 @@ interface ParamInput {
 
 function datasetText(d: Dataset): string {
   const kind = (DataKind[d.kind] ?? "").toLowerCase();
-  return `${d.displayName} · ${d.instrument?.instrumentId ?? ""} · ${kind} · ${d.rowCount.toLocaleString()} rows`;
+  const rows = `${d.rowCount.toLocaleString()} rows`;
+  return `${d.displayName} · ${d.instrument?.instrumentId ?? ""} · ${kind} · ${rows}`;
 }
 
 function localInput(seconds: number | null): string {
@@ -183,7 +184,8 @@ export class LaunchForm {
     const heading = h("h2", { text: "Launch" });
     if (datasets.length === 0) {
       const text =
-        "No datasets yet. An operator imports tick data with ImportDataset; then runs can be launched here.";
+        "No datasets yet. An operator imports tick data with ImportDataset; " +
+        "then runs can be launched here.";
       this.element.replaceChildren(heading, h("div", { class: "status empty", text }), this.form);
     } else this.element.replaceChildren(heading, this.form);
     this.onDataset();
@@ -264,10 +266,11 @@ export class LaunchForm {
     const ok = collected.errors.size === 0;
     if (this.sweep && ok) {
       const size = gridSize(collected.axes.map((a) => a.values));
+      const over = size > MAX_GRID ? " — at most 10,000" : "";
       this.grid.textContent =
         collected.axes.length === 0
           ? "Give at least one parameter several values."
-          : `${size.toLocaleString()} runs in the grid${size > MAX_GRID ? " — at most 10,000" : ""}`;
+          : `${size.toLocaleString()} runs in the grid${over}`;
     } else this.grid.textContent = "";
     const { datasets, strategies } = this.store.state;
     this.submit.disabled = !ok || datasets.length === 0 || strategies.length === 0;

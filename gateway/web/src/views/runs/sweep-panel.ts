@@ -92,7 +92,8 @@ export class SweepPanel {
     if (state.sweeps !== previous.sweeps)
       this.list.replaceChildren(
         ...state.sweeps.map((s) => {
-          const text = `${shortId(s.name)} · ${s.finishedRuns}/${s.totalRuns} · ${lower(SweepState[s.state])}`;
+          const progress = `${s.finishedRuns}/${s.totalRuns}`;
+          const text = `${shortId(s.name)} · ${progress} · ${lower(SweepState[s.state])}`;
           const button = h("button", { type: "button", text });
           button.addEventListener("click", () => void this.open(s.name));
           return button;
@@ -158,7 +159,8 @@ export class SweepPanel {
         "p",
         {},
         h("code", { text: shortId(sweep.name) }),
-        ` ${state} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished · ranked by ${metric || "sharpe ratio"}`,
+        ` ${state} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
+        ` · ranked by ${metric || "sharpe ratio"}`,
       ),
       sweep.results.length === 0
         ? h("div", { class: "status empty", text: "No results yet; they appear as runs finish." })

@@ -1,5 +1,6 @@
-// Runs: the list with live progress, a launch form (run or sweep) built from the strategies' parameter
-// specs and the datasets, sweep results as a sortable table, and a way into playback for each run.
+// Runs: the list with live progress, a launch form (run or sweep) built from the strategies'
+// parameter specs and the datasets, sweep results as a sortable table, and a way into playback
+// for each run.
 // The view composes the three around one RunsState (lib/runs.ts).
 import type { Route } from "../../lib/router";
 import { catalogLoaded, initialRuns, runUpdated, type RunsState } from "../../lib/runs";

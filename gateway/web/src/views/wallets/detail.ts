@@ -64,7 +64,8 @@ export class WalletDetail {
   private show(row: WalletRow): void {
     const { wallet } = row;
     const updated = formatTime(timestampSeconds(wallet.updateTime));
-    const about = `${wallet.exchange} · ${wallet.accountRef} · credentials ${wallet.credentialsRef} · updated ${updated}`;
+    const credentials = `credentials ${wallet.credentialsRef}`;
+    const about = `${wallet.exchange} · ${wallet.accountRef} · ${credentials} · updated ${updated}`;
     const head = h(
       "thead",
       {},
