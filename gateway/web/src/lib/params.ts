@@ -91,8 +91,3 @@ export function parseAxis(spec: ParamSpec, text: string, limit = 10_000): Parsed
 export function gridSize(axes: ReadonlyArray<readonly unknown[]>): number {
   return axes.reduce((product, axis) => product * axis.length, 1);
 }
-
-export function formatParamValue(value: ParamValue | undefined): string {
-  if (value === undefined) return "";
-  return String(value.value);
-}

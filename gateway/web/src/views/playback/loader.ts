@@ -42,7 +42,7 @@ import { secondsToTimestamp, timestampSeconds } from "../../lib/time";
 import type { Clients } from "../../transport";
 import type { TimeRange } from "./link";
 
-export const SPACING = 6; // px per candle a window is sized for
+const SPACING = 6; // px per candle a window is sized for
 const FILL_PAGES = 5; // of 10,000 fills; zoom in to see more
 const CACHED_WINDOWS = 24;
 
