@@ -11,7 +11,7 @@ import type { PlaybackState } from "../../lib/playback";
 import type { CandleColumns } from "../../lib/series";
 import type { Store } from "../../lib/store";
 import type { ChartFrame } from "./frame";
-import type { TimeRange } from "./link";
+import type { TimeRange } from "../../lib/timelink";
 import { chartOptions, cursorX, fit, t } from "./chart-base";
 
 function lineData(data: CandleColumns) {

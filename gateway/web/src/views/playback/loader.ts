@@ -40,7 +40,7 @@ import {
 import type { Store } from "../../lib/store";
 import { secondsToTimestamp, timestampSeconds } from "../../lib/time";
 import type { Clients } from "../../transport";
-import type { TimeRange } from "./link";
+import type { TimeRange } from "../../lib/timelink";
 
 const SPACING = 6; // px per candle a window is sized for
 const FILL_PAGES = 5; // of 10,000 fills; zoom in to see more

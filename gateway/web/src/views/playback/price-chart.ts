@@ -20,7 +20,7 @@ import { fillMarkers, type CandleColumns, type Visible } from "../../lib/series"
 import type { Store } from "../../lib/store";
 import { h } from "../../ui/dom";
 import type { ChartFrame } from "./frame";
-import type { TimeLink, TimeRange } from "./link";
+import type { TimeLink, TimeRange } from "../../lib/timelink";
 import { chartOptions, cursorX, DOWN, fit, t, UP } from "./chart-base";
 
 export interface PriceChartEvents {

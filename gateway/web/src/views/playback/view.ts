@@ -20,7 +20,7 @@ import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
 import { EquityChart } from "./equity-chart";
 import { ChartFrame } from "./frame";
-import { TimeLink } from "./link";
+import { TimeLink } from "../../lib/timelink";
 import { PlaybackLoader } from "./loader";
 import { indicatorsPanel, statsPanel } from "./panels";
 import { PortfolioPanel } from "./portfolio";
