@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.database import is_postgres, session_factory
+from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import (
     Components,
     ServiceApp,
@@ -66,6 +67,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
             reads=reads,
             notifier=notifier,
             gate=gate,
+            page_tokens=PageTokens.for_deployment(settings),
             subscribe_batch_size=settings.subscribe_batch_size,
             heartbeat_seconds=settings.heartbeat_seconds,
             # Half the pool at most, so appends and lists always find a connection.
