@@ -15,8 +15,8 @@ from google.rpc import error_details_pb2, status_pb2
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.runtime import ServiceApp
+from tapedeck_dev.emulator import CoinbaseEmulator
 from tapedeck_wallets import server
-from tapedeck_wallets.emulator import CoinbaseEmulator
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
 from tests.support import eventually

@@ -7,8 +7,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
+from tapedeck_dev.emulator import generate_key
 from tapedeck_wallets.domain import ErrorKind, ExchangeAccount
-from tapedeck_wallets.emulator import generate_key
 from tapedeck_wallets.exchange import (
     CoinbaseClient,
     ExchangeFailure,

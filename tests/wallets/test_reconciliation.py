@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import insert
 
 from tapedeck.wallets.v1 import wallets_pb2
+from tapedeck_dev.emulator import Fault, FaultKind
 from tapedeck_wallets import servicer as servicer_module
-from tapedeck_wallets.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
 from tapedeck_wallets.reconcile import ABANDONED, STOPPED
 from tests.support import eventually
