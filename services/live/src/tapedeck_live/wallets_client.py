@@ -14,6 +14,7 @@ from tapedeck_live.domain import WalletBalance
 
 logger = logging.getLogger(__name__)
 
+
 class WalletDirectory:
     """A pooled channel to the wallet service, calling it with the service token."""
 
