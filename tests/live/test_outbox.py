@@ -153,9 +153,13 @@ async def test_a_commit_wakes_the_drainer_and_a_rollback_publishes_nothing(
         running_live(live_database(database_url, tmp_path), data_dir) as live,
     ):
         sessions = session_factory(engine)
-        drainer = start_live_events(
-            Publisher(live_address=f"127.0.0.1:{live.app.port}"), sessions=sessions, table=table
-        )
+        # It polls once an hour: only a commit's wake-up can deliver within the test.
+        drainer = OutboxDrainer(
+            sessions=sessions,
+            table=table,
+            sender=LiveEventsSender(address=f"127.0.0.1:{live.app.port}", service_token=None),
+            poll_seconds=3600,
+        ).start()
         try:
             for event_id in ("first", "rolled-back", "second"):
                 async with sessions() as session:
@@ -171,9 +175,32 @@ async def test_a_commit_wakes_the_drainer_and_a_rollback_publishes_nothing(
                     found = await all_events(live)
                     return found if event_id in found else None
 
-                # "second" comes while the drainer waits out its 5 s poll: the commit woke it.
-                found = await eventually(arrived, timeout=3, message=f"{event_id} delivered")
+                found = await eventually(arrived, timeout=60, message=f"{event_id} delivered")
             assert found == ["first", "second"]
             assert await outbox_count(database_url, table) == 0
         finally:
             await drainer.stop()
+
+
+async def test_a_publishing_service_drains_to_the_live_service_its_settings_name(
+    database_url: str, data_dir: Path, tmp_path: Path
+):
+    async with (
+        publisher_database(database_url) as (engine, table),
+        running_live(live_database(database_url, tmp_path), data_dir) as live,
+    ):
+        sessions = session_factory(engine)
+        async with sessions.begin() as session:
+            await enqueue(session=session, table=table, events=[event("queued-before-start")])
+        drainer = start_live_events(
+            Publisher(live_address=f"127.0.0.1:{live.app.port}"), sessions=sessions, table=table
+        )
+        try:
+
+            async def drained() -> bool:
+                return await outbox_count(database_url, table) == 0
+
+            await eventually(drained, timeout=60, message="outbox drained")
+        finally:
+            await drainer.stop()
+        assert await all_events(live) == ["queued-before-start"]
