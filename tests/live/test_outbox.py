@@ -189,18 +189,16 @@ async def test_a_publishing_service_drains_to_the_live_service_its_settings_name
         publisher_database(database_url) as (engine, table),
         running_live(live_database(database_url, tmp_path), data_dir) as live,
     ):
-        sessions = session_factory(engine)
-        async with sessions.begin() as session:
+        async with session_factory(engine).begin() as session:
             await enqueue(session=session, table=table, events=[event("queued-before-start")])
-        drainer = start_live_events(
-            Publisher(live_address=f"127.0.0.1:{live.app.port}"), sessions=sessions, table=table
-        )
+        settings = Publisher(live_address=f"127.0.0.1:{live.app.port}")
+        drainer = start_live_events(settings, sessions=session_factory(engine), table=table)
         try:
 
-            async def drained() -> bool:
-                return await outbox_count(database_url, table) == 0
+            async def arrived() -> bool:
+                return await all_events(live) == ["queued-before-start"]
 
-            await eventually(drained, timeout=60, message="outbox drained")
+            await eventually(arrived, timeout=60, message="the queued event delivered")
         finally:
             await drainer.stop()
-        assert await all_events(live) == ["queued-before-start"]
+        assert await outbox_count(database_url, table) == 0
