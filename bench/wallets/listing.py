@@ -18,7 +18,7 @@ from bench.wallets.process import wallets_process
 from bench.wallets.timing import ms, percentile
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import create_engine, session_factory
-from tapedeck_common.runtime import freeze_startup_heap
+from tapedeck_common.entrypoint import freeze_startup_heap
 from tapedeck_wallets.amounts import decimal_text
 from tapedeck_wallets.models import BalanceRow, WalletRow
 from tapedeck_wallets.settings import WalletsSettings

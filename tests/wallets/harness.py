@@ -14,8 +14,8 @@ from google.protobuf.duration_pb2 import Duration
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.runtime import ServiceApp
+from tapedeck_dev.emulator import CoinbaseEmulator
 from tapedeck_wallets import server
-from tapedeck_wallets.emulator import CoinbaseEmulator
 from tapedeck_wallets.reconciliations.service import Reconciler
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings

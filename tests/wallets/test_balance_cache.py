@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 from tapedeck.wallets.v1 import wallets_pb2
-from tapedeck_wallets.emulator import Fault, FaultKind
+from tapedeck_dev.emulator import Fault, FaultKind
 from tests.support import eventually, missing_dependency
 from tests.wallets.harness import running_service
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from tapedeck_wallets.emulator import generate_key
+from tapedeck_dev.emulator import generate_key
 from tapedeck_wallets.exchange.coinbase import (
     CoinbaseClient,
     classify_http,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 from tapedeck.wallets.v1 import wallets_pb2
-from tapedeck_wallets.emulator import Fault, FaultKind
+from tapedeck_dev.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
 from tapedeck_wallets.reconciliations import servicer as servicer_module
 from tapedeck_wallets.reconciliations.service import ABANDONED, STOPPED

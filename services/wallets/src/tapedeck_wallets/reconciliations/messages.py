@@ -65,7 +65,7 @@ def reconciliation_request(request: wallets_pb2.ReconcileWalletsRequest) -> Reco
     wallet_ids = [
         wallet_id(name, field=f"wallets[{index}]") for index, name in enumerate(request.wallets)
     ]
-    threshold = decimal_string(request.threshold, field="threshold", required=False)
+    threshold = decimal_string(request.threshold, field="threshold", default=Decimal(0))
     max_age: float | None = None
     if request.HasField("max_cache_age"):
         duration = request.max_cache_age
@@ -74,7 +74,7 @@ def reconciliation_request(request: wallets_pb2.ReconcileWalletsRequest) -> Reco
         max_age = duration.ToTimedelta().total_seconds()
     return ReconciliationRequest.stated(
         wallet_ids=wallet_ids,
-        threshold=Decimal(0) if threshold is None else threshold,
+        threshold=threshold,
         max_cache_age=max_age,
         adopt_exchange_balances=request.adopt_exchange_balances,
         field="wallets",

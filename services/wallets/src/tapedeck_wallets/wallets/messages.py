@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_common.errors import FieldViolation, InvalidArgument
-from tapedeck_common.validation import decimal_string, required_decimal, resource_id
+from tapedeck_common.validation import decimal_string, resource_id
 from tapedeck_wallets.amounts import decimal_text
 from tapedeck_wallets.timestamps import stamp, stamp_micros
 from tapedeck_wallets.wallets.domain import (
@@ -57,13 +57,13 @@ def balances(given: Sequence[wallets_pb2.Balance], *, field: str) -> tuple[Balan
         parsed.append(
             Balance.stated(
                 asset=balance.asset,
-                available=required_decimal(balance.available, field=f"{where}.available"),
-                hold=(
-                    required_decimal(balance.hold, field=f"{where}.hold")
-                    if balance.hold != ""
-                    else Decimal(0)
+                available=decimal_string(balance.available, field=f"{where}.available"),
+                hold=decimal_string(balance.hold, field=f"{where}.hold", default=Decimal(0)),
+                total=(
+                    None
+                    if balance.total == ""
+                    else decimal_string(balance.total, field=f"{where}.total")
                 ),
-                total=decimal_string(balance.total, field=f"{where}.total", required=False),
                 field=where,
             )
         )

@@ -1,15 +1,19 @@
 """Seed the demo through the gateway, as a user would: data, a run, a sweep, wallets, events.
 
-Idempotent: the dataset is imported once (content hash), a run with the same spec is returned
+`tapedeck --demo` runs `tapedeck-demo` once the stack is ready, with the admin token in
+`TAPEDECK_DEMO_TOKEN`. Idempotent: the dataset is imported once (content hash), a run with the same spec is returned
 from the cache, events have fixed ids, and demo wallets are re-pointed at this start's emulator
 portfolios. A step whose RPC is not available is reported and skipped, never fatal.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -25,10 +29,11 @@ from tapedeck.live.v1 import live_pb2 as lv
 from tapedeck.live.v1 import live_pb2_grpc as lv_grpc
 from tapedeck.wallets.v1 import wallets_pb2 as wl
 from tapedeck.wallets.v1 import wallets_pb2_grpc as wl_grpc
-from tapedeck_backtest.synth import demo_ticks, write_ticks
+from tapedeck_dev.synth import demo_ticks, write_ticks
 
 logger = logging.getLogger(__name__)
 
+TOKEN_ENV = "TAPEDECK_DEMO_TOKEN"
 DEMO_TICKS = 300_000
 DEMO_FILE = Path("demo") / "btcusdt-demo-trades.parquet"
 BTCUSDT = bt.Instrument(
@@ -210,3 +215,36 @@ async def _seed_backtest(
         f"dataset {dataset.name} ({dataset.row_count:,} ticks); run {run.backtest.name} {state}"
         f"{sweep_note}"
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Seed the demo through a running stack's gateway; exit 1 if seeding broke off."""
+    parser = argparse.ArgumentParser(
+        prog="tapedeck-demo", description="Seed Tapedeck's demo data through its gateway."
+    )
+    parser.add_argument("--address", required=True, help="the gateway's host:port")
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="the stack's data directory (ticks go to raw/)"
+    )
+    parser.add_argument(
+        "--emulator-info", type=Path, default=None, help="the exchange emulator's --info-out file"
+    )
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(
+            seed_demo(
+                args.address,
+                token=os.environ.get(TOKEN_ENV) or None,
+                data_dir=args.data_dir,
+                emulator_info=args.emulator_info,
+            )
+        )
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        say(f"seeding failed: {type(error).__name__}: {error}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

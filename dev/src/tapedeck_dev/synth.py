@@ -200,7 +200,7 @@ def demo_ticks(ticks: int = 1_000_000, *, seed: int = 7) -> pa.Table:
 
 
 def main() -> None:
-    """Write generated trade ticks: `python -m tapedeck_backtest.synth OUT [--ticks N] [--bars CSV]`."""
+    """Write generated trade ticks: `tapedeck-synth OUT [--ticks N] [--bars CSV]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("out", type=Path, help="output file, .parquet or .csv")
     parser.add_argument("--ticks", type=int, default=1_000_000)

@@ -15,7 +15,7 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tapedeck_wallets.emulator.keys import CdpKey, generate_key
+from tapedeck_dev.emulator.keys import CdpKey, generate_key
 
 ACCOUNTS_PATH = "/api/v3/brokerage/accounts"
 _AUDIENCE = "retail_rest_api_proxy"

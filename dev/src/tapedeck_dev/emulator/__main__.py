@@ -1,4 +1,4 @@
-"""Run the Coinbase emulator by hand: `python -m tapedeck_wallets.emulator --portfolios 2`."""
+"""Run the Coinbase emulator by hand: `tapedeck-emulator --portfolios 2`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tapedeck_wallets.emulator.server import CoinbaseEmulator
+from tapedeck_dev.emulator.server import CoinbaseEmulator
 
 
 async def _main(args: argparse.Namespace) -> None:
