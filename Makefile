@@ -42,6 +42,8 @@ lint:
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	cd gateway/web && npx --no-install tsc --noEmit
+	cd gateway/web && npx --no-install prettier --check --config .prettierrc \
+		src vite.config.ts index.html ../../tests/e2e ../../bench/web
 
 test-web:
 	cd gateway/web && npm test --silent

@@ -57,7 +57,7 @@ def _peak_rss_mb() -> float:
 
 
 def step_generate(out_dir: Path, ticks: int) -> dict[str, object]:
-    from tapedeck_backtest.synth import demo_ticks, read_minute_bars, ticks_from_bars, write_ticks
+    from tapedeck_dev.synth import demo_ticks, read_minute_bars, ticks_from_bars, write_ticks
 
     if REAL_BARS.exists():
         table = ticks_from_bars(

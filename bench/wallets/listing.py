@@ -18,11 +18,13 @@ from bench.wallets.process import wallets_process
 from bench.wallets.timing import ms, percentile
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import create_engine, session_factory
-from tapedeck_common.runtime import freeze_startup_heap
-from tapedeck_wallets import repository
-from tapedeck_wallets.domain import Balance, ListedWallet, Wallet, decimal_text, epoch_micros
+from tapedeck_common.entrypoint import freeze_startup_heap
+from tapedeck_wallets.amounts import decimal_text
 from tapedeck_wallets.models import BalanceRow, WalletRow
 from tapedeck_wallets.settings import WalletsSettings
+from tapedeck_wallets.timestamps import epoch_micros
+from tapedeck_wallets.wallets import repository
+from tapedeck_wallets.wallets.domain import Balance, ListedWallet, Wallet
 
 ASSETS = ("BTC", "ETH", "SOL", "USD", "USDC")
 
@@ -105,7 +107,6 @@ async def naive_list(engine: AsyncEngine, count: int) -> list[Wallet]:
                     balances=tuple(
                         Balance(
                             asset=b.asset,
-                            total=b.total,
                             available=b.available,
                             hold=b.hold,
                             update_time=b.update_time,

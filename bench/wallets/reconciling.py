@@ -16,9 +16,10 @@ from bench.services import cpu_seconds
 from bench.wallets.process import wallets_process
 from bench.wallets.timing import ms
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
-from tapedeck_wallets.domain import ExchangeAccount, compare
-from tapedeck_wallets.emulator import CoinbaseEmulator, Fault, FaultKind
-from tapedeck_wallets.exchange import CoinbaseClient
+from tapedeck_dev.emulator import CoinbaseEmulator, Fault, FaultKind
+from tapedeck_wallets.exchange.coinbase import CoinbaseClient
+from tapedeck_wallets.exchange.domain import ExchangeAccount
+from tapedeck_wallets.reconciliations.domain import compare
 
 BATCH = 1000  # max_results_per_message for batched watching
 WARM_RUNS = 31

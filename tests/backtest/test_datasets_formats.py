@@ -13,7 +13,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tapedeck_backtest.datasets import DataKind
 from tapedeck_backtest.importer import MalformedInput, convert_file
-from tapedeck_backtest.synth import (
+from tapedeck_dev.synth import (
     MINUTE_NS,
     demo_ticks,
     generate_bars,

@@ -17,7 +17,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest import server
 from tapedeck_backtest.settings import BacktestSettings
-from tapedeck_backtest.synth import demo_ticks, write_ticks
+from tapedeck_dev.synth import demo_ticks, write_ticks
 from tests.backtest.reference import BTCUSDT, REAL
 from tests.support import eventually, missing_dependency
 

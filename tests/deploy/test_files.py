@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,34 @@ def test_dockerfile_base_images_are_pinned_and_it_runs_as_non_root(dockerfile: P
     users = [arguments for instruction, arguments in instructions if instruction == "USER"]
     assert users, f"{dockerfile.name} never leaves root"
     assert users[-1].split(":")[0] not in ("root", "0")
+
+
+def _workspace_members() -> dict[str, str]:
+    """Each workspace member's directory and distribution name."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return {
+        member: tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]["name"]
+        for member in root["tool"]["uv"]["workspace"]["members"]
+    }
+
+
+def test_service_image_installs_every_runtime_package_and_never_the_development_one() -> None:
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = {re.split(r"[\s<>=!~\[;]", d, maxsplit=1)[0] for d in root["project"]["dependencies"]}
+    members = _workspace_members()
+    assert "tapedeck-dev" in members.values()
+    instructions = _instructions(DEPLOY / "Dockerfile")
+    copies = [arguments for instruction, arguments in instructions if instruction == "COPY"]
+    syncs = [a for i, a in instructions if i == "RUN" and "uv sync" in a]
+    assert syncs
+    for member, name in members.items():
+        # uv reads every member's metadata to resolve the workspace from the lock.
+        assert f"{member}/pyproject.toml {member}/pyproject.toml" in copies, member
+        for sync in syncs:
+            skipped = f"--no-install-package {name}" in sync
+            assert skipped == (name not in runtime), (name, sync)
+        if name not in runtime:
+            assert not [c for c in copies if c.split()[0].rstrip("/") in (member, f"{member}/src")]
 
 
 def test_gateway_image_is_the_envoy_release_the_tests_validate_with() -> None:

@@ -1,20 +1,13 @@
 // Live events: counts per block reason, filters, and an event appended through the gateway shows up in
 // the live tail within a second, once.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { withPage } from "./browser.mjs";
+import { rpc, withPage } from "./browser.mjs";
 
 const [url, grpcurl, address, token] = process.argv.slice(2);
 const origin = new URL(url).origin;
-
-function append(event) {
-  const out = execFileSync(
-    grpcurl,
-    ["-plaintext", "-H", `authorization: Bearer ${token}`, "-d", JSON.stringify({ events: [event] }), address, "tapedeck.live.v1.LiveService/AppendEvents"],
-    { encoding: "utf8" },
-  );
-  return JSON.parse(out);
-}
+const gateway = { grpcurl, address, token };
+const append = (event) =>
+  rpc(gateway, "tapedeck.live.v1.LiveService/AppendEvents", { events: [event] });
 
 await withPage(async (page, screenshot) => {
   await page.goto(url);
@@ -31,7 +24,14 @@ await withPage(async (page, screenshot) => {
   // Append while watching: it appears in the tail within a second.
   const runId = `tail-${Date.now()}`;
   const started = Date.now();
-  append({ event_id: runId, type: "EVENT_TYPE_TRADE_BLOCKED", run_id: runId, symbol: "BTC-USD", reason: "stale_balance", time: new Date().toISOString() });
+  append({
+    event_id: runId,
+    type: "EVENT_TYPE_TRADE_BLOCKED",
+    run_id: runId,
+    symbol: "BTC-USD",
+    reason: "stale_balance",
+    time: new Date().toISOString(),
+  });
   const row = page.locator("[data-testid=events] .vt-row", { hasText: runId });
   await row.waitFor({ timeout: 5000 });
   const elapsed = Date.now() - started;
@@ -50,14 +50,33 @@ await withPage(async (page, screenshot) => {
   await page.locator('[data-testid="tail-state"][data-state="live"]').waitFor();
   const rows = page.locator("[data-testid=events] .vt-row[data-key]");
   await rows.first().waitFor();
-  const types = await page.locator("[data-testid=events] .vt-row[data-key] > div:nth-child(3)").allInnerTexts();
-  assert.ok(types.length > 0 && types.every((t) => t === "order_filled"), `filtered types: ${types}`);
+  const types = await page
+    .locator("[data-testid=events] .vt-row[data-key] > div:nth-child(3)")
+    .allInnerTexts();
+  assert.ok(
+    types.length > 0 && types.every((t) => t === "order_filled"),
+    `filtered types: ${types}`,
+  );
   // A blocked trade does not match the filter, so it must not reach the tail.
   const hidden = `hidden-${Date.now()}`;
-  append({ event_id: hidden, type: "EVENT_TYPE_TRADE_BLOCKED", run_id: hidden, reason: "max_notional", time: new Date().toISOString() });
+  append({
+    event_id: hidden,
+    type: "EVENT_TYPE_TRADE_BLOCKED",
+    run_id: hidden,
+    reason: "max_notional",
+    time: new Date().toISOString(),
+  });
   const filled = `filled-${Date.now()}`;
-  append({ event_id: filled, type: "EVENT_TYPE_ORDER_FILLED", run_id: filled, symbol: "ETH-USD", time: new Date().toISOString() });
-  await page.locator("[data-testid=events] .vt-row", { hasText: filled }).waitFor({ timeout: 5000 });
+  append({
+    event_id: filled,
+    type: "EVENT_TYPE_ORDER_FILLED",
+    run_id: filled,
+    symbol: "ETH-USD",
+    time: new Date().toISOString(),
+  });
+  await page
+    .locator("[data-testid=events] .vt-row", { hasText: filled })
+    .waitFor({ timeout: 5000 });
   assert.equal(await page.locator("[data-testid=events] .vt-row", { hasText: hidden }).count(), 0);
   await screenshot("live-filtered");
 });

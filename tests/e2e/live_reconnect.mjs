@@ -2,15 +2,17 @@
 // itself (1 s, x1.5 backoff) and resumes from its cursor, so an event appended while it was away is
 // shown exactly once.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { withPage } from "./browser.mjs";
+import { rpc, withPage } from "./browser.mjs";
 
 const [url, grpcurl, address, token, livePid] = process.argv.slice(2);
 const origin = new URL(url).origin;
+const gateway = { grpcurl, address, token };
 
+// Whether the append went through (the live service may be down).
 function tryAppend(event) {
   try {
-    execFileSync(grpcurl, ["-plaintext", "-max-time", "3", "-H", `authorization: Bearer ${token}`, "-d", JSON.stringify({ events: [event] }), address, "tapedeck.live.v1.LiveService/AppendEvents"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    const method = "tapedeck.live.v1.LiveService/AppendEvents";
+    rpc(gateway, method, { events: [event] }, { maxTime: 3 });
     return true;
   } catch {
     return false;
@@ -25,13 +27,21 @@ await withPage(async (page, screenshot) => {
   await page.locator('[data-testid="tail-state"][data-state="live"]').waitFor({ timeout: 15000 });
 
   process.kill(Number(livePid), "SIGKILL");
-  await page.locator('[data-testid="tail-state"][data-state="retrying"]').waitFor({ timeout: 15000 });
+  await page
+    .locator('[data-testid="tail-state"][data-state="retrying"]')
+    .waitFor({ timeout: 15000 });
   console.log(`while down: ${await tail.innerText()}`);
   await screenshot("live-reconnecting");
 
   // Append as soon as the restarted service takes writes: the page may still be waiting to reconnect.
   const id = `while-away-${Date.now()}`;
-  const event = { event_id: id, type: "EVENT_TYPE_ORDER_FILLED", run_id: id, symbol: "BTC-USD", time: new Date().toISOString() };
+  const event = {
+    event_id: id,
+    type: "EVENT_TYPE_ORDER_FILLED",
+    run_id: id,
+    symbol: "BTC-USD",
+    time: new Date().toISOString(),
+  };
   const deadline = Date.now() + 60_000;
   while (!tryAppend(event)) {
     assert.ok(Date.now() < deadline, "the live service did not come back");

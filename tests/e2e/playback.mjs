@@ -2,26 +2,30 @@
 // GetPortfolioState returns at that instant. Until the backtest service serves playback, the view
 // must say so clearly where the chart would be.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { withPage } from "./browser.mjs";
+import { rpc, withPage } from "./browser.mjs";
 
 const [url, grpcurl, address, token, run, other] = process.argv.slice(2);
 const origin = new URL(url).origin;
-
-function rpc(method, body) {
-  const out = execFileSync(grpcurl, ["-plaintext", "-H", `authorization: Bearer ${token}`, "-d", JSON.stringify(body), address, `tapedeck.backtest.v1.BacktestService/${method}`], { encoding: "utf8" });
-  return JSON.parse(out);
-}
+const backtest = (method, body) =>
+  rpc({ grpcurl, address, token }, `tapedeck.backtest.v1.BacktestService/${method}`, body);
 
 await withPage(async (page, screenshot) => {
   await page.goto(url);
   await page.waitForFunction(() => !window.location.hash.includes("token="));
   await page.goto(`${origin}/#/playback/${run}`);
   const state = page.locator("[data-testid=candles-state]");
-  await page.waitForFunction(() => {
-    const overlay = document.querySelector("[data-testid=candles-state]");
-    return overlay !== null && (overlay.hidden || overlay.querySelector(".status.error, .status.empty, .status.info") !== null);
-  }, null, { timeout: 30000 });
+  await page.waitForFunction(
+    () => {
+      const overlay = document.querySelector("[data-testid=candles-state]");
+      return (
+        overlay !== null &&
+        (overlay.hidden ||
+          overlay.querySelector(".status.error, .status.empty, .status.info") !== null)
+      );
+    },
+    null,
+    { timeout: 30000 },
+  );
   if (!(await state.isHidden())) {
     const text = await state.innerText();
     await screenshot("playback-unavailable");
@@ -36,20 +40,31 @@ await withPage(async (page, screenshot) => {
   // Move the cursor to the middle of the run.
   const scrubber = page.locator("[data-testid=scrubber]");
   const target = await scrubber.evaluate((el) => {
-    const middle = Number(el.min) + Math.round((Number(el.max) - Number(el.min)) / 2 / Number(el.step)) * Number(el.step);
+    const middle =
+      Number(el.min) +
+      Math.round((Number(el.max) - Number(el.min)) / 2 / Number(el.step)) * Number(el.step);
     el.value = String(middle);
     el.dispatchEvent(new Event("input", { bubbles: true }));
     return Number(el.value);
   });
   const label = new Date(target * 1000).toISOString().replace("T", " ").slice(0, 19);
-  await page.locator("[data-testid=portfolio] [data-field=time]", { hasText: label }).waitFor({ timeout: 10000 });
-  const expected = rpc("GetPortfolioState", { backtest: `backtests/${run}`, time: new Date(target * 1000).toISOString() }).state;
-  const shown = async (field) => page.locator(`[data-testid=portfolio] [data-field=${field}]`).getAttribute("data-raw");
+  await page
+    .locator("[data-testid=portfolio] [data-field=time]", { hasText: label })
+    .waitFor({ timeout: 10000 });
+  const expected = backtest("GetPortfolioState", {
+    backtest: `backtests/${run}`,
+    time: new Date(target * 1000).toISOString(),
+  }).state;
+  const shown = async (field) =>
+    page.locator(`[data-testid=portfolio] [data-field=${field}]`).getAttribute("data-raw");
   assert.equal(await shown("equity"), expected.equity);
   assert.equal(await shown("realized"), expected.realizedPnl ?? "");
   assert.equal(await shown("unrealized"), expected.unrealizedPnl ?? "");
   assert.equal(await shown("fees"), expected.fees ?? "");
-  assert.equal(await page.locator("[data-testid=portfolio] [data-field=fills]").innerText(), String(expected.fillCount ?? "0"));
+  assert.equal(
+    await page.locator("[data-testid=portfolio] [data-field=fills]").innerText(),
+    String(expected.fillCount ?? "0"),
+  );
   await screenshot("playback-cursor");
 
   // Play for a moment: the cursor moves forward.
@@ -58,7 +73,9 @@ await withPage(async (page, screenshot) => {
   await page.waitForTimeout(1500);
   await page.click("[data-testid=play]");
   assert.notEqual(await page.locator("[data-testid=cursor-time]").innerText(), before);
-  console.log(`playback: portfolio at ${target} matches GetPortfolioState (equity ${expected.equity})`);
+  console.log(
+    `playback: portfolio at ${target} matches GetPortfolioState (equity ${expected.equity})`,
+  );
 
   // Compare with another run's equity curve.
   if (other) {
@@ -74,7 +91,9 @@ await withPage(async (page, screenshot) => {
   // Traders often work in the dark: the whole app and the charts follow the system's scheme.
   await page.emulateMedia({ colorScheme: "dark" });
   await page.reload();
-  await page.waitForFunction(() => Number(document.querySelector("[data-testid=candles]")?.dataset.points ?? 0) > 0);
+  await page.waitForFunction(
+    () => Number(document.querySelector("[data-testid=candles]")?.dataset.points ?? 0) > 0,
+  );
   await page.locator("[data-testid=candles]").hover();
   await page.waitForTimeout(300);
   await screenshot("playback-dark");

@@ -11,7 +11,10 @@ await withPage(async (page, screenshot) => {
   await page.waitForFunction(() => !window.location.hash.includes("token="));
   await page.goto(`${origin}/#/runs`);
   const form = page.locator("[data-testid=launch]");
-  await form.locator("select[name=dataset] option").first().waitFor({ state: "attached", timeout: 20000 });
+  await form
+    .locator("select[name=dataset] option")
+    .first()
+    .waitFor({ state: "attached", timeout: 20000 });
   await page.selectOption("select[name=strategy]", "strategies/ema_cross");
 
   // Bounds from the strategy's spec are enforced before anything is sent.
@@ -39,7 +42,9 @@ await withPage(async (page, screenshot) => {
   let state = "";
   while (Date.now() < deadline) {
     state = (await runRow.getAttribute("data-state")) ?? "";
-    const percent = Number(await runRow.locator("[role=progressbar]").getAttribute("aria-valuenow"));
+    const percent = Number(
+      await runRow.locator("[role=progressbar]").getAttribute("aria-valuenow"),
+    );
     if (seen.at(-1) !== percent) seen.push(percent);
     if (["succeeded", "failed", "cancelled"].includes(state)) break;
     if (state === "running" && seen.length === 2) await screenshot("runs-progress");
@@ -48,7 +53,8 @@ await withPage(async (page, screenshot) => {
   console.log(`progress seen: ${seen.join(" → ")} (${state})`);
   assert.equal(state, "succeeded", await runRow.innerText());
   assert.equal(seen.at(-1), 100);
-  for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
+  for (let i = 1; i < seen.length; i++)
+    assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
   await screenshot("runs-finished");
 
   // A sweep over two fast periods: results stream into a sortable table.
@@ -57,10 +63,15 @@ await withPage(async (page, screenshot) => {
   await form.locator("input[name=param-slow_period]").fill(String(fastPeriod + 11));
   await form.locator("[data-testid=grid-size]", { hasText: "2 runs in the grid" }).waitFor();
   await form.locator("button[type=submit]").click();
-  await form.locator("[data-testid=launch-status] .status.ok", { hasText: "Sweep" }).waitFor({ timeout: 20000 });
+  await form
+    .locator("[data-testid=launch-status] .status.ok", { hasText: "Sweep" })
+    .waitFor({ timeout: 20000 });
   const results = page.locator("[data-testid=sweep-results] tbody tr");
   await page.waitForFunction(
-    () => [...document.querySelectorAll("[data-testid=sweep-results] tbody tr")].filter((tr) => tr.querySelector("a")).length === 2,
+    () =>
+      [...document.querySelectorAll("[data-testid=sweep-results] tbody tr")].filter((tr) =>
+        tr.querySelector("a"),
+      ).length === 2,
     null,
     { timeout: 180000 },
   );
@@ -68,12 +79,19 @@ await withPage(async (page, screenshot) => {
   // Sort by fast_period, descending then ascending.
   const header = page.locator('[data-testid=sweep-results] th[data-key="p:fast_period"]');
   await header.click();
-  const desc = await page.locator("[data-testid=sweep-results] tbody tr td:nth-child(2)").allInnerTexts();
+  const desc = await page
+    .locator("[data-testid=sweep-results] tbody tr td:nth-child(2)")
+    .allInnerTexts();
   assert.deepEqual(desc, [String(fastPeriod + 1), String(fastPeriod)]);
   await page.locator('[data-testid=sweep-results] th[data-key="p:fast_period"]').click();
-  const asc = await page.locator("[data-testid=sweep-results] tbody tr td:nth-child(2)").allInnerTexts();
+  const asc = await page
+    .locator("[data-testid=sweep-results] tbody tr td:nth-child(2)")
+    .allInnerTexts();
   assert.deepEqual(asc, [String(fastPeriod), String(fastPeriod + 1)]);
-  const other = await page.locator("[data-testid=sweep-results] tbody tr").first().getAttribute("data-run");
+  const other = await page
+    .locator("[data-testid=sweep-results] tbody tr")
+    .first()
+    .getAttribute("data-run");
   await screenshot("runs-sweep");
   console.log(`other ${other}`);
 

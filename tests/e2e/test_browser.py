@@ -21,7 +21,7 @@ from tests.support import missing_dependency
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
 GRPCURL = BIN / "grpcurl"
-# Totals (available + hold) of every emulator portfolio (see tapedeck_wallets.emulator.__main__).
+# Totals (available + hold) of every emulator portfolio (see tapedeck_dev.emulator.__main__).
 EXCHANGE_BALANCES = {"BTC": "1.75", "ETH": "10.123456789012345678", "USD": "1000.00"}
 FILLER_WALLETS = 2000
 
@@ -38,7 +38,7 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             [
                 sys.executable,
                 "-m",
-                "tapedeck_wallets.emulator",
+                "tapedeck_dev.emulator",
                 "--port",
                 str(port),
                 "--portfolios",
@@ -216,7 +216,7 @@ def _import_dataset(stack: Stack) -> str:
         [
             sys.executable,
             "-m",
-            "tapedeck_backtest.synth",
+            "tapedeck_dev.synth",
             str(raw / "ticks.csv"),
             "--ticks",
             "20000",

@@ -10,15 +10,26 @@ await withPage(async (page, screenshot) => {
   await page.goto(url);
   await page.waitForFunction(() => !window.location.hash.includes("token="));
   await page.goto(`${origin}/#/wallets`);
-  await page.locator("[data-testid=wallet-count]", { hasText: `${expected} wallets` }).waitFor({ timeout: 20000 });
+  await page
+    .locator("[data-testid=wallet-count]", { hasText: `${expected} wallets` })
+    .waitFor({ timeout: 20000 });
 
   // Virtualised: only the rows on screen are in the DOM, and scrolling to the end is instant.
   const rendered = await page.locator("[data-testid=wallets] .vt-row[data-key]").count();
   assert.ok(rendered > 5 && rendered < 80, `${rendered} rows in the DOM for ${expected} wallets`);
-  const firstRow = () => page.locator("[data-testid=wallets] .vt-row[data-key]").first().getAttribute("data-key");
+  const firstRow = () =>
+    page.locator("[data-testid=wallets] .vt-row[data-key]").first().getAttribute("data-key");
   const top = await firstRow();
-  await page.locator("[data-testid=wallets] .vt-viewport").evaluate((el) => (el.scrollTop = el.scrollHeight));
-  await page.waitForFunction((key) => document.querySelector("[data-testid=wallets] .vt-row[data-key]")?.getAttribute("data-key") !== key, top);
+  await page
+    .locator("[data-testid=wallets] .vt-viewport")
+    .evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.waitForFunction(
+    (key) =>
+      document
+        .querySelector("[data-testid=wallets] .vt-row[data-key]")
+        ?.getAttribute("data-key") !== key,
+    top,
+  );
   const atBottom = await page.locator("[data-testid=wallets] .vt-row[data-key]").count();
   assert.ok(atBottom < 80, `${atBottom} rows in the DOM at the bottom`);
   // Scrolling through every row: each frame renders only the visible rows.
@@ -33,8 +44,16 @@ await withPage(async (page, screenshot) => {
       intervals.push(now - last);
       last = now;
     }
-    const renders = performance.getEntriesByName("tapedeck:vtable-render").map((e) => e.duration).sort((a, b) => a - b);
-    return { frames: intervals.length, longest: Math.max(...intervals), renderP50: renders[Math.floor(renders.length / 2)], renderMax: renders.at(-1) };
+    const renders = performance
+      .getEntriesByName("tapedeck:vtable-render")
+      .map((e) => e.duration)
+      .sort((a, b) => a - b);
+    return {
+      frames: intervals.length,
+      longest: Math.max(...intervals),
+      renderP50: renders[Math.floor(renders.length / 2)],
+      renderMax: renders.at(-1),
+    };
   });
   console.log(
     `scrolled ${expected} wallets page by page: ${scroll.frames} frames, longest frame ${scroll.longest.toFixed(0)} ms; ` +
@@ -43,8 +62,12 @@ await withPage(async (page, screenshot) => {
   await page.locator("[data-testid=wallets] .vt-viewport").evaluate((el) => (el.scrollTop = 0));
 
   await page.click("text=Reconcile all");
-  await page.locator('[data-testid=reconcile-summary][data-state="succeeded"]').waitFor({ timeout: 60000 });
-  const mismatched = await page.locator('[data-testid=reconcile-summary] [data-count="mismatched"]').innerText();
+  await page
+    .locator('[data-testid=reconcile-summary][data-state="succeeded"]')
+    .waitFor({ timeout: 60000 });
+  const mismatched = await page
+    .locator('[data-testid=reconcile-summary] [data-count="mismatched"]')
+    .innerText();
   assert.equal(mismatched, "1 mismatched");
 
   await page.check("input[name=only-diffs]");

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from tapedeck.live.v1 import live_pb2
 from tests.live.support import block, event, running_live
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    detail = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(detail)
-    return {v.field: v.description for v in detail.field_violations}
+from tests.support import field_violations
 
 
 async def append(live, *events: live_pb2.Event) -> live_pb2.AppendEventsResponse:

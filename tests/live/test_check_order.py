@@ -220,9 +220,10 @@ async def test_a_refused_order_is_blocked_and_recorded_as_trade_blocked(
 
 
 async def test_a_balance_older_than_the_limit_blocks_as_stale(database_url, data_dir):
-    async with gate(database_url, data_dir, max_balance_age_seconds=0.3) as g:
+    # A fresh balance passes with the default limit (the tests above); here the limit is so short
+    # that the balance is stale by the time it is asked for, however fast the machine is.
+    async with gate(database_url, data_dir, max_balance_age_seconds=0.001) as g:
         wallet = await g.wallet("desk", ("USD", "10000"))
-        assert (await g.check(order(wallet=wallet))).allowed
 
         async def stale() -> live_pb2.CheckOrderResponse:
             reply = await g.check(order(wallet=wallet))

@@ -1,33 +1,32 @@
-"""The outbox helper publishers use: events survive the live service being down, arrive once."""
+"""The outbox publishers share, through the live client's sender: events survive the live
+service being down and arrive once; a commit wakes the drainer, a rollback publishes nothing."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tapedeck.live.v1 import live_pb2
 from tapedeck_common.database import session_factory
-from tapedeck_common.outbox import OutboxPublisher, enqueue, outbox_table
+from tapedeck_common.outbox import OutboxDrainer, publish
+from tapedeck_common.outbox_repository import enqueue, outbox_table
+from tapedeck_live_client.events import LiveEventsSender, start_live_events
+from tests.live.publishing_support import free_port, live_database, outbox_count
 from tests.live.support import event, running_live
 from tests.support import eventually
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @asynccontextmanager
 async def publisher_database(database_url: str) -> AsyncIterator[tuple[AsyncEngine, object]]:
     """The publisher's own database with its outbox table."""
     metadata = MetaData()
-    table = outbox_table(metadata, service="test")
+    table = outbox_table(metadata, name="test_live_outbox")
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
@@ -47,17 +46,24 @@ async def all_events(live) -> list[str]:
     return sorted(e.event_id for e in reply.events)
 
 
-def publisher(engine, table, port: int) -> OutboxPublisher:
-    return OutboxPublisher(
+def publisher(engine, table, port: int) -> OutboxDrainer:
+    return OutboxDrainer(
         sessions=session_factory(engine),
         table=table,
-        address=f"127.0.0.1:{port}",
-        service_token=None,
+        sender=LiveEventsSender(address=f"127.0.0.1:{port}", service_token=None, timeout_seconds=2),
+        retry_max_seconds=0.2,
         batch_size=100,
         poll_seconds=0.1,
-        call_timeout_seconds=2,
-        backoff_seconds=(0.05, 1.5, 0.2),
     )
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """The settings a publishing service gives the live client."""
+
+    live_address: str
+    live_retry_max_seconds: float = 0.2
+    service_token: SecretStr | None = None
 
 
 async def test_events_enqueued_while_the_live_service_is_down_arrive_once_it_is_back(
@@ -137,3 +143,62 @@ async def test_an_event_the_live_service_refuses_is_parked_and_the_rest_delivere
         assert parked.refused.startswith("INVALID_ARGUMENT")
         async with engine.connect() as connection:
             assert await connection.scalar(select(func.count()).select_from(table)) == 1
+
+
+async def test_a_commit_wakes_the_drainer_and_a_rollback_publishes_nothing(
+    database_url: str, data_dir: Path, tmp_path: Path
+):
+    async with (
+        publisher_database(database_url) as (engine, table),
+        running_live(live_database(database_url, tmp_path), data_dir) as live,
+    ):
+        sessions = session_factory(engine)
+        # It polls once an hour: only a commit's wake-up can deliver within the test.
+        drainer = OutboxDrainer(
+            sessions=sessions,
+            table=table,
+            sender=LiveEventsSender(address=f"127.0.0.1:{live.app.port}", service_token=None),
+            poll_seconds=3600,
+        ).start()
+        try:
+            for event_id in ("first", "rolled-back", "second"):
+                async with sessions() as session:
+                    await publish(session=session, table=table, events=[event(event_id)])
+                    if event_id == "rolled-back":
+                        await session.rollback()
+                    else:
+                        await session.commit()
+                if event_id == "rolled-back":
+                    continue
+
+                async def arrived(event_id: str = event_id) -> list[str] | None:
+                    found = await all_events(live)
+                    return found if event_id in found else None
+
+                found = await eventually(arrived, timeout=60, message=f"{event_id} delivered")
+            assert found == ["first", "second"]
+            assert await outbox_count(database_url, table) == 0
+        finally:
+            await drainer.stop()
+
+
+async def test_a_publishing_service_drains_to_the_live_service_its_settings_name(
+    database_url: str, data_dir: Path, tmp_path: Path
+):
+    async with (
+        publisher_database(database_url) as (engine, table),
+        running_live(live_database(database_url, tmp_path), data_dir) as live,
+    ):
+        async with session_factory(engine).begin() as session:
+            await enqueue(session=session, table=table, events=[event("queued-before-start")])
+        settings = Publisher(live_address=f"127.0.0.1:{live.app.port}")
+        drainer = start_live_events(settings, sessions=session_factory(engine), table=table)
+        try:
+
+            async def arrived() -> bool:
+                return await all_events(live) == ["queued-before-start"]
+
+            await eventually(arrived, timeout=60, message="the queued event delivered")
+        finally:
+            await drainer.stop()
+        assert await outbox_count(database_url, table) == 0

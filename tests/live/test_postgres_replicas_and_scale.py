@@ -105,7 +105,7 @@ async def test_each_filter_at_a_million_events_reads_one_page_through_an_index(
                 for before in (None, 500_000):  # the first page, and one deep in the keyset
                     plan = await explain(
                         connection,
-                        repository.page_statement(event_filter, before=before, page_size=PAGE),
+                        repository.page_statement(event_filter, before=before, limit=PAGE + 1),
                     )
                     assert plan["Node Type"] == "Limit", name
                     assert "Sort" not in node_types(plan), name
@@ -121,7 +121,7 @@ async def test_each_filter_at_a_million_events_reads_one_page_through_an_index(
                 run_id="run-43",
             )
             plan = await explain(
-                connection, repository.page_statement(several, before=None, page_size=PAGE)
+                connection, repository.page_statement(several, before=None, limit=PAGE + 1)
             )
             assert "Merge Append" in node_types(plan)
             assert all(s["Node Type"] in ("Index Scan", "Index Only Scan") for s in scans(plan))
@@ -130,7 +130,7 @@ async def test_each_filter_at_a_million_events_reads_one_page_through_an_index(
             # A time range: served by the (ts_ns, sequence) index; never a sequential scan.
             recent = EventFilter(start_ns=1767225600000000000 + 999_000 * 1_000_000_000)
             plan = await explain(
-                connection, repository.page_statement(recent, before=None, page_size=PAGE)
+                connection, repository.page_statement(recent, before=None, limit=PAGE + 1)
             )
             assert all(s["Node Type"] != "Seq Scan" for s in scans(plan))
             assert sum(s["Actual Rows"] for s in scans(plan)) <= 1000 + 1
@@ -141,7 +141,7 @@ async def test_each_filter_at_a_million_events_reads_one_page_through_an_index(
             day = EventFilter(start_ns=base + 500_000 * second, end_ns=base + 586_400 * second)
             plan = await explain(
                 connection,
-                repository.page_statement(day, before=None, page_size=PAGE, range_first=True),
+                repository.page_statement(day, before=None, limit=PAGE + 1, range_first=True),
             )
             index_scans = [s for s in scans(plan) if "Index Name" in s]
             (range_scan, by_key) = sorted(index_scans, key=lambda s: s["Index Name"], reverse=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tapedeck_wallets.emulator import CoinbaseEmulator
+from tapedeck_dev.emulator import CoinbaseEmulator
 from tests.wallets.harness import Exchange, Service, running_service
 
 

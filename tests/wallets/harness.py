@@ -11,12 +11,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.rpc import error_details_pb2, status_pb2
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.runtime import ServiceApp
+from tapedeck_dev.emulator import CoinbaseEmulator
 from tapedeck_wallets import server
-from tapedeck_wallets.emulator import CoinbaseEmulator
+from tapedeck_wallets.reconciliations.service import Reconciler
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
 from tests.support import eventually
@@ -50,10 +50,11 @@ class Service:
     exchange: Exchange
 
     @property
-    def servicer(self) -> WalletServicer:
+    def reconciler(self) -> Reconciler:
+        """The service's reconciler, as its server built it."""
         servicer = self.app.components.registrations[0].servicer
         assert isinstance(servicer, WalletServicer)
-        return servicer
+        return servicer.reconciliations.reconciler
 
     async def create_wallet(
         self,
@@ -139,18 +140,3 @@ async def running_service(
             )
     finally:
         await app.stop()
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    """Return the BadRequest field violations of an INVALID_ARGUMENT error, by field."""
-    status = None
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-    assert status is not None, "no google.rpc.Status details"
-    violations: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            violations.update({v.field: v.description for v in bad.field_violations})
-    return violations

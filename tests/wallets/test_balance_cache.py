@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 from tapedeck.wallets.v1 import wallets_pb2
-from tapedeck_wallets.emulator import Fault, FaultKind
+from tapedeck_dev.emulator import Fault, FaultKind
 from tests.support import eventually, missing_dependency
 from tests.wallets.harness import running_service
 
@@ -84,7 +84,7 @@ async def test_the_pool_keeps_one_client_per_account_and_closes_them(service, ex
         await svc.create_wallet("c", exchange_balances={"ETH": ("1", "0")})
         for _ in range(3):
             await svc.finished((await svc.reconcile()).name)
-        gateway = svc.servicer.reconciler.gateway
+        gateway = svc.reconciler.gateway
         clients = gateway.clients
         assert gateway.stats.clients_created == 2
         # Without a cache, each job still fetches a shared account once for both its wallets.

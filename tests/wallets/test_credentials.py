@@ -14,7 +14,7 @@ import aiohttp
 from sqlalchemy import text
 
 from tapedeck.wallets.v1 import wallets_pb2
-from tapedeck_wallets.emulator import generate_key
+from tapedeck_dev.emulator import generate_key
 
 
 async def test_credentials_can_come_from_an_environment_variable(service, exchange, monkeypatch):
@@ -67,7 +67,7 @@ async def test_the_emulator_runs_by_hand(tmp_path: Path):
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tapedeck_wallets.emulator",
+        "tapedeck_dev.emulator",
         "--port",
         "0",
         "--portfolios",

@@ -7,15 +7,14 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from tapedeck_wallets.domain import ErrorKind, ExchangeAccount
-from tapedeck_wallets.emulator import generate_key
-from tapedeck_wallets.exchange import (
+from tapedeck_dev.emulator import generate_key
+from tapedeck_wallets.exchange.coinbase import (
     CoinbaseClient,
-    ExchangeFailure,
     classify_http,
     parse_accounts,
     retry_after_seconds,
 )
+from tapedeck_wallets.exchange.domain import ErrorKind, ExchangeAccount, ExchangeFailure
 
 
 async def test_emulator_refuses_requests_without_a_valid_jwt(exchange):

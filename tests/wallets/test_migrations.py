@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck_common.database import session_factory
 from tapedeck_common.migrations import downgrade_to, upgrade_to_head
-from tapedeck_wallets import repository
-from tapedeck_wallets.domain import ReconciliationState, WalletStatus
 from tapedeck_wallets.models import Base
+from tapedeck_wallets.reconciliations import repository
+from tapedeck_wallets.reconciliations.domain import ReconciliationState, WalletStatus
 from tapedeck_wallets.server import MIGRATIONS, SERVICE
 
 WHEN = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)

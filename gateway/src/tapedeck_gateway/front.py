@@ -23,6 +23,7 @@ from tapedeck.backtest.v1 import backtest_pb2
 from tapedeck.live.v1 import live_pb2
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_gateway.documented_pool import DocumentedPool
+from tapedeck_gateway.settings import FrontSettings
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ class FrontApp:
     health: health.aio.HealthServicer
     port: int
     watchers: list[asyncio.Task[None]]
+    grace_seconds: float
 
-    async def stop(self, grace: float) -> None:
+    async def stop(self) -> None:
         """Report NOT_SERVING, stop watching upstreams, stop the server."""
         await self.health.enter_graceful_shutdown()
         for task in self.watchers:
@@ -54,7 +56,7 @@ class FrontApp:
         for task in self.watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.server.stop(grace)
+        await self.server.stop(self.grace_seconds)
 
 
 class StackHealth:
@@ -106,8 +108,15 @@ class StackHealth:
             await asyncio.sleep(RETRY_SECONDS)
 
 
-async def start_front(*, host: str, port: int, upstreams: Mapping[str, str]) -> FrontApp:
+async def start_front(settings: FrontSettings) -> FrontApp:
     """Start the front service with reflection over the contract and aggregated health."""
+    host, port = settings.host, settings.port
+    backtest, wallets, live = CONTRACT_SERVICES
+    upstreams = {
+        backtest: settings.backtest_address,
+        wallets: settings.wallets_address,
+        live: settings.live_address,
+    }
     server = grpc.aio.server()
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
@@ -124,4 +133,10 @@ async def start_front(*, host: str, port: int, upstreams: Mapping[str, str]) -> 
     await server.start()
     watchers = await StackHealth(servicer, upstreams).start()
     logger.info("front listening", extra={"address": f"{host}:{bound}"})
-    return FrontApp(server=server, health=servicer, port=bound, watchers=watchers)
+    return FrontApp(
+        server=server,
+        health=servicer,
+        port=bound,
+        watchers=watchers,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )

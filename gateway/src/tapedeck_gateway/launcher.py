@@ -26,7 +26,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tapedeck_gateway import envoy_config
-from tapedeck_gateway.demo import seed_demo
 from tapedeck_gateway.tokens import SERVICE_TOKEN_NAME, ensure_tokens
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -34,6 +33,10 @@ RESTART_BASE_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 HEALTHY_RESETS_BACKOFF_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1
+# The demo's processes come from the development package (tapedeck-dev), never imported here.
+DEMO_EMULATOR = "tapedeck-emulator"
+DEMO_SEEDER = "tapedeck-demo"
+DEMO_TOKEN_ENV = "TAPEDECK_DEMO_TOKEN"
 
 
 def _die_with_parent() -> None:
@@ -145,11 +148,13 @@ class StackConfig:
         return self.data_dir / "demo" / "exchange.json"
 
 
-def _bin(name: str) -> str:
+def _bin(name: str, *, needed_for: str = "the stack") -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if found is None:
-        raise SystemExit(f"tapedeck: cannot find the {name} executable; run `make run` for set-up")
+        raise SystemExit(
+            f"tapedeck: {needed_for} needs the {name} executable; run `make run` for set-up"
+        )
     return found
 
 
@@ -182,9 +187,7 @@ def build_children(config: StackConfig) -> list[Child]:
             Child(
                 name="exchange",
                 argv=[
-                    sys.executable,
-                    "-m",
-                    "tapedeck_wallets.emulator",
+                    _bin(DEMO_EMULATOR, needed_for="--demo"),
                     "--port",
                     str(config.service_port("exchange")),
                     "--portfolios",
@@ -357,6 +360,29 @@ class Supervisor:
                 await child.task
 
 
+async def seed_demo(seeder: str, config: StackConfig, *, token: str | None) -> None:
+    """Seed the demo through the gateway with `tapedeck-demo`, its lines going to the terminal."""
+    env = {key: value for key, value in os.environ.items() if key != DEMO_TOKEN_ENV}
+    if token is not None:
+        env[DEMO_TOKEN_ENV] = token
+    process = await asyncio.create_subprocess_exec(
+        seeder,
+        "--address",
+        f"{config.host}:{config.port}",
+        "--data-dir",
+        str(config.data_dir),
+        "--emulator-info",
+        str(config.emulator_info),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+        cwd=REPO_ROOT,
+    )
+    code = await process.wait()
+    if code != 0:
+        say(f"demo seeding failed (exit code {code})")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the launcher's options; each has an environment variable default."""
     env = os.environ.get
@@ -414,6 +440,7 @@ async def run(args: argparse.Namespace) -> int:
         auth=not args.no_auth,
         demo=args.demo,
     )
+    seeder = _bin(DEMO_SEEDER, needed_for="--demo") if args.demo else None
     supervisor = Supervisor(
         build_children(config),
         gateway_ready=functools.partial(grpc_ready, f"{config.host}:{config.port}", ""),
@@ -436,17 +463,9 @@ async def run(args: argparse.Namespace) -> int:
         else:
             say(f"ready — open {url} (authentication off)")
         say(f"operators: grpcurl -plaintext {config.host}:{config.port} list")
-        if args.demo:
+        if seeder is not None:
             token = ensure_tokens(tokens_file)["admin"] if config.auth else None
-            try:
-                await seed_demo(
-                    f"{config.host}:{config.port}",
-                    token=token,
-                    data_dir=data_dir,
-                    emulator_info=config.emulator_info,
-                )
-            except Exception as error:
-                say(f"demo seeding failed: {type(error).__name__}: {error}")
+            await seed_demo(seeder, config, token=token)
         say("press Ctrl-C to stop")
         await stop_wait
     elif starting.done():

@@ -7,7 +7,11 @@ export function tokenFromHash(hash: string): string | null {
   return token !== null && token.length > 0 ? token : null;
 }
 
-export function adoptTokenFromLocation(storage: Storage, location: Location, history: History): void {
+export function adoptTokenFromLocation(
+  storage: Storage,
+  location: Location,
+  history: History,
+): void {
   const token = tokenFromHash(location.hash);
   if (token === null) return;
   storage.setItem(KEY, token);

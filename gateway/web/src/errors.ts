@@ -12,7 +12,9 @@ export function describeError(error: unknown): string {
         return "Not available yet in this version of the service.";
       case Code.Unknown:
         // What fetch reports when the connection drops mid-stream or the gateway is unreachable.
-        return /network|fetch|failed to/i.test(error.rawMessage) ? "Connection lost." : `Unknown: ${error.rawMessage}`;
+        return /network|fetch|failed to/i.test(error.rawMessage)
+          ? "Connection lost."
+          : `Unknown: ${error.rawMessage}`;
       case Code.Unavailable:
         return `Service unavailable, retrying: ${error.rawMessage}`;
       default:

@@ -4,10 +4,10 @@ import { createClients } from "./transport";
 import { parseRoute, type ViewName } from "./lib/router";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
-import { renderRuns } from "./views/runs";
-import { renderPlayback } from "./views/playback";
-import { renderWallets } from "./views/wallets";
-import { renderLive } from "./views/live";
+import { renderRuns } from "./views/runs/view";
+import { renderPlayback } from "./views/playback/view";
+import { renderWallets } from "./views/wallets/view";
+import { renderLive } from "./views/live/view";
 
 adoptTokenFromLocation(window.localStorage, window.location, window.history);
 const app = document.getElementById("app");
@@ -33,7 +33,13 @@ function show(): void {
   scope = new Scope();
   const route = parseRoute(window.location.hash);
   nav?.replaceChildren(
-    ...TABS.map(([view, title]) => h("a", { href: `#/${view}`, text: title, "aria-current": route.view === view ? "page" : undefined })),
+    ...TABS.map(([view, title]) =>
+      h("a", {
+        href: `#/${view}`,
+        text: title,
+        "aria-current": route.view === view ? "page" : undefined,
+      }),
+    ),
   );
   document.title = `Tapedeck — ${TABS.find(([view]) => view === route.view)?.[1] ?? ""}`;
   app.dataset.view = route.view;

@@ -10,7 +10,9 @@ describe("formatDecimal", () => {
     expect(formatDecimal("0.125", { maxFractionDigits: 2 })).toBe("0.13");
     expect(formatDecimal("-0.125", { maxFractionDigits: 2 })).toBe("-0.13");
     expect(formatDecimal("9999.995", { maxFractionDigits: 2 })).toBe("10,000");
-    expect(formatDecimal("12345678901234567.89", { maxFractionDigits: 1 })).toBe("12,345,678,901,234,567.9");
+    expect(formatDecimal("12345678901234567.89", { maxFractionDigits: 1 })).toBe(
+      "12,345,678,901,234,567.9",
+    );
   });
   it("pads, signs and normalises", () => {
     expect(formatDecimal("5", { minFractionDigits: 2 })).toBe("5.00");

@@ -74,7 +74,7 @@ export function formatDecimal(text: string, options: DecimalFormat = {}): string
   let { int, frac } = d;
   const max = options.maxFractionDigits;
   if (max !== undefined && frac.length > max) {
-    const roundUp = (frac.charCodeAt(max) - 48) >= 5;
+    const roundUp = frac.charCodeAt(max) - 48 >= 5;
     let value = BigInt(int + frac.slice(0, max));
     if (roundUp) value += 1n;
     const digits = value.toString().padStart(max + 1, "0");

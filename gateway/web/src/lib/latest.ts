@@ -7,7 +7,10 @@ export class Latest<K, V> {
 
   constructor(
     private readonly fetch: (key: K) => Promise<V>,
-    private readonly onResult: (key: K, result: { ok: true; value: V } | { ok: false; error: unknown }) => void,
+    private readonly onResult: (
+      key: K,
+      result: { ok: true; value: V } | { ok: false; error: unknown },
+    ) => void,
   ) {}
 
   request(key: K): void {

@@ -10,7 +10,10 @@ describe("parseParam", () => {
     expect(parseParam(fast, "1")).toEqual({ ok: false, error: "fast_period: at least 2" });
     expect(parseParam(fast, "501")).toEqual({ ok: false, error: "fast_period: at most 500" });
     expect(parseParam(fast, "2.5").ok).toBe(false);
-    expect(parseParam(size, "0.5")).toEqual({ ok: true, value: { case: "doubleValue", value: 0.5 } });
+    expect(parseParam(size, "0.5")).toEqual({
+      ok: true,
+      value: { case: "doubleValue", value: 0.5 },
+    });
   });
   it("reads booleans and choices", () => {
     expect(parseParam({ name: "allow_short", type: "bool" }, "true")).toMatchObject({ ok: true });
@@ -33,6 +36,13 @@ describe("parseAxis", () => {
     expect(parseAxis(fast, "10:5:1").ok).toBe(false);
   });
   it("counts the grid", () => {
-    expect(gridSize([[1, 2, 3], [1, 2]].map((a) => a.map((v) => ({ case: "intValue" as const, value: BigInt(v) }))))).toBe(6);
+    expect(
+      gridSize(
+        [
+          [1, 2, 3],
+          [1, 2],
+        ].map((a) => a.map((v) => ({ case: "intValue" as const, value: BigInt(v) }))),
+      ),
+    ).toBe(6);
   });
 });

@@ -20,7 +20,12 @@ export function parseRoute(hash: string): Route {
   return { view: first as ViewName, id, params };
 }
 
-export function formatRoute(view: ViewName, id: string | null = null, params: Record<string, string> = {}): string {
+export function formatRoute(
+  view: ViewName,
+  id: string | null = null,
+  params: Record<string, string> = {},
+): string {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "")).toString();
-  return `#/${view}${id === null ? "" : `/${encodeURIComponent(id)}`}${query === "" ? "" : `?${query}`}`;
+  const path = id === null ? "" : `/${encodeURIComponent(id)}`;
+  return `#/${view}${path}${query === "" ? "" : `?${query}`}`;
 }

@@ -9,7 +9,10 @@ describe("run rows", () => {
   });
   it("labels progress by phase", () => {
     expect(progressView("queued", 0, null)).toEqual({ percent: 0, label: "queued" });
-    expect(progressView("running", 42.4, 75)).toEqual({ percent: 42.4, label: "42% · 1 min 15 s left" });
+    expect(progressView("running", 42.4, 75)).toEqual({
+      percent: 42.4,
+      label: "42% · 1 min 15 s left",
+    });
     expect(progressView("succeeded", 97, null)).toEqual({ percent: 100, label: "100%" });
     expect(progressView("failed", 130, null)).toEqual({ percent: 100, label: "100%" });
     expect(progressView("running", NaN, null).percent).toBe(0);

@@ -1,7 +1,22 @@
-// How a run reads in the list: short ids, parameters, and the progress label.
-import { formatDuration } from "./time";
+// The runs view: its state (runs, catalog, sweeps) and how a run reads in the list: short ids,
+// parameters, and the progress label.
+import {
+  BacktestState,
+  type Backtest,
+  type Dataset,
+  type Strategy,
+  type Sweep,
+  type SweepResult,
+} from "../gen/tapedeck/backtest/v1/backtest_pb";
+import { nextDirection } from "./sort";
+import type { SweepSort } from "./sweeps";
+import { formatDuration, timestampSeconds } from "./time";
 
 export type RunPhase = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "unspecified";
+
+export function stateName(state: BacktestState): RunPhase {
+  return (BacktestState[state] ?? "unspecified").toLowerCase() as RunPhase;
+}
 
 export function shortId(name: string): string {
   const id = name.split("/").pop() ?? name;
@@ -16,9 +31,125 @@ export function paramsText(params: Record<string, string>): string {
 }
 
 // Percent to draw (a succeeded run is full whatever its last progress said) and its label.
-export function progressView(phase: RunPhase, percent: number, etaSeconds: number | null): { percent: number; label: string } {
-  const shown = phase === "succeeded" ? 100 : Math.max(0, Math.min(100, Number.isFinite(percent) ? percent : 0));
+export function progressView(
+  phase: RunPhase,
+  percent: number,
+  etaSeconds: number | null,
+): { percent: number; label: string } {
+  const shown =
+    phase === "succeeded"
+      ? 100
+      : Math.max(0, Math.min(100, Number.isFinite(percent) ? percent : 0));
   if (phase === "queued") return { percent: 0, label: "queued" };
-  if (phase === "running") return { percent: shown, label: `${shown.toFixed(0)}%${etaSeconds !== null ? ` · ${formatDuration(etaSeconds)} left` : ""}` };
+  if (phase === "running") {
+    const left = etaSeconds === null ? "" : ` · ${formatDuration(etaSeconds)} left`;
+    return { percent: shown, label: `${shown.toFixed(0)}%${left}` };
+  }
   return { percent: shown, label: `${shown.toFixed(0)}%` };
+}
+
+const FINAL = new Set([BacktestState.SUCCEEDED, BacktestState.FAILED, BacktestState.CANCELLED]);
+
+export function isFinal(state: BacktestState): boolean {
+  return FINAL.has(state);
+}
+
+// The runs view's one state object (the launch form keeps its inputs in the form itself).
+export interface RunsState {
+  readonly runs: ReadonlyMap<string, Backtest>; // by name: the newest page, older pages on demand
+  // Token of the next older page; null before the first page, "" after the last.
+  readonly olderPage: string | null;
+  readonly datasets: readonly Dataset[];
+  readonly strategies: readonly Strategy[];
+  readonly sweeps: readonly Sweep[];
+  readonly sweep: Sweep | null; // the sweep whose results are open
+  readonly sweepSort: SweepSort;
+}
+
+export function initialRuns(): RunsState {
+  return {
+    runs: new Map(),
+    olderPage: null,
+    datasets: [],
+    strategies: [],
+    sweeps: [],
+    sweep: null,
+    sweepSort: { key: null, direction: "desc" },
+  };
+}
+
+function merged(runs: ReadonlyMap<string, Backtest>, more: readonly Backtest[]) {
+  const next = new Map(runs);
+  for (const run of more) next.set(run.name, run);
+  return next;
+}
+
+// The newest page again: runs merge in; the older-page token is the first page's.
+export function newestListed(state: RunsState, runs: readonly Backtest[], next: string): RunsState {
+  return { ...state, runs: merged(state.runs, runs), olderPage: state.olderPage ?? next };
+}
+
+export function olderListed(state: RunsState, runs: readonly Backtest[], next: string): RunsState {
+  return { ...state, runs: merged(state.runs, runs), olderPage: next };
+}
+
+export function runUpdated(state: RunsState, run: Backtest): RunsState {
+  return { ...state, runs: merged(state.runs, [run]) };
+}
+
+export function newestFirst(runs: ReadonlyMap<string, Backtest>): Backtest[] {
+  const created = (run: Backtest) => timestampSeconds(run.createTime) ?? 0;
+  return [...runs.values()].sort((a, b) => created(b) - created(a));
+}
+
+// Unfinished runs to start watching, so that at most `max` are watched at once.
+export function runsToWatch(
+  runs: ReadonlyMap<string, Backtest>,
+  watching: ReadonlySet<string>,
+  max: number,
+): string[] {
+  const free = Math.max(0, max - watching.size);
+  return [...runs.values()]
+    .filter((run) => !isFinal(run.state) && !watching.has(run.name))
+    .slice(0, free)
+    .map((run) => run.name);
+}
+
+// Whether an unfinished run is not watched (it is polled instead).
+export function needsPolling(runs: ReadonlyMap<string, Backtest>, watching: ReadonlySet<string>) {
+  return [...runs.values()].some((run) => !isFinal(run.state) && !watching.has(run.name));
+}
+
+export function catalogLoaded(
+  state: RunsState,
+  datasets: readonly Dataset[],
+  strategies: readonly Strategy[],
+): RunsState {
+  return { ...state, datasets, strategies };
+}
+
+export function datasetLabel(state: RunsState, name: string): string {
+  return state.datasets.find((d) => d.name === name)?.displayName ?? shortId(name);
+}
+
+export function sweepsListed(state: RunsState, sweeps: readonly Sweep[]): RunsState {
+  return { ...state, sweeps };
+}
+
+export function sweepOpened(state: RunsState, sweep: Sweep): RunsState {
+  return { ...state, sweep };
+}
+
+// One result of the open sweep arrived (a run finished, failed or moved on).
+export function sweepResultArrived(state: RunsState, result: SweepResult): RunsState {
+  const sweep = state.sweep;
+  if (sweep === null) return state;
+  const results = sweep.results.filter((r) => r.backtest !== result.backtest).concat(result);
+  const finishedRuns = results.filter((r) => isFinal(r.state)).length;
+  return { ...state, sweep: { ...sweep, results, finishedRuns } };
+}
+
+export function sweepSortedBy(state: RunsState, key: string): RunsState {
+  const { key: current, direction } = state.sweepSort;
+  return { ...state, sweepSort: { key, direction: nextDirection(current, direction, key) } };
 }

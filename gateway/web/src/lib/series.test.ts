@@ -65,7 +65,9 @@ describe("planWindow", () => {
   // A 1M-minute run, shown on 1200 px: the overview has 2000 candles of 500 minutes.
   const run: RunSpan = { start: 0, end: 60_000_000, overviewBucket: 30_000, sourceBucket: 60 };
   it("keeps the overview when zoomed out", () => {
-    expect(planWindow({ from: 0, to: 60_000_000, widthPx: 1200 }, run, null)).toEqual({ kind: "overview" });
+    expect(planWindow({ from: 0, to: 60_000_000, widthPx: 1200 }, run, null)).toEqual({
+      kind: "overview",
+    });
   });
   it("fetches a window sized to the viewport when zoomed in", () => {
     const plan = planWindow({ from: 30_000_000, to: 30_012_000, widthPx: 1200 }, run, null);
@@ -80,15 +82,22 @@ describe("planWindow", () => {
   it("never asks for more candles than three screens hold", () => {
     for (const span of [1e3, 1e4, 1e5, 1e6, 1e7]) {
       const plan = planWindow({ from: 1_000_000, to: 1_000_000 + span, widthPx: 800 }, run, null);
-      if (plan.kind === "fetch") expect(plan.maxCandles).toBeLessThanOrEqual(3 * Math.floor(800 / 6));
+      if (plan.kind === "fetch")
+        expect(plan.maxCandles).toBeLessThanOrEqual(3 * Math.floor(800 / 6));
     }
   });
   it("keeps a window that still covers the screen at the right resolution", () => {
     const loaded = { from: 29_970_000, to: 30_030_000, bucket: 60 };
-    expect(planWindow({ from: 30_001_000, to: 30_013_000, widthPx: 1200 }, run, loaded)).toEqual({ kind: "keep" });
-    expect(planWindow({ from: 30_025_000, to: 30_037_000, widthPx: 1200 }, run, loaded).kind).toBe("fetch");
+    expect(planWindow({ from: 30_001_000, to: 30_013_000, widthPx: 1200 }, run, loaded)).toEqual({
+      kind: "keep",
+    });
+    expect(planWindow({ from: 30_025_000, to: 30_037_000, widthPx: 1200 }, run, loaded).kind).toBe(
+      "fetch",
+    );
     // Zoomed out 10x: the 1-minute window is now too fine.
-    expect(planWindow({ from: 29_900_000, to: 30_020_000, widthPx: 1200 }, run, loaded).kind).toBe("fetch");
+    expect(planWindow({ from: 29_900_000, to: 30_020_000, widthPx: 1200 }, run, loaded).kind).toBe(
+      "fetch",
+    );
   });
 });
 

@@ -1,5 +1,6 @@
-// Columnar chart series: chunks appended as they stream, a coarse overview of the whole run spliced
-// with a finer window around what is on screen, and the maths that sizes each request to the viewport.
+// Columnar chart series: chunks appended as they stream, a coarse overview of the whole run
+// spliced with a finer window around what is on screen, and the maths that sizes each request to
+// the viewport.
 
 export interface CandleColumns {
   times: number[]; // bucket open, seconds since the epoch
@@ -30,7 +31,8 @@ export function nanosToSeconds(nanos: bigint): number {
   return Number(nanos / 1_000_000_000n);
 }
 
-// Appends a streamed chunk; rows not after the last time are dropped so times stay strictly increasing.
+// Appends a streamed chunk; rows not after the last time are dropped so times stay strictly
+// increasing.
 export function appendChunk(columns: CandleColumns, chunk: CandleChunkLike): void {
   let last = columns.times.length > 0 ? columns.times[columns.times.length - 1]! : -Infinity;
   for (let i = 0; i < chunk.times.length; i++) {
@@ -106,7 +108,12 @@ function concat(parts: CandleColumns[]): CandleColumns {
 
 // The overview outside [from, to), the fine window inside it. `from`/`to` must be overview bucket
 // boundaries (see alignWindow) so no time is covered twice or left uncovered.
-export function spliceWindow(overview: CandleColumns, fine: CandleColumns, from: number, to: number): CandleColumns {
+export function spliceWindow(
+  overview: CandleColumns,
+  fine: CandleColumns,
+  from: number,
+  to: number,
+): CandleColumns {
   const before = slice(overview, 0, lowerBound(overview.times, from));
   const inside = slice(fine, lowerBound(fine.times, from), lowerBound(fine.times, to));
   const after = slice(overview, lowerBound(overview.times, to), overview.times.length);
@@ -114,7 +121,12 @@ export function spliceWindow(overview: CandleColumns, fine: CandleColumns, from:
 }
 
 // Expands [from, to) outwards to bucket boundaries of a series starting at `origin`.
-export function alignWindow(from: number, to: number, origin: number, bucket: number): { from: number; to: number } {
+export function alignWindow(
+  from: number,
+  to: number,
+  origin: number,
+  bucket: number,
+): { from: number; to: number } {
   if (bucket <= 0) return { from, to };
   return {
     from: origin + Math.floor((from - origin) / bucket) * bucket,
@@ -151,9 +163,14 @@ export type Plan =
   | { kind: "keep" } // the loaded window still covers the screen at the right resolution
   | { kind: "fetch"; from: number; to: number; maxCandles: number };
 
-// Decides what the chart needs for what is on screen. A fetched window spans the visible range plus one
-// screen either side (so scrolling does not wait) and is capped at three screens of bars.
-export function planWindow(visible: Visible, run: RunSpan, loaded: Loaded | null, spacingPx = 6): Plan {
+// Decides what the chart needs for what is on screen. A fetched window spans the visible range
+// plus one screen either side (so scrolling does not wait) and is capped at three screens of bars.
+export function planWindow(
+  visible: Visible,
+  run: RunSpan,
+  loaded: Loaded | null,
+  spacingPx = 6,
+): Plan {
   const cap = capacity(visible.widthPx, spacingPx);
   const span = Math.max(1, visible.to - visible.from);
   const ideal = Math.max(run.sourceBucket, span / cap);
@@ -178,7 +195,12 @@ export function planWindow(visible: Visible, run: RunSpan, loaded: Loaded | null
 }
 
 // Advances a playback cursor by wall-clock time at `speed` simulated seconds per second.
-export function advanceCursor(cursor: number, elapsedMs: number, speed: number, end: number): number {
+export function advanceCursor(
+  cursor: number,
+  elapsedMs: number,
+  speed: number,
+  end: number,
+): number {
   return Math.min(end, cursor + (elapsedMs / 1000) * speed);
 }
 
@@ -206,7 +228,12 @@ export function fillMarkers(fills: readonly FillLike[], times: readonly number[]
     const key = `${time}:${fill.side}`;
     const existing = markers.get(key);
     if (existing === undefined) {
-      markers.set(key, { time, side: fill.side, count: 1, text: `${fill.side === "buy" ? "B" : "S"} ${fill.quantity} @ ${fill.price}` });
+      markers.set(key, {
+        time,
+        side: fill.side,
+        count: 1,
+        text: `${fill.side === "buy" ? "B" : "S"} ${fill.quantity} @ ${fill.price}`,
+      });
     } else {
       existing.count += 1;
       existing.text = `${fill.side === "buy" ? "B" : "S"} ×${existing.count}`;

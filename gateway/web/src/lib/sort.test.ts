@@ -10,8 +10,20 @@ describe("sortRows", () => {
     { id: "e", sharpe: 1.2 },
   ];
   it("sorts both ways, keeps ties stable and blanks last", () => {
-    expect(sortRows(rows, (r) => r.sharpe, "desc").map((r) => r.id)).toEqual(["c", "a", "e", "d", "b"]);
-    expect(sortRows(rows, (r) => r.sharpe, "asc").map((r) => r.id)).toEqual(["d", "a", "e", "c", "b"]);
+    expect(sortRows(rows, (r) => r.sharpe, "desc").map((r) => r.id)).toEqual([
+      "c",
+      "a",
+      "e",
+      "d",
+      "b",
+    ]);
+    expect(sortRows(rows, (r) => r.sharpe, "asc").map((r) => r.id)).toEqual([
+      "d",
+      "a",
+      "e",
+      "c",
+      "b",
+    ]);
   });
   it("orders text naturally", () => {
     const names = [{ n: "run 10" }, { n: "run 9" }];

@@ -28,7 +28,13 @@ describe("Tail", () => {
     const server = scripted([
       { batches: [{ events: [ev(1), ev(2)], cursor: 2n }], fail: new Error("reset") },
       // The server replays 2 (at-least-once) and continues.
-      { batches: [{ events: [ev(2), ev(3)], cursor: 3n }, { events: [], cursor: 7n }], fail: new Error("reset") },
+      {
+        batches: [
+          { events: [ev(2), ev(3)], cursor: 3n },
+          { events: [], cursor: 7n },
+        ],
+        fail: new Error("reset"),
+      },
       { batches: [{ events: [ev(8)], cursor: 8n }] },
     ]);
     const seen: bigint[] = [];
@@ -84,7 +90,12 @@ describe("Tail", () => {
     const fatal = new Error("permission denied");
     const server = scripted([{ batches: [], fail: fatal }]);
     const tail = new Tail<Ev>(
-      { subscribe: server.subscribe, sequenceOf: (e) => e.seq, onEvents: () => undefined, isFatal: (e) => e === fatal },
+      {
+        subscribe: server.subscribe,
+        sequenceOf: (e) => e.seq,
+        onEvents: () => undefined,
+        isFatal: (e) => e === fatal,
+      },
       0n,
     );
     expect(await tail.run()).toBe(fatal);

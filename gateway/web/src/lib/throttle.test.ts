@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Throttle, type Timers } from "./throttle";
+import { Debounce, Throttle, type Timers } from "./throttle";
 
 function fakeTimers() {
   let now = 0;
@@ -32,5 +32,29 @@ describe("Throttle", () => {
     expect(calls).toBe(4);
     advance(1000);
     expect(calls).toBe(4);
+  });
+});
+
+describe("Debounce", () => {
+  it("fires once, after the last trigger of a burst", () => {
+    const { timers, advance } = fakeTimers();
+    let calls = 0;
+    const debounce = new Debounce(120, () => calls++, timers);
+    for (let t = 0; t < 500; t += 16) (advance(16), debounce.trigger());
+    expect(calls).toBe(0);
+    advance(119);
+    expect(calls).toBe(0);
+    advance(1);
+    expect(calls).toBe(1);
+  });
+
+  it("does not fire once cancelled", () => {
+    const { timers, advance } = fakeTimers();
+    let calls = 0;
+    const debounce = new Debounce(120, () => calls++, timers);
+    debounce.trigger();
+    debounce.cancel();
+    advance(1000);
+    expect(calls).toBe(0);
   });
 });

@@ -25,7 +25,8 @@ export class Throttle {
     const now = this.timers.now();
     this.timers.clearTimeout(this.timer);
     if (now - this.last >= this.intervalMs) this.fire();
-    else this.timer = this.timers.setTimeout(() => this.fire(), this.intervalMs - (now - this.last));
+    else
+      this.timer = this.timers.setTimeout(() => this.fire(), this.intervalMs - (now - this.last));
   }
 
   cancel(): void {
@@ -35,5 +36,25 @@ export class Throttle {
   private fire(): void {
     this.last = this.timers.now();
     this.run();
+  }
+}
+
+// One call, `delayMs` after the last of a burst of triggers (the chart settles, then asks).
+export class Debounce {
+  private timer = 0;
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly run: () => void,
+    private readonly timers: Timers = browserTimers,
+  ) {}
+
+  trigger(): void {
+    this.timers.clearTimeout(this.timer);
+    this.timer = this.timers.setTimeout(this.run, this.delayMs);
+  }
+
+  cancel(): void {
+    this.timers.clearTimeout(this.timer);
   }
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration, formatPercent, formatTime, secondsToTimestamp, timestampSeconds } from "./time";
+import {
+  formatDuration,
+  formatPercent,
+  formatTime,
+  secondsToTimestamp,
+  timestampSeconds,
+} from "./time";
 
 describe("time formatting", () => {
   it("shows UTC times", () => {

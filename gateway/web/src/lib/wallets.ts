@@ -1,5 +1,14 @@
-// Wallet rows as the table shows them: balances summarised exactly, reconciliation outcome merged in.
-import { ExchangeErrorKind, ReconciliationState, WalletStatus } from "../gen/tapedeck/wallets/v1/wallets_pb";
+// The wallets view: its state (wallets with their last reconciliation result, the filter, the
+// selected wallet, the report's summary) and wallet rows as the table shows them: balances
+// summarised exactly, the reconciliation outcome merged in.
+import {
+  ExchangeErrorKind,
+  ReconciliationState,
+  WalletStatus,
+  type Reconciliation,
+  type Wallet,
+  type WalletReconciliation,
+} from "../gen/tapedeck/wallets/v1/wallets_pb";
 import { formatDecimal, signOf } from "./decimal";
 
 export interface BalanceLike {
@@ -28,7 +37,11 @@ export function balancesSummary(balances: readonly BalanceLike[], max = 4): stri
 export function diffSummary(diffs: readonly DiffLike[]): string {
   const beyond = diffs.filter((d) => d.beyondThreshold);
   if (beyond.length === 0) return "";
-  return beyond.map((d) => `${d.asset} ${formatDecimal(d.difference, { plusSign: true, maxFractionDigits: 8 })}`).join(" · ");
+  return beyond
+    .map(
+      (d) => `${d.asset} ${formatDecimal(d.difference, { plusSign: true, maxFractionDigits: 8 })}`,
+    )
+    .join(" · ");
 }
 
 export function matchesQuery(fields: readonly string[], query: string): boolean {
@@ -51,7 +64,8 @@ export function statusText(result: ResultLike | null): string {
     case WalletStatus.MISMATCHED:
       return result.adopted ? "mismatch (adopted)" : "mismatch";
     case WalletStatus.EXCHANGE_ERROR:
-      return `exchange error: ${(ExchangeErrorKind[result.errorKind] ?? "").toLowerCase().replace(/_/g, " ")}`;
+      const kind = ExchangeErrorKind[result.errorKind] ?? "";
+      return `exchange error: ${kind.toLowerCase().replace(/_/g, " ")}`;
     default:
       return "—";
   }
@@ -59,7 +73,11 @@ export function statusText(result: ResultLike | null): string {
 
 export function statusClass(result: ResultLike | null): "" | "ok" | "mismatch" | "error" {
   if (result === null) return "";
-  return result.status === WalletStatus.MATCHED ? "ok" : result.status === WalletStatus.MISMATCHED ? "mismatch" : "error";
+  return result.status === WalletStatus.MATCHED
+    ? "ok"
+    : result.status === WalletStatus.MISMATCHED
+      ? "mismatch"
+      : "error";
 }
 
 // The wallet results one WatchReconciliation message carries: one, a batch, or none (the report).
@@ -98,6 +116,101 @@ export interface ReportLike {
 
 // A report that needs no watching: finished, with a result for every wallet it names.
 export function reportIsComplete(report: ReportLike): boolean {
-  const finished = report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
+  const finished =
+    report.state === ReconciliationState.SUCCEEDED || report.state === ReconciliationState.FAILED;
   return finished && report.results.length === report.wallets.length;
+}
+
+export interface WalletRow {
+  readonly wallet: Wallet;
+  readonly result: WalletReconciliation | null;
+}
+
+export interface ReportSummary {
+  readonly report: Reconciliation; // with the counts so far while it runs
+  readonly done: number; // wallet results received
+}
+
+export interface WalletsState {
+  readonly rows: ReadonlyMap<string, WalletRow>; // by wallet name, in listing order
+  readonly query: string;
+  readonly onlyDiffs: boolean;
+  readonly selected: string | null;
+  readonly summary: ReportSummary | null;
+}
+
+export function initialWallets(): WalletsState {
+  return { rows: new Map(), query: "", onlyDiffs: false, selected: null, summary: null };
+}
+
+// A page of wallets: new ones are added, known ones updated; their results are kept.
+export function walletsListed(state: WalletsState, wallets: readonly Wallet[]): WalletsState {
+  const rows = new Map(state.rows);
+  for (const wallet of wallets)
+    rows.set(wallet.name, { wallet, result: state.rows.get(wallet.name)?.result ?? null });
+  return { ...state, rows };
+}
+
+// Every page is in: wallets that were not listed are gone.
+export function walletsComplete(state: WalletsState, listed: ReadonlySet<string>): WalletsState {
+  if ([...state.rows.keys()].every((name) => listed.has(name))) return state;
+  return { ...state, rows: new Map([...state.rows].filter(([name]) => listed.has(name))) };
+}
+
+export function resultsArrived(
+  state: WalletsState,
+  results: readonly WalletReconciliation[],
+): WalletsState {
+  const rows = new Map(state.rows);
+  for (const result of results) {
+    const row = rows.get(result.wallet);
+    if (row !== undefined) rows.set(result.wallet, { ...row, result });
+  }
+  return { ...state, rows };
+}
+
+// A new reconciliation starts: the last results no longer hold.
+export function resultsCleared(state: WalletsState): WalletsState {
+  const rows = new Map([...state.rows].map(([name, row]) => [name, { ...row, result: null }]));
+  return { ...state, rows };
+}
+
+export function filtered(
+  state: WalletsState,
+  filter: { query: string; onlyDiffs: boolean },
+): WalletsState {
+  return { ...state, ...filter };
+}
+
+export function walletSelected(state: WalletsState, name: string): WalletsState {
+  return { ...state, selected: name };
+}
+
+export function summaryShown(
+  state: WalletsState,
+  report: Reconciliation,
+  done: number,
+): WalletsState {
+  return { ...state, summary: { report, done } };
+}
+
+// The rows the filter lets through: words matched against name, exchange, account and assets.
+export function visibleRows(state: WalletsState): WalletRow[] {
+  return [...state.rows.values()].filter(
+    ({ wallet, result }) =>
+      (!state.onlyDiffs || (result !== null && result.status !== WalletStatus.MATCHED)) &&
+      matchesQuery(
+        [
+          wallet.displayName,
+          wallet.exchange,
+          wallet.accountRef,
+          ...wallet.balances.map((b) => b.asset),
+        ],
+        state.query,
+      ),
+  );
+}
+
+export function countText(shown: number, total: number): string {
+  return `${shown === total ? total : `${shown} of ${total}`} wallets`;
 }

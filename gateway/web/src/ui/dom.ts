@@ -2,26 +2,45 @@
 type Child = Node | string | null | undefined | false;
 type Props = Record<string, string | number | boolean | EventListener | undefined | null>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Props = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on") && typeof value === "function") element.addEventListener(key.slice(2), value);
+    if (key.startsWith("on") && typeof value === "function")
+      element.addEventListener(key.slice(2), value);
     else if (key === "class") element.className = String(value);
     else if (key === "text") element.textContent = String(value);
-    else if (key in element && typeof value !== "string") (element as unknown as Record<string, unknown>)[key] = value;
+    else if (key in element && typeof value !== "string")
+      (element as unknown as Record<string, unknown>)[key] = value;
     else element.setAttribute(key, value === true ? "" : String(value));
   }
-  for (const child of children) if (child !== null && child !== undefined && child !== false) element.append(child);
+  for (const child of children)
+    if (child !== null && child !== undefined && child !== false) element.append(child);
   return element;
 }
 
 // A message area for an action: loading, an error where the action was, or nothing.
-export function status(kind: "loading" | "error" | "empty" | "info" | "ok", text: string): HTMLElement {
-  return h("div", { class: `status ${kind}`, role: kind === "error" ? "alert" : "status", "data-status": kind, text });
+export function status(
+  kind: "loading" | "error" | "empty" | "info" | "ok",
+  text: string,
+): HTMLElement {
+  return h("div", {
+    class: `status ${kind}`,
+    role: kind === "error" ? "alert" : "status",
+    "data-status": kind,
+    text,
+  });
 }
 
-export function setStatus(slot: HTMLElement, kind: "loading" | "error" | "empty" | "info" | "ok" | null, text = ""): void {
+export function setStatus(
+  slot: HTMLElement,
+  kind: "loading" | "error" | "empty" | "info" | "ok" | null,
+  text = "",
+): void {
   slot.replaceChildren(kind === null ? "" : status(kind, text));
 }
 

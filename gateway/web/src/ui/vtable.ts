@@ -36,12 +36,24 @@ export class VirtualTable<T> {
     this.template = columns.map((c) => c.width).join(" ");
     const header = h("div", { class: "vt-row vt-head", role: "row" });
     header.style.gridTemplateColumns = this.template;
-    for (const column of columns) header.append(h("div", { role: "columnheader", class: column.align === "right" ? "num" : "", text: column.title }));
+    for (const column of columns)
+      header.append(
+        h("div", {
+          role: "columnheader",
+          class: column.align === "right" ? "num" : "",
+          text: column.title,
+        }),
+      );
     this.body = h("div", { class: "vt-body" });
     this.spacer = h("div", { class: "vt-spacer" }, this.body);
     this.viewport = h("div", { class: "vt-viewport" }, this.spacer);
     this.viewport.style.height = options.height ?? "60vh";
-    this.element = h("div", { class: "vt", role: "table", "data-testid": options.testId }, header, this.viewport);
+    this.element = h(
+      "div",
+      { class: "vt", role: "table", "data-testid": options.testId },
+      header,
+      this.viewport,
+    );
     this.viewport.addEventListener("scroll", () => this.schedule(), { passive: true });
     this.resize = new ResizeObserver(() => this.schedule());
     this.resize.observe(this.viewport);
@@ -77,11 +89,17 @@ export class VirtualTable<T> {
 
   render(): void {
     const started = performance.now();
-    const window = rowWindow(this.rows.length, this.rowHeight, this.viewport.scrollTop, this.viewport.clientHeight || 400);
+    const window = rowWindow(
+      this.rows.length,
+      this.rowHeight,
+      this.viewport.scrollTop,
+      this.viewport.clientHeight || 400,
+    );
     this.spacer.style.height = `${Math.max(window.totalHeight, this.rows.length === 0 ? 40 : 0)}px`;
     this.body.style.transform = `translateY(${window.offsetTop}px)`;
     const fragment = document.createDocumentFragment();
-    if (this.rows.length === 0) fragment.append(h("div", { class: "vt-empty", text: this.options.empty ?? "Nothing here." }));
+    if (this.rows.length === 0)
+      fragment.append(h("div", { class: "vt-empty", text: this.options.empty ?? "Nothing here." }));
     for (let i = window.start; i < window.end; i++) {
       const row = this.rows[i]!;
       const element = h("div", {
@@ -92,7 +110,10 @@ export class VirtualTable<T> {
       element.style.gridTemplateColumns = this.template;
       element.style.height = `${this.rowHeight}px`;
       for (const column of this.columns) {
-        const cell = h("div", { role: "cell", class: `${column.align === "right" ? "num " : ""}${column.className?.(row) ?? ""}` });
+        const cell = h("div", {
+          role: "cell",
+          class: `${column.align === "right" ? "num " : ""}${column.className?.(row) ?? ""}`,
+        });
         const content = column.render(row);
         if (typeof content === "string") {
           cell.textContent = content;

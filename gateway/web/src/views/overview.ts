@@ -11,9 +11,21 @@ interface Probe {
 // The stack at a glance: each service answers a cheap list call, or says why not.
 export async function renderOverview(root: HTMLElement, clients: Clients): Promise<void> {
   const probes: Probe[] = [
-    { service: "Backtest", what: "runs", run: async () => (await clients.backtest.listBacktests({ pageSize: 50 })).backtests.length },
-    { service: "Wallets", what: "wallets", run: async () => (await clients.wallets.listWallets({ pageSize: 50 })).wallets.length },
-    { service: "Live", what: "events", run: async () => (await clients.live.listEvents({ pageSize: 50 })).events.length },
+    {
+      service: "Backtest",
+      what: "runs",
+      run: async () => (await clients.backtest.listBacktests({ pageSize: 50 })).backtests.length,
+    },
+    {
+      service: "Wallets",
+      what: "wallets",
+      run: async () => (await clients.wallets.listWallets({ pageSize: 50 })).wallets.length,
+    },
+    {
+      service: "Live",
+      what: "events",
+      run: async () => (await clients.live.listEvents({ pageSize: 50 })).events.length,
+    },
   ];
   root.replaceChildren();
   const heading = document.createElement("h1");

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tapedeck_common.outbox import outbox_table
+from tapedeck_common.outbox_repository import outbox_table
 
 
 class Base(DeclarativeBase):
@@ -97,4 +97,4 @@ class SweepRunRow(Base):
 # --- events for the live service ---
 
 # Run lifecycle events and order denials waiting to be sent (see publishing.py).
-live_outbox = outbox_table(Base.metadata, service="backtest")
+live_outbox = outbox_table(Base.metadata, name="backtest_live_outbox")

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tapedeck.live.v1 import live_pb2
 from tapedeck_backtest.models import BacktestRow, DatasetRow, live_outbox
 from tapedeck_backtest.runs import RunSpec, RunState, Stats
-from tapedeck_common.outbox_drainers import publish
+from tapedeck_common.outbox import publish
 
 logger = logging.getLogger(__name__)
 

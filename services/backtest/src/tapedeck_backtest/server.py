@@ -17,18 +17,13 @@ from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
 from tapedeck_backtest.workers import WorkerPool
 from tapedeck_common.database import is_postgres, session_factory
-from tapedeck_common.outbox_drainers import secret_value, start_drainer, stop_drainer
-from tapedeck_common.runtime import (
-    Components,
-    ServiceApp,
-    serve_until_signal,
-    start_service,
-)
-from tapedeck_common.server import Registration
+from tapedeck_common.runtime import Components, ServiceApp, start_service
+from tapedeck_common.server import GrpcService, Registration
+from tapedeck_live_client.events import start_live_events
 
 SERVICE = "backtest"
-SERVICE_NAME = backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
+BACKTEST_SERVICE = GrpcService.of(backtest_pb2, backtest_pb2_grpc, "BacktestService")
 
 
 async def start(settings: BacktestSettings) -> ServiceApp:
@@ -56,14 +51,8 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             in_memory_rows=settings.run_in_memory_rows,
         )
         # Stopped last (on_stop runs in reverse): a pool stopping may still publish events.
-        live_events = start_drainer(
-            sessions=sessions,
-            table=live_outbox,
-            address=settings.live_address,
-            service_token=secret_value(settings.service_token),
-            retry_max_seconds=settings.live_retry_max_seconds,
-        )
-        on_stop: list[Callable[[], Awaitable[None]]] = [lambda: stop_drainer(live_events)]
+        live_events = start_live_events(settings, sessions=sessions, table=live_outbox)
+        on_stop: list[Callable[[], Awaitable[None]]] = [live_events.stop]
         if settings.workers > 0:
             runs.pool = WorkerPool(
                 sessions=sessions,
@@ -79,7 +68,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             try:
                 await runs.pool.start()
             except BaseException:
-                await stop_drainer(live_events)
+                await live_events.stop()
                 raise
             on_stop.append(runs.pool.stop)
         servicer.attach_runs(runs)
@@ -92,17 +81,8 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             )
         )
         return Components(
-            registrations=[
-                Registration(
-                    backtest_pb2_grpc.add_BacktestServiceServicer_to_server, servicer, SERVICE_NAME
-                )
-            ],
+            [Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)
-
-
-async def serve(settings: BacktestSettings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    await serve_until_signal(await start(settings))

@@ -90,12 +90,6 @@ class DeadlineExceeded(TapedeckError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-class ResourceExhausted(TapedeckError):
-    """A limit was reached."""
-
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
 class Unauthenticated(TapedeckError):
     """No valid bearer token."""
 

@@ -1,13 +1,19 @@
-"""A transactional outbox for publishing live events from another service's own database.
+"""A transactional outbox: events leave a service's own database for another service, once each.
 
 A publisher writes its events into its outbox table in the same transaction as the change they
-describe (`enqueue`), so an event exists exactly when the change does. `OutboxPublisher` drains
-the table in the background through `LiveService/AppendEvents`: rows are deleted only after the
-live service stored them, and AppendEvents is idempotent on event_id, so a crash between the two
-resends and the live service counts a duplicate: every event arrives exactly once, whenever the
-live service is back.
+describe (`publish`), so an event exists exactly when the change does. An `OutboxDrainer` sends
+the table in the background through the `Sender` the publishing service gives it: rows are
+deleted only after the receiver stored them, and the receiver is idempotent on `event_id`, so a
+crash between the two resends and the receiver counts a duplicate: every event arrives exactly
+once, whenever the receiver is back.
 
-Each publishing service adds `outbox_table(Base.metadata, service=...)` to its models and a migration for it.
+After the publishing transaction commits, every drainer running in this process is woken, so
+events leave within milliseconds instead of at the next poll; a rolled-back transaction wakes
+nobody. (In a process running several services, such as the tests, a wake of another service's
+drainer only costs it one empty query.)
+
+Each publishing service adds `outbox_repository.outbox_table(Base.metadata, name=...)` to its
+models and a migration for it.
 """
 
 from __future__ import annotations
@@ -16,169 +22,135 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from typing import Protocol
 
-import grpc
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
-from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tapedeck_common import outbox_repository
+from tapedeck_common.outbox_repository import Event, Pending
 
 logger = logging.getLogger(__name__)
 
-# Statuses a resend cannot fix: the row is parked with the reason instead of blocking the queue.
-_REFUSED = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED)
+_WAKE_KEY = "tapedeck_outbox_wake"
 
 
-def outbox_table_name(service: str) -> str:
-    """Return a service's outbox table name; one per service, so services can share a database."""
-    return f"{service}_live_outbox"
+class Refused(Exception):
+    """The receiver refused the batch and a resend cannot change that; the message says why."""
 
 
-def outbox_table(metadata: MetaData, *, service: str) -> Table:
-    """Define the service's outbox table in its metadata (its migration creates it)."""
-    return Table(
-        outbox_table_name(service),
-        metadata,
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
-        Column("event_id", String(128), nullable=False, unique=True),
-        Column("event", LargeBinary, nullable=False),  # a serialized tapedeck.live.v1.Event
-        Column("create_time", DateTime(timezone=True), nullable=False),
-        Column("refused", Text, nullable=True),  # why the live service refused it, if it did
-    )
+class RetryLater(Exception):
+    """The receiver could not be reached or did not answer; the batch is sent again later."""
 
 
-async def enqueue(*, session: AsyncSession, table: Table, events: Sequence[live_pb2.Event]) -> None:
-    """Add events to the outbox in the session's transaction."""
+class Sender(Protocol):
+    """Delivers batches of serialized events to their receiver, all or nothing."""
+
+    async def send(self, events: Sequence[bytes]) -> None:
+        """Return once the receiver stored the batch; raise `Refused` or `RetryLater` if not."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection to the receiver."""
+        ...
+
+
+_running: set[OutboxDrainer] = set()
+
+
+async def publish(*, session: AsyncSession, table: Table, events: Sequence[Event]) -> None:
+    """Enqueue events in the session's transaction and wake the drainers once it commits."""
     if not events:
         return
-    now = datetime.now(UTC)
-    await session.execute(
-        insert(table),
-        [
-            {"event_id": e.event_id, "event": e.SerializeToString(), "create_time": now}
-            for e in events
-        ],
-    )
+    await outbox_repository.enqueue(session=session, table=table, events=events)
+    sync_session = session.sync_session
+    if not sync_session.info.get(_WAKE_KEY):
+        sync_session.info[_WAKE_KEY] = True
+        event.listen(sync_session, "after_commit", _wake, once=True)
+        event.listen(sync_session, "after_rollback", _forget, once=True)
 
 
-class OutboxPublisher:
-    """Drain an outbox to the live service in the background, retrying with backoff."""
+def _wake(session: Session) -> None:
+    session.info.pop(_WAKE_KEY, None)
+    for drainer in _running:
+        drainer.notify()
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_WAKE_KEY, None)
+
+
+class OutboxDrainer:
+    """Drain an outbox through a sender in the background, retrying with backoff."""
 
     def __init__(
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
         table: Table,
-        address: str,
-        service_token: str | None,
+        sender: Sender,
+        retry_max_seconds: float = 30.0,
         batch_size: int = 500,
         poll_seconds: float = 5.0,
-        call_timeout_seconds: float = 10.0,
-        backoff_seconds: tuple[float, float, float] = (1.0, 1.5, 30.0),
     ) -> None:
         self._sessions = sessions
         self._table = table
-        self._metadata: tuple[tuple[str, str], ...] = (
-            () if service_token is None else (("authorization", f"Bearer {service_token}"),)
-        )
+        self._sender = sender
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
-        self._call_timeout = call_timeout_seconds
-        self._base, self._factor, self._cap = backoff_seconds
+        # Waits between attempts while the receiver is unreachable: 1 s, x1.5, up to the cap.
+        self._base, self._factor, self._cap = min(1.0, retry_max_seconds), 1.5, retry_max_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._channel = grpc.aio.insecure_channel(address)  # connects lazily, on first call
-        self._stub = live_pb2_grpc.LiveServiceStub(self._channel)
 
-    def start(self) -> None:
-        """Start draining in the background."""
-        self._task = asyncio.create_task(self._run(), name="live-outbox")
+    def start(self) -> OutboxDrainer:
+        """Start draining in the background; commits of `publish` wake it from now on."""
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self._table.name}")
+        _running.add(self)
+        return self
 
     def notify(self) -> None:
-        """Drain now rather than at the next poll (call after committing an enqueue)."""
+        """Drain now rather than at the next poll."""
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop draining; what is left is sent after the next start."""
+        """Stop draining and close the sender; what is left is sent after the next start."""
+        _running.discard(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._channel.close()
+        await self._sender.close()
 
     async def drain_once(self) -> int:
         """Send one batch; return how many rows left the outbox (stored or parked)."""
-        rows = await self._pending()
-        if not rows:
-            return 0
-        events = [live_pb2.Event.FromString(row.event) for row in rows]
-        try:
-            await self._stub.AppendEvents(
-                live_pb2.AppendEventsRequest(events=events),
-                timeout=self._call_timeout,
-                metadata=self._metadata,
+        async with self._sessions() as session:
+            rows = await outbox_repository.pending(
+                session=session, table=self._table, limit=self._batch_size
             )
-        except grpc.aio.AioRpcError as error:
-            if error.code() not in _REFUSED:
-                raise
-            if len(rows) == 1:
-                await self._park(rows[0].id, f"{error.code().name}: {error.details()}")
-                return 1
-            # One bad event refuses its batch: send one by one to park only the bad ones.
-            return sum([await self._send_alone(row) for row in rows])
-        await self._remove([row.id for row in rows])
+        if rows:
+            await self._deliver(rows)
         return len(rows)
 
-    async def _send_alone(self, row: Any) -> int:
+    async def _deliver(self, rows: list[Pending]) -> None:
         try:
-            await self._stub.AppendEvents(
-                live_pb2.AppendEventsRequest(events=[live_pb2.Event.FromString(row.event)]),
-                timeout=self._call_timeout,
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as error:
-            if error.code() not in _REFUSED:
-                raise
-            await self._park(row.id, f"{error.code().name}: {error.details()}")
-            return 1
-        await self._remove([row.id])
-        return 1
-
-    async def _pending(self) -> list[Any]:
-        async with self._sessions() as session:
-            result = await session.execute(
-                select(self._table.c.id, self._table.c.event)
-                .where(self._table.c.refused.is_(None))
-                .order_by(self._table.c.id)
-                .limit(self._batch_size)
-            )
-            return list(result.all())
-
-    async def _remove(self, ids: list[int]) -> None:
+            await self._sender.send([row.body for row in rows])
+        except Refused as refused:
+            if len(rows) > 1:
+                # One bad event refuses its whole batch: send one by one to park only the bad.
+                for row in rows:
+                    await self._deliver([row])
+                return
+            logger.error("receiver refused outbox event %s: %s", rows[0].id, refused)
+            async with self._sessions.begin() as session:
+                await outbox_repository.park(
+                    session=session, table=self._table, row_id=rows[0].id, reason=str(refused)
+                )
+            return
         async with self._sessions.begin() as session:
-            await session.execute(delete(self._table).where(self._table.c.id.in_(ids)))
-
-    async def _park(self, row_id: int, reason: str) -> None:
-        logger.error("live service refused outbox event %s: %s", row_id, reason)
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(self._table).where(self._table.c.id == row_id).values(refused=reason)
+            await outbox_repository.remove(
+                session=session, table=self._table, ids=[row.id for row in rows]
             )
 
     async def _run(self) -> None:
@@ -189,9 +161,8 @@ class OutboxPublisher:
                     pass
                 delay = self._base
                 wait = self._poll_seconds
-            except (grpc.aio.AioRpcError, OSError) as error:
-                status = error.code().name if isinstance(error, grpc.aio.AioRpcError) else error
-                logger.warning("live service unreachable (%s); retrying in %.1fs", status, delay)
+            except (RetryLater, OSError) as error:
+                logger.warning("outbox receiver unreachable (%s); retrying in %.1fs", error, delay)
                 wait, delay = delay, min(delay * self._factor, self._cap)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,12 +14,7 @@ from tapedeck_common.auth import TokenError, TokenStore
 from tapedeck_common.database import create_engine, database_url
 from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.migrations import upgrade_to_head
-from tapedeck_common.server import (
-    Registration,
-    RunningServer,
-    start_server,
-    wait_for_shutdown_signal,
-)
+from tapedeck_common.server import Registration, RunningServer, start_server
 from tapedeck_common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -112,22 +106,3 @@ async def start_service(
         await engine.dispose()
         raise
     return ServiceApp(settings=settings, engine=engine, server=server, components=components)
-
-
-def freeze_startup_heap() -> None:
-    """Exempt what start-up built from the garbage collector's scans; call once serving."""
-    # After start-up a service holds ~300k long-lived objects (libraries, descriptors, pooled
-    # clients) and each full collection walked all of them: a 100-150 ms pause in whichever
-    # request triggered it (wallet service, measured). Frozen, collections scan only what
-    # requests allocate (warm 100-wallet reconciliation, worst of 100: 150 -> 27 ms).
-    gc.collect()
-    gc.freeze()
-
-
-async def serve_until_signal(app: ServiceApp) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    freeze_startup_heap()
-    try:
-        await wait_for_shutdown_signal()
-    finally:
-        await app.stop()

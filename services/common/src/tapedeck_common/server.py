@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -24,12 +22,27 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Registration:
-    """One servicer to add: the generated add_*_to_server, the servicer, its full service name."""
+class GrpcService:
+    """One service of the contract: its full name and the generated add_*_to_server."""
 
+    name: str
     add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+    @classmethod
+    def of(cls, pb2: ModuleType, pb2_grpc: ModuleType, service: str) -> GrpcService:
+        """Return a service from its generated modules: `of(live_pb2, live_pb2_grpc, "LiveService")`."""
+        return cls(
+            name=pb2.DESCRIPTOR.services_by_name[service].full_name,
+            add_to_server=getattr(pb2_grpc, f"add_{service}Servicer_to_server"),
+        )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One servicer to add and the contract service it implements."""
+
+    service: GrpcService
     servicer: object
-    service_name: str
 
 
 @dataclass
@@ -64,10 +77,10 @@ async def start_server(
         ],
     )
     for registration in registrations:
-        registration.add_to_server(registration.servicer, server)
+        registration.service.add_to_server(registration.servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = tuple(r.service_name for r in registrations)
+    names = tuple(r.service.name for r in registrations)
     reflection.enable_server_reflection(
         (
             *names,
@@ -85,18 +98,3 @@ async def start_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("listening", extra={"address": f"{host}:{bound}", "services": list(names)})
     return RunningServer(server=server, health=health_servicer, port=bound, service_names=names)
-
-
-async def wait_for_shutdown_signal() -> None:
-    """Return when the process receives SIGTERM or SIGINT."""
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    try:
-        await stopping.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signum)
-    logger.info("shutdown signal received")

@@ -82,6 +82,11 @@ class ServiceSettings(BaseSettings):
         return value
 
 
+def secret_value(secret: SecretStr | None) -> str | None:
+    """Return a secret setting's value, or None when unset."""
+    return None if secret is None else secret.get_secret_value()
+
+
 def database_url_alias(prefix: str) -> AliasChoices:
     """Accept `<PREFIX>DATABASE_URL` first, then the stack-wide `DATABASE_URL`."""
     return AliasChoices(f"{prefix}DATABASE_URL", "DATABASE_URL")

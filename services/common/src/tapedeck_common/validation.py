@@ -12,6 +12,9 @@ from tapedeck.common.v1 import common_pb2
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 _MAX_DECIMAL_DIGITS = 38
+# Amounts are stored as NUMERIC(38, 18): 20 digits before the point and 18 after.
+_MAX_INTEGER_DIGITS = 20
+_MAX_DECIMAL_PLACES = 18
 
 
 def resource_id(name: str, *, collection: str, field: str = "name") -> str:
@@ -35,13 +38,16 @@ def decimal_string(
     field: str,
     allow_negative: bool = False,
     allow_zero: bool = True,
-    required: bool = True,
-) -> Decimal | None:
-    """Parse an exact decimal string; floats' spellings like NaN and 1e400 are refused."""
+    default: Decimal | None = None,
+) -> Decimal:
+    """Parse an exact decimal string; floats' spellings like NaN and 1e400 are refused.
+
+    An empty string is `default`, or refused as required when there is none.
+    """
     if value == "":
-        if required:
+        if default is None:
             raise InvalidArgument([FieldViolation(field, "is required (a decimal string)")])
-        return None
+        return default
     try:
         number = Decimal(value)
     except InvalidOperation:
@@ -50,19 +56,18 @@ def decimal_string(
         ) from None
     if not number.is_finite() or len(number.as_tuple().digits) > _MAX_DECIMAL_DIGITS:
         raise InvalidArgument([FieldViolation(field, f"{value!r} is not a finite decimal")])
-    if number.as_tuple().exponent < -18:  # type: ignore[operator]
-        raise InvalidArgument([FieldViolation(field, "has more than 18 decimal places")])
+    if number.as_tuple().exponent < -_MAX_DECIMAL_PLACES:  # type: ignore[operator]
+        raise InvalidArgument(
+            [FieldViolation(field, f"has more than {_MAX_DECIMAL_PLACES} decimal places")]
+        )
+    if number != 0 and number.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise InvalidArgument(
+            [FieldViolation(field, f"has more than {_MAX_INTEGER_DIGITS} digits before the point")]
+        )
     if not allow_negative and number < 0:
         raise InvalidArgument([FieldViolation(field, "must not be negative")])
     if not allow_zero and number == 0:
         raise InvalidArgument([FieldViolation(field, "must not be zero")])
-    return number
-
-
-def required_decimal(value: str, *, field: str, allow_negative: bool = False) -> Decimal:
-    """Parse a decimal string that must be present."""
-    number = decimal_string(value, field=field, allow_negative=allow_negative)
-    assert number is not None  # required=True guarantees it
     return number
 
 

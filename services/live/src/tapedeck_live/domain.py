@@ -93,14 +93,6 @@ class EventFilter:
 
 
 @dataclass(frozen=True)
-class EventPage:
-    """One page, newest first, and the sequence to continue below (None on the last page)."""
-
-    events: list[StoredEvent]
-    next_before: int | None
-
-
-@dataclass(frozen=True)
 class ReasonCount:
     """How many blocks matching a filter had one reason."""
 

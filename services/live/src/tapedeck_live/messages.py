@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from tapedeck.live.v1 import live_pb2
+from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.validation import (
     decimal_string,
@@ -38,27 +39,34 @@ _MAX_VIOLATIONS = 50
 # A message stays well under the server's 32 MiB limit however large the payloads are.
 MAX_MESSAGE_EVENT_BYTES = 4 * 1024 * 1024
 
-_TYPE_FROM_PROTO = {
-    live_pb2.EVENT_TYPE_ORDER_FILLED: EventType.ORDER_FILLED,
-    live_pb2.EVENT_TYPE_TRADE_BLOCKED: EventType.TRADE_BLOCKED,
-    live_pb2.EVENT_TYPE_RECONCILIATION_MISMATCH: EventType.RECONCILIATION_MISMATCH,
-    live_pb2.EVENT_TYPE_RUN_STARTED: EventType.RUN_STARTED,
-    live_pb2.EVENT_TYPE_RUN_FINISHED: EventType.RUN_FINISHED,
-    live_pb2.EVENT_TYPE_RUN_FAILED: EventType.RUN_FAILED,
-    live_pb2.EVENT_TYPE_POSITION_OPENED: EventType.POSITION_OPENED,
-    live_pb2.EVENT_TYPE_POSITION_CHANGED: EventType.POSITION_CHANGED,
-    live_pb2.EVENT_TYPE_POSITION_CLOSED: EventType.POSITION_CLOSED,
-    live_pb2.EVENT_TYPE_ACCOUNT_STATE: EventType.ACCOUNT_STATE,
-    live_pb2.EVENT_TYPE_ORDER_UNGATED: EventType.ORDER_UNGATED,
-}
-_TYPE_TO_PROTO = {value: key for key, value in _TYPE_FROM_PROTO.items()}
-_REASON_TO_PROTO = {
-    BlockReason.INSUFFICIENT_FUNDS: live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS,
-    BlockReason.MAX_NOTIONAL: live_pb2.BLOCK_REASON_MAX_NOTIONAL,
-    BlockReason.STALE_BALANCE: live_pb2.BLOCK_REASON_STALE_BALANCE,
-    BlockReason.UNKNOWN_WALLET: live_pb2.BLOCK_REASON_UNKNOWN_WALLET,
-}
-_SIDES = {live_pb2.SIDE_BUY: Side.BUY, live_pb2.SIDE_SELL: Side.SELL}
+EVENT_TYPES = EnumMapping(
+    live_pb2.EventType.DESCRIPTOR,
+    {
+        live_pb2.EVENT_TYPE_ORDER_FILLED: EventType.ORDER_FILLED,
+        live_pb2.EVENT_TYPE_TRADE_BLOCKED: EventType.TRADE_BLOCKED,
+        live_pb2.EVENT_TYPE_RECONCILIATION_MISMATCH: EventType.RECONCILIATION_MISMATCH,
+        live_pb2.EVENT_TYPE_RUN_STARTED: EventType.RUN_STARTED,
+        live_pb2.EVENT_TYPE_RUN_FINISHED: EventType.RUN_FINISHED,
+        live_pb2.EVENT_TYPE_RUN_FAILED: EventType.RUN_FAILED,
+        live_pb2.EVENT_TYPE_POSITION_OPENED: EventType.POSITION_OPENED,
+        live_pb2.EVENT_TYPE_POSITION_CHANGED: EventType.POSITION_CHANGED,
+        live_pb2.EVENT_TYPE_POSITION_CLOSED: EventType.POSITION_CLOSED,
+        live_pb2.EVENT_TYPE_ACCOUNT_STATE: EventType.ACCOUNT_STATE,
+        live_pb2.EVENT_TYPE_ORDER_UNGATED: EventType.ORDER_UNGATED,
+    },
+)
+BLOCK_REASONS = EnumMapping(
+    live_pb2.BlockReason.DESCRIPTOR,
+    {
+        live_pb2.BLOCK_REASON_INSUFFICIENT_FUNDS: BlockReason.INSUFFICIENT_FUNDS,
+        live_pb2.BLOCK_REASON_MAX_NOTIONAL: BlockReason.MAX_NOTIONAL,
+        live_pb2.BLOCK_REASON_STALE_BALANCE: BlockReason.STALE_BALANCE,
+        live_pb2.BLOCK_REASON_UNKNOWN_WALLET: BlockReason.UNKNOWN_WALLET,
+    },
+)
+SIDES = EnumMapping(
+    live_pb2.Side.DESCRIPTOR, {live_pb2.SIDE_BUY: Side.BUY, live_pb2.SIDE_SELL: Side.SELL}
+)
 
 
 def new_events(events: Sequence[live_pb2.Event]) -> list[NewEvent]:
@@ -92,12 +100,12 @@ def _parse_event(event: live_pb2.Event, path: str) -> NewEvent | list[FieldViola
                 f"{path}.event_id", "must be 1-128 printable ASCII characters, no spaces"
             )
         )
-    event_type = _TYPE_FROM_PROTO.get(event.type)
-    if event.type == live_pb2.EVENT_TYPE_UNSPECIFIED:
-        found.append(FieldViolation(f"{path}.type", "is required"))
-    elif event_type is None:
-        found.append(FieldViolation(f"{path}.type", f"{event.type} is not a known event type"))
-    elif event_type is EventType.TRADE_BLOCKED and event.reason == "":
+    event_type: EventType | None = None
+    try:
+        event_type = EVENT_TYPES.from_proto(event.type, field=f"{path}.type")
+    except InvalidArgument as error:
+        found.extend(error.violations)
+    if event_type is EventType.TRADE_BLOCKED and event.reason == "":
         found.append(FieldViolation(f"{path}.reason", "is required for a trade_blocked event"))
     for field, limit in _MAX_LENGTHS.items():
         if len(getattr(event, field)) > limit:
@@ -172,12 +180,10 @@ def event_filter(message: live_pb2.EventFilter, *, field: str = "filter") -> Eve
     violations: list[FieldViolation] = []
     types: list[EventType] = []
     for index, value in enumerate(message.types):
-        if value not in _TYPE_FROM_PROTO:
-            violations.append(
-                FieldViolation(f"{field}.types[{index}]", "must be a known, specified event type")
-            )
-        else:
-            types.append(_TYPE_FROM_PROTO[value])
+        try:
+            types.append(EVENT_TYPES.from_proto(value, field=f"{field}.types[{index}]"))
+        except InvalidArgument as error:
+            violations.extend(error.violations)
     for name, limit in _MAX_LENGTHS.items():
         if len(getattr(message, name)) > limit:
             violations.append(
@@ -205,7 +211,7 @@ def event_message(event: StoredEvent) -> live_pb2.Event:
     """Return the proto of a stored event."""
     message = live_pb2.Event(
         event_id=event.event_id,
-        type=_TYPE_TO_PROTO[event.type],
+        type=EVENT_TYPES.to_proto(event.type),
         run_id=event.run_id,
         symbol=event.symbol,
         reason=event.reason,
@@ -248,15 +254,15 @@ def order(request: live_pb2.CheckOrderRequest) -> Order:
             violations.append(FieldViolation(name, "is longer than 64 characters"))
     if request.base_asset and request.base_asset == request.quote_asset:
         violations.append(FieldViolation("quote_asset", "must differ from base_asset"))
-    side = _SIDES.get(request.side)
-    if side is None:
-        violations.append(FieldViolation("side", "must be SIDE_BUY or SIDE_SELL"))
+    side: Side | None = None
+    try:
+        side = SIDES.from_proto(request.side, field="side")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
     amounts: dict[str, Decimal] = {}
     for name in ("quantity", "price"):
         try:
-            value = decimal_string(getattr(request, name), field=name, allow_zero=False)
-            assert value is not None
-            amounts[name] = value
+            amounts[name] = decimal_string(getattr(request, name), field=name, allow_zero=False)
         except InvalidArgument as error:
             violations.extend(error.violations)
     if len(request.run_id) > 128:
@@ -288,7 +294,7 @@ def check_order_response(
         reason=(
             live_pb2.BLOCK_REASON_UNSPECIFIED
             if decision.reason is None
-            else _REASON_TO_PROTO[decision.reason]
+            else BLOCK_REASONS.to_proto(decision.reason)
         ),
         message=decision.message,
         available="" if decision.available is None else str(decision.available),

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tapedeck_live.domain import (
     AppendResult,
     EventFilter,
-    EventPage,
     EventType,
     NewEvent,
     ReasonCount,
@@ -215,17 +214,17 @@ def _event(row: Any) -> StoredEvent:
 
 
 def page_statement(
-    event_filter: EventFilter, *, before: int | None, page_size: int, range_first: bool = False
+    event_filter: EventFilter, *, before: int | None, limit: int, range_first: bool = False
 ) -> Select[Any]:
     """Return the statement of one page, newest first (exposed for EXPLAIN in tests and bench).
 
     `range_first` serves a pure, closed time range from the (ts_ns, sequence) index: the newest
-    page_size + 1 sequences among the range's index entries (an index-only scan of the range),
-    then those rows by primary key.
+    `limit` sequences among the range's index entries (an index-only scan of the range), then
+    those rows by primary key.
     """
     cursor = None if before is None else EventRow.sequence < before
     if not range_first:
-        return _ordered(event_filter, cursor=cursor, descending=True, limit=page_size + 1)
+        return _ordered(event_filter, cursor=cursor, descending=True, limit=limit)
     conditions = _conditions(event_filter)
     if cursor is not None:
         conditions.append(cursor)
@@ -235,7 +234,7 @@ def page_statement(
         select(EventRow.sequence)
         .where(*conditions)
         .order_by((EventRow.sequence + 0).desc())
-        .limit(page_size + 1)
+        .limit(limit)
         .subquery()
     )
     return (
@@ -286,19 +285,14 @@ async def _range_is_nearer(
 
 
 async def list_events(
-    *, session: AsyncSession, event_filter: EventFilter, before: int | None, page_size: int
-) -> EventPage:
-    """Return a page of matching events with sequence below `before`, newest first."""
+    *, session: AsyncSession, event_filter: EventFilter, before: int | None, limit: int
+) -> list[StoredEvent]:
+    """Return up to `limit` matching events with sequence below `before`, newest first."""
     range_first = False
     if _pure_closed_range(event_filter):
         range_first = await _range_is_nearer(session, event_filter, before=before)
-    statement = page_statement(
-        event_filter, before=before, page_size=page_size, range_first=range_first
-    )
-    rows = (await session.execute(statement)).all()
-    events = [_event(row) for row in rows[:page_size]]
-    more = len(rows) > page_size
-    return EventPage(events=events, next_before=events[-1].sequence if more else None)
+    statement = page_statement(event_filter, before=before, limit=limit, range_first=range_first)
+    return [_event(row) for row in (await session.execute(statement)).all()]
 
 
 def reason_counts_statement(event_filter: EventFilter) -> Select[str, int]:

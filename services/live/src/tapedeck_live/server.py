@@ -10,13 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.database import is_postgres, session_factory
-from tapedeck_common.runtime import (
-    Components,
-    ServiceApp,
-    serve_until_signal,
-    start_service,
-)
-from tapedeck_common.server import Registration
+from tapedeck_common.paging import PageTokens
+from tapedeck_common.runtime import Components, ServiceApp, start_service
+from tapedeck_common.server import GrpcService, Registration
+from tapedeck_common.settings import secret_value
 from tapedeck_live.domain import GateLimits
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier, PostgresListener
@@ -25,8 +22,8 @@ from tapedeck_live.settings import LiveSettings
 from tapedeck_live.wallets_client import WalletDirectory
 
 SERVICE = "live"
-SERVICE_NAME = live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
+LIVE_SERVICE = GrpcService.of(live_pb2, live_pb2_grpc, "LiveService")
 
 
 async def start(settings: LiveSettings) -> ServiceApp:
@@ -45,10 +42,9 @@ async def start(settings: LiveSettings) -> ServiceApp:
             )
             listener.start()
             on_stop.append(listener.stop)
-        token = settings.service_token
         wallets = WalletDirectory(
             address=settings.wallets_address,
-            service_token=None if token is None else token.get_secret_value(),
+            service_token=secret_value(settings.service_token),
             max_timeout=settings.wallets_timeout_seconds,
         )
         on_stop.append(wallets.close)
@@ -66,6 +62,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
             reads=reads,
             notifier=notifier,
             gate=gate,
+            page_tokens=PageTokens.for_deployment(settings),
             subscribe_batch_size=settings.subscribe_batch_size,
             heartbeat_seconds=settings.heartbeat_seconds,
             # Half the pool at most, so appends and lists always find a connection.
@@ -73,18 +70,6 @@ async def start(settings: LiveSettings) -> ServiceApp:
         )
         # Runs after the server stopped and before the engine is disposed.
         on_stop.append(servicer.close)
-        return Components(
-            registrations=[
-                Registration(
-                    live_pb2_grpc.add_LiveServiceServicer_to_server, servicer, SERVICE_NAME
-                )
-            ],
-            on_stop=on_stop,
-        )
+        return Components([Registration(LIVE_SERVICE, servicer)], on_stop=on_stop)
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)
-
-
-async def serve(settings: LiveSettings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    await serve_until_signal(await start(settings))

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.errors import FieldViolation, InvalidArgument
-from tapedeck_common.pagination import decode_page_token, encode_page_token, page_size
+from tapedeck_common.paging import PageTokens
 from tapedeck_live import messages, repository, tail
-from tapedeck_live.domain import EventFilter, EventPage, EventType
+from tapedeck_live.domain import EventFilter, EventType
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier
 from tapedeck_live.tail import ShieldedReads
@@ -34,6 +34,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         reads: async_sessionmaker[AsyncSession],
         notifier: Notifier,
         gate: Gate,
+        page_tokens: PageTokens,
         subscribe_batch_size: int,
         heartbeat_seconds: float,
         subscriber_reads: int,
@@ -42,6 +43,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self._reads = reads
         self._notifier = notifier
         self._gate = gate
+        self._page_tokens = page_tokens
         self._batch_size = subscribe_batch_size
         self._heartbeat_seconds = heartbeat_seconds
         self._readers = asyncio.Semaphore(subscriber_reads)
@@ -108,27 +110,23 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         event_filter: EventFilter,
         request: live_pb2.ListEventsRequest | live_pb2.ListBlocksRequest,
     ) -> tuple[list[live_pb2.Event], str]:
-        size = page_size(request.page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
-        query = f"{method}:{event_filter.fingerprint()}"
-        position = decode_page_token(request.page_token, query=query)
-        before: int | None = None
-        if position is not None:
-            before = position.get("before")
-            if not isinstance(before, int) or isinstance(before, bool) or before < 1:
-                raise InvalidArgument(
-                    [FieldViolation("page_token", "is not a token this service issued")]
-                )
-        page: EventPage = await repository.list_events(
-            session=session, event_filter=event_filter, before=before, page_size=size
+        page = self._page_tokens.page(
+            request,
+            query=f"{method}:{event_filter.fingerprint()}",
+            keys=(int,),
+            default_size=DEFAULT_PAGE_SIZE,
+            max_size=MAX_PAGE_SIZE,
         )
-        chunks = messages.event_messages(page.events)
-        events = next(chunks, [])
-        next_before = page.next_before
-        if len(events) < len(page.events):
-            next_before = events[-1].sequence  # cut short to stay under the message size limit
-        token = (
-            "" if next_before is None else encode_page_token({"before": next_before}, query=query)
+        # Newest first: a page resumes below the sequence of the last event it sent.
+        before = None if page.after is None else int(page.after[0])
+        stored = await repository.list_events(
+            session=session, event_filter=event_filter, before=before, limit=page.fetch
         )
+        kept, token = page.cut(stored, lambda event: (event.sequence,))
+        events = next(messages.event_messages(kept), [])
+        if len(events) < len(kept):
+            # Cut short to stay under the message size limit: resume after the last one sent.
+            token = page.token_after((events[-1].sequence,))
         return events, token
 
     async def SubscribeEvents(

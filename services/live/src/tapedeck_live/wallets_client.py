@@ -14,8 +14,6 @@ from tapedeck_live.domain import WalletBalance
 
 logger = logging.getLogger(__name__)
 
-GET_WALLET = "/tapedeck.wallets.v1.WalletService/GetWallet"
-
 
 class WalletDirectory:
     """A pooled channel to the wallet service, calling it with the service token."""

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from tapedeck_common.outbox import outbox_table
+from tapedeck_common.outbox_repository import outbox_table
 
 
 class Amount(TypeDecorator[Decimal]):
@@ -191,4 +191,4 @@ class ReconciliationItemRow(Base):
 
 
 # Reconciliation mismatch events waiting to be sent to the live service (see publishing.py).
-live_outbox = outbox_table(Base.metadata, service="wallets")
+live_outbox = outbox_table(Base.metadata, name="wallets_live_outbox")

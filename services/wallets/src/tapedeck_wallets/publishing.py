@@ -16,9 +16,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck.live.v1 import live_pb2
-from tapedeck_common.outbox_drainers import publish
-from tapedeck_wallets.domain import WalletResult, WalletStatus, decimal_text
+from tapedeck_common.outbox import publish
+from tapedeck_wallets.amounts import decimal_text
 from tapedeck_wallets.models import live_outbox
+from tapedeck_wallets.reconciliations.domain import WalletResult, WalletStatus
 
 MISMATCH_REASON = "balance_mismatch"
 

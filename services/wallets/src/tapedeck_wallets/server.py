@@ -10,25 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.database import session_factory
 from tapedeck_common.entrypoint import StartupError
-from tapedeck_common.outbox_drainers import secret_value, start_drainer, stop_drainer
-from tapedeck_common.runtime import (
-    Components,
-    ServiceApp,
-    serve_until_signal,
-    start_service,
-)
-from tapedeck_common.server import Registration
-from tapedeck_wallets.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
-from tapedeck_wallets.credentials import CredentialStore
-from tapedeck_wallets.exchange import ExchangeGateway
+from tapedeck_common.paging import PageTokens
+from tapedeck_common.runtime import Components, ServiceApp, start_service
+from tapedeck_common.server import GrpcService, Registration
+from tapedeck_live_client.events import start_live_events
+from tapedeck_wallets.exchange.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
+from tapedeck_wallets.exchange.credentials import CredentialStore
+from tapedeck_wallets.exchange.gateway import ExchangeGateway
 from tapedeck_wallets.models import live_outbox
-from tapedeck_wallets.reconcile import Reconciler
+from tapedeck_wallets.reconciliations.service import Reconciler
+from tapedeck_wallets.reconciliations.servicer import ReconciliationRpcs
 from tapedeck_wallets.servicer import WalletServicer
 from tapedeck_wallets.settings import WalletsSettings
+from tapedeck_wallets.wallets.service import Wallets
+from tapedeck_wallets.wallets.servicer import WalletRpcs
 
 SERVICE = "wallets"
-SERVICE_NAME = wallets_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
+WALLET_SERVICE = GrpcService.of(wallets_pb2, wallets_pb2_grpc, "WalletService")
 
 
 async def _snapshot_store(settings: WalletsSettings) -> SnapshotStore:
@@ -71,24 +70,18 @@ async def start(settings: WalletsSettings) -> ServiceApp:
         except BaseException:
             await cache.close()
             raise
-        servicer = WalletServicer(sessions, reconciler)
-        live_events = start_drainer(
-            sessions=sessions,
-            table=live_outbox,
-            address=settings.live_address,
-            service_token=secret_value(settings.service_token),
-            retry_max_seconds=settings.live_retry_max_seconds,
+        page_tokens = PageTokens.for_deployment(settings)
+        servicer = WalletServicer(
+            wallets=WalletRpcs(Wallets(sessions), page_tokens=page_tokens),
+            reconciliations=ReconciliationRpcs(reconciler, page_tokens=page_tokens),
         )
+        live_events = start_live_events(settings, sessions=sessions, table=live_outbox)
         return Components(
-            registrations=[
-                Registration(
-                    wallets_pb2_grpc.add_WalletServiceServicer_to_server, servicer, SERVICE_NAME
-                )
-            ],
+            [Registration(WALLET_SERVICE, servicer)],
             # Closed in reverse: jobs stop first, then the cache, then the exchange clients,
             # then the events' drainer (stopping jobs may still publish).
             on_stop=[
-                lambda: stop_drainer(live_events),
+                live_events.stop,
                 gateway.close,
                 cache.close,
                 reconciler.stop,
@@ -96,8 +89,3 @@ async def start(settings: WalletsSettings) -> ServiceApp:
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)
-
-
-async def serve(settings: WalletsSettings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    await serve_until_signal(await start(settings))

@@ -1,0 +1,109 @@
+import { create } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import {
+  BacktestSchema,
+  BacktestState,
+  DatasetSchema,
+  SweepResultSchema,
+  SweepSchema,
+} from "../gen/tapedeck/backtest/v1/backtest_pb";
+import {
+  catalogLoaded,
+  datasetLabel,
+  initialRuns,
+  needsPolling,
+  newestFirst,
+  newestListed,
+  olderListed,
+  runsToWatch,
+  runUpdated,
+  sweepOpened,
+  sweepResultArrived,
+  sweepSortedBy,
+} from "./runs";
+
+function run(id: string, state: BacktestState, created: number) {
+  return create(BacktestSchema, {
+    name: `backtests/${id}`,
+    state,
+    createTime: { seconds: BigInt(created), nanos: 0 },
+  });
+}
+
+describe("runs state", () => {
+  it("keeps the first page's older-page token while the newest page is refreshed", () => {
+    const first = newestListed(initialRuns(), [run("a", BacktestState.RUNNING, 1)], "t1");
+    expect(first.olderPage).toBe("t1");
+    const again = newestListed(first, [run("b", BacktestState.QUEUED, 2)], "t2");
+    expect(again.olderPage).toBe("t1");
+    expect([...again.runs.keys()]).toEqual(["backtests/a", "backtests/b"]);
+    const older = olderListed(again, [run("z", BacktestState.SUCCEEDED, 0)], "");
+    expect(older.olderPage).toBe("");
+    expect(older.runs.size).toBe(3);
+  });
+
+  it("lists runs newest first and replaces a run that changed", () => {
+    let state = newestListed(
+      initialRuns(),
+      [run("old", BacktestState.SUCCEEDED, 10), run("new", BacktestState.RUNNING, 20)],
+      "",
+    );
+    state = runUpdated(state, run("old", BacktestState.FAILED, 10));
+    expect(newestFirst(state.runs).map((r) => [r.name, r.state])).toEqual([
+      ["backtests/new", BacktestState.RUNNING],
+      ["backtests/old", BacktestState.FAILED],
+    ]);
+  });
+
+  it("watches at most `max` unfinished runs and polls the others", () => {
+    const state = newestListed(
+      initialRuns(),
+      [
+        run("a", BacktestState.RUNNING, 1),
+        run("b", BacktestState.QUEUED, 2),
+        run("c", BacktestState.SUCCEEDED, 3),
+        run("d", BacktestState.RUNNING, 4),
+      ],
+      "",
+    );
+    expect(runsToWatch(state.runs, new Set(), 2)).toEqual(["backtests/a", "backtests/b"]);
+    const watching = new Set(["backtests/a", "backtests/b"]);
+    expect(runsToWatch(state.runs, watching, 2)).toEqual([]);
+    expect(needsPolling(state.runs, watching)).toBe(true);
+    watching.add("backtests/d");
+    expect(needsPolling(state.runs, watching)).toBe(false);
+  });
+
+  it("names datasets by their display name once the catalog is in", () => {
+    const datasets = [create(DatasetSchema, { name: "datasets/abc", displayName: "BTC ticks" })];
+    const state = catalogLoaded(initialRuns(), datasets, []);
+    expect(datasetLabel(state, "datasets/abc")).toBe("BTC ticks");
+    expect(datasetLabel(state, "datasets/0123456789abcdef")).toBe("01234567");
+  });
+});
+
+describe("sweep state", () => {
+  const result = (id: string, state: BacktestState) =>
+    create(SweepResultSchema, { backtest: `backtests/${id}`, state });
+
+  it("replaces a streamed result and counts the finished runs", () => {
+    const sweep = create(SweepSchema, {
+      name: "sweeps/s",
+      totalRuns: 2,
+      results: [result("a", BacktestState.RUNNING), result("b", BacktestState.QUEUED)],
+    });
+    let state = sweepOpened(initialRuns(), sweep);
+    state = sweepResultArrived(state, result("a", BacktestState.SUCCEEDED));
+    expect(state.sweep?.finishedRuns).toBe(1);
+    expect(state.sweep?.results.map((r) => r.backtest)).toEqual(["backtests/b", "backtests/a"]);
+    expect(sweepResultArrived(initialRuns(), result("a", BacktestState.FAILED)).sweep).toBeNull();
+  });
+
+  it("sorts by a column descending first, then flips", () => {
+    let state = sweepSortedBy(initialRuns(), "sharpe");
+    expect(state.sweepSort).toEqual({ key: "sharpe", direction: "desc" });
+    state = sweepSortedBy(state, "sharpe");
+    expect(state.sweepSort).toEqual({ key: "sharpe", direction: "asc" });
+    expect(sweepSortedBy(state, "rank").sweepSort).toEqual({ key: "rank", direction: "desc" });
+  });
+});

@@ -1,0 +1,145 @@
+// Playback of a finished run: candles with volume, overlays and indicator panes, fills as
+// markers, a time cursor with play/pause and speed, the portfolio at the cursor, and the equity
+// curve in sync.
+// The view composes its components around one PlaybackState (lib/playback.ts): the loader puts
+// data into it, the transport and the charts move its cursor, and each component draws its part.
+import { describeError } from "../../errors";
+import { toggleParams } from "../../lib/indicators";
+import {
+  initialPlayback,
+  moveCursor,
+  noticed,
+  rangeFollowing,
+  type PlaybackState,
+} from "../../lib/playback";
+import { formatRoute, type Route } from "../../lib/router";
+import { stateName } from "../../lib/runs";
+import { Store } from "../../lib/store";
+import { Debounce } from "../../lib/throttle";
+import type { Clients } from "../../transport";
+import { h, setStatus, type Scope } from "../../ui/dom";
+import { EquityChart } from "./equity-chart";
+import { ChartFrame } from "./frame";
+import { TimeLink } from "../../lib/timelink";
+import { PlaybackLoader } from "./loader";
+import { indicatorsPanel, statsPanel } from "./panels";
+import { PortfolioPanel } from "./portfolio";
+import { PriceChart } from "./price-chart";
+import { compareSelect, renderPicker, strategyOf } from "./runs-list";
+import { Transport } from "./transport";
+
+const REFINE_AFTER_MS = 120; // the chart settles after a zoom or a scroll, then detail is asked
+
+export function renderPlayback(
+  root: HTMLElement,
+  clients: Clients,
+  route: Route,
+  scope: Scope,
+): void {
+  if (route.id === null) {
+    renderPicker(root, clients, scope);
+    return;
+  }
+  const id = route.id;
+  const compareId = route.params.get("compare");
+  const store = new Store<PlaybackState>(initialPlayback(route.params));
+  const loader = new PlaybackLoader(clients, `backtests/${id}`, store, scope.signal);
+  scope.add(() => loader.dispose());
+  const params = (state: PlaybackState, compare: string | null): Record<string, string> => ({
+    ...(compare ? { compare } : {}),
+    ...toggleParams(state.toggles),
+  });
+
+  const summary = h("span", { class: "muted", "data-testid": "run-summary", text: "loading run…" });
+  const priceFrame = new ChartFrame("main", "candles");
+  const equityFrame = new ChartFrame("equity", "equity");
+  const fillsNote = h("div", { class: "muted", "data-testid": "fills-state" });
+  const statsSlot = h("section", { class: "panel", "data-testid": "stats" });
+  const transport = new Transport(store, () => reveal());
+  const compare = compareSelect(clients, scope, { id, compare: compareId }, (other) =>
+    formatRoute("playback", id, params(store.state, other)),
+  );
+  const portfolio = new PortfolioPanel(store, (time) => loader.portfolio(time));
+  scope.add(() => transport.dispose());
+  scope.add(() => portfolio.dispose());
+
+  root.replaceChildren(
+    h(
+      "div",
+      { class: "view-head" },
+      h("h1", { text: "Playback" }),
+      h("code", { text: id }),
+      summary,
+    ),
+    h(
+      "div",
+      { class: "transport" },
+      transport.play,
+      transport.speed,
+      transport.scrubber,
+      transport.cursorTime,
+      compare,
+    ),
+    h(
+      "div",
+      { class: "playback" },
+      h("div", { class: "charts" }, priceFrame.element, fillsNote, equityFrame.element),
+      h("div", {}, portfolio.element, statsSlot, indicatorsPanel(store)),
+    ),
+  );
+
+  // The charts size themselves to their frames, which are in the page now.
+  const link = new TimeLink();
+  const equity = new EquityChart(equityFrame, store, id.slice(0, 8), (range) => {
+    if (store.state.candles.times.length > 0) link.follow(range, price);
+  });
+  const refine = new Debounce(REFINE_AFTER_MS, () => {
+    const view = price.visible();
+    if (view !== null) loader.refine(view, equity.width());
+  });
+  const price = new PriceChart(priceFrame, store, link, {
+    onRangeChange: () => {
+      if (store.state.equity.times.length > 0) link.follow(price.visibleRange(), equity);
+      refine.trigger();
+    },
+    onClick: (time) => store.update((s) => moveCursor(s, time)),
+  });
+  scope.add(() => equity.dispose());
+  scope.add(() => price.dispose());
+  scope.add(() => refine.cancel());
+
+  // The transport moved the cursor: keep it on screen.
+  function reveal(): void {
+    const view = price.visible();
+    const cursor = store.state.cursor;
+    if (view === null || cursor === null) return;
+    const range = rangeFollowing(view, cursor);
+    if (range !== null) price.setVisibleRange(range);
+  }
+
+  store.subscribe((next, previous) => {
+    const fills = next.notices.fills;
+    if (fills !== previous.notices.fills)
+      setStatus(fillsNote, fills === null ? null : fills.kind, fills?.text ?? "");
+    if (next.toggles !== previous.toggles)
+      history.replaceState(null, "", formatRoute("playback", id, params(next, compareId)));
+  });
+
+  const fail = (key: "candles" | "equity" | "fills", what: string) => (error: unknown) => {
+    if (scope.signal.aborted) return;
+    store.update((s) =>
+      noticed(s, key, { kind: "error", text: `${what}: ${describeError(error)}` }),
+    );
+  };
+  void (async () => {
+    const backtest = await loader.describe();
+    summary.textContent = `${strategyOf(backtest)} · ${stateName(backtest.state)}`;
+    statsSlot.replaceWith(statsPanel(backtest));
+    await loader.overview(backtest, price.width());
+    if (store.state.run === null) return;
+    requestAnimationFrame(() => performance.mark("tapedeck:chart-painted"));
+    void loader.fills(null);
+  })().catch(fail("candles", "Candles"));
+  void loader.equity(equity.width()).catch(fail("equity", "Equity"));
+  if (compareId) void loader.compare(compareId, equity.width()).catch(fail("fills", "Compare"));
+}

@@ -1,6 +1,0 @@
-"""A local Coinbase Advanced Trade emulator: the accounts endpoint, CDP JWT checks, injected faults."""
-
-from tapedeck_wallets.emulator.keys import CdpKey, generate_key
-from tapedeck_wallets.emulator.server import CoinbaseEmulator, Fault, FaultKind
-
-__all__ = ["CdpKey", "CoinbaseEmulator", "Fault", "FaultKind", "generate_key"]

@@ -1,0 +1,1 @@
+"""Reading balances from exchanges: credentials, the Coinbase client, the pool and the cache."""

@@ -1,0 +1,1 @@
+"""Reconciliations: stored balances compared with the exchange's, as background jobs."""
