@@ -11,6 +11,7 @@ import asyncio
 import collections
 import json
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 from tapedeck.live.v1 import live_pb2
@@ -96,6 +97,14 @@ async def test_every_fill_denial_rejection_and_position_event_arrives_once_acros
             )
             assert sent_again == waiting
             assert await session_events(live.stub, session) == stored
+
+            # The live service's session: the bridge's run, summarized.
+            async def summarized():
+                reply = await live.stub.ListSessions(live_pb2.ListSessionsRequest())
+                done = reply.summarized_sequence >= stored[-1].sequence
+                return reply.sessions if done else None
+
+            listed = await eventually(summarized, message="session summarized")
     finally:
         await child.kill()
 
@@ -134,6 +143,16 @@ async def test_every_fill_denial_rejection_and_position_event_arrives_once_acros
     assert sorted(e.payload["nautilus_event_id"] for e in accounts) == seen["accounts"]
     balances = {b["currency"] for b in accounts[-1].payload["balances"]}
     assert balances == {"BTC", "USDT"}
+
+    (summary,) = listed
+    assert (summary.run_id, summary.trader_id, summary.event_count) == (
+        session,
+        "BRIDGE-001",
+        len(stored),
+    )
+    assert list(summary.open_positions) == []  # every cycle closes its position
+    realized = sum(Decimal(e.payload["realized_pnl"]["amount"]) for e in closed)
+    assert [(m.currency, Decimal(m.amount)) for m in summary.realized_pnl] == [("USDT", realized)]
 
     # Every event the bridge queued was timed on the trading loop (bench/bridge reports the
     # distribution; no timing is asserted here).

@@ -18,9 +18,7 @@ _CURSOR = "sessions"
 async def lock_cursor(*, session: AsyncSession) -> int:
     """Return the last sequence summarized, locking it for this transaction (one summarizer at a time)."""
     statement = (
-        select(SummaryCursorRow.sequence)
-        .where(SummaryCursorRow.name == _CURSOR)
-        .with_for_update()
+        select(SummaryCursorRow.sequence).where(SummaryCursorRow.name == _CURSOR).with_for_update()
     )
     return int((await session.execute(statement)).scalar_one())
 

@@ -105,14 +105,14 @@ def summarize(
     session.type_counts[event.type.value] = session.type_counts.get(event.type.value, 0) + 1
     if not session.is_session:
         trader, instance = event.payload.get("trader_id"), event.payload.get("instance_id")
-        if _identifier(trader) and _identifier(instance):
+        if isinstance(trader, str) and isinstance(instance, str) and _identifier(trader, instance):
             session.trader_id, session.instance_id = trader, instance
     if position is not None:
         _position(session, position, event)
 
 
-def _identifier(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= _MAX_ID
+def _identifier(*values: str) -> bool:
+    return all(0 < len(value) <= _MAX_ID for value in values)
 
 
 def _position(session: SessionSummary, position: PositionSummary, event: SummarizedEvent) -> None:
