@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import nautilus_trader
 import pyarrow.parquet as pq
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.common.actor import Actor
@@ -260,6 +261,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         if isinstance(e, OrderDenied | OrderRejected)
     ]
     result = {
+        "nautilus_trader": nautilus_trader.__version__,
         "fills": fills,
         "refused": refused,
         "denied_seen_by_strategy": strategy.denied,
