@@ -43,6 +43,7 @@ from nautilus_trader.trading.strategy import Strategy
 from tapedeck_nautilus.bridge import TapedeckBridge, TapedeckBridgeConfig
 from tapedeck_nautilus.gate import TAPEDECK_GATE, TapedeckGate, TapedeckGateConfig
 from tapedeck_nautilus.link import TapedeckLink
+from tapedeck_nautilus.sender import LiveEvents
 
 BTCUSDT = InstrumentId.from_str("BTCUSDT.BINANCE")
 
@@ -181,6 +182,39 @@ class TimedBridge(TapedeckBridge):
         self.handler_ns.append(time.perf_counter_ns() - start)
 
 
+class SendNow:
+    """The naive baseline (bench/bridge): each event sent to Tapedeck inside its handler."""
+
+    def __init__(self, queue: Any, client: LiveEvents) -> None:
+        self.path = queue.path
+        self._queue = queue
+        self._client = client
+
+    def put(self, event: Any) -> None:
+        self._client.append([event])
+
+    def size(self) -> int:
+        return 0
+
+    def release(self) -> None:
+        self._queue.release()
+
+
+class NaiveBridge(TimedBridge):
+    """The bridge with its queue replaced by a synchronous AppendEvents per event."""
+
+    def register_base(self, portfolio: Any, msgbus: Any, cache: Any, clock: Any) -> None:
+        super().register_base(portfolio, msgbus, cache, clock)
+        client = LiveEvents(self._settings.link, timeout_seconds=5)
+        self._queue = SendNow(self._queue, client)
+
+    def on_start(self) -> None:
+        pass  # nothing is queued: no drainer
+
+    def on_stop(self) -> None:
+        pass
+
+
 def main(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the spec's engine; return NautilusTrader's view of what happened."""
     link = TapedeckLink(
@@ -207,7 +241,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     engine.add_instrument(instrument())
     ticks = trade_ticks(Path(spec["trades"]))
     engine.add_data(ticks)
-    bridge = TimedBridge(
+    bridge = (NaiveBridge if spec.get("naive") else TimedBridge)(
         TapedeckBridgeConfig(
             link=link,
             retry_initial_seconds=0.05,

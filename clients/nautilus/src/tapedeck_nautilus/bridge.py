@@ -61,7 +61,7 @@ class TapedeckBridgeConfig(ActorConfig, kw_only=True, frozen=True):
 
     link: TapedeckLink = TapedeckLink()
     account_states: bool = True
-    batch_size: PositiveInt = 500
+    batch_size: PositiveInt = 200
     send_timeout_seconds: PositiveFloat = 5.0
     retry_initial_seconds: PositiveFloat = 0.5
     retry_max_seconds: PositiveFloat = 30.0

@@ -90,7 +90,22 @@ def _queued(
         time=timestamp_pb2.Timestamp(seconds=ts_ns // 1_000_000_000, nanos=ts_ns % 1_000_000_000),
     )
     message.payload.update(payload)
-    return QueuedEvent(event_id=id_, data=message.SerializeToString())
+    return QueuedEvent(event_id=id_, data=request_field(message.SerializeToString()))
+
+
+def request_field(event: bytes) -> bytes:
+    """Return a serialized Event framed as one `events` entry of an AppendEventsRequest.
+
+    Field 1, length-delimited: tag 0x0A, the length as a varint, the bytes. The drainer then
+    joins entries into a request without touching them.
+    """
+    length = len(event)
+    prefix = bytearray(b"\x0a")
+    while length > 0x7F:
+        prefix.append((length & 0x7F) | 0x80)
+        length >>= 7
+    prefix.append(length)
+    return bytes(prefix) + event
 
 
 def _order_facts(order: Any) -> dict[str, Any]:

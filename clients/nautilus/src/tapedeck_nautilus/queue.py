@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS parked (
 
 @dataclass(frozen=True, slots=True)
 class QueuedEvent:
-    """One event for the live service: its id and its serialized `tapedeck.live.v1.Event`."""
+    """One event for the live service: its id, and the event framed as an AppendEventsRequest entry."""
 
     event_id: str
     data: bytes
@@ -59,6 +59,7 @@ class EventQueue:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
         self._db.executescript(_SCHEMA)
+        self._checkpointer: sqlite3.Connection | None = None
 
     @classmethod
     def shared(cls, path: str | Path) -> EventQueue:
@@ -80,6 +81,8 @@ class EventQueue:
             del self._open[self.path]
         with self._lock:
             self._db.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
 
     def put(self, event: QueuedEvent) -> None:
         """Append an event durably and wake the drainer."""
@@ -144,11 +147,14 @@ class EventQueue:
         self._ready.set()
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database file on a connection of its own (no lock held).
+        """Copy the WAL into the database file on the caller's own connection (no lock held).
 
         Automatic checkpoints would run inside whichever commit crosses the threshold, a
         handler's included, and cost fsyncs; a passive checkpoint here never blocks a writer.
+        Called from one thread (the drainer's).
         """
-        with sqlite3.connect(self.path, isolation_level=None) as db:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        db.close()
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -23,8 +23,8 @@ from tapedeck_nautilus.queue import EventQueue, QueuedEvent
 APPEND_EVENTS = "/tapedeck.live.v1.LiveService/AppendEvents"
 # A resend cannot fix these: the batch holds an event the service refuses.
 _REFUSED = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
-# Checkpoint the queue's WAL after this many batches (and whenever it empties).
-_CHECKPOINT_EVERY = 50
+# Checkpoint the queue's WAL at most this often (seconds).
+_CHECKPOINT_SECONDS = 2.0
 
 
 class Log(Protocol):
@@ -38,18 +38,8 @@ class Log(Protocol):
 
 
 def append_request(events: Sequence[QueuedEvent]) -> bytes:
-    """Return an AppendEventsRequest holding serialized events, framed without parsing them."""
-    # Field 1 (events), length-delimited: tag 0x0A, the length as a varint, the bytes.
-    return b"".join(b"\x0a" + _varint(len(event.data)) + event.data for event in events)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    """Return an AppendEventsRequest of queued events (each already framed as an entry)."""
+    return b"".join(event.data for event in events)
 
 
 class Refused(Exception):
@@ -99,6 +89,7 @@ class Drainer:
         batch_size: int,
         retry_initial_seconds: float,
         retry_max_seconds: float,
+        linger_seconds: float = 0.1,
         log: Log,
     ) -> None:
         self._queue = queue
@@ -106,6 +97,7 @@ class Drainer:
         self._batch_size = batch_size
         self._retry_initial = retry_initial_seconds
         self._retry_max = retry_max_seconds
+        self._linger = linger_seconds
         self._log = log
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tapedeck-drainer", daemon=True)
@@ -128,7 +120,7 @@ class Drainer:
 
     def _run(self) -> None:
         delay = self._retry_initial
-        batches = 0
+        checkpointed = time.monotonic()
         failing = False
         while not self._stopping.is_set():
             batch = self._queue.head(self._batch_size)
@@ -152,10 +144,14 @@ class Drainer:
             if failing:
                 self._log.info(f"Tapedeck at {self._client.address} is back; sending the queue")
                 failing = False
+            if len(batch) < self._batch_size:
+                # Let events gather: one call per linger instead of one per event keeps this
+                # thread's turns at the GIL (and the trading loop's waits for it) few.
+                self._stopping.wait(self._linger)
             delay = self._retry_initial
-            batches += 1
-            if batches % _CHECKPOINT_EVERY == 0 or len(batch) < self._batch_size:
+            if time.monotonic() - checkpointed > _CHECKPOINT_SECONDS:
                 self._queue.checkpoint()
+                checkpointed = time.monotonic()
 
     def _send(self, batch: list[tuple[int, QueuedEvent]]) -> None:
         try:
