@@ -157,53 +157,41 @@ def order_filled(event: Any, session: Session) -> QueuedEvent:
 
 def order_denied(event: Any, session: Session, order: Any) -> QueuedEvent:
     """Return a `trade_blocked` event for NautilusTrader's OrderDenied (risk engine or strategy)."""
-    payload = (
-        session.payload()
-        | {
-            "source": "nautilus_trader",
-            "kind": "denied",
-            "message": event.reason,
-            "strategy_id": str(event.strategy_id),
-            "instrument_id": str(event.instrument_id),
-            "client_order_id": str(event.client_order_id),
-            "nautilus_event_id": str(event.id),
-        }
-        | _order_facts(order)
-    )
-    return _queued(
-        live_pb2.EVENT_TYPE_TRADE_BLOCKED,
-        id_=event_id("denied", session.trader_id, event.strategy_id, event.client_order_id),
-        session=session,
-        symbol=str(event.instrument_id),
-        reason=reason_code(event.reason, default=DENIED),
-        ts_ns=event.ts_event,
-        payload=payload,
-    )
+    return _refused(event, session, order, kind="denied", default=DENIED, facts={})
 
 
 def order_rejected(event: Any, session: Session, order: Any) -> QueuedEvent:
     """Return a `trade_blocked` event for NautilusTrader's OrderRejected (refused by the venue)."""
+    facts = {
+        "account_id": str(event.account_id),
+        "due_post_only": bool(getattr(event, "due_post_only", False)),
+    }
+    return _refused(event, session, order, kind="rejected", default=REJECTED, facts=facts)
+
+
+def _refused(
+    event: Any, session: Session, order: Any, *, kind: str, default: str, facts: dict[str, Any]
+) -> QueuedEvent:
     payload = (
         session.payload()
         | {
             "source": "nautilus_trader",
-            "kind": "rejected",
+            "kind": kind,
             "message": event.reason,
             "strategy_id": str(event.strategy_id),
             "instrument_id": str(event.instrument_id),
             "client_order_id": str(event.client_order_id),
-            "account_id": str(event.account_id),
-            "due_post_only": bool(getattr(event, "due_post_only", False)),
             "nautilus_event_id": str(event.id),
         }
+        | facts
         | _order_facts(order)
     )
     return _queued(
         live_pb2.EVENT_TYPE_TRADE_BLOCKED,
-        id_=event_id("rejected", session.trader_id, event.strategy_id, event.client_order_id),
+        id_=event_id(kind, session.trader_id, event.strategy_id, event.client_order_id),
         session=session,
         symbol=str(event.instrument_id),
-        reason=reason_code(event.reason, default=REJECTED),
+        reason=reason_code(event.reason, default=default),
         ts_ns=event.ts_event,
         payload=payload,
     )
