@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tapedeck_nautilus.link import TapedeckLink
+from tapedeck_nautilus.queue import EventQueue
+from tapedeck_nautilus.sender import Drainer, LiveEvents
 from tests.backtest.reference import REAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,3 +120,27 @@ async def session_events(
 def of_type(events: list[live_pb2.Event], *types: int) -> list[live_pb2.Event]:
     """Return the events of these types."""
     return [event for event in events if event.type in types]
+
+
+class Quiet:
+    """A logger for drainers run by tests."""
+
+    def info(self, message: str) -> None:
+        pass
+
+    warning = error = info
+
+
+def drain(queue: EventQueue, address: str) -> int:
+    """Send a queue with the bridge's own drainer until it is empty; return what it sent."""
+    drainer = Drainer(
+        queue,
+        LiveEvents(TapedeckLink(address=address, token_env=None), timeout_seconds=5),
+        batch_size=100,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.2,
+        log=Quiet(),
+    )
+    drainer.start()
+    assert drainer.stop(flush_timeout=60) == 0
+    return drainer.sent

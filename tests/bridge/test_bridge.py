@@ -15,10 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from tapedeck.live.v1 import live_pb2
-from tapedeck_nautilus.link import TapedeckLink
 from tapedeck_nautilus.queue import EventQueue
-from tapedeck_nautilus.sender import Drainer, LiveEvents
-from tests.bridge.support import EngineChild, of_type, run_id, session_events, spec
+from tests.bridge.support import EngineChild, drain, of_type, run_id, session_events, spec
 from tests.live.support import running_live
 from tests.support import eventually
 
@@ -29,13 +27,6 @@ POSITION_TYPES = {
 }
 
 
-class Quiet:
-    def info(self, message: str) -> None:
-        pass
-
-    warning = error = info
-
-
 def snapshot(queue_path: str, copy: Path) -> int:
     """Copy the queue file as it is (SQLite's backup: consistent with the WAL); return its size."""
     with sqlite3.connect(queue_path) as source, sqlite3.connect(copy) as target:
@@ -44,24 +35,6 @@ def snapshot(queue_path: str, copy: Path) -> int:
     source.close()
     target.close()
     return int(count)
-
-
-def drain(queue_path: Path, address: str) -> int:
-    """Send a queue file with the bridge's own drainer until it is empty; return what it sent."""
-    queue = EventQueue.shared(queue_path)
-    drainer = Drainer(
-        queue,
-        LiveEvents(TapedeckLink(address=address, token_env=None), timeout_seconds=5),
-        batch_size=100,
-        retry_initial_seconds=0.05,
-        retry_max_seconds=0.2,
-        log=Quiet(),
-    )
-    drainer.start()
-    left = drainer.stop(flush_timeout=60)
-    queue.release()
-    assert left == 0
-    return drainer.sent
 
 
 async def test_every_fill_denial_rejection_and_position_event_arrives_once_across_an_outage(
@@ -92,9 +65,9 @@ async def test_every_fill_denial_rejection_and_position_event_arrives_once_acros
             stored = await session_events(live.stub, session)
 
             # A resend of everything that waited (a crash between send and delete) stores nothing.
-            sent_again = await asyncio.to_thread(
-                drain, tmp_path / "snapshot.sqlite", f"127.0.0.1:{port}"
-            )
+            copy = EventQueue.shared(tmp_path / "snapshot.sqlite")
+            sent_again = await asyncio.to_thread(drain, copy, f"127.0.0.1:{port}")
+            copy.release()
             assert sent_again == waiting
             assert await session_events(live.stub, session) == stored
 
