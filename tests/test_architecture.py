@@ -43,6 +43,7 @@ PACKAGES = {
     "tapedeck_live": Package("services/live/src/tapedeck_live", "tapedeck-live"),
     "tapedeck_gateway": Package("gateway/src/tapedeck_gateway", "tapedeck-gateway"),
     "tapedeck_dev": Package("dev/src/tapedeck_dev", "tapedeck-dev"),
+    "tapedeck_nautilus": Package("clients/nautilus/src/tapedeck_nautilus", "tapedeck-nautilus"),
 }
 # The generated contract (in tapedeck-common's distribution) is shared by every package.
 CONTRACT = "tapedeck"
@@ -55,6 +56,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "tapedeck_live": frozenset({"tapedeck_common"}),
     "tapedeck_gateway": frozenset({"tapedeck_common"}),
     "tapedeck_dev": frozenset({"tapedeck_common"}),
+    # A client for trading nodes: it stands alone (its own copy of the contract).
+    "tapedeck_nautilus": frozenset(),
 }
 FIRST_PARTY = {CONTRACT, *PACKAGES}
 

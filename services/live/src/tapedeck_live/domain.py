@@ -25,6 +25,11 @@ class EventType(StrEnum):
     RUN_STARTED = "run_started"
     RUN_FINISHED = "run_finished"
     RUN_FAILED = "run_failed"
+    POSITION_OPENED = "position_opened"
+    POSITION_CHANGED = "position_changed"
+    POSITION_CLOSED = "position_closed"
+    ACCOUNT_STATE = "account_state"
+    ORDER_UNGATED = "order_ungated"
 
 
 @dataclass(frozen=True)

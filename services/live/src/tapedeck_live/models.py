@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
@@ -83,3 +84,53 @@ class EventRow(Base):
     append_time: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class SessionRow(Base):
+    """One run_id's events summarized (see sessions.py); a trading session once it has an instance."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        # ListSessions: newest first by the session's first event, all or one trader's.
+        Index("ix_sessions_first_sequence", "first_sequence"),
+        Index("ix_sessions_trader_first_sequence", "trader_id", "first_sequence"),
+    )
+
+    run_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    trader_id: Mapped[str] = mapped_column(String(128), server_default="")
+    instance_id: Mapped[str] = mapped_column(String(128), server_default="")
+    first_sequence: Mapped[int] = mapped_column(BigInteger)
+    last_sequence: Mapped[int] = mapped_column(BigInteger)
+    first_ts_ns: Mapped[int] = mapped_column(BigInteger)
+    last_ts_ns: Mapped[int] = mapped_column(BigInteger)
+    event_count: Mapped[int] = mapped_column(BigInteger)
+    # {event type: count}; {currency: decimal string}.
+    type_counts: Mapped[dict[str, int]] = mapped_column(PAYLOAD)
+    realized_pnl: Mapped[dict[str, str]] = mapped_column(PAYLOAD)
+
+
+class SessionPositionRow(Base):
+    """A session's position as its latest position event left it; amounts are decimal strings."""
+
+    __tablename__ = "session_positions"
+
+    run_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    position_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    instrument_id: Mapped[str] = mapped_column(String(128))
+    strategy_id: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[str] = mapped_column(String(64))
+    average_open_price: Mapped[str] = mapped_column(String(64))
+    realized: Mapped[str] = mapped_column(String(64))
+    closed_realized: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(32))
+    is_open: Mapped[bool] = mapped_column(Boolean)
+    opened_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class SummaryCursorRow(Base):
+    """How far the session summaries have read the event store (one row, locked while summarizing)."""
+
+    __tablename__ = "session_summary_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)

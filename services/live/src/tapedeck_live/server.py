@@ -18,6 +18,7 @@ from tapedeck_live.domain import GateLimits
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier, PostgresListener
 from tapedeck_live.servicer import LiveServicer
+from tapedeck_live.session_summarizer import SessionSummarizer
 from tapedeck_live.settings import LiveSettings
 from tapedeck_live.wallets_client import WalletDirectory
 
@@ -70,6 +71,9 @@ async def start(settings: LiveSettings) -> ServiceApp:
         )
         # Runs after the server stopped and before the engine is disposed.
         on_stop.append(servicer.close)
+        summarizer = SessionSummarizer(sessions, notifier=notifier)
+        summarizer.start()
+        on_stop.append(summarizer.stop)
         return Components([Registration(LIVE_SERVICE, servicer)], on_stop=on_stop)
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

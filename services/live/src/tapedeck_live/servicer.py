@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.paging import PageTokens
-from tapedeck_live import messages, repository, tail
+from tapedeck_live import messages, repository, session_messages, session_repository, tail
 from tapedeck_live.domain import EventFilter, EventType
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier
@@ -22,6 +22,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+MAX_SESSIONS_PAGE_SIZE = 500
 
 
 class LiveServicer(live_pb2_grpc.LiveServiceServicer):
@@ -165,3 +166,36 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         order = messages.order(request)
         verdict = await self._gate.check(order, time_remaining=context.time_remaining())
         return messages.check_order_response(verdict.decision, verdict.event)
+
+    async def ListSessions(
+        self, request: live_pb2.ListSessionsRequest, context: Context
+    ) -> live_pb2.ListSessionsResponse:
+        """Return a page of trading sessions, most recently started first."""
+        trader_id = session_messages.trader_filter(request)
+        page = self._page_tokens.page(
+            request,
+            query=f"ListSessions:{trader_id or ''}",
+            keys=(int,),
+            max_size=MAX_SESSIONS_PAGE_SIZE,
+        )
+        before = None if page.after is None else int(page.after[0])
+        async with self._reads() as session:
+            # The cursor first: every session listed includes at least the events up to it.
+            through = await session_repository.summarized_through(session=session)
+            rows = await session_repository.list_sessions(
+                session=session, trader_id=trader_id, before=before, limit=page.fetch
+            )
+            listed, token = page.cut(rows, lambda summary: (summary.first_sequence,))
+            positions = await session_repository.open_positions(
+                session=session, run_ids=[summary.run_id for summary in listed]
+            )
+        return live_pb2.ListSessionsResponse(
+            sessions=[
+                session_messages.session_message(
+                    summary, [p for p in positions if p.run_id == summary.run_id]
+                )
+                for summary in listed
+            ],
+            next_page_token=token,
+            summarized_sequence=through,
+        )
