@@ -16,3 +16,5 @@ mapfile -t protos < <(cd protos && find tapedeck -name '*.proto' | sort)
 find "$out/tapedeck" -type d -exec touch {}/__init__.py \;
 (cd protos && "../$venv/bin/python" -m grpc_tools.protoc -I . --include_imports --include_source_info \
   --descriptor_set_out="../$out/tapedeck/contract.binpb" "${protos[@]}")
+# The NautilusTrader bridge ships its own copy of the part of the contract it uses.
+VENV="$venv" bash clients/nautilus/codegen.sh
