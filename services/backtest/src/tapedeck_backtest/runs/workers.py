@@ -54,6 +54,10 @@ TICK_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.2
 FORKSERVER_PRELOAD = ["tapedeck_backtest.runs.engine", "nautilus_trader.backtest.engine"]
 
+# The owners of the pools running in this process: alive whatever their pid says (tests run two
+# replicas in one process).
+_OWNERS_HERE: set[str] = set()
+
 JobResolver = Callable[[Run], Awaitable[RunJob]]
 """Return what a worker needs to execute a run (where its data is, where its results go)."""
 
@@ -199,6 +203,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Recover runs orphaned by a dead service, start the workers, then supervise."""
+        _OWNERS_HERE.add(self.owner)
         await self._recover_stale()
         await asyncio.to_thread(remove_stale_staging, self._results_root)
         # Start the processes now, so the first runs do not wait for them.
@@ -219,6 +224,7 @@ class WorkerPool:
                     logger.exception("could not give a run back to the queue")
                 slot.run_id = None
             await asyncio.to_thread(self._end_process, slot, graceful=True)
+        _OWNERS_HERE.discard(self.owner)
 
     async def _supervise(self) -> None:
         last_cancel_check = last_lease = 0.0
@@ -354,8 +360,8 @@ class WorkerPool:
 
     def _owner_is_dead(self, owner: str | None) -> bool:
         # Owners are "<host>-<pid>-<token>". On this host, an owner whose process is gone (or
-        # whose pid is ours, from an earlier life of this container) is dead now, without
-        # waiting for its lease to expire.
+        # whose pid is ours but is no pool of this process: an earlier life of this container)
+        # is dead now, without waiting for its lease to expire.
         if owner is None or owner == self.owner:
             return False
         parts = owner.rsplit("-", 2)
@@ -363,7 +369,7 @@ class WorkerPool:
             return False
         pid = int(parts[1])
         if pid == os.getpid():
-            return True
+            return owner not in _OWNERS_HERE
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
