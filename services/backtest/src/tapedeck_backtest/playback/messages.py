@@ -18,7 +18,7 @@ from tapedeck_backtest.runs.domain import Fill
 from tapedeck_backtest.runs.messages import run_id
 from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
-from tapedeck_common.paging import Position
+from tapedeck_common.paging import Page, Position
 from tapedeck_common.validation import nanos_to_timestamp, time_range_nanos, timestamp_nanos
 
 INDICATORS = EnumMapping(
@@ -111,6 +111,11 @@ def fill_query(request: pb.ListFillsRequest) -> FillQuery:
 def page_position(after: Position | None) -> PagePosition | None:
     """Return where a page resumes, from a checked page-token position."""
     return None if after is None else PagePosition(str(after[0]), int(after[1]))
+
+
+def next_page_token(page: Page, version: str, next_offset: int | None) -> str:
+    """Return the token of the page at `next_offset` of these results ("" after the last)."""
+    return "" if next_offset is None else page.token_after((version, next_offset))
 
 
 def candles_to_proto(

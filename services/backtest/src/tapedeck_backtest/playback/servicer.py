@@ -68,9 +68,7 @@ class PlaybackRpcs:
         result = await self._playback.equity(
             query, after=messages.page_position(page.after), size=page.size
         )
-        token = ""
-        if result.next_offset is not None:
-            token = page.token_after((result.version, result.next_offset))
+        token = messages.next_page_token(page, result.version, result.next_offset)
         for index, (times, values) in enumerate(result.chunks):
             yield pb.StreamEquityResponse(
                 chunk=pb.EquityChunk(times=times.tolist(), equity=values.tolist()),
@@ -101,11 +99,8 @@ class PlaybackRpcs:
         result = await self._playback.fills(
             query, after=messages.page_position(page.after), size=page.size
         )
-        token = ""
-        if result.next_offset is not None:
-            token = page.token_after((result.version, result.next_offset))
         return pb.ListFillsResponse(
             fills=[messages.fill_to_proto(fill) for fill in result.fills],
-            next_page_token=token,
+            next_page_token=messages.next_page_token(page, result.version, result.next_offset),
             content_version=result.version,
         )
