@@ -42,7 +42,7 @@ INSTRUMENT = {
 
 
 def _spec():  # type: ignore[no-untyped-def]
-    from tapedeck_backtest.instruments import InstrumentKind, validate_instrument
+    from tapedeck_backtest.datasets.instruments import InstrumentKind, validate_instrument
 
     return validate_instrument(
         kind=InstrumentKind.PERPETUAL,
@@ -78,8 +78,8 @@ def _cpu_seconds() -> float:
 
 
 def step_fast(out_dir: Path, fmt: str) -> dict[str, object]:
-    from tapedeck_backtest.datasets import DataKind
-    from tapedeck_backtest.importer import convert_file
+    from tapedeck_backtest.datasets.domain import DataKind
+    from tapedeck_backtest.datasets.importer import convert_file
 
     spec = _spec()
     target = out_dir / f"fast_{fmt}"
@@ -107,7 +107,7 @@ def step_wrangler(out_dir: Path) -> dict[str, object]:
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
     from nautilus_trader.persistence.wranglers import TradeTickDataWrangler
 
-    from tapedeck_backtest.instruments import to_nautilus
+    from tapedeck_backtest.datasets.instruments import to_nautilus
 
     instrument = to_nautilus(_spec())
     shutil.rmtree(out_dir / "wrangler", ignore_errors=True)
@@ -142,8 +142,8 @@ def best(results: list[dict[str, object]]) -> dict[str, object]:
 def step_service(out_dir: Path) -> dict[str, object]:
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from tapedeck_backtest.dataset_imports import DatasetStore, ImportRequest
-    from tapedeck_backtest.datasets import DataKind
+    from tapedeck_backtest.datasets.domain import DataKind, ImportRequest
+    from tapedeck_backtest.datasets.service import Datasets
     from tapedeck_backtest.models import Base
     from tapedeck_common.database import session_factory
 
@@ -151,7 +151,7 @@ def step_service(out_dir: Path) -> dict[str, object]:
         engine = create_async_engine(f"sqlite+aiosqlite:///{out_dir / 'bench.db'}")
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
-        store = DatasetStore(
+        store = Datasets(
             sessions=session_factory(engine),
             data_root=out_dir / "raw",
             catalog_dir=out_dir / "service",

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.backtest.reference import BTCUSDT
+from tests.backtest.runs_support import worker_pool
 
 FAST_PERIODS = (5, 8, 10, 12, 15, 20, 25, 30)
 
@@ -86,7 +87,7 @@ def _sequential(jobs: list[Any], results: Any) -> None:
     """Child process: load once, run every job back to back, report seconds and peak RSS."""
     import threading
 
-    from tapedeck_backtest.engine import execute, load_engine, strategy_builder
+    from tapedeck_backtest.runs.engine import execute, load_engine, strategy_builder
 
     started = time.perf_counter()
     build = strategy_builder(())
@@ -170,8 +171,7 @@ async def _pool_only(
             cpu = time.process_time()
             wall, run_seconds = await _sweep(stub, _base_spec(dataset), periods)
             cpu = time.process_time() - cpu
-            runs_control = app.components.registrations[0].servicer._runs  # type: ignore[attr-defined]
-            rss = max(runs_control.pool.peak_rss_mb().values(), default=0.0)
+            rss = max(worker_pool(app).peak_rss_mb().values(), default=0.0)
     finally:
         await app.stop()
     return wall, rss, cpu, run_seconds
@@ -210,10 +210,12 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
 
     from tapedeck.backtest.v1 import backtest_pb2_grpc
     from tapedeck_backtest import server
-    from tapedeck_backtest.dataset_imports import load_dataset_source
-    from tapedeck_backtest.engine import RunJob
-    from tapedeck_backtest.run_servicer import spec_request
+    from tapedeck_backtest.datasets.service import load_dataset_source
+    from tapedeck_backtest.runs.domain import resolve_spec
+    from tapedeck_backtest.runs.engine import RunJob
+    from tapedeck_backtest.runs.messages import spec_request
     from tapedeck_backtest.settings import BacktestSettings
+    from tapedeck_backtest.strategies import load_registry
     from tapedeck_common.database import session_factory
 
     with tempfile.TemporaryDirectory(prefix="tapedeck-bench-runs-") as tmp:
@@ -231,7 +233,6 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
                 periods = FAST_PERIODS[:runs]
 
                 # Baseline: the same runs, sequential, in one fresh process.
-                runs_control = app.components.registrations[0].servicer._runs  # type: ignore[attr-defined]
                 request = spec_request(base, field="spec")
                 async with session_factory(app.engine)() as session:
                     source = await load_dataset_source(
@@ -242,7 +243,7 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
                 jobs = []
                 for index, fast in enumerate(periods):
                     point = replace(request, parameters={**request.parameters, "fast_period": fast})
-                    spec = runs_control.resolve(point, source, field="spec")
+                    spec = resolve_spec(point, source, load_registry(), field="spec")
                     jobs.append(
                         RunJob(f"baseline-{index}", source, spec, root / "baseline" / str(index))
                     )
@@ -262,7 +263,7 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
 
                 # The pool: one sweep over the same parameter values.
                 pool_wall, pool_runs = await _sweep(stub, base, periods)
-                pool_rss = max(runs_control.pool.peak_rss_mb().values(), default=0.0)
+                pool_rss = max(worker_pool(app).peak_rss_mb().values(), default=0.0)
         finally:
             await app.stop()
     total_ticks = ticks * runs

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.backtest.runs import import_ticks, write_ticks
+from tests.backtest.runs_support import worker_pool
 
 
 async def _one(ticks: int, in_memory_rows: int) -> tuple[float, float, float]:
@@ -67,8 +68,7 @@ async def _one(ticks: int, in_memory_rows: int) -> tuple[float, float, float]:
                 wall = time.perf_counter() - started
                 assert final is not None
                 assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
-                runs = app.components.registrations[0].servicer._runs  # type: ignore[attr-defined]
-                rss = max(runs.pool.peak_rss_mb().values(), default=0.0)
+                rss = max(worker_pool(app).peak_rss_mb().values(), default=0.0)
                 return final.stats.run_seconds, wall, rss
         finally:
             await app.stop()

@@ -39,8 +39,8 @@ from bench.playback.synthetic import MINUTE, T0, Written, write_run
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.backtest.v1 import backtest_pb2_grpc
 from tapedeck.common.v1 import common_pb2
-from tapedeck_backtest import run_repository
-from tapedeck_backtest.runs import AccountKind, Run, RunSpec, RunState, final_content_version
+from tapedeck_backtest.runs import repository as run_repository
+from tapedeck_backtest.runs.domain import AccountKind, Run, RunSpec, RunState, final_content_version
 from tests.gateway.stack import Stack, descendants, start_stack
 
 ALL_INDICATORS = list(range(1, 12))

@@ -1,4 +1,4 @@
-"""Synthetic finished runs in the runs writer's result layout (see `tapedeck_backtest.results`).
+"""Synthetic finished runs in the runs writer's result layout (see `tapedeck_backtest.runs.results`).
 
 Vectorised, so a million fills or ten million equity points take seconds: the runs writer's
 Decimal loop is exact but meant for one run's real fills, not for generating benchmark sizes.
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tapedeck_backtest.results import ROW_GROUP_SIZE, Candles, indicators
+from tapedeck_backtest.runs.results import ROW_GROUP_SIZE, Candles, indicators
 
 MINUTE = 60_000_000_000
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z

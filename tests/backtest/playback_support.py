@@ -13,29 +13,27 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
 import numpy as np
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tapedeck_backtest import run_repository
-from tapedeck_backtest.results import (
-    Fill,
-    PriceSeries,
-    RunContext,
-    candles_from_prices,
-    write_results,
-)
-from tapedeck_backtest.runs import (
+from tapedeck_backtest.runs import repository
+from tapedeck_backtest.runs.domain import (
     AccountKind,
+    Fill,
     Run,
     RunSpec,
     RunState,
     final_content_version,
     running_content_version,
 )
+from tapedeck_backtest.runs.results import (
+    PriceSeries,
+    RunContext,
+    candles_from_prices,
+    write_results,
+)
+from tapedeck_common.database import session_factory
 from tapedeck_common.runtime import ServiceApp
 from tapedeck_common.validation import new_id
 
@@ -118,10 +116,8 @@ def write_run(
 
 
 def sessions_of(app: ServiceApp) -> async_sessionmaker[AsyncSession]:
-    """Return the running service's session factory."""
-    servicer = app.components.registrations[0].servicer
-    sessions: async_sessionmaker[AsyncSession] = servicer._sessions  # type: ignore[attr-defined]
-    return sessions
+    """Return a session factory on the running service's database."""
+    return session_factory(app.engine)
 
 
 async def insert_run(
@@ -131,7 +127,7 @@ async def insert_run(
     version = (
         final_content_version(run_id, state, "{}")
         if state.is_final
-        else running_content_version(run_id, state, 0)
+        else running_content_version(state, 0)
     )
     run = Run(
         id=run_id,
@@ -150,7 +146,7 @@ async def insert_run(
         content_version=version,
     )
     async with sessions() as session, session.begin():
-        await run_repository.insert_run(session=session, run=run)
+        await repository.insert_run(session=session, run=run)
     return version
 
 
@@ -251,15 +247,3 @@ async def all_fills(stub: object, name: str, *, page_size: int = 7) -> list[pb.F
         token = page.next_page_token
         if not token:
             return found
-
-
-def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    """Return the BadRequest field violations of an error, by field."""
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found: dict[str, str] = {}
-    for detail in status.details:
-        request = error_details_pb2.BadRequest()
-        if detail.Unpack(request):
-            found.update({v.field: v.description for v in request.field_violations})
-    return found

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tapedeck.backtest.v1 import backtest_pb2
-from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec
+from tapedeck_backtest.datasets.instruments import InstrumentKind, InstrumentSpec
 
 # The real market data beside the checkout (../shared/data/real), never copied into it.
 REAL = Path(

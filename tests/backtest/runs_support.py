@@ -19,6 +19,7 @@ from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.backtest.v1 import backtest_pb2_grpc
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest import server
+from tapedeck_backtest.runs.workers import WorkerPool
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_common.runtime import ServiceApp
 from tests.backtest.reference import BTCUSDT as INSTRUMENT
@@ -244,9 +245,19 @@ def spec(
     )
 
 
+def components(app: ServiceApp) -> server.BacktestComponents:
+    """Return the running service's components."""
+    assert isinstance(app.components, server.BacktestComponents)
+    return app.components
+
+
+def worker_pool(app: ServiceApp) -> WorkerPool:
+    """Return the running service's worker pool."""
+    pool = components(app).pool
+    assert pool is not None
+    return pool
+
+
 def worker_pids(app: ServiceApp) -> dict[str, int]:
     """Return the pid of the worker process running each run."""
-    servicer = app.components.registrations[0].servicer
-    runs = servicer._runs  # type: ignore[attr-defined]
-    assert runs.pool is not None
-    return dict(runs.pool.worker_pids())
+    return worker_pool(app).worker_pids()

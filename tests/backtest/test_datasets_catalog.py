@@ -19,10 +19,10 @@ from nautilus_trader.persistence.wranglers import (
     TradeTickDataWrangler,
 )
 
-from tapedeck_backtest.catalog import fixed128, fixed128_to_float, scaled_units
-from tapedeck_backtest.datasets import DataKind
-from tapedeck_backtest.importer import convert_file
-from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec, to_nautilus
+from tapedeck_backtest.datasets.catalog import fixed128, fixed128_to_float, scaled_units
+from tapedeck_backtest.datasets.domain import DataKind
+from tapedeck_backtest.datasets.importer import convert_file
+from tapedeck_backtest.datasets.instruments import InstrumentKind, InstrumentSpec, to_nautilus
 from tests.backtest.reference import BTCUSDT_SPEC, REAL
 from tests.support import missing_dependency
 

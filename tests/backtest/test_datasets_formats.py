@@ -11,8 +11,8 @@ import pytest
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from tapedeck_backtest.datasets import DataKind
-from tapedeck_backtest.importer import MalformedInput, convert_file
+from tapedeck_backtest.datasets.domain import DataKind
+from tapedeck_backtest.datasets.importer import MalformedInput, convert_file
 from tapedeck_dev.synth import (
     MINUTE_NS,
     demo_ticks,

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
@@ -19,7 +17,7 @@ from tapedeck_backtest import server
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_dev.synth import demo_ticks, write_ticks
 from tests.backtest.reference import BTCUSDT, REAL
-from tests.support import eventually, missing_dependency
+from tests.support import eventually, field_violations, missing_dependency
 
 BTC_PERP = backtest_pb2.Instrument(
     instrument_id="BTCUSDT-PERP.BINANCE",
@@ -120,17 +118,6 @@ async def import_file(
 ) -> list[backtest_pb2.ImportDatasetResponse]:
     request = backtest_pb2.ImportDatasetRequest(source_path=path, instrument=instrument, kind=kind)
     return [message async for message in stub.ImportDataset(request)]
-
-
-def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
 
 
 def catalog_entries(catalog: Path) -> list[Path]:
@@ -243,7 +230,7 @@ async def test_paths_outside_the_data_root_are_refused(scratch_service: Service,
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await import_file(scratch_service.stub, path, BTCUSDT, backtest_pb2.DATA_KIND_TRADES)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "source_path" in violations(caught.value)
+    assert "source_path" in field_violations(caught.value)
 
 
 async def test_a_missing_file_is_not_found(scratch_service: Service):
@@ -261,7 +248,7 @@ async def test_a_malformed_row_is_reported_with_line_and_column_and_leaves_nothi
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await import_file(scratch_service.stub, "bad.csv", BTCUSDT, backtest_pb2.DATA_KIND_TRADES)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    description = violations(caught.value)["source_path"]
+    description = field_violations(caught.value)["source_path"]
     assert "bad.csv line 5" in description
     assert "column 'price'" in description
     assert "'abc'" in description
@@ -290,7 +277,7 @@ async def test_malformed_trade_files_name_the_line_and_column(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await import_file(scratch_service.stub, "t.csv", BTCUSDT, backtest_pb2.DATA_KIND_TRADES)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    description = violations(caught.value)["source_path"]
+    description = field_violations(caught.value)["source_path"]
     assert f"t.csv line {line}" in description
     if column is not None:
         assert f"column {column!r}" in description
@@ -307,7 +294,7 @@ async def test_bad_requests_name_their_fields(scratch_service: Service):
         async for _ in scratch_service.stub.ImportDataset(request):
             pass
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    fields = violations(caught.value)
+    fields = field_violations(caught.value)
     assert {
         "kind",
         "instrument.instrument_id",
@@ -411,7 +398,7 @@ async def test_a_column_mapping_reads_other_layouts(scratch_service: Service):
         async for _ in scratch_service.stub.ImportDataset(wrong):
             pass
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert {"column_mapping[bid]", "column_mapping"} <= set(violations(caught.value))
+    assert {"column_mapping[bid]", "column_mapping"} <= set(field_violations(caught.value))
 
     missing = backtest_pb2.ImportDatasetRequest(
         source_path="named.csv", instrument=BTCUSDT, kind=kind, column_mapping={"ts": "nope"}
@@ -419,5 +406,5 @@ async def test_a_column_mapping_reads_other_layouts(scratch_service: Service):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in scratch_service.stub.ImportDataset(missing):
             pass
-    description = violations(caught.value)["source_path"]
+    description = field_violations(caught.value)["source_path"]
     assert "named.csv line 1, column 'nope': is not a column of the file" in description

@@ -4,12 +4,13 @@ import asyncio
 import json
 import pickle
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from tapedeck_backtest.dataset_imports import load_dataset_source
-from tapedeck_backtest.engine import RunJob
-from tapedeck_backtest.run_servicer import spec_request
+from tapedeck_backtest.datasets.service import load_dataset_source
+from tapedeck_backtest.runs.domain import resolve_spec
+from tapedeck_backtest.runs.engine import RunJob
+from tapedeck_backtest.runs.messages import spec_request
+from tapedeck_backtest.strategies import load_registry
 from tapedeck_common.database import session_factory
 from tests.backtest.runs_support import running_service, spec
 
@@ -19,7 +20,7 @@ import json, pickle, sys, threading
 from dataclasses import replace
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.data.aggregation import BarAggregator
-from tapedeck_backtest.engine import execute, load_engine, strategy_builder
+from tapedeck_backtest.runs.engine import execute, load_engine, strategy_builder
 
 job = pickle.loads(open(sys.argv[1], "rb").read())
 build = strategy_builder(())
@@ -46,7 +47,6 @@ async def test_reset_unsubscribes_the_last_runs_strategy_and_bar_aggregator(
         f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", data_dir, workers=0
     ) as service:
         dataset = await service.import_trades()
-        runs = service.app.components.registrations[0].servicer._runs
         request = spec_request(spec(dataset), field="spec")
         async with session_factory(service.app.engine)() as session:
             source = await load_dataset_source(
@@ -54,7 +54,7 @@ async def test_reset_unsubscribes_the_last_runs_strategy_and_bar_aggregator(
                 catalog_dir=service.app.settings.resolved_catalog_dir,
                 dataset_id=request.dataset_id,
             )
-        resolved = runs.resolve(replace(request), source, field="spec")
+        resolved = resolve_spec(request, source, load_registry(), field="spec")
     job_file = tmp_path / "job.pkl"
     job_file.write_bytes(pickle.dumps(RunJob("reuse", source, resolved, tmp_path / "out")))
 

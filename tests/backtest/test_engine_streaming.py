@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tapedeck_backtest import engine
-from tapedeck_backtest.catalog import data_directory
-from tapedeck_backtest.datasets import DataKind
+from tapedeck_backtest.datasets.catalog import data_directory
+from tapedeck_backtest.datasets.domain import DataKind
+from tapedeck_backtest.runs import engine
 
 
 def test_window_tables_read_row_groups_in_order_and_keep_only_the_window(

@@ -20,8 +20,8 @@ from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest.playback import equity
 from tapedeck_backtest.playback.files import SIDECAR, build_sidecar, open_run
-from tapedeck_backtest.results import INDICATOR_COLUMNS, Fill
-from tapedeck_backtest.runs import AccountKind, RunState
+from tapedeck_backtest.runs.domain import AccountKind, Fill, RunState
+from tapedeck_backtest.runs.results import INDICATOR_COLUMNS
 from tests.backtest.playback_support import (
     MINUTE,
     T0,
@@ -33,10 +33,10 @@ from tests.backtest.playback_support import (
     random_prices,
     replay,
     sessions_of,
-    violations,
     write_run,
 )
-from tests.backtest.runs_support import Service, running_service
+from tests.backtest.runs_support import Service, components, running_service
+from tests.support import field_violations
 
 ALL_INDICATORS = [
     pb.INDICATOR_SMA_20,
@@ -581,7 +581,7 @@ async def test_bad_playback_requests_name_the_field(database_url: str, data_dir:
         async def status_of(call: object) -> tuple[grpc.StatusCode, dict[str, str]]:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await drain(call)
-            return caught.value.code(), violations(caught.value)
+            return caught.value.code(), field_violations(caught.value)
 
         invalid = grpc.StatusCode.INVALID_ARGUMENT
         cases: list[tuple[object, grpc.StatusCode, str | None]] = [
@@ -741,7 +741,8 @@ async def test_open_result_files_stay_within_the_cache_bound(tmp_path: Path) -> 
         workers=0,
         playback_cache_bytes=600_000,
     ) as service:
-        store = service.app.components.registrations[0].servicer._result_store  # type: ignore[attr-defined]
+        store = components(service.app).results
+        assert store is not None
         names = []
         for seed in range(4):
             prices = random_prices(start_ns=T0, count=6_000, step_ns=10**10, seed=seed)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.backtest.v1 import backtest_pb2_grpc
-from tapedeck_backtest.runs import RunState
+from tapedeck_backtest.runs.domain import RunState
 from tests.backtest.playback_support import (
     T0,
     fill,

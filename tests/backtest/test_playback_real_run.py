@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tapedeck_backtest.runs import AccountKind
+from tapedeck_backtest.runs.domain import AccountKind
 from tests.backtest.playback_support import all_fills, replay
 from tests.backtest.runs_support import running_service, spec
 

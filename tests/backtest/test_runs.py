@@ -10,23 +10,22 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tests.backtest.runs_support import Service, running_service, spec, worker_pids
-from tests.support import eventually
+from tests.support import eventually, field_violations
 
 
 async def test_backtest_runs_to_succeeded_with_stats_and_progress(database_url, data_dir):
     async with running_service(database_url, data_dir) as service:
         dataset = await service.import_trades()
-        started = time.monotonic()
         created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
-        assert time.monotonic() - started < 2.0
+        # Returned at once: stored, not run (a worker runs it after).
         assert created.backtest.state == pb.BACKTEST_STATE_QUEUED
+        assert created.backtest.progress.percent == 0
+        assert not created.backtest.HasField("stats")
         assert not created.cached
         states = []
         async for message in service.stub.WatchBacktest(
@@ -63,17 +62,6 @@ async def running_with_progress(service: Service, name: str) -> pb.Backtest:
     return await eventually(probe, timeout=30, message="run RUNNING with progress")
 
 
-def violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found: dict[str, str] = {}
-    for detail in status.details:
-        request = error_details_pb2.BadRequest()
-        if detail.Unpack(request):
-            found.update({v.field: v.description for v in request.field_violations})
-    return found
-
-
 async def test_same_spec_returns_the_finished_run_as_cached(database_url, data_dir):
     async with running_service(database_url, data_dir) as service:
         dataset = await service.import_trades()
@@ -95,7 +83,7 @@ async def test_same_spec_returns_the_finished_run_as_cached(database_url, data_d
         assert different.backtest.spec_hash != finished.spec_hash
 
 
-async def test_cancel_stops_a_running_run_within_a_second(database_url, data_dir):
+async def test_cancel_stops_a_running_run_and_frees_its_worker(database_url, data_dir):
     async with running_service(database_url, data_dir) as service:
         dataset = await service.import_trades()
         created = await service.stub.CreateBacktest(
@@ -106,19 +94,21 @@ async def test_cancel_stops_a_running_run_within_a_second(database_url, data_dir
         run_id = name.split("/")[1]
         assert run_id in worker_pids(service.app)
 
-        cancelled_at = time.monotonic()
         reply = await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=name))
         assert reply.backtest.state == pb.BACKTEST_STATE_CANCELLED
 
         async def worker_released() -> bool:
             return run_id not in worker_pids(service.app)
 
-        await eventually(worker_released, timeout=1.5, interval=0.02, message="engine stopped")
-        assert time.monotonic() - cancelled_at < 1.5
+        await eventually(worker_released, timeout=30, message="the engine to stop")
         final = await service.wait(name)
         assert final.state == pb.BACKTEST_STATE_CANCELLED
         assert final.progress.percent < 100
         assert final.content_version.startswith("cancelled-")
+        # Stopped, not finished: the run wrote no results and gave its worker to the next run.
+        assert not (data_dir / "runs" / run_id).exists()
+        fresh = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        assert (await service.wait(fresh.backtest.name)).state == pb.BACKTEST_STATE_SUCCEEDED
 
 
 async def test_a_killed_worker_fails_the_run_with_the_reason(database_url, data_dir):
@@ -265,7 +255,7 @@ async def test_create_refuses_bad_specs_naming_the_field(database_url, data_dir)
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=bad))
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
-            assert field in violations(raised.value), (field, violations(raised.value))
+            assert field in field_violations(raised.value), (field, field_violations(raised.value))
 
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await service.stub.CreateBacktest(

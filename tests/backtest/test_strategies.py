@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,20 +15,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from nautilus_trader.model.data import BarType
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
 from tapedeck_backtest import server
-from tapedeck_backtest.dataset_messages import parameters_from_proto
-from tapedeck_backtest.datasets import DataKind, DatasetSource
-from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec
+from tapedeck_backtest.datasets.domain import DataKind, DatasetSource
+from tapedeck_backtest.datasets.instruments import InstrumentKind, InstrumentSpec
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
+from tapedeck_backtest.strategies.messages import parameter_value
 from tapedeck_common.errors import InvalidArgument
 from tests.backtest.reference import REAL
-from tests.support import missing_dependency
+from tests.support import field_violations, missing_dependency
 
 USER_STRATEGY = '''
 """A user strategy: buy once on the first bar and hold."""
@@ -154,11 +153,7 @@ async def test_list_strategies_refuses_a_bad_page_size(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.ListStrategies(backtest_pb2.ListStrategiesRequest(page_size=-1))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    status = rpc_status.from_call(caught.value)
-    assert status is not None
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    assert bad.field_violations[0].field == "page_size"
+    assert list(field_violations(caught.value)) == ["page_size"]
 
 
 def violations_of(error: InvalidArgument) -> dict[str, str]:
@@ -221,15 +216,16 @@ def test_validation_reports_every_bad_parameter_and_unknown_strategies():
     assert "spec.strategy" in violations_of(caught.value)
 
 
-def test_parameters_from_proto_refuse_a_value_with_nothing_set():
-    values = {
-        "fast_period": backtest_pb2.ParameterValue(int_value=5),
-        "empty": backtest_pb2.ParameterValue(),
-    }
-    with pytest.raises(InvalidArgument) as caught:
-        parameters_from_proto(values)
-    assert list(violations_of(caught.value)) == ["spec.parameters[empty]"]
-    assert parameters_from_proto({"x": backtest_pb2.ParameterValue(double_value=1.5)}) == {"x": 1.5}
+def test_a_parameter_value_with_nothing_set_or_not_finite_is_refused_naming_it():
+    for value in (
+        backtest_pb2.ParameterValue(),
+        backtest_pb2.ParameterValue(double_value=math.inf),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            parameter_value(value, field="spec.parameters[empty]")
+        assert list(violations_of(caught.value)) == ["spec.parameters[empty]"]
+    assert parameter_value(backtest_pb2.ParameterValue(double_value=1.5), field="x") == 1.5
+    assert parameter_value(backtest_pb2.ParameterValue(bool_value=False), field="x") is False
 
 
 def test_user_strategies_load_and_broken_modules_are_skipped(strategy_dir: Path):
@@ -255,9 +251,9 @@ RUN_SCRIPT = textwrap.dedent(
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
     from nautilus_trader.trading.config import StrategyFactory
 
-    from tapedeck_backtest.datasets import DataKind, DatasetSource
-    from tapedeck_backtest.importer import convert_file
-    from tapedeck_backtest.instruments import InstrumentKind, InstrumentSpec
+    from tapedeck_backtest.datasets.domain import DataKind, DatasetSource
+    from tapedeck_backtest.datasets.importer import convert_file
+    from tapedeck_backtest.datasets.instruments import InstrumentKind, InstrumentSpec
     from tapedeck_backtest.strategies import add_strategy_paths, load_registry
 
     source_csv, catalog, strategy_dir = map(Path, sys.argv[1:4])
@@ -269,7 +265,7 @@ RUN_SCRIPT = textwrap.dedent(
                            written.last_ns, written.rows)
     add_strategy_paths([strategy_dir])
     registry = load_registry([strategy_dir])
-    bars = ParquetDataCatalog(str(catalog)).bars(bar_types=[source.stored_bar_type])
+    bars = ParquetDataCatalog(str(catalog)).bars(bar_types=[source.bar_type(60)])
     fills = {}
     for strategy_id, params in [
         ("ema_cross", {"fast_period": 5, "slow_period": 20, "trade_size": 0.01,

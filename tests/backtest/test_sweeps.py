@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tests.backtest.runs_support import running_service, spec
+from tests.support import field_violations
 
 
 def ints(*values: int) -> list[pb.ParameterValue]:
     return [pb.ParameterValue(int_value=v) for v in values]
-
-
-def fields(error: grpc.aio.AioRpcError) -> set[str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    found: set[str] = set()
-    for detail in status.details:
-        request = error_details_pb2.BadRequest()
-        if detail.Unpack(request):
-            found.update(v.field for v in request.field_violations)
-    return found
 
 
 async def test_sweep_of_four_points_streams_four_results_then_the_ranked_sweep(
@@ -121,7 +109,7 @@ async def test_sweep_requests_are_validated_naming_the_field(database_url, data_
                     pb.CreateSweepRequest(base_spec=spec(dataset), axes=axes)
                 )
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
-            assert field in fields(raised.value), (field, raised.value.details())
+            assert field in field_violations(raised.value), (field, raised.value.details())
         listed = await service.stub.ListSweeps(pb.ListSweepsRequest())
         assert list(listed.sweeps) == []
         runs = await service.stub.ListBacktests(pb.ListBacktestsRequest())

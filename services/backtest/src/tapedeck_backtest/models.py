@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -12,6 +12,11 @@ from tapedeck_common.outbox_repository import outbox_table
 
 class Base(DeclarativeBase):
     """Declarative base of the backtest service's tables."""
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return a stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class DatasetRow(Base):
@@ -96,5 +101,5 @@ class SweepRunRow(Base):
 
 # --- events for the live service ---
 
-# Run lifecycle events and order denials waiting to be sent (see publishing.py).
+# Run lifecycle events and order denials waiting to be sent (see runs/publishing.py).
 live_outbox = outbox_table(Base.metadata, name="backtest_live_outbox")

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
-from tapedeck_backtest.dataset_imports import DatasetStore
+from tapedeck_backtest.datasets.service import Datasets
+from tapedeck_backtest.datasets.servicer import DatasetRpcs
 from tapedeck_backtest.models import live_outbox
+from tapedeck_backtest.playback.service import Playback
+from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
-from tapedeck_backtest.run_control import Runs
+from tapedeck_backtest.runs.queue import RunQueue
+from tapedeck_backtest.runs.service import RunJobs, Runs
+from tapedeck_backtest.runs.servicer import RunRpcs
+from tapedeck_backtest.runs.workers import WorkerPool
 from tapedeck_backtest.servicer import BacktestServicer
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
-from tapedeck_backtest.workers import WorkerPool
+from tapedeck_backtest.strategies.servicer import StrategyRpcs
 from tapedeck_common.database import is_postgres, session_factory
+from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import Components, ServiceApp, start_service
 from tapedeck_common.server import GrpcService, Registration
 from tapedeck_live_client.events import start_live_events
@@ -26,63 +34,77 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BACKTEST_SERVICE = GrpcService.of(backtest_pb2, backtest_pb2_grpc, "BacktestService")
 
 
+@dataclass
+class BacktestComponents(Components):
+    """The backtest service's components, with the parts operators (and tests) look into."""
+
+    results: ResultStore | None = None
+    pool: WorkerPool | None = None  # None with no workers in this process
+
+
 async def start(settings: BacktestSettings) -> ServiceApp:
     """Migrate the database and start serving."""
 
     async def build(engine: AsyncEngine) -> Components:
-        # --- datasets and strategies ---
         sessions = session_factory(engine)
-        datasets = DatasetStore(
+        page_tokens = PageTokens.for_deployment(settings)
+        registry = load_registry(settings.strategy_paths)
+        datasets = Datasets(
             sessions=sessions,
             data_root=settings.resolved_data_root,
             catalog_dir=settings.resolved_catalog_dir,
             concurrency=settings.import_concurrency,
         )
         await datasets.remove_leftovers()
-        strategies = load_registry(settings.strategy_paths)
-        servicer = BacktestServicer(sessions, datasets=datasets, strategies=strategies)
-        # --- runs and sweeps ---
-        runs = Runs(
-            sessions=sessions,
-            catalog_dir=settings.resolved_catalog_dir,
-            results_root=settings.resolved_results_dir,
-            registry=strategies,
-            pool=None,
-            in_memory_rows=settings.run_in_memory_rows,
-        )
         # Stopped last (on_stop runs in reverse): a pool stopping may still publish events.
         live_events = start_live_events(settings, sessions=sessions, table=live_outbox)
         on_stop: list[Callable[[], Awaitable[None]]] = [live_events.stop]
+        pool = None
         if settings.workers > 0:
-            runs.pool = WorkerPool(
+            jobs = RunJobs(
                 sessions=sessions,
-                postgres=is_postgres(engine),
+                catalog_dir=settings.resolved_catalog_dir,
+                results_root=settings.resolved_results_dir,
+                in_memory_rows=settings.run_in_memory_rows,
+            )
+            pool = WorkerPool(
+                queue=RunQueue(sessions=sessions, postgres=is_postgres(engine)),
+                jobs=jobs.job_for,
                 workers=settings.workers,
                 results_root=settings.resolved_results_dir,
-                resolve_job=runs.job_for,
                 strategy_paths=tuple(str(path) for path in settings.strategy_paths),
                 max_attempts=settings.run_max_attempts,
                 lease_seconds=settings.run_lease_seconds,
                 run_timeout_seconds=settings.run_timeout_seconds,
             )
             try:
-                await runs.pool.start()
+                await pool.start()
             except BaseException:
                 await live_events.stop()
                 raise
-            on_stop.append(runs.pool.stop)
-        servicer.attach_runs(runs)
-        # --- playback ---
-        servicer.attach_playback(
-            ResultStore(
-                results_root=settings.resolved_results_dir,
-                get_run=runs.get,
-                cache_bytes=settings.playback_cache_bytes,
-            )
+            on_stop.append(pool.stop)
+        runs = Runs(
+            sessions=sessions,
+            catalog_dir=settings.resolved_catalog_dir,
+            registry=registry,
+            wake=None if pool is None else pool.notify,
         )
-        return Components(
-            [Registration(BACKTEST_SERVICE, servicer)],
+        results = ResultStore(
+            results_root=settings.resolved_results_dir,
+            get_run=runs.get,
+            cache_bytes=settings.playback_cache_bytes,
+        )
+        servicer = BacktestServicer(
+            datasets=DatasetRpcs(datasets, page_tokens=page_tokens),
+            strategies=StrategyRpcs(registry, page_tokens=page_tokens),
+            runs=RunRpcs(runs, page_tokens=page_tokens),
+            playback=PlaybackRpcs(Playback(results), page_tokens=page_tokens),
+        )
+        return BacktestComponents(
+            registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
+            results=results,
+            pool=pool,
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

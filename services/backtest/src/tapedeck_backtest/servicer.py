@@ -1,108 +1,148 @@
-"""BacktestService: proto <-> domain; RPCs not built yet answer UNIMPLEMENTED (the generated base)."""
+"""BacktestService: each RPC is answered by the part that owns its resource."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from contextlib import aclosing
 from typing import Any
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
-from tapedeck_backtest.dataset_imports import DatasetStore
-from tapedeck_backtest.dataset_messages import (
-    dataset_to_proto,
-    import_request_from_proto,
-    import_update_to_proto,
-    strategy_to_proto,
-)
-from tapedeck_backtest.playback_servicer import PlaybackRpcs
-from tapedeck_backtest.run_servicer import RunRpcs
-from tapedeck_backtest.strategies import StrategyRegistry
-from tapedeck_common.errors import FieldViolation, InvalidArgument
-from tapedeck_common.pagination import decode_page_token, encode_page_token, page_size
-from tapedeck_common.validation import resource_id
+from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck.backtest.v1 import backtest_pb2_grpc
+from tapedeck_backtest.datasets.servicer import DatasetRpcs
+from tapedeck_backtest.playback.servicer import PlaybackRpcs
+from tapedeck_backtest.runs.servicer import RunRpcs
+from tapedeck_backtest.strategies.servicer import StrategyRpcs
+
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
-# --- runs and sweeps --- (the RPCs live in run_servicer.RunRpcs)
-# --- playback --- (StreamCandles, GetPortfolioState, StreamEquity, ListFills: playback_servicer)
-class BacktestServicer(RunRpcs, PlaybackRpcs, backtest_pb2_grpc.BacktestServiceServicer):
-    """The backtest service's RPCs."""
+class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
+    """The backtest service's RPCs: datasets, strategies, runs and sweeps, playback.
+
+    A stream is closed with the call, so the part's clean-up runs when a caller leaves early.
+    """
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
         *,
-        datasets: DatasetStore,
-        strategies: StrategyRegistry,
+        datasets: DatasetRpcs,
+        strategies: StrategyRpcs,
+        runs: RunRpcs,
+        playback: PlaybackRpcs,
     ) -> None:
-        self._sessions = sessions
         self.datasets = datasets
         self.strategies = strategies
-
-    # --- datasets and strategies ---
+        self.runs = runs
+        self.playback = playback
 
     async def ImportDataset(
-        self,
-        request: backtest_pb2.ImportDatasetRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[backtest_pb2.ImportDatasetResponse]:
+        self, request: pb.ImportDatasetRequest, context: Context
+    ) -> AsyncIterator[pb.ImportDatasetResponse]:
         """Import a raw file, streaming progress and ending with the dataset."""
-        parsed = import_request_from_proto(request)
-        async for update in self.datasets.import_dataset(parsed):
-            yield import_update_to_proto(update)
+        async with aclosing(self.datasets.ImportDataset(request, context)) as messages:
+            async for message in messages:
+                yield message
 
     async def GetDataset(
-        self, request: backtest_pb2.GetDatasetRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> backtest_pb2.GetDatasetResponse:
+        self, request: pb.GetDatasetRequest, context: Context
+    ) -> pb.GetDatasetResponse:
         """Return one dataset."""
-        dataset_id = resource_id(request.name, collection="datasets")
-        return backtest_pb2.GetDatasetResponse(
-            dataset=dataset_to_proto(await self.datasets.get(dataset_id))
-        )
+        return await self.datasets.GetDataset(request, context)
 
     async def ListDatasets(
-        self, request: backtest_pb2.ListDatasetsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> backtest_pb2.ListDatasetsResponse:
-        """List datasets newest first, optionally of one instrument, in keyset pages."""
-        limit = page_size(request.page_size, default=50, maximum=1000)
-        query = f"datasets?instrument_id={request.instrument_id}"
-        position = decode_page_token(request.page_token, query=query)
-        after: tuple[datetime, str] | None = None
-        if position is not None:
-            try:
-                after = (datetime.fromisoformat(position["t"]), str(position["id"]))
-            except (KeyError, TypeError, ValueError):
-                raise InvalidArgument(
-                    [FieldViolation("page_token", "is not a token this service issued")]
-                ) from None
-        datasets = await self.datasets.list(
-            instrument_id=request.instrument_id or None, after=after, limit=limit + 1
-        )
-        token = ""
-        if len(datasets) > limit:
-            last = datasets[limit - 1]
-            token = encode_page_token(
-                {"t": last.create_time.isoformat(), "id": last.id}, query=query
-            )
-        return backtest_pb2.ListDatasetsResponse(
-            datasets=[dataset_to_proto(d) for d in datasets[:limit]], next_page_token=token
-        )
+        self, request: pb.ListDatasetsRequest, context: Context
+    ) -> pb.ListDatasetsResponse:
+        """List datasets newest first, optionally of one instrument."""
+        return await self.datasets.ListDatasets(request, context)
 
     async def ListStrategies(
-        self,
-        request: backtest_pb2.ListStrategiesRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> backtest_pb2.ListStrategiesResponse:
-        """List the strategies a run can use, with their parameters, by id."""
-        limit = page_size(request.page_size, default=50, maximum=1000)
-        position = decode_page_token(request.page_token, query="strategies")
-        after = "" if position is None else str(position.get("id", ""))
-        remaining = [d for d in self.strategies.list() if d.id > after]
-        token = ""
-        if len(remaining) > limit:
-            token = encode_page_token({"id": remaining[limit - 1].id}, query="strategies")
-        return backtest_pb2.ListStrategiesResponse(
-            strategies=[strategy_to_proto(d) for d in remaining[:limit]], next_page_token=token
-        )
+        self, request: pb.ListStrategiesRequest, context: Context
+    ) -> pb.ListStrategiesResponse:
+        """List the strategies a run can use, with their parameters."""
+        return await self.strategies.ListStrategies(request, context)
+
+    async def CreateBacktest(
+        self, request: pb.CreateBacktestRequest, context: Context
+    ) -> pb.CreateBacktestResponse:
+        """Store a run (QUEUED) or return the finished run with the same spec."""
+        return await self.runs.CreateBacktest(request, context)
+
+    async def GetBacktest(
+        self, request: pb.GetBacktestRequest, context: Context
+    ) -> pb.GetBacktestResponse:
+        """Return one run."""
+        return await self.runs.GetBacktest(request, context)
+
+    async def ListBacktests(
+        self, request: pb.ListBacktestsRequest, context: Context
+    ) -> pb.ListBacktestsResponse:
+        """Return a page of runs, newest first."""
+        return await self.runs.ListBacktests(request, context)
+
+    async def CancelBacktest(
+        self, request: pb.CancelBacktestRequest, context: Context
+    ) -> pb.CancelBacktestResponse:
+        """Cancel a queued or running run."""
+        return await self.runs.CancelBacktest(request, context)
+
+    async def WatchBacktest(
+        self, request: pb.WatchBacktestRequest, context: Context
+    ) -> AsyncIterator[pb.WatchBacktestResponse]:
+        """Stream the run on every change until it reaches a final state."""
+        async with aclosing(self.runs.WatchBacktest(request, context)) as messages:
+            async for message in messages:
+                yield message
+
+    async def CreateSweep(
+        self, request: pb.CreateSweepRequest, context: Context
+    ) -> pb.CreateSweepResponse:
+        """Start a sweep over the cartesian product of the axes."""
+        return await self.runs.CreateSweep(request, context)
+
+    async def GetSweep(self, request: pb.GetSweepRequest, context: Context) -> pb.GetSweepResponse:
+        """Return one sweep with its ranked results so far."""
+        return await self.runs.GetSweep(request, context)
+
+    async def ListSweeps(
+        self, request: pb.ListSweepsRequest, context: Context
+    ) -> pb.ListSweepsResponse:
+        """Return a page of sweeps, newest first, without their results."""
+        return await self.runs.ListSweeps(request, context)
+
+    async def WatchSweep(
+        self, request: pb.WatchSweepRequest, context: Context
+    ) -> AsyncIterator[pb.WatchSweepResponse]:
+        """Stream each result as its run finishes, then the whole ranked sweep."""
+        async with aclosing(self.runs.WatchSweep(request, context)) as messages:
+            async for message in messages:
+                yield message
+
+    async def StreamCandles(
+        self, request: pb.StreamCandlesRequest, context: Context
+    ) -> AsyncIterator[pb.StreamCandlesResponse]:
+        """Stream a window of a finished run's candles."""
+        async with aclosing(self.playback.StreamCandles(request, context)) as messages:
+            async for message in messages:
+                yield message
+
+    async def GetPortfolioState(
+        self, request: pb.GetPortfolioStateRequest, context: Context
+    ) -> pb.GetPortfolioStateResponse:
+        """Return a finished run's portfolio at an instant."""
+        return await self.playback.GetPortfolioState(request, context)
+
+    async def StreamEquity(
+        self, request: pb.StreamEquityRequest, context: Context
+    ) -> AsyncIterator[pb.StreamEquityResponse]:
+        """Stream a page of a finished run's equity curve in chunks."""
+        async with aclosing(self.playback.StreamEquity(request, context)) as messages:
+            async for message in messages:
+                yield message
+
+    async def ListFills(
+        self, request: pb.ListFillsRequest, context: Context
+    ) -> pb.ListFillsResponse:
+        """Return a page of a finished run's fills in a time range."""
+        return await self.playback.ListFills(request, context)

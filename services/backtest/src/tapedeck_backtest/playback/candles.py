@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles
+from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles, time_span
 
 OHLCV = ("open", "high", "low", "close", "volume")
 # Source candles aggregated per step: bounds the temporary arrays of one step.
@@ -49,9 +49,7 @@ def window(
 ) -> CandleWindow:
     """Locate the candles opening in [start, end) and pick the bucket width for `max_candles`."""
     times = files.candle_times
-    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
-    hi = times.size if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
-    hi = max(lo, hi)
+    lo, hi = time_span(times, start_ns=start_ns, end_ns=end_ns)
     interval = files.manifest.bar_interval_ns
     count = hi - lo
     if max_candles == 0 or count <= max_candles:

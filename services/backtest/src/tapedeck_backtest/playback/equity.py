@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from tsdownsample import LTTBDownsampler, MinMaxLTTBDownsampler
 
-from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles
+from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles, time_span
 
 # Above this many input points MinMaxLTTB's min-max preselection pays for itself (measured:
 # plain LTTB is 4 ms at 1M points and 50 ms at 10M, MinMaxLTTB 30 ms and 43 ms with int64 times).
@@ -53,9 +53,7 @@ def select(
 ) -> EquitySelection:
     """Select the points in [start, end), every `sample_every`th, then LTTB to `max_points`."""
     times = files.equity_times
-    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
-    hi = times.size if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
-    hi = max(lo, hi)
+    lo, hi = time_span(times, start_ns=start_ns, end_ns=end_ns)
     step = max(sample_every, 1)
     selection = EquitySelection(lo, hi, step, None)
     if max_points == 0 or len(selection) <= max_points:

@@ -1,6 +1,6 @@
 """A finished run's result files opened for playback: memory-mapped columns, no per-request parsing.
 
-The runs writer (`results.py`) stores Parquet, which is compressed and cannot be sliced in place.
+The runs writer (`runs/results.py`) stores Parquet, which is compressed and cannot be sliced in place.
 At the first playback of a run this module converts it, once and in bounded memory (row group by
 row group), into a sidecar directory `<run_dir>/playback-1/` next to the Parquet files:
 
@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tapedeck_backtest.results import INDICATOR_COLUMNS, ResultFiles
+from tapedeck_backtest.playback.domain import Manifest
+from tapedeck_backtest.runs.results import INDICATOR_COLUMNS, ResultFiles
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -68,34 +68,6 @@ _STRINGS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """What playback needs from a run's `manifest.json`."""
-
-    instrument_id: str
-    quote_currency: str
-    base_currency: str | None
-    account_type: str
-    bar_interval_ns: int
-    start_ns: int
-    end_ns: int
-    starting_balances: tuple[tuple[str, Decimal], ...]
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Manifest:
-        """Read the fields playback uses from a parsed manifest."""
-        return cls(
-            instrument_id=str(raw["instrument_id"]),
-            quote_currency=str(raw["quote_currency"]),
-            base_currency=None if raw.get("base_currency") is None else str(raw["base_currency"]),
-            account_type=str(raw["account_type"]),
-            bar_interval_ns=int(raw["bar_interval_ns"]),
-            start_ns=int(raw["start_ns"]),
-            end_ns=int(raw["end_ns"]),
-            starting_balances=tuple((str(c), Decimal(a)) for c, a in raw["starting_balances"]),
-        )
-
-
-@dataclass(frozen=True)
 class RunFiles:
     """One finished run's results, memory-mapped."""
 
@@ -110,6 +82,13 @@ class RunFiles:
     portfolio_times: IntArray
     portfolio: pa.Table
     mapped_bytes: int
+
+
+def time_span(times: IntArray, *, start_ns: int | None, end_ns: int | None) -> tuple[int, int]:
+    """Return the positions [lo, hi) of the sorted `times` in [start, end) (None: unbounded)."""
+    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
+    hi = times.size if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
+    return lo, max(lo, hi)
 
 
 def sidecar_ready(run_dir: Path) -> bool:

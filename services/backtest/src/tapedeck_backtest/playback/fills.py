@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from decimal import Decimal
 
-import numpy as np
-
-from tapedeck_backtest.playback.files import RunFiles
+from tapedeck_backtest.playback.files import RunFiles, time_span
+from tapedeck_backtest.runs.domain import Fill
 
 
 @dataclass(frozen=True)
@@ -17,22 +16,34 @@ class FillWindow:
     lo: int
     hi: int
 
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
 
 def window(files: RunFiles, *, start_ns: int | None, end_ns: int | None) -> FillWindow:
     """Locate the fills at times in [start, end)."""
-    times = files.fill_times
-    lo = 0 if start_ns is None else int(np.searchsorted(times, start_ns, "left"))
-    hi = times.size if end_ns is None else int(np.searchsorted(times, end_ns, "left"))
-    return FillWindow(lo, max(lo, hi))
+    return FillWindow(*time_span(files.fill_times, start_ns=start_ns, end_ns=end_ns))
 
 
-def page(files: RunFiles, fills: FillWindow, *, offset: int, size: int) -> list[dict[str, Any]]:
-    """Return the window's fills [offset, offset + size) as rows with their times."""
+def page(files: RunFiles, fills: FillWindow, *, offset: int, size: int) -> list[Fill]:
+    """Return the window's fills [offset, offset + size), exact."""
     a = fills.lo + offset
     b = min(a + size, fills.hi)
     if a >= b:
         return []
-    rows: list[dict[str, Any]] = files.fills.slice(a, b - a).to_pylist()
-    for row, time_ns in zip(rows, files.fill_times[a:b].tolist(), strict=True):
-        row["time"] = time_ns
-    return rows
+    rows = files.fills.slice(a, b - a).to_pylist()
+    return [
+        Fill(
+            time=time_ns,
+            fill_id=row["fill_id"],
+            order_id=row["order_id"],
+            position_id=row["position_id"],
+            instrument_id=row["instrument_id"],
+            side=row["side"],
+            quantity=Decimal(row["quantity"]),
+            price=Decimal(row["price"]),
+            commission=Decimal(row["commission"]),
+            commission_currency=row["commission_currency"],
+        )
+        for row, time_ns in zip(rows, files.fill_times[a:b].tolist(), strict=True)
+    ]

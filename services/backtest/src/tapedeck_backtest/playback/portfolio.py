@@ -9,109 +9,51 @@ of decimal operations: the cost does not depend on the number of fills.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 
+from tapedeck_backtest.playback.domain import PortfolioAt, value_portfolio
 from tapedeck_backtest.playback.files import RunFiles
-
-_ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class PositionAt:
-    """An open position at an instant."""
-
-    instrument_id: str
-    quantity: Decimal
-    average_price: Decimal
-    mark_price: Decimal
-    unrealized_pnl: Decimal
-    realized_pnl: Decimal
-
-
-@dataclass(frozen=True)
-class PortfolioAt:
-    """A run's portfolio at an instant; money in the quote currency."""
-
-    time_ns: int
-    cash: list[tuple[str, Decimal]]
-    equity: Decimal
-    realized_pnl: Decimal
-    unrealized_pnl: Decimal
-    fees: Decimal
-    fill_count: int
-    positions: list[PositionAt]
+from tapedeck_backtest.runs.domain import Holdings
 
 
 def mark_at(files: RunFiles, time_ns: int) -> Decimal:
     """Return the last recorded price at or before `time_ns` (the first one before any)."""
     marks = files.equity_marks
     if marks.size == 0:
-        return _ZERO
+        return Decimal(0)
     index = int(np.searchsorted(files.equity_times, time_ns, "right")) - 1
     # Before the first bar closes the run's first recorded price is the best mark there is.
     return Decimal(repr(float(marks[max(index, 0)])))
 
 
-def portfolio_at(files: RunFiles, time_ns: int) -> PortfolioAt:
-    """Return the portfolio after every fill at or before `time_ns`, marked at that instant."""
-    manifest = files.manifest
-    fill_count = int(np.searchsorted(files.portfolio_times, time_ns, "right"))
+def holdings_after(files: RunFiles, fill_count: int) -> Holdings:
+    """Return the portfolio after the first `fill_count` fills, exact, from the stored row."""
     if fill_count == 0:
-        balances = dict(manifest.starting_balances)
-        position = average = realized = fees = _ZERO
-        cash = balances.get(manifest.quote_currency, _ZERO)
-        base = (
-            _ZERO if manifest.base_currency is None else balances.get(manifest.base_currency, _ZERO)
-        )
-    else:
-        row = fill_count - 1
-        table = files.portfolio
+        return files.manifest.starting_holdings()
+    table, row = files.portfolio, fill_count - 1
 
-        def value(column: str) -> Decimal:
-            return Decimal(table.column(column)[row].as_py())
+    def value(column: str) -> Decimal:
+        return Decimal(table.column(f"{column}_dec")[row].as_py())
 
-        position = value("position_dec")
-        average = value("average_price_dec")
-        realized = value("realized_pnl_dec")
-        fees = value("fees_dec")
-        cash = value("cash_dec")
-        base = value("base_balance_dec")
-    mark = mark_at(files, time_ns)
-    unrealized = position * (mark - average) if position != 0 else _ZERO
-    equity = cash + base * mark
-    if manifest.account_type == "MARGIN":
-        equity += unrealized
-    balances_out = [(manifest.quote_currency, cash)]
-    if manifest.base_currency is not None and (manifest.account_type == "CASH" or base != 0):
-        balances_out.append((manifest.base_currency, base))
-    positions = []
-    if position != 0:
-        positions.append(
-            PositionAt(
-                instrument_id=manifest.instrument_id,
-                quantity=position,
-                average_price=average,
-                mark_price=mark,
-                unrealized_pnl=unrealized,
-                realized_pnl=realized,
-            )
-        )
-    return PortfolioAt(
-        time_ns=time_ns,
-        cash=balances_out,
-        equity=equity,
-        realized_pnl=realized,
-        unrealized_pnl=unrealized,
-        fees=fees,
-        fill_count=fill_count,
-        positions=positions,
+    return Holdings(
+        cash=value("cash"),
+        base_balance=value("base_balance"),
+        position=value("position"),
+        average_price=value("average_price"),
+        realized_pnl=value("realized_pnl"),
+        fees=value("fees"),
     )
 
 
-def decimal_text(value: Decimal) -> str:
-    """Return a decimal as plain notation (never an exponent), exact."""
-    text = format(value, "f")
-    return "0" if text in ("-0", "") else text
+def portfolio_at(files: RunFiles, time_ns: int) -> PortfolioAt:
+    """Return the portfolio after every fill at or before `time_ns`, marked at that instant."""
+    fill_count = int(np.searchsorted(files.portfolio_times, time_ns, "right"))
+    return value_portfolio(
+        files.manifest,
+        holdings_after(files, fill_count),
+        time_ns=time_ns,
+        fill_count=fill_count,
+        mark=mark_at(files, time_ns),
+    )

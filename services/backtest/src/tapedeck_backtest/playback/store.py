@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tapedeck_backtest.playback.files import RunFiles, build_sidecar, open_run, sidecar_ready
-from tapedeck_backtest.results import ResultFiles
-from tapedeck_backtest.runs import Run, RunState
+from tapedeck_backtest.runs.domain import Run, RunState
+from tapedeck_backtest.runs.results import ResultFiles
 from tapedeck_common.errors import FailedPrecondition, NotFound
 
 logger = logging.getLogger(__name__)

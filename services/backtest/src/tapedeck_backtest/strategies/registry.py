@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from nautilus_trader.config import ImportableStrategyConfig
 
-from tapedeck_backtest.datasets import DataKind
+from tapedeck_backtest.datasets.domain import DataKind
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 Scalar = int | float | bool | str

@@ -46,8 +46,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import talib
 
-from tapedeck_backtest import stats as stats_math
-from tapedeck_backtest.runs import AccountKind, Stats
+from tapedeck_backtest.runs import stats as stats_math
+from tapedeck_backtest.runs.domain import AccountKind, Fill, Holdings, Stats, book, equity
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -95,22 +95,6 @@ class Candles:
     low: FloatArray
     close: FloatArray
     volume: FloatArray
-
-
-@dataclass(frozen=True)
-class Fill:
-    """One execution, exact."""
-
-    time: int
-    fill_id: str
-    order_id: str
-    position_id: str
-    instrument_id: str
-    side: str
-    quantity: Decimal
-    price: Decimal
-    commission: Decimal
-    commission_currency: str
 
 
 @dataclass(frozen=True)
@@ -292,79 +276,45 @@ def write_results(
     return stats
 
 
-@dataclass
+_HOLDINGS = ("position", "average_price", "realized_pnl", "fees", "cash", "base_balance")
+
+
+@dataclass(frozen=True)
 class _Portfolio:
+    start: Holdings
     times: list[int]
-    position: list[Decimal]
-    average_price: list[Decimal]
-    realized_pnl: list[Decimal]
-    fees: list[Decimal]
-    cash: list[Decimal]
-    base_balance: list[Decimal]
-    start_cash: Decimal
-    start_base: Decimal
+    after: list[Holdings]  # after each fill
+
+    def column(self, name: str) -> FloatArray:
+        return np.array([float(getattr(h, name)) for h in self.after], dtype=np.float64)
 
     def table(self) -> pa.Table:
         columns: dict[str, pa.Array] = {
             "time": pa.array(self.times, pa.int64()),
             "fill_count": pa.array(np.arange(1, len(self.times) + 1), pa.int64()),
         }
-        for name in ("position", "average_price", "realized_pnl", "fees", "cash", "base_balance"):
-            values: list[Decimal] = getattr(self, name)
-            columns[name] = pa.array([float(v) for v in values], pa.float64())
-        for name in ("position", "average_price", "realized_pnl", "fees", "cash", "base_balance"):
-            values = getattr(self, name)
-            columns[f"{name}_dec"] = pa.array([str(v) for v in values], pa.string())
+        for name in _HOLDINGS:
+            columns[name] = pa.array(self.column(name), pa.float64())
+        for name in _HOLDINGS:
+            columns[f"{name}_dec"] = pa.array(
+                [str(getattr(h, name)) for h in self.after], pa.string()
+            )
         return pa.table(columns)
 
 
 def _portfolio(context: RunContext, fills: list[Fill]) -> _Portfolio:
-    balances = dict(context.starting_balances)
-    start_cash = balances.get(context.quote_currency, Decimal(0))
-    start_base = (
-        balances.get(context.base_currency, Decimal(0)) if context.base_currency else Decimal(0)
+    holdings = start = Holdings.starting(
+        context.starting_balances,
+        quote_currency=context.quote_currency,
+        base_currency=context.base_currency,
     )
-    result = _Portfolio([], [], [], [], [], [], [], start_cash, start_base)
-    position = average = realized = fees = Decimal(0)
-    cash, base = start_cash, start_base
+    after = []
     for fill in fills:
-        signed = fill.quantity if fill.side == "BUY" else -fill.quantity
-        fee_in_quote = fill.commission
-        if context.base_currency is not None and fill.commission_currency == context.base_currency:
-            fee_in_quote = fill.commission * fill.price
-            base -= fill.commission
-        else:
-            cash -= fill.commission
-        fees += fee_in_quote
-        # Netting with average cost: the part that reduces the position realizes PnL.
-        if position == 0 or (position > 0) == (signed > 0):
-            total = position + signed
-            average = (average * abs(position) + fill.price * abs(signed)) / abs(total)
-            position = total
-            trade_realized = Decimal(0)
-        else:
-            closed = min(abs(signed), abs(position))
-            direction = Decimal(1) if position > 0 else Decimal(-1)
-            trade_realized = closed * (fill.price - average) * direction
-            realized += trade_realized
-            position += signed
-            if position == 0:
-                average = Decimal(0)
-            elif (position > 0) != (direction > 0):
-                average = fill.price  # flipped: the remainder opened at this price
-        if context.account_type is AccountKind.CASH:
-            cash -= signed * fill.price
-            base += signed
-        else:
-            cash += trade_realized
-        result.times.append(fill.time)
-        result.position.append(position)
-        result.average_price.append(average)
-        result.realized_pnl.append(realized)
-        result.fees.append(fees)
-        result.cash.append(cash)
-        result.base_balance.append(base)
-    return result
+        holdings = book(
+            holdings, fill, account=context.account_type, base_currency=context.base_currency
+        )
+        after.append(holdings)
+    return _Portfolio(start, [fill.time for fill in fills], after)
 
 
 def _marks_at(prices: PriceSeries, times: IntArray) -> FloatArray:
@@ -375,29 +325,14 @@ def _marks_at(prices: PriceSeries, times: IntArray) -> FloatArray:
     return prices.prices[np.clip(index, 0, None)]
 
 
-def _equity_at(
-    context: RunContext,
-    *,
-    cash: FloatArray,
-    base: FloatArray,
-    position: FloatArray,
-    average: FloatArray,
-    mark: FloatArray,
-) -> FloatArray:
-    equity = cash + base * mark
-    if context.account_type is AccountKind.MARGIN:
-        equity = equity + position * (mark - average)
-    return equity
-
-
 def _equity_curve(
     context: RunContext, candles: Candles, portfolio: _Portfolio, fill_marks: FloatArray
 ) -> tuple[IntArray, FloatArray, FloatArray, npt.NDArray[np.uint8]]:
     fill_times = np.array(portfolio.times, dtype=np.int64)
-    cash = np.array([float(v) for v in portfolio.cash])
-    base = np.array([float(v) for v in portfolio.base_balance])
-    position = np.array([float(v) for v in portfolio.position])
-    average = np.array([float(v) for v in portfolio.average_price])
+    cash = portfolio.column("cash")
+    base = portfolio.column("base_balance")
+    position = portfolio.column("position")
+    average = portfolio.column("average_price")
     close_times = candles.times + context.bar_interval_ns
     # The portfolio at a bar close is the one after the last fill strictly before the close.
     before = np.searchsorted(fill_times, close_times, side="left") - 1
@@ -409,16 +344,21 @@ def _equity_curve(
             return np.full(close_times.size, initial)
         return np.where(has_fill, values[pick], initial)
 
-    bar_equity = _equity_at(
-        context,
-        cash=at_close(cash, float(portfolio.start_cash)),
-        base=at_close(base, float(portfolio.start_base)),
+    bar_equity = equity(
+        context.account_type,
+        cash=at_close(cash, float(portfolio.start.cash)),
+        base=at_close(base, float(portfolio.start.base_balance)),
         position=at_close(position, 0.0),
-        average=at_close(average, 0.0),
+        average_price=at_close(average, 0.0),
         mark=candles.close,
     )
-    fill_equity = _equity_at(
-        context, cash=cash, base=base, position=position, average=average, mark=fill_marks
+    fill_equity = equity(
+        context.account_type,
+        cash=cash,
+        base=base,
+        position=position,
+        average_price=average,
+        mark=fill_marks,
     )
     times = np.concatenate((close_times, fill_times))
     kinds = np.concatenate(
@@ -434,12 +374,15 @@ def _equity_curve(
 
 
 def _exact_equity(context: RunContext, portfolio: _Portfolio, mark: Decimal) -> Decimal:
-    if not portfolio.times:
-        return portfolio.start_cash + portfolio.start_base * mark
-    equity = portfolio.cash[-1] + portfolio.base_balance[-1] * mark
-    if context.account_type is AccountKind.MARGIN:
-        equity += portfolio.position[-1] * (mark - portfolio.average_price[-1])
-    return equity
+    last = portfolio.after[-1] if portfolio.after else portfolio.start
+    return equity(
+        context.account_type,
+        cash=last.cash,
+        base=last.base_balance,
+        position=last.position,
+        average_price=last.average_price,
+        mark=mark,
+    )
 
 
 def _stats(
@@ -454,10 +397,10 @@ def _stats(
 ) -> Stats:
     first_mark = Decimal(repr(float(prices.prices[0]))) if prices.prices.size else Decimal(0)
     last_mark = Decimal(repr(float(prices.prices[-1]))) if prices.prices.size else Decimal(0)
-    starting = portfolio.start_cash + portfolio.start_base * first_mark
+    starting = portfolio.start.cash + portfolio.start.base_balance * first_mark
     ending = _exact_equity(context, portfolio, last_mark)
     bar_equity = equity[equity_kinds == 0]
-    positions_after = np.array([float(v) for v in portfolio.position])
+    positions_after = portfolio.column("position")
     return Stats(
         total_return=float(ending / starting - 1) if starting != 0 else math.nan,
         pnl=str(ending - starting),
@@ -473,7 +416,7 @@ def _stats(
             start_ns=context.start_ns,
             end_ns=context.end_ns,
         ),
-        fees=str(portfolio.fees[-1] if portfolio.fees else Decimal(0)),
+        fees=str(portfolio.after[-1].fees if portfolio.after else Decimal(0)),
         starting_equity=str(starting),
         ending_equity=str(ending),
         fill_count=len(fills),
@@ -508,10 +451,7 @@ def _fills_table(fills: list[Fill]) -> pa.Table:
             "price": pa.array([str(f.price) for f in fills], pa.string()),
             "commission": pa.array([str(f.commission) for f in fills], pa.string()),
             "commission_currency": pa.array([f.commission_currency for f in fills], pa.string()),
-            "signed_quantity": pa.array(
-                [float(f.quantity if f.side == "BUY" else -f.quantity) for f in fills],
-                pa.float64(),
-            ),
+            "signed_quantity": pa.array([float(f.signed_quantity) for f in fills], pa.float64()),
             "price_f": pa.array([float(f.price) for f in fills], pa.float64()),
         }
     )
@@ -604,11 +544,6 @@ class ResultFiles:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-
-    @classmethod
-    def for_run(cls, results_root: Path, run_id: str) -> ResultFiles:
-        """Return the result files of a run under the service's results directory."""
-        return cls(results_root / run_id)
 
     def exists(self) -> bool:
         """Tell whether the run's results were written (only SUCCEEDED runs have them)."""

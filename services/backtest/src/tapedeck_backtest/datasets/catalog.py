@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from tapedeck_backtest.datasets import DataKind
+from tapedeck_backtest.datasets.domain import DataKind, stored_bar_type
 
 FIXED_PRECISION = 16
 FIXED_BYTES = 16
@@ -72,11 +72,6 @@ _U32 = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
 
 
-def bar_type_for(instrument_id: str) -> str:
-    """Return the bar type imported one-minute bars are stored under."""
-    return f"{instrument_id}-1-MINUTE-LAST-EXTERNAL"
-
-
 def schema_for(
     kind: DataKind, *, instrument_id: str, price_precision: int, size_precision: int
 ) -> pa.Schema:
@@ -87,7 +82,7 @@ def schema_for(
         "size_precision": str(size_precision),
     }
     if kind is DataKind.BARS:
-        metadata = {"bar_type": bar_type_for(instrument_id), **metadata}
+        metadata = {"bar_type": stored_bar_type(instrument_id), **metadata}
     return SCHEMA[kind].with_metadata(metadata)
 
 
@@ -157,11 +152,11 @@ def _file_timestamp(nanos: int) -> str:
 
 def data_directory(catalog: Path, kind: DataKind, *, instrument_id: str) -> Path:
     """Return the directory the catalog reads `kind` data of one instrument from."""
-    identifier = bar_type_for(instrument_id) if kind is DataKind.BARS else instrument_id
+    identifier = stored_bar_type(instrument_id) if kind is DataKind.BARS else instrument_id
     return catalog / "data" / DIRECTORY[kind] / identifier.replace("/", "")
 
 
-@dataclass
+@dataclass(frozen=True)
 class WrittenFile:
     """A finished catalog file."""
 
@@ -266,7 +261,7 @@ def verify_read_back(
         elif kind is DataKind.QUOTES:
             found = reader.quote_ticks(instrument_ids=[instrument_id], start=ts, end=ts)
         else:
-            found = reader.bars(bar_types=[bar_type_for(instrument_id)], start=ts, end=ts)
+            found = reader.bars(bar_types=[stored_bar_type(instrument_id)], start=ts, end=ts)
         expected = {
             name: int.from_bytes(row[name], "little", signed=True) for name in _VALUE_FIELDS[kind]
         }

@@ -39,7 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX
 
-from tapedeck_backtest.catalog import (
+from tapedeck_backtest.datasets.catalog import (
     CatalogFileWriter,
     WrittenFile,
     data_directory,
@@ -47,8 +47,14 @@ from tapedeck_backtest.catalog import (
     scaled_units,
     schema_for,
 )
-from tapedeck_backtest.datasets import DataKind
-from tapedeck_backtest.instruments import InstrumentSpec
+from tapedeck_backtest.datasets.domain import (
+    OPTIONAL,
+    REQUIRED,
+    DataKind,
+    FileFormat,
+    positional_mapping,
+)
+from tapedeck_backtest.datasets.instruments import InstrumentSpec
 
 BATCH_ROWS = 65_536
 CSV_BLOCK_BYTES = 4 << 20
@@ -72,16 +78,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "low": ("low",),
     "close": ("close",),
     "volume": ("volume", "vol"),
-}
-REQUIRED: dict[DataKind, tuple[str, ...]] = {
-    DataKind.TRADES: ("ts", "price", "size"),
-    DataKind.QUOTES: ("ts", "bid", "ask"),
-    DataKind.BARS: ("ts", "open", "high", "low", "close"),
-}
-OPTIONAL: dict[DataKind, tuple[str, ...]] = {
-    DataKind.TRADES: ("side", "buyer_maker", "trade_id"),
-    DataKind.QUOTES: ("bid_size", "ask_size"),
-    DataKind.BARS: ("volume",),
 }
 POSITIONAL: dict[DataKind, tuple[str, ...]] = {
     DataKind.TRADES: ("ts", "price", "size", "side"),
@@ -121,14 +117,14 @@ class ImportCancelled(Exception):
 
 
 @dataclass(frozen=True)
-class Progress:
+class ConversionProgress:
     """How far a conversion has got."""
 
     rows: int
     bytes_read: int
 
 
-ProgressCallback = Callable[[Progress], None]
+ProgressCallback = Callable[[ConversionProgress], None]
 
 
 def hash_file(
@@ -151,7 +147,7 @@ def hash_file(
     return digest.hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Batch:
     """A batch of raw columns by canonical name, with the 1-based line (or row) of its first row."""
 
@@ -165,7 +161,7 @@ def convert_file(
     source: Path,
     *,
     display_path: str,
-    file_format: str,
+    file_format: FileFormat,
     kind: DataKind,
     instrument: InstrumentSpec,
     catalog: Path,
@@ -188,7 +184,7 @@ def convert_file(
         on_progress=on_progress,
         cancel=cancel,
     )
-    if file_format != "csv":
+    if file_format != FileFormat.CSV:
         return convert(_parquet_batches(source, display_path, kind, batch_rows, columns=columns))
     try:
         # CSV numbers parsed by Arrow as numbers: the fast way when the file is clean.
@@ -230,7 +226,7 @@ def _convert(
                 raise ImportCancelled
             writer.write(converter.convert(batch, schema))
             if on_progress is not None:
-                on_progress(Progress(rows=writer.rows, bytes_read=bytes_read))
+                on_progress(ConversionProgress(rows=writer.rows, bytes_read=bytes_read))
         if writer.rows == 0:
             raise MalformedInput(file=display_path, row=None, column=None, reason="has no rows")
         return writer.close()
@@ -279,11 +275,6 @@ def _match_columns(
             reason=f"missing required column(s) for {kind.value} ({accepted})",
         )
     return found
-
-
-def positional_mapping(columns: Mapping[str, str]) -> bool:
-    """Return True when a column mapping names 1-based positions (a CSV without a header)."""
-    return bool(columns) and all(value.strip().isdigit() for value in columns.values())
 
 
 QUANTITIES = frozenset({"size", "bid_size", "ask_size", "volume"})
@@ -848,11 +839,11 @@ def _first_failing_cast(column: pa.Array, target: pa.DataType) -> int:
     return 0
 
 
-def check_format(name: str) -> str | None:
-    """Return "csv" or "parquet" from a file name's extension, or None."""
+def check_format(name: str) -> FileFormat | None:
+    """Return the format a file name's extension gives, or None."""
     lowered = name.lower()
     if re.search(r"\.(csv|txt)$", lowered):
-        return "csv"
+        return FileFormat.CSV
     if re.search(r"\.(parquet|pq)$", lowered):
-        return "parquet"
+        return FileFormat.PARQUET
     return None

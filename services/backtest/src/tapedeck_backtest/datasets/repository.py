@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tapedeck_backtest.datasets import DataKind, Dataset
-from tapedeck_backtest.instruments import InstrumentSpec
-from tapedeck_backtest.models import DatasetRow
+from tapedeck_backtest.datasets.domain import DataKind, Dataset
+from tapedeck_backtest.datasets.instruments import InstrumentSpec
+from tapedeck_backtest.keyset_repository import newest_first
+from tapedeck_backtest.keysets import Keyset
+from tapedeck_backtest.models import DatasetRow, as_utc
 
 
 def _to_domain(row: DatasetRow) -> Dataset:
@@ -24,13 +24,8 @@ def _to_domain(row: DatasetRow) -> Dataset:
         start_ns=row.start_ns,
         end_ns=row.end_ns,
         size_bytes=row.size_bytes,
-        create_time=_utc(row.create_time),
+        create_time=as_utc(row.create_time),
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def get_dataset(*, session: AsyncSession, dataset_id: str) -> Dataset | None:
@@ -101,27 +96,16 @@ async def insert_dataset(
 
 
 async def list_datasets(
-    *,
-    session: AsyncSession,
-    instrument_id: str | None,
-    after: tuple[datetime, str] | None,
-    limit: int,
+    *, session: AsyncSession, instrument_id: str | None, after: Keyset | None, limit: int
 ) -> list[Dataset]:
     """Return up to `limit` datasets, newest first, after the (create_time, id) keyset position."""
     query = select(DatasetRow)
     if instrument_id is not None:
         query = query.where(DatasetRow.instrument_id == instrument_id)
-    if after is not None:
-        moment, last_id = after
-        query = query.where(
-            or_(
-                DatasetRow.create_time < moment,
-                and_(DatasetRow.create_time == moment, DatasetRow.id < last_id),
-            )
-        )
-    query = query.order_by(DatasetRow.create_time.desc(), DatasetRow.id.desc()).limit(limit)
-    rows = (await session.scalars(query)).all()
-    return [_to_domain(row) for row in rows]
+    query = newest_first(
+        query, created=DatasetRow.create_time, row_id=DatasetRow.id, after=after, limit=limit
+    )
+    return [_to_domain(row) for row in await session.scalars(query)]
 
 
 async def dataset_ids(*, session: AsyncSession) -> set[str]:

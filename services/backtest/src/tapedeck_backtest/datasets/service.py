@@ -10,14 +10,12 @@ unchanged file (same path, size and mtime) is not even hashed again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import shutil
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -26,18 +24,28 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck_backtest import dataset_repository
-from tapedeck_backtest.catalog import WrittenFile, verify_read_back
-from tapedeck_backtest.datasets import DataKind, Dataset, DatasetSource
-from tapedeck_backtest.importer import (
+from tapedeck_backtest.datasets import repository
+from tapedeck_backtest.datasets.catalog import WrittenFile, verify_read_back
+from tapedeck_backtest.datasets.domain import (
+    Dataset,
+    DatasetSource,
+    FileFormat,
+    ImportRequest,
+    ImportUpdate,
+    dataset_source,
+    import_key,
+    request_key,
+)
+from tapedeck_backtest.datasets.importer import (
+    ConversionProgress,
     ImportCancelled,
     MalformedInput,
-    Progress,
     check_format,
     convert_file,
     hash_file,
 )
-from tapedeck_backtest.instruments import InstrumentSpec, to_nautilus
+from tapedeck_backtest.datasets.instruments import to_nautilus
+from tapedeck_backtest.keysets import Keyset
 from tapedeck_common.errors import FieldViolation, InvalidArgument, NotFound
 from tapedeck_common.validation import new_id
 
@@ -48,30 +56,6 @@ HASH_SHARE = 25.0  # percent of an import's progress given to hashing
 ORPHAN_AGE_SECONDS = 3600.0
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ImportRequest:
-    """A validated request to import one raw file."""
-
-    source_path: str
-    instrument: InstrumentSpec
-    kind: DataKind
-    file_format: str | None  # "csv", "parquet", or None for the file name's extension
-    display_name: str
-    columns: tuple[tuple[str, str], ...] = ()  # (role, column name or 1-based position), sorted
-
-
-@dataclass(frozen=True)
-class ImportUpdate:
-    """One step of an import: progress, or (last) the dataset."""
-
-    rows_read: int
-    bytes_read: int
-    total_bytes: int
-    percent: float
-    dataset: Dataset | None = None
-    already_imported: bool = False
 
 
 def resolve_source(data_root: Path, source_path: str, *, field: str = "source_path") -> Path:
@@ -95,52 +79,17 @@ def resolve_source(data_root: Path, source_path: str, *, field: str = "source_pa
     return resolved
 
 
-def request_key(
-    kind: DataKind, instrument: InstrumentSpec, columns: tuple[tuple[str, str], ...] = ()
-) -> str:
-    """Return the hash of how a file is imported (kind, instrument, columns), not its content."""
-    how = f"{kind.value}\n{instrument.to_json()}"
-    if columns:  # absent for the default layout, so keys from before column mappings still match
-        how += "\n" + ";".join(f"{role}={column}" for role, column in columns)
-    return hashlib.sha256(how.encode()).hexdigest()
-
-
-def import_key(
-    content_hash: str,
-    kind: DataKind,
-    instrument: InstrumentSpec,
-    columns: tuple[tuple[str, str], ...] = (),
-) -> str:
-    """Return the identity of an import: content, kind, instrument and column mapping."""
-    how = request_key(kind, instrument, columns)
-    return hashlib.sha256(f"{content_hash}\n{how}".encode()).hexdigest()
-
-
-def dataset_source(dataset: Dataset, *, catalog_dir: Path) -> DatasetSource:
-    """Return what a run needs to load `dataset` from the catalog."""
-    return DatasetSource(
-        dataset_id=dataset.id,
-        catalog_path=catalog_dir / dataset.id,
-        kind=dataset.kind,
-        instrument=dataset.instrument,
-        content_hash=dataset.content_hash,
-        start_ns=dataset.start_ns,
-        end_ns=dataset.end_ns,
-        row_count=dataset.row_count,
-    )
-
-
 async def load_dataset_source(
     *, session: AsyncSession, catalog_dir: Path, dataset_id: str, field: str = "spec.dataset"
 ) -> DatasetSource:
     """Return the catalog path, instrument and data type of a dataset; NotFound if unknown."""
-    dataset = await dataset_repository.get_dataset(session=session, dataset_id=dataset_id)
+    dataset = await repository.get_dataset(session=session, dataset_id=dataset_id)
     if dataset is None:
         raise NotFound(f"datasets/{dataset_id} does not exist ({field})")
     return dataset_source(dataset, catalog_dir=catalog_dir)
 
 
-class DatasetStore:
+class Datasets:
     """Datasets on disk and in the database: import, read, and clean up after crashes."""
 
     def __init__(
@@ -163,28 +112,24 @@ class DatasetStore:
     async def get(self, dataset_id: str) -> Dataset:
         """Return one dataset or raise NotFound."""
         async with self._sessions() as session:
-            dataset = await dataset_repository.get_dataset(session=session, dataset_id=dataset_id)
+            dataset = await repository.get_dataset(session=session, dataset_id=dataset_id)
         if dataset is None:
             raise NotFound(f"datasets/{dataset_id} does not exist")
         return dataset
 
-    async def source(self, dataset_id: str) -> DatasetSource:
-        """Return what a run needs to load one dataset, or raise NotFound."""
-        return dataset_source(await self.get(dataset_id), catalog_dir=self.catalog_dir)
-
-    async def list(
-        self, *, instrument_id: str | None, after: tuple[datetime, str] | None, limit: int
+    async def page(
+        self, *, instrument_id: str | None, after: Keyset | None, limit: int
     ) -> list[Dataset]:
-        """Return a page of datasets, newest first."""
+        """Return up to `limit` datasets, newest first, after the keyset position `after`."""
         async with self._sessions() as session:
-            return await dataset_repository.list_datasets(
+            return await repository.list_datasets(
                 session=session, instrument_id=instrument_id, after=after, limit=limit
             )
 
     async def remove_leftovers(self) -> None:
         """Delete staging directories and catalogs without a row, left by a crash (an hour old)."""
         async with self._sessions() as session:
-            known = await dataset_repository.dataset_ids(session=session)
+            known = await repository.dataset_ids(session=session)
         await asyncio.to_thread(_remove_leftovers, self.catalog_dir, known)
 
     async def import_dataset(self, request: ImportRequest) -> AsyncIterator[ImportUpdate]:
@@ -204,7 +149,7 @@ class DatasetStore:
         total = stat.st_size
         how = request_key(request.kind, request.instrument, request.columns)
         async with self._sessions() as session:
-            unchanged = await dataset_repository.find_by_source_stat(
+            unchanged = await repository.find_by_source_stat(
                 session=session,
                 source_path=relative,
                 source_size=stat.st_size,
@@ -233,9 +178,7 @@ class DatasetStore:
                     content_hash = step
             key = import_key(content_hash, request.kind, request.instrument, request.columns)
             async with self._sessions() as session:
-                existing = await dataset_repository.find_by_import_key(
-                    session=session, import_key=key
-                )
+                existing = await repository.find_by_import_key(session=session, import_key=key)
             if existing is not None and await self._still_on_disk(existing):
                 yield _done(existing, total, already=True)
                 return
@@ -287,7 +230,7 @@ class DatasetStore:
                 # Publish: one rename puts the whole catalog in place, then the row is committed.
                 os.rename(staging, final)
                 async with self._sessions() as session, session.begin():
-                    await dataset_repository.insert_dataset(
+                    await repository.insert_dataset(
                         session=session,
                         dataset=dataset,
                         import_key=key,
@@ -301,9 +244,7 @@ class DatasetStore:
                 # Another import of the same content won the race: keep its dataset, drop ours.
                 await asyncio.to_thread(shutil.rmtree, final, True)
                 async with self._sessions() as session:
-                    winner = await dataset_repository.find_by_import_key(
-                        session=session, import_key=key
-                    )
+                    winner = await repository.find_by_import_key(session=session, import_key=key)
                 if winner is None:
                     raise
                 yield _done(winner, total, already=True)
@@ -328,7 +269,7 @@ class DatasetStore:
             "dataset catalog is missing; importing it again", extra={"dataset": dataset.id}
         )
         async with self._sessions() as session, session.begin():
-            await dataset_repository.delete_dataset(session=session, dataset_id=dataset.id)
+            await repository.delete_dataset(session=session, dataset_id=dataset.id)
         return False
 
     def _write_catalog(
@@ -336,10 +277,10 @@ class DatasetStore:
         *,
         source: Path,
         display_path: str,
-        file_format: str,
+        file_format: FileFormat,
         request: ImportRequest,
         dataset_id: str,
-        report: Callable[[Progress], None],
+        report: Callable[[ConversionProgress], None],
         cancel: threading.Event,
     ) -> WrittenFile:
         staging = self.catalog_dir / STAGING / dataset_id

@@ -1,33 +1,31 @@
 """Run lifecycle events and NautilusTrader's order denials, published to the live service.
 
-Every event is written to the outbox (`backtest_live_outbox`) in the transaction that changes the run's
-state (claim, finish, fail), so an event exists exactly when its state change does; the
-`OutboxPublisher` started by the server drains the outbox to `LiveService/AppendEvents`. Event
-ids are fixed per fact (`backtest:{run_id}:finished`, ...), so a resend is a no-op at the live
-service.
+Every event is written to the outbox (`backtest_live_outbox`) in the transaction that changes the
+run's state (claim, finish, fail: `queue.RunQueue`), so an event exists exactly when its state
+change does; the `OutboxPublisher` started by the server drains the outbox to
+`LiveService/AppendEvents`. Event ids are fixed per fact (`backtest:{run_id}:finished`, ...), so
+a resend is a no-op at the live service.
 
 Denials happen inside the worker process: `order_denials` reads them from the engine's cache
-after a run and the worker sends them to the supervisor, which passes them to `finish_run`.
+after a run and the worker sends them to the supervisor, which publishes them with the run's end.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.events import OrderDenied
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck.live.v1 import live_pb2
-from tapedeck_backtest.models import BacktestRow, DatasetRow, live_outbox
-from tapedeck_backtest.runs import RunSpec, RunState, Stats
+from tapedeck_backtest.models import live_outbox
+from tapedeck_backtest.runs.domain import RunFacts, RunState, Stats
 from tapedeck_common.outbox import publish
 
 logger = logging.getLogger(__name__)
@@ -113,30 +111,8 @@ def _event(
     return message
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _stats_summary(stats: Stats) -> dict[str, Any]:
-    # Struct numbers are doubles: NaN ratios (undefined) become null rather than invalid JSON.
-    return {
-        name: _finite(value) if isinstance(value, float) else value
-        for name, value in asdict(stats).items()
-    }
-
-
-async def _run_facts(session: AsyncSession, run_id: str) -> tuple[RunSpec, str, str | None]:
-    row = (
-        await session.execute(
-            select(BacktestRow.spec_json, DatasetRow.instrument_id, BacktestRow.sweep_id)
-            .join(DatasetRow, DatasetRow.id == BacktestRow.dataset_id, isouter=True)
-            .where(BacktestRow.id == run_id)
-        )
-    ).one()
-    return RunSpec.from_json(row.spec_json), row.instrument_id or "", row.sweep_id
-
-
-def _spec_summary(run_id: str, spec: RunSpec, sweep_id: str | None) -> dict[str, Any]:
+def _spec_summary(run_id: str, facts: RunFacts) -> dict[str, Any]:
+    spec = facts.spec
     summary: dict[str, Any] = {
         "backtest": f"backtests/{run_id}",
         "dataset": f"datasets/{spec.dataset_id}",
@@ -145,15 +121,15 @@ def _spec_summary(run_id: str, spec: RunSpec, sweep_id: str | None) -> dict[str,
         "account_type": spec.account_type.value,
         "starting_balances": {c: str(a) for c, a in spec.starting_balances},
     }
-    if sweep_id is not None:
-        summary["sweep"] = f"sweeps/{sweep_id}"
+    if facts.sweep_id is not None:
+        summary["sweep"] = f"sweeps/{facts.sweep_id}"
     return summary
 
 
-async def run_started(*, session: AsyncSession, run_id: str, attempt: int, now: datetime) -> None:
+async def run_started(
+    *, session: AsyncSession, run_id: str, facts: RunFacts, attempt: int, now: datetime
+) -> None:
     """Enqueue `run_started` for a run a worker pool just claimed (one event per attempt)."""
-    spec, symbol, sweep_id = await _run_facts(session, run_id)
-    payload = _spec_summary(run_id, spec, sweep_id) | {"attempt": attempt}
     await publish(
         session=session,
         table=live_outbox,
@@ -162,9 +138,9 @@ async def run_started(*, session: AsyncSession, run_id: str, attempt: int, now: 
                 f"backtest:{run_id}:started:{attempt}",
                 live_pb2.EVENT_TYPE_RUN_STARTED,
                 run_id=run_id,
-                symbol=symbol,
+                symbol=facts.symbol,
                 now=now,
-                payload=payload,
+                payload=_spec_summary(run_id, facts) | {"attempt": attempt},
             )
         ],
     )
@@ -174,6 +150,7 @@ async def run_ended(
     *,
     session: AsyncSession,
     run_id: str,
+    facts: RunFacts,
     state: RunState,
     now: datetime,
     stats: Stats | None = None,
@@ -181,14 +158,13 @@ async def run_ended(
     denials: Sequence[Denial] = (),
 ) -> None:
     """Enqueue the end of a run (`run_finished` or `run_failed`) and its order denials."""
-    spec, symbol, sweep_id = await _run_facts(session, run_id)
-    base = _spec_summary(run_id, spec, sweep_id)
+    base = _spec_summary(run_id, facts)
     events = [
         _event(
             f"backtest:{run_id}:denied:{denial.client_order_id}",
             live_pb2.EVENT_TYPE_TRADE_BLOCKED,
             run_id=run_id,
-            symbol=denial.instrument_id or symbol,
+            symbol=denial.instrument_id or facts.symbol,
             now=now,
             reason=denial.reason.split(":", 1)[0].strip() or denial.reason,
             payload={
@@ -208,13 +184,14 @@ async def run_ended(
     if state is RunState.SUCCEEDED:
         payload = base | {"denied_orders": len(denials)}
         if stats is not None:
-            payload["stats"] = _stats_summary(stats)
+            # Struct numbers are doubles: undefined (NaN) ratios become null, not invalid JSON.
+            payload["stats"] = stats.to_dict()
         events.append(
             _event(
                 f"backtest:{run_id}:finished",
                 live_pb2.EVENT_TYPE_RUN_FINISHED,
                 run_id=run_id,
-                symbol=symbol,
+                symbol=facts.symbol,
                 now=now,
                 payload=payload,
             )
@@ -225,7 +202,7 @@ async def run_ended(
                 f"backtest:{run_id}:failed",
                 live_pb2.EVENT_TYPE_RUN_FAILED,
                 run_id=run_id,
-                symbol=symbol,
+                symbol=facts.symbol,
                 now=now,
                 reason=error_message,
                 payload=base | {"error_message": error_message, "denied_orders": len(denials)},

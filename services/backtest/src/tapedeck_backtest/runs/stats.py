@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -12,18 +11,6 @@ NANOS_PER_YEAR = 365 * 86_400 * 1_000_000_000  # crypto trades every day; one ye
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class RatioStats:
-    """The float statistics of a run."""
-
-    sharpe_ratio: float
-    sortino_ratio: float
-    max_drawdown: float
-    win_rate: float
-    profit_factor: float
-    exposure: float
 
 
 def periods_per_year(bar_interval_ns: int) -> float:

@@ -35,11 +35,11 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 from nautilus_trader.trading.config import StrategyFactory
 
-from tapedeck_backtest import results
-from tapedeck_backtest.catalog import data_directory, fixed128_to_float
-from tapedeck_backtest.datasets import DataKind, DatasetSource
-from tapedeck_backtest.instruments import InstrumentKind
-from tapedeck_backtest.runs import AccountKind, Progress, RunSpec, Stats
+from tapedeck_backtest.datasets.catalog import data_directory, fixed128_to_float
+from tapedeck_backtest.datasets.domain import DataKind, DatasetSource, stored_bar_type
+from tapedeck_backtest.datasets.instruments import InstrumentKind
+from tapedeck_backtest.runs import results
+from tapedeck_backtest.runs.domain import MINUTE_NS, AccountKind, RunProgress, RunSpec, Stats
 from tapedeck_backtest.strategies import load_registry
 
 CHUNK_SECONDS = 0.1
@@ -88,7 +88,7 @@ class RunJob:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadedEngine:
     """An engine with one dataset window loaded, reusable across runs after `reset()`."""
 
@@ -190,7 +190,7 @@ def execute(
     job: RunJob,
     *,
     build_strategy: Callable[[RunJob], Any],
-    report: Callable[[Progress], None],
+    report: Callable[[RunProgress], None],
     cancel: CancelFlag,
 ) -> Stats:
     """Run the job on a loaded engine, reporting progress; raise RunCancelled on cancel."""
@@ -270,11 +270,13 @@ def _holds_base(job: RunJob) -> bool:
     return job.source.instrument.kind is not InstrumentKind.PERPETUAL
 
 
-def _progress(events: int, elapsed: float, simulated_ns: int, start_ns: int, span: int) -> Progress:
+def _progress(
+    events: int, elapsed: float, simulated_ns: int, start_ns: int, span: int
+) -> RunProgress:
     fraction = min(max((simulated_ns - start_ns) / span, 0.0), 1.0)
     rate = events / elapsed if elapsed > 0 else 0.0
     eta = elapsed * (1.0 - fraction) / fraction if fraction > 0 else 0.0
-    return Progress(
+    return RunProgress(
         percent=100.0 * fraction,
         events_processed=events,
         events_per_second=rate,
@@ -298,7 +300,9 @@ def _query_catalog(source: DatasetSource, spec: RunSpec) -> list[Any]:
             )
         )
     return list(
-        catalog.bars(bar_types=[str(source.stored_bar_type)], start=spec.start_ns, end=spec.end_ns)
+        catalog.bars(
+            bar_types=[stored_bar_type(source.instrument_id)], start=spec.start_ns, end=spec.end_ns
+        )
     )
 
 
@@ -387,7 +391,7 @@ def _price_series(
         mids = (arrays["bid_price"] + arrays["ask_price"]) / 2.0
         return results.PriceSeries(times, mids, np.zeros(times.size)), None
     closes = _rounded(arrays["close"], price_precision)
-    bar_width = 60_000_000_000
+    bar_width = MINUTE_NS
     bars = results.Candles(
         times=times - bar_width,
         open=_rounded(arrays["open"], price_precision),

@@ -26,16 +26,15 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from tapedeck_backtest import publishing, run_queue, run_repository
-from tapedeck_backtest.engine import (
+from tapedeck_backtest.runs import publishing
+from tapedeck_backtest.runs.domain import Run, RunProgress, RunState, Stats
+from tapedeck_backtest.runs.engine import (
     LoadedEngine,
     RunCancelled,
     RunJob,
@@ -44,8 +43,8 @@ from tapedeck_backtest.engine import (
     load_engine,
     strategy_builder,
 )
-from tapedeck_backtest.publishing import Denial
-from tapedeck_backtest.runs import Progress, Run, RunState, Stats
+from tapedeck_backtest.runs.publishing import Denial
+from tapedeck_backtest.runs.queue import RunQueue
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +52,14 @@ CANCEL_GRACE_SECONDS = 0.8
 PROGRESS_WRITE_SECONDS = 0.25
 TICK_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.2
-FORKSERVER_PRELOAD = ["tapedeck_backtest.engine", "nautilus_trader.backtest.engine"]
+FORKSERVER_PRELOAD = ["tapedeck_backtest.runs.engine", "nautilus_trader.backtest.engine"]
 
-JobResolver = Callable[[AsyncSession, Run], Awaitable[RunJob]]
+# The owners of the pools running in this process: alive whatever their pid says (tests run two
+# replicas in one process).
+_OWNERS_HERE: set[str] = set()
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+JobResolver = Callable[[Run], Awaitable[RunJob]]
+"""Return what a worker needs to execute a run (where its data is, where its results go)."""
 
 
 STAGING_MAX_AGE_SECONDS = 3600.0
@@ -94,7 +94,7 @@ def worker_main(conn: Connection, cancel: Any, strategy_paths: tuple[str, ...]) 
             return
         run_id = job.run_id
 
-        def report(progress: Progress, run_id: str = run_id) -> None:
+        def report(progress: RunProgress, run_id: str = run_id) -> None:
             conn.send(("progress", run_id, progress))
 
         try:
@@ -138,7 +138,7 @@ class _Slot:
     cancel: Any = None
     key: str | None = None
     run_id: str | None = None
-    progress: Progress | None = None
+    progress: RunProgress | None = None
     progress_written: float = 0.0
     cancel_deadline: float | None = None
     started: float = 0.0
@@ -156,21 +156,19 @@ class WorkerPool:
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
-        postgres: bool,
+        queue: RunQueue,
+        jobs: JobResolver,
         workers: int,
         results_root: Path,
-        resolve_job: JobResolver,
         strategy_paths: tuple[str, ...] = (),
         max_attempts: int = 2,
         lease_seconds: float = 15.0,
         run_timeout_seconds: float | None = None,
     ) -> None:
-        self._sessions = sessions
-        self._postgres = postgres
+        self._queue = queue
+        self._jobs = jobs
         self._slots = [_Slot() for _ in range(workers)]
         self._results_root = results_root
-        self._resolve_job = resolve_job
         self._strategy_paths = strategy_paths
         self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_seconds)
@@ -181,11 +179,6 @@ class WorkerPool:
         self._task: asyncio.Task[None] | None = None
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(FORKSERVER_PRELOAD)
-
-    @property
-    def size(self) -> int:
-        """Return the number of worker slots."""
-        return len(self._slots)
 
     def worker_pids(self) -> dict[str, int]:
         """Return the pid of the process running each run (for operators and tests)."""
@@ -210,6 +203,7 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Recover runs orphaned by a dead service, start the workers, then supervise."""
+        _OWNERS_HERE.add(self.owner)
         await self._recover_stale()
         await asyncio.to_thread(remove_stale_staging, self._results_root)
         # Start the processes now, so the first runs do not wait for them.
@@ -230,6 +224,7 @@ class WorkerPool:
                     logger.exception("could not give a run back to the queue")
                 slot.run_id = None
             await asyncio.to_thread(self._end_process, slot, graceful=True)
+        _OWNERS_HERE.discard(self.owner)
 
     async def _supervise(self) -> None:
         last_cancel_check = last_lease = 0.0
@@ -286,26 +281,16 @@ class WorkerPool:
             return
         if kind == "done":
             stats: Stats = payload
-            final = slot.progress or Progress()
-            final = Progress(
-                percent=100.0,
-                events_processed=final.events_processed,
-                events_per_second=final.events_per_second,
-                eta_seconds=0.0,
-                simulated_ns=final.simulated_ns,
-            )
+            final = replace(slot.progress or RunProgress(), percent=100.0, eta_seconds=0.0)
             stored = await self._finish(
                 run_id, RunState.SUCCEEDED, stats=stats, progress=final, denials=slot.denials
             )
-            if not stored:
-                async with self._sessions() as session:
-                    now_state = (await run_repository.get_run(session=session, run_id=run_id)).state
-                # Cancelled while writing results: nobody will read them. (A run another
-                # replica took over after a lost lease keeps its directory: it may be theirs.)
-                if now_state is RunState.CANCELLED:
-                    await asyncio.to_thread(
-                        shutil.rmtree, self._results_root / run_id, ignore_errors=True
-                    )
+            # Cancelled while writing results: nobody will read them. (A run another replica
+            # took over after a lost lease keeps its directory: it may be theirs.)
+            if not stored and (await self._queue.get(run_id)).state is RunState.CANCELLED:
+                await asyncio.to_thread(
+                    shutil.rmtree, self._results_root / run_id, ignore_errors=True
+                )
         elif kind == "failed":
             await self._finish(
                 run_id, RunState.FAILED, error_message=str(payload), denials=slot.denials
@@ -332,14 +317,7 @@ class WorkerPool:
         if now - slot.progress_written < PROGRESS_WRITE_SECONDS:
             return
         slot.progress_written = now
-        async with self._sessions() as session, session.begin():
-            await run_repository.update_progress(
-                session=session,
-                run_id=slot.run_id,
-                owner=self.owner,
-                progress=slot.progress,
-                now=_now(),
-            )
+        await self._queue.report(run_id=slot.run_id, owner=self.owner, progress=slot.progress)
 
     # -- cancel, lease, recovery
 
@@ -347,10 +325,7 @@ class WorkerPool:
         busy = [s.run_id for s in self._slots if s.run_id is not None]
         if not busy:
             return
-        async with self._sessions() as session:
-            running = await run_repository.still_running(
-                session=session, owner=self.owner, run_ids=busy
-            )
+        running = await self._queue.still_running(owner=self.owner, run_ids=busy)
         now = time.monotonic()
         for slot in self._slots:
             if slot.run_id is None or slot.run_id in running:
@@ -381,15 +356,12 @@ class WorkerPool:
 
     async def _renew_lease(self) -> None:
         busy = [s.run_id for s in self._slots if s.run_id is not None]
-        async with self._sessions() as session, session.begin():
-            await run_repository.heartbeat(
-                session=session, owner=self.owner, run_ids=busy, now=_now()
-            )
+        await self._queue.renew(owner=self.owner, run_ids=busy)
 
     def _owner_is_dead(self, owner: str | None) -> bool:
         # Owners are "<host>-<pid>-<token>". On this host, an owner whose process is gone (or
-        # whose pid is ours, from an earlier life of this container) is dead now, without
-        # waiting for its lease to expire.
+        # whose pid is ours but is no pool of this process: an earlier life of this container)
+        # is dead now, without waiting for its lease to expire.
         if owner is None or owner == self.owner:
             return False
         parts = owner.rsplit("-", 2)
@@ -397,7 +369,7 @@ class WorkerPool:
             return False
         pid = int(parts[1])
         if pid == os.getpid():
-            return True
+            return owner not in _OWNERS_HERE
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -407,41 +379,27 @@ class WorkerPool:
         return False
 
     async def _recover_stale(self) -> None:
-        async with self._sessions() as session:
-            stale = set(
-                await run_repository.stale_runs(
-                    session=session, lease_expired_before=_now() - self._lease
-                )
+        for run_id in await self._queue.orphans(
+            lease=self._lease, owner_is_dead=self._owner_is_dead
+        ):
+            state = await self._queue.release(
+                run_id=run_id,
+                owner=None,
+                reason="its service stopped renewing the run's lease (the service died)",
+                max_attempts=self._max_attempts,
             )
-            for run_id, owner in await run_repository.running_owners(session=session):
-                if self._owner_is_dead(owner):
-                    stale.add(run_id)
-        for run_id in sorted(stale):
-            async with self._sessions() as session, session.begin():
-                state = await run_repository.release_run(
-                    session=session,
-                    run_id=run_id,
-                    owner=None,
-                    reason="its service stopped renewing the run's lease (the service died)",
-                    max_attempts=self._max_attempts,
-                    now=_now(),
-                )
             logger.warning("recovered orphaned run", extra={"run_id": run_id, "outcome": state})
 
     # -- dispatch
 
     async def _dispatch(self) -> None:
         while any(slot.run_id is None for slot in self._slots):
-            async with self._sessions() as session, session.begin():
-                run_id = await run_queue.claim_next(
-                    session=session, owner=self.owner, now=_now(), postgres=self._postgres
-                )
-            if run_id is None:
+            run = await self._queue.claim(owner=self.owner)
+            if run is None:
                 return
+            run_id = run.id
             try:
-                async with self._sessions() as session:
-                    run = await run_repository.get_run(session=session, run_id=run_id)
-                    job = await self._resolve_job(session, run)
+                job = await self._jobs(run)
             except Exception as error:
                 await self._finish(run_id, RunState.FAILED, error_message=error_message(error))
                 continue
@@ -527,31 +485,25 @@ class WorkerPool:
         state: RunState,
         *,
         stats: Stats | None = None,
-        progress: Progress | None = None,
+        progress: RunProgress | None = None,
         error_message: str = "",
         denials: tuple[Denial, ...] = (),
     ) -> bool:
-        async with self._sessions() as session, session.begin():
-            return await run_repository.finish_run(
-                session=session,
-                run_id=run_id,
-                owner=self.owner,
-                state=state,
-                now=_now(),
-                stats=stats,
-                progress=progress,
-                error_message=error_message,
-                denials=denials,
-            )
+        return await self._queue.finish(
+            run_id=run_id,
+            owner=self.owner,
+            state=state,
+            stats=stats,
+            progress=progress,
+            error_message=error_message,
+            denials=denials,
+        )
 
     async def _release(self, run_id: str, reason: str, *, count_attempt: bool) -> RunState | None:
-        async with self._sessions() as session, session.begin():
-            return await run_repository.release_run(
-                session=session,
-                run_id=run_id,
-                owner=self.owner,
-                reason=reason,
-                max_attempts=self._max_attempts if count_attempt else 1 << 30,
-                now=_now(),
-                count_attempt=count_attempt,
-            )
+        return await self._queue.release(
+            run_id=run_id,
+            owner=self.owner,
+            reason=reason,
+            max_attempts=self._max_attempts,
+            count_attempt=count_attempt,
+        )

@@ -1,0 +1,308 @@
+"""Proto <-> domain for runs and sweeps; every refusal names its field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck.common.v1 import common_pb2
+from tapedeck_backtest.runs.domain import (
+    DEFAULT_BAR_INTERVAL_NS,
+    MAX_BAR_INTERVAL_NS,
+    MIN_BAR_INTERVAL_NS,
+    NANOS_PER_SECOND,
+    AccountKind,
+    Run,
+    RunProgress,
+    RunSpec,
+    RunState,
+    SpecRequest,
+    Stats,
+)
+from tapedeck_backtest.runs.sweeps import Axis, Sweep, SweepMetric, SweepPoint, SweepState, ranked
+from tapedeck_backtest.strategies.messages import parameter_value, parameter_value_to_proto
+from tapedeck_backtest.strategies.registry import Scalar
+from tapedeck_common.enums import EnumMapping
+from tapedeck_common.errors import FieldViolation, InvalidArgument
+from tapedeck_common.validation import (
+    decimal_string,
+    nanos_to_timestamp,
+    resource_id,
+    time_range_nanos,
+)
+
+RUN_STATES = EnumMapping(
+    pb.BacktestState.DESCRIPTOR,
+    {
+        pb.BACKTEST_STATE_QUEUED: RunState.QUEUED,
+        pb.BACKTEST_STATE_RUNNING: RunState.RUNNING,
+        pb.BACKTEST_STATE_SUCCEEDED: RunState.SUCCEEDED,
+        pb.BACKTEST_STATE_FAILED: RunState.FAILED,
+        pb.BACKTEST_STATE_CANCELLED: RunState.CANCELLED,
+    },
+)
+ACCOUNT_TYPES = EnumMapping(
+    pb.AccountType.DESCRIPTOR,
+    {pb.ACCOUNT_TYPE_CASH: AccountKind.CASH, pb.ACCOUNT_TYPE_MARGIN: AccountKind.MARGIN},
+    unspecified=AccountKind.CASH,
+)
+METRICS = EnumMapping(
+    pb.RankMetric.DESCRIPTOR,
+    {
+        pb.RANK_METRIC_SHARPE_RATIO: SweepMetric.SHARPE_RATIO,
+        pb.RANK_METRIC_SORTINO_RATIO: SweepMetric.SORTINO_RATIO,
+        pb.RANK_METRIC_TOTAL_RETURN: SweepMetric.TOTAL_RETURN,
+        pb.RANK_METRIC_PROFIT_FACTOR: SweepMetric.PROFIT_FACTOR,
+        pb.RANK_METRIC_MAX_DRAWDOWN: SweepMetric.MAX_DRAWDOWN,
+        pb.RANK_METRIC_WIN_RATE: SweepMetric.WIN_RATE,
+    },
+    unspecified=SweepMetric.SHARPE_RATIO,
+)
+SWEEP_STATES = EnumMapping(
+    pb.SweepState.DESCRIPTOR,
+    {
+        pb.SWEEP_STATE_RUNNING: SweepState.RUNNING,
+        pb.SWEEP_STATE_SUCCEEDED: SweepState.SUCCEEDED,
+        pb.SWEEP_STATE_CANCELLED: SweepState.CANCELLED,
+    },
+)
+
+
+# --- proto -> domain
+
+
+def run_id(name: str, *, field: str = "name") -> str:
+    """Return the id of a `backtests/{id}` name."""
+    return resource_id(name, collection="backtests", field=field)
+
+
+def sweep_id(name: str, *, field: str = "name") -> str:
+    """Return the id of a `sweeps/{id}` name."""
+    return resource_id(name, collection="sweeps", field=field)
+
+
+def states(values: Iterable[int]) -> list[RunState]:
+    """Return the run states a list filters on."""
+    return [
+        RUN_STATES.from_proto(value, field=f"states[{index}]") for index, value in enumerate(values)
+    ]
+
+
+def spec_request(spec: pb.BacktestSpec, *, field: str) -> SpecRequest:
+    """Check a BacktestSpec's shape and return it as a SpecRequest."""
+    violations: list[FieldViolation] = []
+    dataset_id = strategy_id = ""
+    try:
+        dataset_id = resource_id(spec.dataset, collection="datasets", field=f"{field}.dataset")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+    try:
+        strategy_id = resource_id(spec.strategy, collection="strategies", field=f"{field}.strategy")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+    parameters: dict[str, Scalar] = {}
+    for name in sorted(spec.parameters):
+        try:
+            parameters[name] = parameter_value(
+                spec.parameters[name], field=f"{field}.parameters[{name}]"
+            )
+        except InvalidArgument as error:
+            violations.extend(error.violations)
+    start = end = None
+    try:
+        start, end = time_range_nanos(spec.time_range, field=f"{field}.time_range")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+    balances: list[tuple[str, Decimal]] = []
+    for index, money in enumerate(spec.starting_balances):
+        try:
+            amount = decimal_string(
+                money.amount, field=f"{field}.starting_balances[{index}].amount"
+            )
+            assert amount is not None
+            balances.append((money.currency, amount))
+        except InvalidArgument as error:
+            violations.extend(error.violations)
+    interval = DEFAULT_BAR_INTERVAL_NS
+    if spec.HasField("bar_interval"):
+        interval = spec.bar_interval.seconds * NANOS_PER_SECOND + spec.bar_interval.nanos
+        if (
+            not MIN_BAR_INTERVAL_NS <= interval <= MAX_BAR_INTERVAL_NS
+            or interval % NANOS_PER_SECOND != 0
+        ):
+            violations.append(
+                FieldViolation(
+                    f"{field}.bar_interval", "must be whole seconds between 1 s and 1 day"
+                )
+            )
+    account = AccountKind.CASH
+    try:
+        account = ACCOUNT_TYPES.from_proto(spec.account_type, field=f"{field}.account_type")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return SpecRequest(
+        dataset_id=dataset_id,
+        strategy_id=strategy_id,
+        parameters=parameters,
+        start_ns=start,
+        end_ns=end,
+        starting_balances=tuple(balances),
+        account_type=account,
+        bar_interval_ns=interval,
+    )
+
+
+def axes(values: Iterable[pb.ParameterAxis]) -> tuple[Axis, ...]:
+    """Return a sweep's axes, each value typed."""
+    result: list[Axis] = []
+    violations: list[FieldViolation] = []
+    for index, axis in enumerate(values):
+        parsed: list[Scalar] = []
+        for position, value in enumerate(axis.values):
+            try:
+                parsed.append(parameter_value(value, field=f"axes[{index}].values[{position}]"))
+            except InvalidArgument as error:
+                violations.extend(error.violations)
+        result.append(Axis(name=axis.name, values=tuple(parsed)))
+    if violations:
+        raise InvalidArgument(violations)
+    return tuple(result)
+
+
+# --- domain -> proto
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def spec_to_proto(spec: RunSpec) -> pb.BacktestSpec:
+    """Return a resolved spec as a BacktestSpec."""
+    return pb.BacktestSpec(
+        dataset=f"datasets/{spec.dataset_id}",
+        strategy=f"strategies/{spec.strategy_id}",
+        parameters={
+            name: parameter_value_to_proto(value) for name, value in spec.parameters.items()
+        },
+        time_range=common_pb2.TimeRange(
+            start_time=nanos_to_timestamp(spec.start_ns),
+            end_time=nanos_to_timestamp(spec.end_ns),
+        ),
+        starting_balances=[
+            common_pb2.Money(currency=currency, amount=str(amount))
+            for currency, amount in spec.starting_balances
+        ],
+        account_type=ACCOUNT_TYPES.to_proto(spec.account_type),
+        bar_interval=Duration(
+            seconds=spec.bar_interval_ns // NANOS_PER_SECOND,
+            nanos=spec.bar_interval_ns % NANOS_PER_SECOND,
+        ),
+    )
+
+
+def progress_to_proto(progress: RunProgress) -> pb.BacktestProgress:
+    """Return progress as a BacktestProgress."""
+    message = pb.BacktestProgress(
+        percent=progress.percent,
+        events_processed=progress.events_processed,
+        events_per_second=progress.events_per_second,
+        eta=Duration(
+            seconds=int(progress.eta_seconds),
+            nanos=int((progress.eta_seconds % 1) * 1e9),
+        ),
+    )
+    if progress.simulated_ns:
+        message.simulated_time.CopyFrom(nanos_to_timestamp(progress.simulated_ns))
+    return message
+
+
+def stats_to_proto(stats: Stats) -> pb.BacktestStats:
+    """Return stats as BacktestStats (undefined ratios are NaN)."""
+    return pb.BacktestStats(
+        total_return=stats.total_return,
+        pnl=stats.pnl,
+        sharpe_ratio=stats.sharpe_ratio,
+        sortino_ratio=stats.sortino_ratio,
+        max_drawdown=stats.max_drawdown,
+        win_rate=stats.win_rate,
+        profit_factor=stats.profit_factor,
+        trade_count=stats.trade_count,
+        exposure=stats.exposure,
+        fees=stats.fees,
+        starting_equity=stats.starting_equity,
+        ending_equity=stats.ending_equity,
+        fill_count=stats.fill_count,
+        run_seconds=stats.run_seconds,
+    )
+
+
+def run_to_proto(run: Run) -> pb.Backtest:
+    """Return a run as a Backtest."""
+    message = pb.Backtest(
+        name=f"backtests/{run.id}",
+        spec=spec_to_proto(run.spec),
+        state=RUN_STATES.to_proto(run.state),
+        progress=progress_to_proto(run.progress),
+        error_message=run.error_message,
+        sweep=f"sweeps/{run.sweep_id}" if run.sweep_id else "",
+        content_version=run.content_version,
+        spec_hash=run.spec_hash,
+        create_time=_timestamp(run.create_time),
+    )
+    if run.stats is not None:
+        message.stats.CopyFrom(stats_to_proto(run.stats))
+    if run.start_time is not None:
+        message.start_time.CopyFrom(_timestamp(run.start_time))
+    if run.end_time is not None:
+        message.end_time.CopyFrom(_timestamp(run.end_time))
+    return message
+
+
+def sweep_result_to_proto(point: SweepPoint, rank: int) -> pb.SweepResult:
+    """Return one grid point as a SweepResult."""
+    message = pb.SweepResult(
+        backtest=f"backtests/{point.run.id}",
+        parameters={
+            name: parameter_value_to_proto(value) for name, value in point.parameters.items()
+        },
+        state=RUN_STATES.to_proto(point.run.state),
+        rank=rank,
+        error_message=point.run.error_message if point.run.state is RunState.FAILED else "",
+    )
+    if point.run.stats is not None:
+        message.stats.CopyFrom(stats_to_proto(point.run.stats))
+    return message
+
+
+def sweep_to_proto(sweep: Sweep) -> pb.Sweep:
+    """Return a sweep with its results ranked best first."""
+    message = pb.Sweep(
+        name=f"sweeps/{sweep.id}",
+        base_spec=spec_to_proto(sweep.base_spec),
+        axes=[
+            pb.ParameterAxis(
+                name=axis.name, values=[parameter_value_to_proto(v) for v in axis.values]
+            )
+            for axis in sweep.axes
+        ],
+        metric=METRICS.to_proto(sweep.metric),
+        state=SWEEP_STATES.to_proto(sweep.state),
+        total_runs=sweep.total_runs,
+        finished_runs=sweep.finished_runs,
+        results=[
+            sweep_result_to_proto(point, rank) for point, rank in ranked(sweep.points, sweep.metric)
+        ],
+        create_time=_timestamp(sweep.create_time),
+    )
+    if sweep.end_time is not None:
+        message.end_time.CopyFrom(_timestamp(sweep.end_time))
+    return message

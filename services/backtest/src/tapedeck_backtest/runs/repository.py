@@ -1,0 +1,423 @@
+"""All SQL for runs, the run queue and sweeps: AsyncSession in, domain objects out.
+
+The queue is the QUEUED rows, claimed atomically by one owner each. PostgreSQL: `SELECT ... FOR
+UPDATE SKIP LOCKED` lets several service replicas claim concurrently without waiting on each
+other. SQLite has one writer at a time: a conditional UPDATE (`WHERE state = 'QUEUED'`) that only
+one claimer can win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tapedeck_backtest.keyset_repository import newest_first
+from tapedeck_backtest.keysets import Keyset
+from tapedeck_backtest.models import BacktestRow, DatasetRow, SweepRow, SweepRunRow, as_utc
+from tapedeck_backtest.runs.domain import (
+    FINAL_STATES,
+    Release,
+    Run,
+    RunFacts,
+    RunProgress,
+    RunSpec,
+    RunState,
+    Stats,
+    final_content_version,
+    running_content_version,
+)
+from tapedeck_backtest.runs.sweeps import Axis, Sweep, SweepMetric, SweepPoint, SweepState, finished
+from tapedeck_common.errors import NotFound
+
+_FINAL = [state.value for state in FINAL_STATES]
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+def _run(row: BacktestRow) -> Run:
+    return Run(
+        id=row.id,
+        spec=RunSpec.from_json(row.spec_json),
+        spec_hash=row.spec_hash,
+        state=RunState(row.state),
+        create_time=as_utc(row.create_time),
+        content_version=row.content_version,
+        sweep_id=row.sweep_id,
+        progress=RunProgress.from_json(row.progress_json),
+        stats=Stats.from_json(row.stats_json) if row.stats_json else None,
+        error_message=row.error_message,
+        attempts=row.attempts,
+        start_time=_utc_or_none(row.start_time),
+        end_time=_utc_or_none(row.end_time),
+    )
+
+
+async def insert_run(*, session: AsyncSession, run: Run) -> None:
+    """Store a new QUEUED run."""
+    session.add(
+        BacktestRow(
+            id=run.id,
+            spec_json=run.spec.to_json(),
+            spec_hash=run.spec_hash,
+            dataset_id=run.spec.dataset_id,
+            state=run.state.value,
+            sweep_id=run.sweep_id,
+            progress_json=None,
+            stats_json=None,
+            error_message="",
+            attempts=0,
+            owner=None,
+            heartbeat_time=None,
+            content_version=run.content_version,
+            create_time=run.create_time,
+        )
+    )
+
+
+async def find_succeeded(*, session: AsyncSession, spec_hash: str) -> Run | None:
+    """Return the oldest SUCCEEDED run with this spec hash, if any."""
+    row = await session.scalar(
+        select(BacktestRow)
+        .where(BacktestRow.spec_hash == spec_hash, BacktestRow.state == RunState.SUCCEEDED.value)
+        .order_by(BacktestRow.create_time, BacktestRow.id)
+        .limit(1)
+    )
+    return None if row is None else _run(row)
+
+
+async def get_run(*, session: AsyncSession, run_id: str) -> Run:
+    """Return one run or raise NotFound."""
+    row = await session.get(BacktestRow, run_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"backtests/{run_id} does not exist")
+    return _run(row)
+
+
+async def list_runs(
+    *,
+    session: AsyncSession,
+    states: Sequence[RunState],
+    sweep_id: str | None,
+    after: Keyset | None,
+    limit: int,
+) -> list[Run]:
+    """Return up to `limit` runs newest first, after the keyset position `after`."""
+    query = select(BacktestRow)
+    if states:
+        query = query.where(BacktestRow.state.in_([s.value for s in states]))
+    if sweep_id is not None:
+        members = select(SweepRunRow.backtest_id).where(SweepRunRow.sweep_id == sweep_id)
+        query = query.where(BacktestRow.id.in_(members))
+    query = newest_first(
+        query, created=BacktestRow.create_time, row_id=BacktestRow.id, after=after, limit=limit
+    )
+    return [_run(row) for row in await session.scalars(query)]
+
+
+async def cancel_run(*, session: AsyncSession, run_id: str, now: datetime) -> Run:
+    """Mark a QUEUED or RUNNING run CANCELLED (a final run is left as it is) and return it."""
+    await session.execute(
+        update(BacktestRow)
+        .where(
+            BacktestRow.id == run_id,
+            BacktestRow.state.in_([RunState.QUEUED.value, RunState.RUNNING.value]),
+        )
+        .values(
+            state=RunState.CANCELLED.value,
+            end_time=now,
+            content_version=final_content_version(run_id, RunState.CANCELLED, None),
+        )
+    )
+    return await get_run(session=session, run_id=run_id)
+
+
+async def run_facts(*, session: AsyncSession, run_id: str) -> RunFacts:
+    """Return a run's spec, its dataset's instrument and its sweep."""
+    row = (
+        await session.execute(
+            select(BacktestRow.spec_json, DatasetRow.instrument_id, BacktestRow.sweep_id)
+            .join(DatasetRow, DatasetRow.id == BacktestRow.dataset_id, isouter=True)
+            .where(BacktestRow.id == run_id)
+        )
+    ).one()
+    return RunFacts(RunSpec.from_json(row.spec_json), row.instrument_id or "", row.sweep_id)
+
+
+# --- the queue ---
+
+
+async def claim_next(
+    *, session: AsyncSession, owner: str, now: datetime, postgres: bool
+) -> tuple[str, int] | None:
+    """Move the oldest QUEUED run to RUNNING under `owner`; return its id and attempt, or None."""
+    candidates = (
+        select(BacktestRow.id, BacktestRow.attempts)
+        .where(BacktestRow.state == RunState.QUEUED.value)
+        .order_by(BacktestRow.create_time, BacktestRow.id)
+        .limit(1 if postgres else 8)
+    )
+    if postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    for run_id, attempts in await session.execute(candidates):
+        attempt = attempts + 1
+        result = await session.execute(
+            update(BacktestRow)
+            .where(BacktestRow.id == run_id, BacktestRow.state == RunState.QUEUED.value)
+            .values(
+                state=RunState.RUNNING.value,
+                owner=owner,
+                attempts=attempt,
+                start_time=now,
+                heartbeat_time=now,
+                progress_json=None,
+                content_version=running_content_version(RunState.RUNNING, attempt),
+            )
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            return run_id, attempt
+    return None
+
+
+async def update_progress(
+    *, session: AsyncSession, run_id: str, owner: str, progress: RunProgress, now: datetime
+) -> None:
+    """Store a running run's progress, only while this owner still holds it."""
+    await session.execute(
+        update(BacktestRow)
+        .where(
+            BacktestRow.id == run_id,
+            BacktestRow.owner == owner,
+            BacktestRow.state == RunState.RUNNING.value,
+        )
+        .values(progress_json=progress.to_json(), heartbeat_time=now)
+    )
+
+
+async def heartbeat(
+    *, session: AsyncSession, owner: str, run_ids: Sequence[str], now: datetime
+) -> None:
+    """Renew this owner's lease on the runs it is executing."""
+    if not run_ids:
+        return
+    await session.execute(
+        update(BacktestRow)
+        .where(
+            BacktestRow.id.in_(list(run_ids)),
+            BacktestRow.owner == owner,
+            BacktestRow.state == RunState.RUNNING.value,
+        )
+        .values(heartbeat_time=now)
+    )
+
+
+async def still_running(*, session: AsyncSession, owner: str, run_ids: Sequence[str]) -> set[str]:
+    """Return which of these runs are still RUNNING under this owner (the rest were cancelled)."""
+    if not run_ids:
+        return set()
+    rows = await session.scalars(
+        select(BacktestRow.id).where(
+            BacktestRow.id.in_(list(run_ids)),
+            BacktestRow.owner == owner,
+            BacktestRow.state == RunState.RUNNING.value,
+        )
+    )
+    return set(rows)
+
+
+async def finish_run(
+    *,
+    session: AsyncSession,
+    run_id: str,
+    owner: str,
+    state: RunState,
+    now: datetime,
+    stats: Stats | None = None,
+    progress: RunProgress | None = None,
+    error_message: str = "",
+) -> bool:
+    """End a run this owner holds; False when it was cancelled or taken over meanwhile."""
+    stats_json = stats.to_json() if stats is not None else None
+    values: dict[str, object] = {
+        "state": state.value,
+        "end_time": now,
+        "stats_json": stats_json,
+        "error_message": error_message,
+        "content_version": final_content_version(run_id, state, stats_json),
+    }
+    if progress is not None:
+        values["progress_json"] = progress.to_json()
+    result = await session.execute(
+        update(BacktestRow)
+        .where(
+            BacktestRow.id == run_id,
+            BacktestRow.owner == owner,
+            BacktestRow.state == RunState.RUNNING.value,
+        )
+        .values(**values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def running_attempts(*, session: AsyncSession, run_id: str, owner: str | None) -> int | None:
+    """Return the attempts of a RUNNING run (held by `owner` unless None), or None."""
+    row = await session.get(BacktestRow, run_id, populate_existing=True)
+    if row is None or row.state != RunState.RUNNING.value:
+        return None
+    if owner is not None and row.owner != owner:
+        return None
+    return row.attempts
+
+
+async def release_run(
+    *, session: AsyncSession, run_id: str, owner: str | None, outcome: Release, now: datetime
+) -> bool:
+    """Store a release of a RUNNING run (re-queued or failed); False if it changed meanwhile."""
+    values: dict[str, object]
+    if outcome.state is RunState.QUEUED:
+        values = {
+            "state": outcome.state.value,
+            "attempts": outcome.attempts,
+            "owner": None,
+            "heartbeat_time": None,
+            "progress_json": None,
+            "content_version": running_content_version(outcome.state, outcome.attempts),
+            "error_message": outcome.error_message,
+        }
+    else:
+        values = {
+            "state": outcome.state.value,
+            "end_time": now,
+            "error_message": outcome.error_message,
+            "content_version": final_content_version(run_id, outcome.state, None),
+        }
+    condition = [BacktestRow.id == run_id, BacktestRow.state == RunState.RUNNING.value]
+    if owner is not None:
+        condition.append(BacktestRow.owner == owner)
+    result = await session.execute(update(BacktestRow).where(*condition).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def orphan_candidates(
+    *, session: AsyncSession, lease_expired_before: datetime
+) -> list[tuple[str, str | None, bool]]:
+    """Return every RUNNING run with its owner and whether its lease expired."""
+    rows = await session.execute(
+        select(
+            BacktestRow.id,
+            BacktestRow.owner,
+            or_(
+                BacktestRow.heartbeat_time.is_(None),
+                BacktestRow.heartbeat_time < lease_expired_before,
+            ),
+        ).where(BacktestRow.state == RunState.RUNNING.value)
+    )
+    return [(run_id, owner, bool(expired)) for run_id, owner, expired in rows]
+
+
+# --- sweeps ---
+
+
+def _sweep(
+    row: SweepRow,
+    *,
+    points: tuple[SweepPoint, ...] = (),
+    finished_runs: int,
+    last_end_time: datetime | None,
+) -> Sweep:
+    return Sweep(
+        id=row.id,
+        base_spec=RunSpec.from_json(row.base_spec_json),
+        axes=tuple(
+            Axis(name=a["name"], values=tuple(a["values"])) for a in json.loads(row.axes_json)
+        ),
+        metric=SweepMetric(row.metric),
+        state=SweepState(row.state),
+        total_runs=row.total_runs,
+        create_time=as_utc(row.create_time),
+        end_time=_utc_or_none(row.end_time),
+        points=points,
+        finished_runs=finished_runs,
+        last_end_time=last_end_time,
+    )
+
+
+async def insert_sweep(*, session: AsyncSession, sweep: Sweep, run_ids: Sequence[str]) -> None:
+    """Store a new sweep and its grid points (each naming the run that holds its result)."""
+    session.add(
+        SweepRow(
+            id=sweep.id,
+            base_spec_json=sweep.base_spec.to_json(),
+            axes_json=json.dumps([{"name": a.name, "values": list(a.values)} for a in sweep.axes]),
+            metric=sweep.metric.value,
+            state=sweep.state.value,
+            total_runs=sweep.total_runs,
+            create_time=sweep.create_time,
+            end_time=sweep.end_time,
+        )
+    )
+    await session.flush()
+    session.add_all(
+        SweepRunRow(
+            sweep_id=sweep.id,
+            position=point.position,
+            backtest_id=run_id,
+            parameters_json=json.dumps(point.parameters, sort_keys=True),
+        )
+        for point, run_id in zip(sweep.points, run_ids, strict=True)
+    )
+
+
+async def get_sweep(*, session: AsyncSession, sweep_id: str) -> Sweep:
+    """Return a sweep with its points' runs, or raise NotFound."""
+    row = await session.get(SweepRow, sweep_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"sweeps/{sweep_id} does not exist")
+    result = await session.execute(
+        select(SweepRunRow, BacktestRow)
+        .join(BacktestRow, BacktestRow.id == SweepRunRow.backtest_id)
+        .where(SweepRunRow.sweep_id == sweep_id)
+        .order_by(SweepRunRow.position)
+    )
+    points = tuple(
+        SweepPoint(point.position, json.loads(point.parameters_json), _run(run))
+        for point, run in result
+    )
+    count, last_end = finished(points)
+    return _sweep(row, points=points, finished_runs=count, last_end_time=last_end)
+
+
+async def list_sweeps(*, session: AsyncSession, after: Keyset | None, limit: int) -> list[Sweep]:
+    """Return up to `limit` sweeps newest first (without their points, with their counts)."""
+    query = newest_first(
+        select(SweepRow), created=SweepRow.create_time, row_id=SweepRow.id, after=after, limit=limit
+    )
+    rows = list(await session.scalars(query))
+    if not rows:
+        return []
+    finished_runs = await session.execute(
+        select(SweepRunRow.sweep_id, func.count(), func.max(BacktestRow.end_time))
+        .join(BacktestRow, BacktestRow.id == SweepRunRow.backtest_id)
+        .where(SweepRunRow.sweep_id.in_([row.id for row in rows]), BacktestRow.state.in_(_FINAL))
+        .group_by(SweepRunRow.sweep_id)
+    )
+    counts = {sweep_id: (int(count), last) for sweep_id, count, last in finished_runs}
+    sweeps = []
+    for row in rows:
+        count, last_end = counts.get(row.id, (0, None))
+        sweeps.append(_sweep(row, finished_runs=count, last_end_time=_utc_or_none(last_end)))
+    return sweeps
+
+
+async def finish_sweep(*, session: AsyncSession, sweep: Sweep) -> None:
+    """Store a sweep's move from RUNNING to its final state."""
+    await session.execute(
+        update(SweepRow)
+        .where(SweepRow.id == sweep.id, SweepRow.state == SweepState.RUNNING.value)
+        .values(state=sweep.state.value, end_time=sweep.end_time)
+    )
