@@ -298,7 +298,12 @@ async def run(
     ) as channel:
         created = await wallets_pb2_grpc.WalletServiceStub(channel).CreateWallet(
             wallets_pb2.CreateWalletRequest(
-                wallet=wallets_pb2.Wallet(display_name="canary", exchange="binance")
+                wallet=wallets_pb2.Wallet(
+                    display_name="canary",
+                    exchange="coinbase",
+                    account_ref="canary",
+                    credentials_ref="CANARY",
+                )
             ),
             metadata=metadata,
             timeout=30,
