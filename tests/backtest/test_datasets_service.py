@@ -249,9 +249,13 @@ async def test_a_path_too_long_to_name_a_file_is_refused_briefly(
     assert field_violations(caught.value) == {"source_path": why}
 
 
-async def test_timestamps_past_int64_are_reported_with_their_row(scratch_service: Service):
+# 2**63 itself, and milliseconds that overflow only once scaled to nanoseconds (year 2264).
+@pytest.mark.parametrize("far", ["9223372036854775808", "9300000000000000"])
+async def test_timestamps_past_int64_are_reported_with_their_row(
+    scratch_service: Service, far: str
+):
     (scratch_service.root / "far.csv").write_text(
-        "ts,price,size,side\n1610064000000,100.5,1.0,BUY\n9223372036854775808,100.5,1.0,BUY\n"
+        f"ts,price,size,side\n1610064000000,100.5,1.0,BUY\n{far},100.5,1.0,BUY\n"
     )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await import_file(scratch_service.stub, "far.csv", BTCUSDT, backtest_pb2.DATA_KIND_TRADES)
