@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import asyncpg
@@ -13,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from tapedeck.wallets.v1 import wallets_pb2
 from tests.support import POSTGRES_ADMIN_DSN, eventually, postgres_database
-from tests.wallets.harness import Exchange, running_service
+from tests.wallets.harness import Exchange, Service, running_service
 
 
 async def _terminate_backends(database: str) -> int:
@@ -77,3 +79,31 @@ async def test_terminated_connections_answer_unavailable_with_retry_info_then_re
                 return got.wallet.name == wallet.name
 
             await eventually(serves, timeout=10, message="GetWallet serves again")
+
+
+async def test_concurrent_replacing_writes_to_one_wallet_all_succeed_one_after_another(
+    service: Callable[..., AbstractAsyncContextManager[Service]],
+) -> None:
+    async with service() as svc:
+        wallet = await svc.create_wallet("races", balances={"BTC": ("1", "0")})
+
+        async def replace(index: int) -> wallets_pb2.SetBalancesResponse:
+            return await svc.stub.SetBalances(
+                wallets_pb2.SetBalancesRequest(
+                    name=wallet.name,
+                    balances=[
+                        wallets_pb2.Balance(asset="ETH", available=str(index)),
+                        wallets_pb2.Balance(asset=f"X{index}", available="1"),
+                    ],
+                    replace=True,
+                ),
+                timeout=30,
+            )
+
+        replies = await asyncio.gather(*(replace(i) for i in range(10)))
+        assert len(replies) == 10
+        final = (await svc.stub.GetWallet(wallets_pb2.GetWalletRequest(name=wallet.name))).wallet
+        # The last writer's balances, whole: no mix of two replacements.
+        assets = sorted(b.asset for b in final.balances)
+        index = int(next(b.available for b in final.balances if b.asset == "ETH"))
+        assert assets == sorted(["ETH", f"X{index}"])
