@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -446,10 +446,7 @@ def book(
     )
 
 
-Number = TypeVar("Number", Decimal, npt.NDArray[np.float64])
-
-
-def equity(
+def equity[Number: (Decimal, npt.NDArray[np.float64])](
     account: AccountKind,
     *,
     cash: Number,
