@@ -1,13 +1,17 @@
 """Engine versions: the same runs on NautilusTrader 1.221 / Python 3.11 and 1.231 / Python 3.12.
 
 Run: `.venv/bin/python -m bench.backtest.engine_versions --before DIR [--ticks 1000000 5000000]
-[--sweep-ticks 500000] [--sweep-workers 1]`
+[--sweep-ticks 500000] [--sweep-workers 1] [--between DIR] [--repeat N]`
 
 `--before` is this commit's parent with its own environment (1.221.0 on Python 3.11), e.g.:
 
-    git archive HEAD^ | tar -x -C /tmp/engine-old && cd /tmp/engine-old
+    git archive <parent> | tar -x -C /tmp/engine-old && cd /tmp/engine-old
     UV_PROJECT_ENVIRONMENT=$PWD/.venv uv sync --frozen --all-packages --python python3.11
     bash scripts/codegen-python.sh
+
+`--between` (optional) is the same tree on Python 3.12 (its `requires-python` set to 3.12, then
+`uv lock` and `uv sync --python python3.12`: NautilusTrader 1.221.0 has 3.12 wheels too); it
+splits the change into Python's part (between/before) and the release's (after/between).
 
 Every measurement runs in a fresh process of that tree's interpreter with that tree's code (the
 `bench.backtest` helpers both trees have), before and after alternating so load on the shared
@@ -20,17 +24,17 @@ machine hits both alike:
   than wall time on a shared machine); the whole run's rest is the service's (dispatch, pipes,
   database, watch polling);
 - a sweep of 8 parameter sets through the pool: wall seconds and engine seconds per run.
-Prints one table with after/before ratios and the whole run against the engine's own time (the
-target: within 10 %).
+`--repeat N` alternates the trees N times and keeps each figure's best. Prints one table with
+the ratios and the whole run's time outside the engine against the target (within 10 %).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 AFTER = Path(__file__).resolve().parents[2]
@@ -140,79 +144,87 @@ def _measure(tree: Path, *args: object) -> dict[str, object]:
     return result
 
 
-def _row(name: str, before: float, after: float, unit: str = "s") -> str:
-    return f"| {name} | {before:.2f} {unit} | {after:.2f} {unit} | {after / before:.2f}x |"
+def _best(runs: list[dict[str, object]]) -> dict[str, float]:
+    """Each figure's best (lowest) over the repeats; RSS and the version from the first."""
+    return {
+        key: min(float(run[key]) for run in runs)  # type: ignore[arg-type]
+        for key, value in runs[0].items()
+        if isinstance(value, int | float)
+    }
 
 
 def main() -> None:
-    """Parse arguments, measure both trees alternately, print the table."""
+    """Parse arguments, measure the trees alternately, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, required=True, help="the parent commit's tree")
+    parser.add_argument(
+        "--between",
+        type=Path,
+        help="optional: the parent's code and NautilusTrader on the new Python (1.221 on 3.12),"
+        " which splits the change into Python's part and the release's",
+    )
     parser.add_argument("--ticks", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--sweep-ticks", type=int, default=500_000)
     parser.add_argument("--sweep-workers", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="measure N times, keep the best")
     args = parser.parse_args()
-    trees = {"before": args.before.resolve(), "after": AFTER}
+    trees = {"before": args.before.resolve()}
+    if args.between:
+        trees["between"] = args.between.resolve()
+    trees["after"] = AFTER
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    rows: list[str] = []
+    table: dict[str, dict[str, float]] = {}
     versions: dict[str, object] = {}
+
+    def measure(*what: object) -> dict[str, dict[str, float]]:
+        runs: dict[str, list[dict[str, object]]] = {side: [] for side in trees}
+        for _ in range(args.repeat):
+            for side, tree in trees.items():
+                runs[side].append(_measure(tree, *what))
+                versions[side] = runs[side][-1]["version"]
+                print(f"{side} {what}: {runs[side][-1]}", flush=True)
+        return {side: _best(side_runs) for side, side_runs in runs.items()}
+
     for ticks in args.ticks:
-        single: dict[str, dict[str, float]] = {}
-        phases: dict[str, dict[str, float]] = {}
-        for side, tree in trees.items():
-            single[side] = _measure(tree, "single", ticks)  # type: ignore[assignment]
-            phases[side] = _measure(tree, "phases", ticks)  # type: ignore[assignment]
-            versions[side] = single[side]["version"]
-            print(f"{side} {ticks:,}: {single[side]} {phases[side]}", flush=True)
-        b, a = single["before"], single["after"]
-        rows += [
-            _row(f"{ticks:,} ticks: engine", b["engine"], a["engine"]),
-            _row(
-                f"{ticks:,} ticks: ticks/s (k)",
-                ticks / b["engine"] / 1e3,
-                ticks / a["engine"] / 1e3,
-                "k",
-            ),
-            _row(f"{ticks:,} ticks: whole run", b["wall"], a["wall"]),
-            _row(
-                f"{ticks:,} ticks: whole run / engine",
-                b["wall"] / b["engine"],
-                a["wall"] / a["engine"],
-                "x",
-            ),
-            _row(f"{ticks:,} ticks: worker peak RSS", b["rss"], a["rss"], "MB"),
-        ]
-        for phase in ("worker_start", "load", "load_cpu", "engine", "results", "run_cpu"):
-            rows.append(
-                _row(
-                    f"{ticks:,} ticks, phases in process: {phase.replace('_', ' ')}",
-                    phases["before"][phase],
-                    phases["after"][phase],
-                )
-            )
-    sweeps = {
-        side: _measure(tree, "sweep", args.sweep_ticks, args.sweep_workers)
-        for side, tree in trees.items()
-    }
-    rows += [
-        _row(
-            f"sweep of 8 x {args.sweep_ticks:,} ticks, {args.sweep_workers} worker(s): wall",
-            sweeps["before"]["wall"],
-            sweeps["after"]["wall"],
-        ),  # type: ignore[arg-type]
-        _row(
-            "sweep: engine per run",
-            sweeps["before"]["engine_per_run"],  # type: ignore[arg-type]
-            sweeps["after"]["engine_per_run"],
-        ),  # type: ignore[arg-type]
-    ]
-    print(
-        f"\n| what | before ({versions['before']}) | after ({versions['after']}) | after/before |"
-    )
-    print("|---|---|---|---|")
-    print("\n".join(rows))
+        single, phases = measure("single", ticks), measure("phases", ticks)
+        for side in trees:
+            run, phase = single[side], phases[side]
+            figures = {
+                "engine (s)": run["engine"],
+                "engine ticks/s (k)": ticks / run["engine"] / 1e3,
+                "whole run (s)": run["wall"],
+                "whole run outside the engine (% of engine; target 10)": 100
+                * (run["wall"] - run["engine"])
+                / run["engine"],
+                "worker peak RSS (MB)": run["rss"],
+                "phase: worker start (s)": phase["worker_start"],
+                "phase: data load (s)": phase["load"],
+                "phase: engine (s)": phase["engine"],
+                "phase: results (s)": phase["results"],
+                "phase: data load, CPU (s)": phase["load_cpu"],
+                "phase: engine and results, CPU (s)": phase["run_cpu"],
+            }
+            for name, value in figures.items():
+                table.setdefault(f"{ticks:,} ticks: {name}", {})[side] = value
+    sweeps = measure("sweep", args.sweep_ticks, args.sweep_workers)
+    sweep = f"sweep of 8 x {args.sweep_ticks:,} ticks, {args.sweep_workers} worker(s)"
+    for side in trees:
+        table.setdefault(f"{sweep}: wall (s)", {})[side] = sweeps[side]["wall"]
+        table.setdefault(f"{sweep}: engine per run (s)", {})[side] = sweeps[side]["engine_per_run"]
+
+    sides = list(trees)
+    ratios = [(b, a) for b, a in itertools.pairwise(sides)]
+    if len(sides) > 2:
+        ratios.append(("before", "after"))
+    print("\n| what | " + " | ".join(f"{s} ({versions[s]})" for s in sides), end=" | ")
+    print(" | ".join(f"{a}/{b}" for b, a in ratios) + " |")
+    print("|---" * (1 + len(sides) + len(ratios)) + "|")
+    for name, values in table.items():
+        cells = [f"{values[s]:,.2f}" for s in sides]
+        cells += [f"{values[a] / values[b]:.2f}x" if values[b] else "-" for b, a in ratios]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
