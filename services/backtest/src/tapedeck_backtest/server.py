@@ -91,6 +91,8 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             registry=registry,
             wake=None if pool is None else pool.notify,
         )
+        await runs.resume_searches()
+        on_stop.append(runs.stop_searches)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
             get_run=runs.get,

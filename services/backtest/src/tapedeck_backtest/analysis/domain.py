@@ -294,6 +294,17 @@ class SweepAnalysis:
     odds: Odds
 
 
+def sampled_axes(sweep: Sweep) -> tuple[Axis, ...]:
+    """Return the axes with their values: a range (a search's) becomes the values its trials
+    took, in order, so neighbours are the nearest values sampled."""
+    return tuple(
+        axis
+        if axis.range is None
+        else Axis(axis.name, tuple(sorted({p.parameters[axis.name] for p in sweep.points})))
+        for axis in sweep.axes
+    )
+
+
 def grid_index(point: SweepPoint, axes: tuple[Axis, ...]) -> tuple[int, ...]:
     """Return a point's index on every axis."""
     return tuple(axis.values.index(point.parameters[axis.name]) for axis in axes)
@@ -301,12 +312,13 @@ def grid_index(point: SweepPoint, axes: tuple[Axis, ...]) -> tuple[int, ...]:
 
 def score_points(sweep: Sweep, metric: SweepMetric) -> tuple[ScoredPoint, ...]:
     """Score every point by the metric and by its neighbourhood, and rank by both."""
+    axes = sampled_axes(sweep)
     values = []
     for point in sweep.points:
         stats = point.run.stats
         ok = point.run.state is RunState.SUCCEEDED and stats is not None
         values.append(stats.metric(metric.value) if ok and stats is not None else math.nan)
-    scores = neighbourhood_scores([grid_index(p, sweep.axes) for p in sweep.points], values)
+    scores = neighbourhood_scores([grid_index(p, axes) for p in sweep.points], values)
     ranks = _ranks(values, lower_is_better=metric.lower_is_better)
     smooth = _ranks(scores, lower_is_better=metric.lower_is_better)
     return tuple(
@@ -349,15 +361,16 @@ def heatmap(
     sweep: Sweep, points: tuple[ScoredPoint, ...], metric: SweepMetric, x: int, y: int | None
 ) -> Heatmap:
     """Cut the grid to two axes, keeping at each cell the point with the best metric."""
+    axes = sampled_axes(sweep)
     best: dict[tuple[int, int], ScoredPoint] = {}
     for point, scored in zip(sweep.points, points, strict=True):
-        index = grid_index(point, sweep.axes)
+        index = grid_index(point, axes)
         key = (index[x], 0 if y is None else index[y])
         held = best.get(key)
         if held is None or _better(scored.value, held.value, metric.lower_is_better):
             best[key] = scored
     cells = tuple(HeatmapCell(xi, yi, point) for (xi, yi), point in sorted(best.items()))
-    return Heatmap(sweep.axes[x], None if y is None else sweep.axes[y], cells)
+    return Heatmap(axes[x], None if y is None else axes[y], cells)
 
 
 def _better(value: float, held: float, lower_is_better: bool) -> bool:
