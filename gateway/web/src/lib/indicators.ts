@@ -103,6 +103,15 @@ function indicatorLabel(indicator: Indicator): string {
   return (Indicator[indicator] ?? "").replace(/_/g, " ").replace("BOLLINGER ", "BB ").toLowerCase();
 }
 
+function legendIndex(data: CandleColumns, time: number | null): number {
+  return time === null ? data.times.length - 1 : Math.max(0, bucketIndex(data.times, time));
+}
+
+// The open of the bar the legend shows for `time` (the crosshair's time when it is on a bar).
+export function legendTime(data: CandleColumns, time: number | null): number | undefined {
+  return data.times[legendIndex(data, time)];
+}
+
 // OHLCV and the overlays' values of the bar at `time` (the last bar when null); none without bars.
 export function legendItems(
   data: CandleColumns,
@@ -110,7 +119,7 @@ export function legendItems(
   toggles: Toggles,
 ): LegendItem[] {
   if (data.times.length === 0) return [];
-  const i = time === null ? data.times.length - 1 : Math.max(0, bucketIndex(data.times, time));
+  const i = legendIndex(data, time);
   const items: LegendItem[] = [
     { label: "", value: formatTime(data.times[i]!, false) },
     { label: "O", value: price(data.open[i]) },

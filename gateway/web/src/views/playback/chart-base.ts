@@ -1,11 +1,14 @@
 // What both playback charts share: options that follow the system's colour scheme, candle colours,
 // fitting once the chart knows its width, and where the cursor falls.
 import { ColorType, type IChartApi, type UTCTimestamp } from "lightweight-charts";
-import type { PlaybackState } from "../../lib/playback";
-import { timeToX } from "../../lib/series";
+import { lastBucket, type PlaybackState } from "../../lib/playback";
+import { logicalToTime, timeToLogical, timeToX } from "../../lib/series";
+import type { TimeRange } from "../../lib/timelink";
 
 export const UP = "#26a69a";
 export const DOWN = "#ef5350";
+
+const PRICE_SCALE_PX = 84;
 
 export const t = (seconds: number): UTCTimestamp => seconds as UTCTimestamp;
 
@@ -25,16 +28,46 @@ export function chartOptions(height: number) {
       panes: { separatorColor: isDark ? "#2b3340" : "#dde1e6" },
     },
     grid: { vertLines: { color: grid }, horzLines: { color: grid } },
-    timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 2, minBarSpacing: 0.5 },
-    rightPriceScale: { borderVisible: false },
+    // The view moves only when Tapedeck moves it (see lib/playback.ts rangeFollowing).
+    timeScale: {
+      timeVisible: true,
+      secondsVisible: false,
+      rightOffset: 2,
+      minBarSpacing: 0.5,
+      shiftVisibleRangeOnNewBar: false,
+    },
+    // One width on every chart, so stacked charts put the same time at the same x.
+    rightPriceScale: { borderVisible: false, minimumWidth: PRICE_SCALE_PX },
     autoSize: true,
   } as const;
 }
 
-// autoSize learns the chart's width on a later frame: fit now and again once it is known.
-export function fit(api: IChartApi): void {
-  api.timeScale().fitContent();
-  requestAnimationFrame(() => requestAnimationFrame(() => api.timeScale().fitContent()));
+// The time span in view on a chart whose data is `times` or a prefix of it (see timeToLogical).
+export function visibleTimes(
+  api: IChartApi,
+  times: readonly number[],
+  lastBucket: number,
+): TimeRange | null {
+  const range = api.timeScale().getVisibleLogicalRange();
+  if (range === null || times.length === 0) return null;
+  return {
+    from: logicalToTime(times, range.from, lastBucket),
+    to: logicalToTime(times, range.to, lastBucket),
+  };
+}
+
+// Shows the time span `range` on such a chart, to the fraction of a bar.
+export function showTimes(
+  api: IChartApi,
+  times: readonly number[],
+  lastBucket: number,
+  range: TimeRange,
+): void {
+  if (times.length === 0 || !(range.to > range.from)) return;
+  api.timeScale().setVisibleLogicalRange({
+    from: timeToLogical(times, range.from, lastBucket),
+    to: timeToLogical(times, range.to, lastBucket),
+  });
 }
 
 // Pixel x of the cursor on a chart drawing `times`; null without a cursor or a visible range.
@@ -45,7 +78,6 @@ export function cursorX(
 ): number | null {
   const range = api.timeScale().getVisibleLogicalRange();
   if (state.cursor === null || range === null) return null;
-  const bucket = state.window?.bucket ?? state.run?.overviewBucket ?? 60;
   const visible = { from: range.from, to: range.to };
-  return timeToX(times, state.cursor, visible, api.timeScale().width(), bucket);
+  return timeToX(times, state.cursor, visible, api.timeScale().width(), lastBucket(state));
 }
