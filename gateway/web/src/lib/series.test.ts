@@ -134,6 +134,9 @@ describe("playback helpers", () => {
     expect(barsUpTo(times, 0)).toBe(1);
     expect(barsUpTo(times, 119)).toBe(2);
     expect(barsUpTo(times, 500)).toBe(3);
+    // At epoch seconds too: a bar's own time is in that bar.
+    expect(barsUpTo([1_704_066_000, 1_704_070_200], 1_704_066_000)).toBe(1);
+    expect(timeToLogical([1_704_066_000, 1_704_070_200], 1_704_070_200)).toBe(0.5);
     const fills = [10, 60, 60, 90].map((time) => ({
       time,
       side: "buy" as const,

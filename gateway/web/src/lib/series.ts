@@ -68,9 +68,18 @@ export function lowerBound(times: readonly number[], t: number): number {
   return lo;
 }
 
-// Index of the bucket containing t (the last time <= t), or -1 before the first.
+// Index of the bucket containing t (the last time <= t), or -1 before the first. (Exact: at epoch
+// seconds a nudge such as t + 1e-9 is lost to rounding, which put a bar's own time in the bar
+// before it.)
 export function bucketIndex(times: readonly number[], t: number): number {
-  return lowerBound(times, t + 1e-9) - 1;
+  let lo = 0;
+  let hi = times.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (times[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
 }
 
 function slice(columns: CandleColumns, start: number, end: number): CandleColumns {

@@ -35,6 +35,7 @@ export function chartOptions(height: number) {
       rightOffset: 2,
       minBarSpacing: 0.5,
       shiftVisibleRangeOnNewBar: false,
+      lockVisibleTimeRangeOnResize: true,
     },
     // One width on every chart, so stacked charts put the same time at the same x.
     rightPriceScale: { borderVisible: false, minimumWidth: PRICE_SCALE_PX },
@@ -56,18 +57,34 @@ export function visibleTimes(
   };
 }
 
-// Shows the time span `range` on such a chart, to the fraction of a bar.
-export function showTimes(
-  api: IChartApi,
-  times: readonly number[],
-  lastBucket: number,
-  range: TimeRange,
-): void {
-  if (times.length === 0 || !(range.to > range.from)) return;
-  api.timeScale().setVisibleLogicalRange({
-    from: timeToLogical(times, range.from, lastBucket),
-    to: timeToLogical(times, range.to, lastBucket),
-  });
+// A chart's span of time. lightweight-charts applies a new range on its next frame: until then
+// the span set is the one in view (reads of the chart would see the old one).
+export class Span {
+  private pending: TimeRange | null = null;
+
+  constructor(private readonly api: () => IChartApi) {}
+
+  // Shows `range` on a chart drawing `times` or a prefix of it, to the fraction of a bar.
+  show(times: readonly number[], lastBucket: number, range: TimeRange): void {
+    if (times.length === 0 || !(range.to > range.from)) return;
+    this.pending = range;
+    this.api()
+      .timeScale()
+      .setVisibleLogicalRange({
+        from: timeToLogical(times, range.from, lastBucket),
+        to: timeToLogical(times, range.to, lastBucket),
+      });
+    // Cleared after the chart's frame that applies it.
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        if (this.pending === range) this.pending = null;
+      }),
+    );
+  }
+
+  current(times: readonly number[], lastBucket: number): TimeRange | null {
+    return this.pending ?? visibleTimes(this.api(), times, lastBucket);
+  }
 }
 
 // Pixel x of the cursor on a chart drawing `times`; null without a cursor or a visible range.

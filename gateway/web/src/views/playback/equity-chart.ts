@@ -12,7 +12,7 @@ import type { CandleColumns } from "../../lib/series";
 import type { Store } from "../../lib/store";
 import type { ChartFrame } from "./frame";
 import type { TimeLink, TimeRange } from "../../lib/timelink";
-import { chartOptions, cursorX, showTimes, t, visibleTimes } from "./chart-base";
+import { chartOptions, cursorX, Span, t } from "./chart-base";
 
 function lineData(data: CandleColumns, n = data.times.length) {
   return data.times.slice(0, n).map((time, i) => ({ time: t(time), value: data.close[i]! }));
@@ -27,6 +27,7 @@ export class EquityChart {
   private readonly api: IChartApi;
   private readonly series: ISeriesApi<"Line">;
   private shown = 0; // points drawn: a prefix of the state's equity in replay
+  private readonly span = new Span(() => this.api);
   private readonly unsubscribe: () => void;
 
   // `frame` is in the page already: the chart sizes itself to it. It shows the time span
@@ -37,22 +38,22 @@ export class EquityChart {
     title: string,
     private readonly link: TimeLink,
     private readonly leader: () => TimeRange | null,
-    onRangeChange: (range: TimeRange | null) => void,
   ) {
     const element = this.frame.element;
     this.frame.showNotice(store.state.notices.equity);
-    this.api = createChart(element, chartOptions(element.clientHeight || 180));
+    // It follows the price chart's time scale, like a pane under it; it is not scrolled itself.
+    this.api = createChart(element, {
+      ...chartOptions(element.clientHeight || 180),
+      handleScroll: false,
+      handleScale: false,
+    });
     this.series = this.api.addSeries(LineSeries, {
       color: "#2962ff",
       lineWidth: 2,
       priceLineVisible: false,
       title,
     });
-    this.api.timeScale().subscribeVisibleLogicalRangeChange(() => {
-      this.placeCursor();
-      const times = this.store.state.equity.times;
-      onRangeChange(visibleTimes(this.api, times, spacing(times)));
-    });
+    this.api.timeScale().subscribeVisibleLogicalRangeChange(() => this.placeCursor());
     this.unsubscribe = store.subscribe((next, previous) => this.render(next, previous));
   }
 
@@ -110,7 +111,7 @@ export class EquityChart {
 
   setVisibleRange(range: TimeRange): void {
     const times = this.store.state.equity.times;
-    showTimes(this.api, times, spacing(times), range);
+    this.span.show(times, spacing(times), range);
   }
 
   width(): number {

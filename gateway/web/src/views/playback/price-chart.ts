@@ -27,10 +27,10 @@ import type { Store } from "../../lib/store";
 import { h } from "../../ui/dom";
 import type { ChartFrame } from "./frame";
 import type { TimeLink, TimeRange } from "../../lib/timelink";
-import { chartOptions, cursorX, DOWN, showTimes, t, UP, visibleTimes } from "./chart-base";
+import { chartOptions, cursorX, DOWN, Span, t, UP } from "./chart-base";
 
 export interface PriceChartEvents {
-  // The visible range moved (zoom, scroll, new data).
+  // The span in view moved (zoom, scroll, new data, or set by Tapedeck).
   onRangeChange: () => void;
   onClick: (time: number) => void;
 }
@@ -87,6 +87,7 @@ export class PriceChart {
   private shown = 0; // bars drawn: a prefix of the state's candles in replay
   private marked = -1; // fills marked
   private hovering = false;
+  private readonly span = new Span(() => this.series.api);
   private readonly unsubscribe: () => void;
 
   // `frame` is in the page already: the chart sizes itself to it.
@@ -140,6 +141,7 @@ export class PriceChart {
     }
     const data = state.candles;
     const { candles, volume, lines, macdHistogram } = this.series;
+    const range = this.span.current(previous.candles.times, lastBucket(previous));
     this.link.quietly(() => {
       for (let i = this.shown; i < n; i++) {
         candles.update(candleAt(data, i));
@@ -147,6 +149,8 @@ export class PriceChart {
         for (const [indicator, series] of lines) series.update(lineAt(data, indicator, i));
         macdHistogram?.update(macdAt(data, i));
       }
+      // The chart keeps its distance from the last bar as bars arrive: hold the span instead.
+      if (range !== null) this.span.show(data.times, lastBucket(state), range);
     });
     this.shown = n;
     this.element.dataset.points = String(n);
@@ -254,7 +258,7 @@ export class PriceChart {
   // Redraws keeping the same span of time in view, to the fraction of a bar, however the bars
   // under it changed (finer, coarser, fewer in a replay).
   private keepingView(previous: PlaybackState, change: () => void): void {
-    const range = visibleTimes(this.series.api, previous.candles.times, lastBucket(previous));
+    const range = this.span.current(previous.candles.times, lastBucket(previous));
     this.link.quietly(() => {
       change();
       if (range !== null) this.setVisibleRange(range);
@@ -320,16 +324,17 @@ export class PriceChart {
     );
   }
 
-  // The visible time span, to the fraction of a bar, in the state's candles (see visibleTimes).
+  // The visible time span, to the fraction of a bar, in the state's candles (see Span).
   visible(): Visible | null {
     const state = this.store.state;
-    const range = visibleTimes(this.series.api, state.candles.times, lastBucket(state));
-    return range === null ? null : { ...range, widthPx: this.series.api.timeScale().width() };
+    const range = this.span.current(state.candles.times, lastBucket(state));
+    return range === null ? null : { ...range, widthPx: this.width() };
   }
 
   setVisibleRange(range: TimeRange): void {
     const state = this.store.state;
-    showTimes(this.series.api, state.candles.times, lastBucket(state), range);
+    this.span.show(state.candles.times, lastBucket(state), range);
+    this.events.onRangeChange();
   }
 
   width(): number {

@@ -113,16 +113,7 @@ export function renderPlayback(
 
   // The charts size themselves to their frames, which are in the page now.
   const link = new TimeLink();
-  const equity = new EquityChart(
-    equityFrame,
-    store,
-    id.slice(0, 8),
-    link,
-    () => price.visible(),
-    (range) => {
-      if (store.state.candles.times.length > 0) link.follow(range, price);
-    },
-  );
+  const equity = new EquityChart(equityFrame, store, id.slice(0, 8), link, () => price.visible());
   const refine = new Throttle(REFINE_EVERY_MS, () => {
     const view = price.visible();
     if (view !== null) loader.refine(view, equity.width());
