@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Indicator } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { legendItems, readToggles, toggleParams } from "./indicators";
+import { legendBar, legendItems, readToggles, toggleParams } from "./indicators";
 import { appendChunk, emptyColumns } from "./series";
 
 describe("indicator toggles", () => {
@@ -48,5 +48,11 @@ describe("legend", () => {
       "200",
     ]);
     expect(legendItems(emptyColumns(), null, toggles)).toEqual([]);
+  });
+
+  it("names the bar it shows: its open and its width", () => {
+    expect(legendBar(data, 60)).toEqual({ time: 60, width: 0 });
+    expect(legendBar(data, 59)).toEqual({ time: 0, width: 60 });
+    expect(legendBar(emptyColumns(), 5)).toBeNull();
   });
 });

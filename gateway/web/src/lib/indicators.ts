@@ -107,9 +107,16 @@ function legendIndex(data: CandleColumns, time: number | null): number {
   return time === null ? data.times.length - 1 : Math.max(0, bucketIndex(data.times, time));
 }
 
-// The open of the bar the legend shows for `time` (the crosshair's time when it is on a bar).
-export function legendTime(data: CandleColumns, time: number | null): number | undefined {
-  return data.times[legendIndex(data, time)];
+// The open and width (to the next bar) of the bar the legend shows for `time`: the crosshair's
+// bar when it is on one. Null without bars; the last bar has no width (0).
+export function legendBar(
+  data: CandleColumns,
+  time: number | null,
+): { time: number; width: number } | null {
+  const i = legendIndex(data, time);
+  const open = data.times[i];
+  if (open === undefined) return null;
+  return { time: open, width: (data.times[i + 1] ?? open) - open };
 }
 
 // OHLCV and the overlays' values of the bar at `time` (the last bar when null); none without bars.

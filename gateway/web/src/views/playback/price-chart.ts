@@ -14,7 +14,7 @@ import {
   type Time,
 } from "lightweight-charts";
 import { Indicator } from "../../gen/tapedeck/backtest/v1/backtest_pb";
-import { legendItems, legendTime, OVERLAYS, type Toggles } from "../../lib/indicators";
+import { legendItems, legendBar, OVERLAYS, type Toggles } from "../../lib/indicators";
 import {
   lastBucket,
   openingView,
@@ -306,7 +306,9 @@ export class PriceChart {
     const state = this.store.state;
     const at = time ?? state.cursor;
     const items = legendItems(state.candles, at, state.toggles);
-    this.legend.dataset.time = items.length > 0 ? String(legendTime(state.candles, at)) : "";
+    const bar = legendBar(state.candles, at);
+    this.legend.dataset.time = bar === null ? "" : String(bar.time);
+    this.legend.dataset.bar = bar === null ? "" : String(bar.width);
     this.legend.replaceChildren(
       ...items.map(({ label, value, color }) => {
         const span = h("span", {}, label ? h("b", { text: `${label} ` }) : "", value);
@@ -318,6 +320,7 @@ export class PriceChart {
 
   private placeCursor(): void {
     const state = this.store.state;
+    this.element.dataset.cursor = String(state.cursor ?? "");
     this.frame.placeCursor(
       cursorX(this.series.api, state.candles.times, state),
       this.series.api.timeScale().width(),
