@@ -2,6 +2,7 @@ import "./style.css";
 import { adoptTokenFromLocation, currentToken } from "./auth";
 import { createClients } from "./transport";
 import { parseRoute, type ViewName } from "./lib/router";
+import { loadZone, setZone, type Zone } from "./lib/time";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
 import { renderRuns } from "./views/runs/view";
@@ -16,6 +17,20 @@ const identity = document.getElementById("identity");
 if (identity !== null) {
   identity.textContent = currentToken(window.localStorage) === null ? "no token" : "signed in";
 }
+
+// Times in UTC or the browser's zone: a setting in the header, kept in the browser.
+const zone = h(
+  "select",
+  { name: "zone", "aria-label": "Time zone", "data-testid": "zone" },
+  h("option", { value: "utc", text: "UTC" }),
+  h("option", { value: "local", text: "Local time" }),
+);
+zone.value = loadZone(window.localStorage);
+zone.addEventListener("change", () => {
+  setZone(zone.value as Zone, window.localStorage);
+  show();
+});
+identity?.before(zone);
 
 const clients = createClients();
 const TABS: Array<[ViewName, string]> = [

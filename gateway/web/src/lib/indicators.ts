@@ -1,7 +1,7 @@
 // What the price chart can draw besides candles: overlays on the price pane, indicator panes below
 // it, which of them are on (kept in the URL), and the legend of the bar under the pointer.
 import { Indicator } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { formatTime } from "./time";
+import { formatNumber, formatTime } from "./time";
 import { bucketIndex, type CandleColumns } from "./series";
 
 // Every indicator the candles are asked with, drawn or not (toggling one needs no new request).
@@ -94,9 +94,19 @@ export interface LegendItem {
   color?: string;
 }
 
-function price(value: number | undefined): string {
-  if (value === undefined || !Number.isFinite(value)) return "—";
-  return value.toLocaleString(undefined, { maximumFractionDigits: 8 });
+// Decimals an instrument's prices and sizes are shown with, and the currency it is quoted in
+// (money: two decimals).
+export interface Precision {
+  readonly price: number;
+  readonly size: number;
+  readonly quote: string;
+}
+
+// Until the instrument is known: enough for most quotes and crypto sizes.
+export const DEFAULT_PRECISION: Precision = { price: 2, size: 4, quote: "" };
+
+function shown(value: number | undefined, digits: number): string {
+  return value === undefined ? "—" : formatNumber(value, digits);
 }
 
 function indicatorLabel(indicator: Indicator): string {
@@ -124,7 +134,9 @@ export function legendItems(
   data: CandleColumns,
   time: number | null,
   toggles: Toggles,
+  precision: Precision = DEFAULT_PRECISION,
 ): LegendItem[] {
+  const price = (value: number | undefined) => shown(value, precision.price);
   if (data.times.length === 0) return [];
   const i = legendIndex(data, time);
   const items: LegendItem[] = [
@@ -133,7 +145,7 @@ export function legendItems(
     { label: "H", value: price(data.high[i]) },
     { label: "L", value: price(data.low[i]) },
     { label: "C", value: price(data.close[i]) },
-    { label: "V", value: price(data.volume[i]) },
+    { label: "V", value: shown(data.volume[i], precision.size) },
   ];
   for (const overlay of OVERLAYS) {
     if (!toggles.overlays.has(overlay.key)) continue;

@@ -1,6 +1,14 @@
 // The playback view's one state object and its transitions. Every change the view makes goes
 // through one of these pure functions; the components draw what changed (see views/playback/).
-import { readToggles, withOverlay, withPane, type Pane, type Toggles } from "./indicators";
+import {
+  DEFAULT_PRECISION,
+  readToggles,
+  withOverlay,
+  withPane,
+  type Pane,
+  type Precision,
+  type Toggles,
+} from "./indicators";
 import {
   advanceCursor,
   barsUpTo,
@@ -48,6 +56,7 @@ export interface Notices {
 export interface PlaybackState {
   readonly run: RunSpan | null; // known once the whole-run overview has arrived
   readonly contentVersion: string; // of a finished run: its windows can be cached
+  readonly precision: Precision; // of the run's instrument, once its dataset is known
   readonly overview: CandleColumns; // the whole run at about one candle per screen column
   readonly candles: CandleColumns; // what the chart shows: the overview, a finer window spliced in
   readonly window: Loaded | null; // the finer window spliced into `candles`, if any
@@ -72,6 +81,7 @@ export function initialPlayback(params: URLSearchParams): PlaybackState {
   return {
     run: null,
     contentVersion: "",
+    precision: DEFAULT_PRECISION,
     overview: emptyColumns(),
     candles: emptyColumns(),
     window: null,
@@ -99,6 +109,10 @@ export function noticed(state: PlaybackState, key: keyof Notices, notice: Notice
 
 export function runDescribed(state: PlaybackState, contentVersion: string): PlaybackState {
   return { ...state, contentVersion };
+}
+
+export function instrumentKnown(state: PlaybackState, precision: Precision): PlaybackState {
+  return { ...state, precision };
 }
 
 // A run that has not succeeded has nothing to play back yet.

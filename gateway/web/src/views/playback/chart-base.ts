@@ -1,6 +1,13 @@
 // What both playback charts share: options that follow the system's colour scheme, candle colours,
 // fitting once the chart knows its width, and where the cursor falls.
-import { ColorType, type IChartApi, type UTCTimestamp } from "lightweight-charts";
+import {
+  ColorType,
+  TickMarkType,
+  type IChartApi,
+  type Time,
+  type UTCTimestamp,
+} from "lightweight-charts";
+import { formatNumber, formatTime, wallClock } from "../../lib/time";
 import { lastBucket, type PlaybackState } from "../../lib/playback";
 import { logicalToTime, timeToLogical, timeToX } from "../../lib/series";
 import type { TimeRange } from "../../lib/timelink";
@@ -16,7 +23,34 @@ function dark(): boolean {
   return window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
 }
 
-export function chartOptions(height: number) {
+const MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(" ");
+
+// Axis labels in the chosen zone (lib/time.ts); the crosshair's label names the zone.
+function tickMark(time: Time, type: TickMarkType): string {
+  const clock = wallClock(Number(time));
+  switch (type) {
+    case TickMarkType.Year:
+      return clock.slice(0, 4);
+    case TickMarkType.Month:
+      return MONTHS[Number(clock.slice(5, 7)) - 1]!;
+    case TickMarkType.DayOfMonth:
+      return `${Number(clock.slice(8, 10))} ${MONTHS[Number(clock.slice(5, 7)) - 1]}`;
+    case TickMarkType.TimeWithSeconds:
+      return clock.slice(11, 19);
+    default:
+      return clock.slice(11, 16);
+  }
+}
+
+// Prices on the axis and the crosshair at `digits` decimals with thousands separators.
+export function priceLocalization(digits: number) {
+  return {
+    priceFormatter: (price: number) => formatNumber(price, digits),
+    timeFormatter: (time: Time) => formatTime(Number(time), false),
+  };
+}
+
+export function chartOptions(height: number, priceDigits: number) {
   const isDark = dark();
   const grid = isDark ? "#1e2530" : "#f0f2f5";
   return {
@@ -36,7 +70,9 @@ export function chartOptions(height: number) {
       minBarSpacing: 0.5,
       shiftVisibleRangeOnNewBar: false,
       lockVisibleTimeRangeOnResize: true,
+      tickMarkFormatter: tickMark,
     },
+    localization: priceLocalization(priceDigits),
     // One width on every chart, so stacked charts put the same time at the same x.
     rightPriceScale: { borderVisible: false, minimumWidth: PRICE_SCALE_PX },
     autoSize: true,

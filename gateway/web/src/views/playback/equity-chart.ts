@@ -43,7 +43,7 @@ export class EquityChart {
     this.frame.showNotice(store.state.notices.equity);
     // It follows the price chart's time scale, like a pane under it; it is not scrolled itself.
     this.api = createChart(element, {
-      ...chartOptions(element.clientHeight || 180),
+      ...chartOptions(element.clientHeight || 180, 2),
       handleScroll: false,
       handleScale: false,
     });

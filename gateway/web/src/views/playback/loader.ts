@@ -20,6 +20,7 @@ import {
   equityOverviewLoaded,
   equityWindowLoaded,
   fillsLoaded,
+  instrumentKnown,
   noticed,
   overviewArriving,
   overviewLoaded,
@@ -85,6 +86,20 @@ export class PlaybackLoader {
     if (backtest === undefined) throw new Error("run not found");
     this.store.update((s) => runDescribed(s, backtest.contentVersion));
     return backtest;
+  }
+
+  // The run's instrument: prices and sizes are shown at its precision.
+  async instrument(backtest: Backtest): Promise<void> {
+    const name = backtest.spec?.dataset ?? "";
+    const { dataset } = await this.clients.backtest.getDataset({ name }, { signal: this.signal });
+    const instrument = dataset?.instrument;
+    if (instrument === undefined) return;
+    const precision = {
+      price: instrument.pricePrecision,
+      size: instrument.sizePrecision,
+      quote: instrument.quoteCurrency,
+    };
+    this.store.update((s) => instrumentKnown(s, precision));
   }
 
   // The overview of a succeeded run's candles across `widthPx`, painted from its first chunk.

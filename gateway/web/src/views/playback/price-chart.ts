@@ -27,7 +27,7 @@ import type { Store } from "../../lib/store";
 import { h } from "../../ui/dom";
 import type { ChartFrame } from "./frame";
 import type { TimeLink, TimeRange } from "../../lib/timelink";
-import { chartOptions, cursorX, DOWN, Span, t, UP } from "./chart-base";
+import { chartOptions, cursorX, DOWN, priceLocalization, Span, t, UP } from "./chart-base";
 
 export interface PriceChartEvents {
   // The span in view moved (zoom, scroll, new data, or set by Tapedeck).
@@ -115,6 +115,11 @@ export class PriceChart {
   private render(state: PlaybackState, previous: PlaybackState): void {
     if (state.notices.candles !== previous.notices.candles)
       this.frame.showNotice(state.notices.candles);
+    if (state.precision !== previous.precision) {
+      const localization = priceLocalization(state.precision.price);
+      this.series.api.applyOptions({ localization });
+      if (!this.hovering) this.showLegend(null);
+    }
     if (state.toggles !== previous.toggles) this.rebuild(state, previous);
     else if (state.candles !== previous.candles || state.mode !== previous.mode) {
       // Once the run is known a new data set (a window, or the overview again) keeps the view.
@@ -158,7 +163,8 @@ export class PriceChart {
   }
 
   private build(toggles: Toggles): Series {
-    const api = createChart(this.element, chartOptions(this.element.clientHeight || 420));
+    const height = this.element.clientHeight || 420;
+    const api = createChart(this.element, chartOptions(height, this.store.state.precision.price));
     const candles = api.addSeries(CandlestickSeries, {
       upColor: UP,
       downColor: DOWN,
@@ -305,7 +311,7 @@ export class PriceChart {
   private showLegend(time: number | null): void {
     const state = this.store.state;
     const at = time ?? state.cursor;
-    const items = legendItems(state.candles, at, state.toggles);
+    const items = legendItems(state.candles, at, state.toggles, state.precision);
     const bar = legendBar(state.candles, at);
     this.legend.dataset.time = bar === null ? "" : String(bar.time);
     this.legend.dataset.bar = bar === null ? "" : String(bar.width);

@@ -11,6 +11,7 @@ import {
   noticed,
   rangeFollowing,
   setMode,
+  shownFills,
   type PlaybackState,
 } from "../../lib/playback";
 import { formatRoute, type Route } from "../../lib/router";
@@ -144,8 +145,11 @@ export function renderPlayback(
   scope.add(() => writeUrl.cancel());
   store.subscribe((next, previous) => {
     const fills = next.notices.fills;
-    if (fills !== previous.notices.fills)
-      setStatus(fillsNote, fills === null ? null : fills.kind, fills?.text ?? "");
+    // In a replay the note also counts the fills the cursor has passed.
+    const passed = next.mode === "replay" && fills?.kind === "info";
+    const text = `${fills?.text ?? ""}${passed ? ` · ${shownFills(next).toLocaleString("en-US")} by the cursor` : ""}`;
+    if (fills !== previous.notices.fills || fillsNote.textContent !== text)
+      setStatus(fillsNote, fills === null ? null : fills.kind, text);
     if (next.toggles !== previous.toggles || next.mode !== previous.mode) writeUrl.trigger();
     if (next.cursor !== previous.cursor && !next.playing) writeUrl.trigger();
     if (next.playing !== previous.playing) writeUrl.trigger();
@@ -161,6 +165,7 @@ export function renderPlayback(
     const backtest = await loader.describe();
     summary.textContent = `${strategyOf(backtest)} · ${stateName(backtest.state)}`;
     statsSlot.replaceWith(statsPanel(backtest));
+    void loader.instrument(backtest).catch(() => undefined); // default precision stays
     await loader.overview(backtest, price.width());
     if (store.state.run === null) return;
     requestAnimationFrame(() => performance.mark("tapedeck:chart-painted"));
