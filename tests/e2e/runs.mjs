@@ -55,7 +55,54 @@ await withPage(async (page, screenshot) => {
   assert.equal(seen.at(-1), 100);
   for (let i = 1; i < seen.length; i++)
     assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
+  // The launch status followed the run to its end and links to its playback.
+  const status = form.locator("[data-testid=launch-status]");
+  await status.locator(`a[href="#/playback/${id}"]`).waitFor({ timeout: 10000 });
+  assert.match(await status.innerText(), /succeeded/);
+  assert.equal(await status.getAttribute("data-state"), "succeeded");
   await screenshot("runs-finished");
+
+  // At 1280x800 every column of the runs table is on screen, nothing scrolled off.
+  const fit = await page.evaluate(() => {
+    const scroller = document.querySelector("[data-testid=runs]").closest(".table-scroll");
+    const right = scroller.getBoundingClientRect().right;
+    return {
+      overflow: scroller.scrollWidth - scroller.clientWidth,
+      cut: [...document.querySelectorAll("[data-testid=runs] th")]
+        .filter((th) => th.getBoundingClientRect().right > right + 0.5)
+        .map((th) => th.textContent),
+      truncated: [...document.querySelectorAll("[data-testid=runs] td.num")]
+        .filter((td) => td.scrollWidth > td.clientWidth)
+        .map((td) => td.textContent),
+    };
+  });
+  assert.deepEqual(fit, { overflow: 0, cut: [], truncated: [] });
+
+  // Sorting and filtering.
+  const returns = async () =>
+    (await page.locator("[data-testid=runs] tbody tr td:nth-child(5)").allInnerTexts())
+      .filter((text) => text !== "")
+      .map((text) => Number(text.replace(/[%,]/g, "")));
+  await page.click('[data-testid=runs] th[data-key="return"]');
+  const descending = await returns();
+  assert.deepEqual(
+    descending,
+    [...descending].sort((a, b) => b - a),
+  );
+  await page.click('[data-testid=runs] th[data-key="return"]');
+  const ascending = await returns();
+  assert.deepEqual(
+    ascending,
+    [...ascending].sort((a, b) => a - b),
+  );
+  await page.selectOption("select[name=filter-state]", "failed");
+  await page.locator("[data-testid=runs] tbody tr").first().waitFor({ state: "detached" });
+  await page.selectOption("select[name=filter-state]", "succeeded");
+  const states = await page
+    .locator("[data-testid=runs] tbody tr")
+    .evaluateAll((rows) => rows.map((tr) => tr.dataset.state));
+  assert.ok(states.length > 0 && states.every((state) => state === "succeeded"), `${states}`);
+  await page.selectOption("select[name=filter-state]", "");
 
   // A sweep over two fast periods: results stream into a sortable table.
   await page.selectOption("select[name=mode]", "sweep");
@@ -94,9 +141,25 @@ await withPage(async (page, screenshot) => {
     .getAttribute("data-run");
   await screenshot("runs-sweep");
   console.log(`other ${other}`);
+  // The URL keeps the open sweep; its button counts its finished runs.
+  assert.match(page.url(), /[?&]sweep=/);
+  await page
+    .locator("[data-testid=sweeps] .toolbar button", { hasText: "2/2" })
+    .first()
+    .waitFor({ timeout: 20000 });
 
   await page.goto(`${origin}/#/runs`);
-  await runRow.locator("a", { hasText: "Open" }).click();
+  for (const [width, height] of [
+    [1280, 800],
+    [1440, 900],
+  ]) {
+    await page.setViewportSize({ width, height });
+    await page.waitForTimeout(300);
+    await screenshot(`runs-${width}x${height}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  // A row opens its run's playback.
+  await runRow.locator("td").nth(2).click();
   await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, id);
   console.log(`run ${id}`);
 });

@@ -1,8 +1,13 @@
 // A sweep's results as a table: one column per swept parameter and per statistic, sortable.
-import type { SweepResult } from "../gen/tapedeck/backtest/v1/backtest_pb";
+import {
+  BacktestState,
+  RankMetric,
+  type Backtest,
+  type SweepResult,
+} from "../gen/tapedeck/backtest/v1/backtest_pb";
 import { formatDecimal } from "./decimal";
 import { valueText } from "./launch";
-import { stateName } from "./runs";
+import { isFinal, stateName } from "./runs";
 import { sortRows, type Direction, type SortKey } from "./sort";
 import { formatNumber, formatPercent } from "./time";
 
@@ -42,13 +47,63 @@ function stat(
   };
 }
 
-export function sweepColumns(axes: readonly string[]): SweepColumn[] {
+type Stats = NonNullable<SweepResult["stats"]>;
+
+// The statistic a metric ranks by, and whether higher is better.
+const METRIC: ReadonlyMap<RankMetric, readonly [(s: Stats) => number, boolean]> = new Map([
+  [RankMetric.UNSPECIFIED, [(s: Stats) => s.sharpeRatio, true]],
+  [RankMetric.SHARPE_RATIO, [(s: Stats) => s.sharpeRatio, true]],
+  [RankMetric.SORTINO_RATIO, [(s: Stats) => s.sortinoRatio, true]],
+  [RankMetric.TOTAL_RETURN, [(s: Stats) => s.totalReturn, true]],
+  [RankMetric.PROFIT_FACTOR, [(s: Stats) => s.profitFactor, true]],
+  [RankMetric.MAX_DRAWDOWN, [(s: Stats) => s.maxDrawdown, false]],
+  [RankMetric.WIN_RATE, [(s: Stats) => s.winRate, true]],
+]);
+
+// Ranks (1 = best; ties share a rank) among the runs that have succeeded, by run name: while a
+// sweep runs, the unfinished runs have none.
+export function liveRanks(
+  results: readonly SweepResult[],
+  metric: RankMetric,
+): ReadonlyMap<string, number> {
+  const [value, higherIsBetter] = METRIC.get(metric) ?? METRIC.get(RankMetric.UNSPECIFIED)!;
+  const scored = results
+    .filter((r) => r.state === BacktestState.SUCCEEDED && r.stats !== undefined)
+    .map((r) => ({ name: r.backtest, score: value(r.stats!) }))
+    .filter((r) => Number.isFinite(r.score))
+    .sort((a, b) => (higherIsBetter ? b.score - a.score : a.score - b.score));
+  const ranks = new Map<string, number>();
+  scored.forEach((r, i) => {
+    const previous = scored[i - 1];
+    const tied = previous !== undefined && previous.score === r.score;
+    ranks.set(r.name, tied ? ranks.get(previous.name)! : i + 1);
+  });
+  return ranks;
+}
+
+// A sweep's results with each run's state (and statistics) as the runs list knows them when it
+// knows more: a result says "queued" until the sweep reports again, the run itself says running.
+export function withRunStates(
+  results: readonly SweepResult[],
+  runs: ReadonlyMap<string, Backtest>,
+): readonly SweepResult[] {
+  return results.map((r) => {
+    const run = runs.get(r.backtest);
+    if (run === undefined || isFinal(r.state) || run.state <= r.state) return r;
+    return { ...r, state: run.state, stats: run.stats ?? r.stats };
+  });
+}
+
+export function sweepColumns(
+  axes: readonly string[],
+  ranks: ReadonlyMap<string, number> = new Map(),
+): SweepColumn[] {
   return [
     {
       key: "rank",
       title: "Rank",
-      sortKey: (r) => (r.rank > 0 ? r.rank : null),
-      text: (r) => (r.rank > 0 ? String(r.rank) : ""),
+      sortKey: (r) => ranks.get(r.backtest) ?? null,
+      text: (r) => String(ranks.get(r.backtest) ?? ""),
     },
     ...axes.map((axis): SweepColumn => ({
       key: `p:${axis}`,

@@ -17,7 +17,13 @@ import {
   type RunsState,
 } from "../../lib/runs";
 import type { Store } from "../../lib/store";
-import { sortedResults, sweepColumns, type SweepSort } from "../../lib/sweeps";
+import {
+  liveRanks,
+  sortedResults,
+  sweepColumns,
+  withRunStates,
+  type SweepSort,
+} from "../../lib/sweeps";
 import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
 
@@ -72,6 +78,9 @@ export class SweepPanel {
       const { sweep } = await this.clients.backtest.getSweep({ name }, { signal });
       if (sweep === undefined) return;
       this.store.update((s) => sweepOpened(s, sweep));
+      // A link to this page opens the same sweep.
+      const id = name.split("/").pop() ?? name;
+      history.replaceState(null, "", formatRoute("runs", null, { sweep: id }));
       if (sweep.state !== SweepState.RUNNING) return;
       for await (const message of this.clients.backtest.watchSweep({ name }, { signal })) {
         if (this.store.state.sweep?.name !== name) break;
@@ -100,16 +109,23 @@ export class SweepPanel {
         }),
       );
     const sweep = state.sweep;
-    if (sweep === null || (sweep === previous.sweep && state.sweepSort === previous.sweepSort))
-      return;
-    this.showSweep(sweep, state.sweepSort);
+    const same =
+      sweep === previous.sweep &&
+      state.sweepSort === previous.sweepSort &&
+      state.runs === previous.runs;
+    if (sweep === null || same) return;
+    this.showSweep(sweep, state.sweepSort, state.runs);
     // Keyboard sorting keeps the focus on the header that was used.
     if (state.sweepSort !== previous.sweepSort && state.sweepSort.key !== null)
       this.detail.querySelector<HTMLElement>(`th[data-key="${state.sweepSort.key}"]`)?.focus();
   }
 
-  private showSweep(sweep: Sweep, sort: SweepSort): void {
-    const columns = sweepColumns(sweep.axes.map((a) => a.name));
+  private showSweep(sweep: Sweep, sort: SweepSort, runs: RunsState["runs"]): void {
+    const results = withRunStates(sweep.results, runs);
+    const columns = sweepColumns(
+      sweep.axes.map((a) => a.name),
+      liveRanks(results, sweep.metric),
+    );
     const head = h("tr", {});
     for (const { key, title } of columns) {
       const sorted = sort.key === key;
@@ -132,7 +148,7 @@ export class SweepPanel {
     }
     head.append(h("th", {}));
     const body = h("tbody");
-    for (const result of sortedResults(sweep.results, columns, sort)) {
+    for (const result of sortedResults(results, columns, sort)) {
       const id = result.backtest.split("/").pop() ?? "";
       const failed = result.state === BacktestState.FAILED;
       const tr = h("tr", { "data-run": id, class: failed ? "mismatch" : "" });
