@@ -13,6 +13,8 @@ import { describeError } from "../../errors";
 import { isDecimal } from "../../lib/decimal";
 import { collectParams, launchSpec, toSpec, valueText, type Collected } from "../../lib/launch";
 import { gridSize, type ParamSpec } from "../../lib/params";
+import { Role } from "../../gen/tapedeck/common/v1/common_pb";
+import { gate } from "../../lib/identity";
 import { formatRoute } from "../../lib/router";
 import { shortId, stateName, type RunsState } from "../../lib/runs";
 import type { Store } from "../../lib/store";
@@ -286,6 +288,7 @@ export class LaunchForm {
     } else this.grid.textContent = "";
     const { datasets, strategies } = this.store.state;
     this.submit.disabled = !ok || datasets.length === 0 || strategies.length === 0;
+    gate(this.submit, Role.OPERATOR, "Launching");
   }
 
   private launch(): void {

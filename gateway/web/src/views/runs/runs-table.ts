@@ -2,7 +2,9 @@
 // followed through WatchBacktest (browsers give one origin six HTTP/1.1 connections and each watch
 // holds one), the other unfinished runs polled. A progress update replaces one row, not the table.
 import { BacktestState, type Backtest } from "../../gen/tapedeck/backtest/v1/backtest_pb";
+import { Role } from "../../gen/tapedeck/common/v1/common_pb";
 import { describeError } from "../../errors";
+import { gate } from "../../lib/identity";
 import { paramsOf } from "../../lib/launch";
 import { formatRoute } from "../../lib/router";
 import {
@@ -292,6 +294,7 @@ export class RunsTable {
       cell.append(h("a", { href: formatRoute("playback", id), text: "Open" }));
     if (isFinal(run.state)) return cell;
     const cancel = h("button", { type: "button", class: "link", text: "Cancel" });
+    gate(cancel, Role.OPERATOR, "Cancelling a run");
     cancel.addEventListener("click", () => {
       cancel.disabled = true;
       this.clients.backtest
