@@ -19,6 +19,7 @@ await withPage(async (page, screenshot) => {
     const text = await row.innerText();
     assert.equal(state, "up", `${service}: ${text}`);
   }
-  assert.equal(await page.locator("#identity").innerText(), "signed in");
+  // The header names the launcher link's token and its role (WhoAmI).
+  assert.equal(await page.locator("[data-testid=who]").innerText(), "admin · admin");
   await screenshot("overview");
 });

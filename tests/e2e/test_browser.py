@@ -278,6 +278,17 @@ def test_playback_replays_up_to_the_cursor_and_keeps_the_view_in_time(
     print(out)
 
 
+def test_the_header_names_the_role_and_gates_actions_and_a_bad_token_signs_in(
+    stack: Stack, launched: tuple[str, str]
+) -> None:
+    # After `launched`: the form has a dataset and a strategy, so only the role disables Launch.
+    tokens = json.loads((stack.data_dir / "tokens.json").read_text())["tokens"]
+    viewer = next(entry["token"] for entry in tokens if entry["name"] == "viewer")
+    origin = f"http://{stack.address}"
+    out = run_scenario("identity", origin, viewer, stack.admin_token())
+    assert "viewer gated" in out
+
+
 def _service_pid(stack: Stack, module: str) -> int:
     for pid in descendants(stack.process.pid):
         try:
