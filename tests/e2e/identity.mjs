@@ -28,6 +28,7 @@ await withPage(async (page, screenshot) => {
 
   // A token the gateway does not know: the sign-in form, then the app with a pasted token.
   await page.goto(`${origin}/#token=not-a-token-of-this-stack-at-all`);
+  await page.reload(); // a new hash alone does not reload the page
   const form = page.locator("[data-testid=sign-in]");
   await form.waitFor();
   assert.match(await form.locator("[role=alert]").innerText(), /Not signed in/);
