@@ -19,6 +19,10 @@ await withPage(async (page, screenshot) => {
     .waitFor({ state: "attached", timeout: 20000 });
   assert.equal(await launch.isDisabled(), true, "a viewer can launch");
   assert.match(await launch.getAttribute("title"), /needs the operator role; viewer is a viewer/);
+  assert.match(
+    await page.locator("[data-testid=launch-refused]").innerText(),
+    /Launching needs the operator role/,
+  );
   await screenshot("identity-viewer-runs");
   await page.goto(`${origin}/#/wallets`);
   const reconcile = page.locator("button", { hasText: "Reconcile all" });

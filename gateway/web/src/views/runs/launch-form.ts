@@ -116,6 +116,8 @@ export class LaunchForm {
   private readonly grid = h("div", { class: "hint", "data-testid": "grid-size" });
   private readonly submit = h("button", { type: "submit", class: "primary", text: "Launch run" });
   private readonly status = h("div", { class: "full", "data-testid": "launch-status" });
+  // Why the signed-in role cannot launch, under the button.
+  private readonly refused = h("div", { class: "full hint", "data-testid": "launch-refused" });
   private inputs: ParamInput[] = []; // of the chosen strategy
   private followed: { name: string; cached: boolean } | null = null; // the run launched last
 
@@ -166,6 +168,7 @@ export class LaunchForm {
       this.grid,
       h("span"),
       this.submit,
+      this.refused,
       this.status,
     );
     scope.add(
@@ -288,7 +291,8 @@ export class LaunchForm {
     } else this.grid.textContent = "";
     const { datasets, strategies } = this.store.state;
     this.submit.disabled = !ok || datasets.length === 0 || strategies.length === 0;
-    gate(this.submit, Role.OPERATOR, "Launching");
+    const allowed = gate(this.submit, Role.OPERATOR, "Launching");
+    this.refused.textContent = allowed ? "" : (this.submit.dataset.refused ?? "");
   }
 
   private launch(): void {
