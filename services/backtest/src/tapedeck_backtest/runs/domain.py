@@ -317,6 +317,23 @@ def new_run(run_id: str, spec: RunSpec, digest: str, *, sweep_id: str | None, no
     )
 
 
+def refused_run(
+    run_id: str, spec: RunSpec, digest: str, refusal: str, *, sweep_id: str, now: datetime
+) -> Run:
+    """Return a search's trial whose parameters the strategy refuses: FAILED at once, saying why."""
+    return Run(
+        id=run_id,
+        spec=spec,
+        spec_hash=digest,
+        state=RunState.FAILED,
+        create_time=now,
+        content_version=final_content_version(run_id, RunState.FAILED, None),
+        sweep_id=sweep_id,
+        error_message=f"parameters refused: {refusal}",
+        end_time=now,
+    )
+
+
 def running_content_version(state: RunState, attempts: int) -> str:
     """Return the content version of a run whose results are not final yet."""
     return f"{state.value.lower()}-{attempts}"
