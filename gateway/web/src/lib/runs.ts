@@ -64,6 +64,7 @@ export interface RunsState {
   readonly sweeps: readonly Sweep[];
   readonly sweep: Sweep | null; // the sweep whose results are open
   readonly sweepSort: SweepSort;
+  readonly heatmapMetric: string; // a key of HEATMAP_METRICS (lib/sweeps.ts)
   readonly runSort: { readonly key: RunColumn; readonly direction: Direction };
   readonly runFilter: RunFilter;
 }
@@ -88,6 +89,7 @@ export function initialRuns(): RunsState {
     sweeps: [],
     sweep: null,
     sweepSort: { key: null, direction: "desc" },
+    heatmapMetric: "sharpe",
     runSort: { key: "created", direction: "desc" },
     runFilter: { strategy: "", dataset: "", state: "" },
   };
@@ -207,6 +209,10 @@ export function sweepResultArrived(state: RunsState, result: SweepResult): RunsS
   const results = sweep.results.filter((r) => r.backtest !== result.backtest).concat(result);
   const finishedRuns = results.filter((r) => isFinal(r.state)).length;
   return sweepOpened(state, { ...sweep, results, finishedRuns });
+}
+
+export function heatmapMetricChosen(state: RunsState, metric: string): RunsState {
+  return metric === state.heatmapMetric ? state : { ...state, heatmapMetric: metric };
 }
 
 export function sweepSortedBy(state: RunsState, key: string): RunsState {

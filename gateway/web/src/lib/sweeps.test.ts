@@ -7,7 +7,7 @@ import {
   RankMetric,
   SweepResultSchema,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { liveRanks, sortedResults, sweepColumns, withRunStates } from "./sweeps";
+import { liveRanks, sortedResults, sweepColumns, sweepHeatmap, withRunStates } from "./sweeps";
 
 const result = (fast: number, sharpe: number | null, rank: number) =>
   create(SweepResultSchema, {
@@ -79,5 +79,50 @@ describe("a sweep while it runs", () => {
     const done = result(2, 1, 0);
     const stale = create(BacktestSchema, { name: "backtests/r2", state: BacktestState.QUEUED });
     expect(withRunStates([done], new Map([[stale.name, stale]]))[0]).toBe(done);
+  });
+});
+
+describe("sweep heatmap", () => {
+  const point = (fast: number, slow: number, sharpe: number | null) =>
+    create(SweepResultSchema, {
+      backtest: `backtests/f${fast}s${slow}`,
+      state: sharpe === null ? BacktestState.RUNNING : BacktestState.SUCCEEDED,
+      parameters: {
+        fast_period: { kind: { case: "intValue", value: BigInt(fast) } },
+        slow_period: { kind: { case: "intValue", value: BigInt(slow) } },
+      },
+      stats: sharpe === null ? undefined : create(BacktestStatsSchema, { sharpeRatio: sharpe }),
+    });
+  const results = [point(10, 30, 1), point(5, 30, -1), point(5, 20, 0), point(10, 20, null)];
+
+  it("lays a two-parameter sweep out on a grid, in numeric order, shaded best to worst", () => {
+    const map = sweepHeatmap(["fast_period", "slow_period"], results, "sharpe")!;
+    expect([map.x, map.y, map.xs, map.ys]).toEqual([
+      "fast_period",
+      "slow_period",
+      ["5", "10"],
+      ["20", "30"],
+    ]);
+    const shades = map.cells.map((row) => row.map((cell) => cell?.shade ?? null));
+    expect(shades).toEqual([
+      [0.5, null],
+      [0, 1],
+    ]);
+    expect(map.cells[1]![1]).toEqual({
+      backtest: "backtests/f10s30",
+      text: "1.00",
+      shade: 1,
+      succeeded: true,
+    });
+    expect(map.cells[0]![1]!.succeeded).toBe(false);
+  });
+
+  it("shades lower-is-better metrics the other way, and needs exactly two axes", () => {
+    const drawdown = [point(5, 20, 1), point(10, 20, 1)];
+    drawdown[0]!.stats!.maxDrawdown = 0.1;
+    drawdown[1]!.stats!.maxDrawdown = 0.3;
+    const map = sweepHeatmap(["fast_period", "slow_period"], drawdown, "dd")!;
+    expect(map.cells[0]!.map((cell) => cell?.shade)).toEqual([1, 0]);
+    expect(sweepHeatmap(["fast_period"], results, "sharpe")).toBeNull();
   });
 });

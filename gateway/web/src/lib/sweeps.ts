@@ -171,3 +171,68 @@ export function sortedResults(
   const column = columns.find((c) => c.key === sort.key);
   return column === undefined ? results : sortRows(results, column.sortKey, sort.direction);
 }
+
+// The statistics a heatmap can colour by (keys of sweepColumns), and whether lower is better.
+export const HEATMAP_METRICS: ReadonlyArray<readonly [string, string, boolean]> = [
+  ["sharpe", "Sharpe", false],
+  ["return", "Return", false],
+  ["sortino", "Sortino", false],
+  ["dd", "Max drawdown", true],
+  ["win", "Win rate", false],
+  ["pf", "Profit factor", false],
+];
+
+export interface HeatmapCell {
+  readonly backtest: string;
+  readonly text: string; // the metric as the table shows it; "" without a value
+  readonly shade: number | null; // 0 worst .. 1 best among the cells with a value
+  readonly succeeded: boolean;
+}
+
+export interface Heatmap {
+  readonly x: string; // the parameters on the axes
+  readonly y: string;
+  readonly xs: readonly string[]; // their values, in order
+  readonly ys: readonly string[];
+  readonly cells: ReadonlyArray<ReadonlyArray<HeatmapCell | null>>; // [y][x]; null: no such run
+}
+
+// A two-parameter sweep's results as a grid coloured by `metric`, built from its rows (so it fills
+// in while the sweep runs); null unless the sweep has exactly two axes.
+export function sweepHeatmap(
+  axes: readonly string[],
+  results: readonly SweepResult[],
+  metric: string,
+): Heatmap | null {
+  if (axes.length !== 2) return null;
+  const [x, y] = axes as [string, string];
+  const column = sweepColumns(axes).find((c) => c.key === metric);
+  const lowerIsBetter = HEATMAP_METRICS.find(([key]) => key === metric)?.[2] ?? false;
+  if (column === undefined) return null;
+  const values = (axis: string) => {
+    const seen = new Map<string, SortKey>();
+    for (const r of results) seen.set(valueText(r.parameters[axis]), parameterKey(r, axis));
+    return sortRows([...seen.keys()], (text) => seen.get(text), "asc");
+  };
+  const xs = values(x);
+  const ys = values(y);
+  const scores = results
+    .map((r) => column.sortKey(r))
+    .filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  const low = Math.min(...scores);
+  const high = Math.max(...scores);
+  const cells = ys.map(() => xs.map((): HeatmapCell | null => null));
+  for (const r of results) {
+    const xi = xs.indexOf(valueText(r.parameters[x]));
+    const yi = ys.indexOf(valueText(r.parameters[y]));
+    const score = column.sortKey(r);
+    let shade: number | null = null;
+    if (typeof score === "number" && Number.isFinite(score)) {
+      const position = high > low ? (score - low) / (high - low) : 1;
+      shade = lowerIsBetter ? 1 - position : position;
+    }
+    const succeeded = r.state === BacktestState.SUCCEEDED;
+    cells[yi]![xi] = { backtest: r.backtest, text: column.text(r), shade, succeeded };
+  }
+  return { x, y, xs, ys, cells };
+}

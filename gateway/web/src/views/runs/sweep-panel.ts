@@ -5,10 +5,12 @@ import {
   RankMetric,
   SweepState,
   type Sweep,
+  type SweepResult,
 } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { describeError } from "../../errors";
 import { formatRoute } from "../../lib/router";
 import {
+  heatmapMetricChosen,
   shortId,
   sweepOpened,
   sweepResultArrived,
@@ -18,11 +20,12 @@ import {
 } from "../../lib/runs";
 import type { Store } from "../../lib/store";
 import {
+  HEATMAP_METRICS,
   liveRanks,
   sortedResults,
   sweepColumns,
+  sweepHeatmap,
   withRunStates,
-  type SweepSort,
 } from "../../lib/sweeps";
 import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
@@ -112,16 +115,18 @@ export class SweepPanel {
     const same =
       sweep === previous.sweep &&
       state.sweepSort === previous.sweepSort &&
-      state.runs === previous.runs;
+      state.runs === previous.runs &&
+      state.heatmapMetric === previous.heatmapMetric;
     if (sweep === null || same) return;
-    this.showSweep(sweep, state.sweepSort, state.runs);
+    this.showSweep(sweep, state);
     // Keyboard sorting keeps the focus on the header that was used.
     if (state.sweepSort !== previous.sweepSort && state.sweepSort.key !== null)
       this.detail.querySelector<HTMLElement>(`th[data-key="${state.sweepSort.key}"]`)?.focus();
   }
 
-  private showSweep(sweep: Sweep, sort: SweepSort, runs: RunsState["runs"]): void {
-    const results = withRunStates(sweep.results, runs);
+  private showSweep(sweep: Sweep, state: RunsState): void {
+    const sort = state.sweepSort;
+    const results = withRunStates(sweep.results, state.runs);
     const columns = sweepColumns(
       sweep.axes.map((a) => a.name),
       liveRanks(results, sweep.metric),
@@ -163,7 +168,7 @@ export class SweepPanel {
       body.append(tr);
     }
     const metric = lower(RankMetric[sweep.metric]);
-    const state = lower(SweepState[sweep.state]);
+    const phase = lower(SweepState[sweep.state]);
     const table = h(
       "table",
       { class: "grid", "data-testid": "sweep-results" },
@@ -175,12 +180,65 @@ export class SweepPanel {
         "p",
         {},
         h("code", { text: shortId(sweep.name) }),
-        ` ${state} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
+        ` ${phase} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
         ` · ranked by ${metric || "sharpe ratio"}`,
       ),
       sweep.results.length === 0
         ? h("div", { class: "status empty", text: "No results yet; they appear as runs finish." })
         : h("div", { class: "table-scroll" }, table),
+      this.heatmap(sweep, results, state.heatmapMetric),
+    );
+  }
+
+  // A two-parameter sweep's grid coloured by the chosen statistic; a cell opens its run.
+  private heatmap(sweep: Sweep, results: readonly SweepResult[], metric: string): HTMLElement | "" {
+    const map = sweepHeatmap(
+      sweep.axes.map((a) => a.name),
+      results,
+      metric,
+    );
+    if (map === null) return "";
+    const choose = h(
+      "select",
+      { name: "heatmap-metric", "aria-label": "Heatmap metric" },
+      ...HEATMAP_METRICS.map(([key, title]) => h("option", { value: key, text: title })),
+    );
+    choose.value = metric;
+    choose.addEventListener("change", () =>
+      this.store.update((s) => heatmapMetricChosen(s, choose.value)),
+    );
+    const head = h(
+      "tr",
+      {},
+      h("th", { text: `${map.y} ↓ · ${map.x} →` }),
+      ...map.xs.map((x) => h("th", { class: "num", text: x })),
+    );
+    const rows = map.ys.map((y, yi) =>
+      h(
+        "tr",
+        {},
+        h("th", { class: "num", text: y }),
+        ...map.xs.map((_, xi) => {
+          const cell = map.cells[yi]![xi];
+          if (cell === null || cell === undefined) return h("td", {});
+          const id = cell.backtest.split("/").pop() ?? "";
+          const td = h(
+            "td",
+            { class: "num", "data-run": id, title: cell.backtest },
+            cell.succeeded ? h("a", { href: formatRoute("playback", id), text: cell.text }) : "…",
+          );
+          // Red (worst) through amber to green (best), pale enough to read the number on.
+          if (cell.shade !== null)
+            td.style.background = `hsl(${Math.round(cell.shade * 120)} 70% 50% / 0.35)`;
+          return td;
+        }),
+      ),
+    );
+    return h(
+      "div",
+      { class: "heatmap", "data-testid": "sweep-heatmap" },
+      h("label", {}, "Heatmap of ", choose),
+      h("table", { class: "grid" }, h("thead", {}, head), h("tbody", {}, ...rows)),
     );
   }
 }
