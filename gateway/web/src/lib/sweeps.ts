@@ -158,7 +158,8 @@ export function sweepColumns(
       key: "pnl",
       title: "PnL",
       sortKey: (r) => (r.stats ? Number(r.stats.pnl) : null),
-      text: (r) => (r.stats ? formatDecimal(r.stats.pnl, { maxFractionDigits: 2 }) : ""),
+      text: (r) =>
+        r.stats ? formatDecimal(r.stats.pnl, { maxFractionDigits: 2, minFractionDigits: 2 }) : "",
     },
   ];
 }
