@@ -29,7 +29,7 @@ import {
 import type { Store } from "../../lib/store";
 import { formatNumber, formatPercent, formatTime, timestampSeconds } from "../../lib/time";
 import type { Clients } from "../../transport";
-import { h, setStatus, type Scope } from "../../ui/dom";
+import { h, setStatus, sortableHeader, type Scope } from "../../ui/dom";
 
 const MAX_WATCHES = 3;
 const POLL_MS = 3000;
@@ -158,27 +158,11 @@ export class RunsTable {
   }
 
   private renderHead(state: RunsState): void {
-    const { key: sorted, direction } = state.runSort;
     this.head.replaceChildren(
       ...COLUMNS.map(([title, key, cls]) => {
         if (key === null) return h("th", { text: title });
-        const th = h("th", {
-          text: title,
-          class: `sortable ${cls}`,
-          tabindex: 0,
-          "data-key": key,
-          "aria-sort":
-            key === sorted ? (direction === "asc" ? "ascending" : "descending") : undefined,
-        });
         const sort = () => this.store.update((s) => runsSortedBy(s, key));
-        th.addEventListener("click", sort);
-        th.addEventListener("keydown", (e) => {
-          if (e.key === "Enter" || e.key === " ") {
-            e.preventDefault();
-            sort();
-          }
-        });
-        return th;
+        return sortableHeader(title, key, state.runSort, sort, cls);
       }),
     );
   }

@@ -28,7 +28,7 @@ import {
   withRunStates,
 } from "../../lib/sweeps";
 import type { Clients } from "../../transport";
-import { h, setStatus, type Scope } from "../../ui/dom";
+import { h, setStatus, sortableHeader, type Scope } from "../../ui/dom";
 
 function lower(name: string | undefined): string {
   return (name ?? "").toLowerCase().replace(/_/g, " ");
@@ -133,23 +133,8 @@ export class SweepPanel {
     );
     const head = h("tr", {});
     for (const { key, title } of columns) {
-      const sorted = sort.key === key;
-      const th = h("th", {
-        class: "sortable",
-        text: title,
-        tabindex: 0,
-        "aria-sort": sorted ? (sort.direction === "asc" ? "ascending" : "descending") : undefined,
-        "data-key": key,
-      });
       const sortBy = () => this.store.update((s) => sweepSortedBy(s, key));
-      th.addEventListener("click", sortBy);
-      th.addEventListener("keydown", (event) => {
-        if (event.key === "Enter" || event.key === " ") {
-          event.preventDefault();
-          sortBy();
-        }
-      });
-      head.append(th);
+      head.append(sortableHeader(title, key, sort, sortBy));
     }
     head.append(h("th", {}));
     const body = h("tbody");
