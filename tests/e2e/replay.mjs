@@ -171,6 +171,24 @@ await withPage(async (page, screenshot) => {
   assert.notEqual(zoomed.visible, first.visible);
   console.log(`replay: zoom kept the time under the pointer within ${moved} s (a bar: ${bar} s)`);
 
+  // A standard timeframe draws the whole run at it; the URL keeps it; Auto comes back.
+  const timeframe = page.locator("[data-testid=timeframe]");
+  await timeframe.selectOption("900");
+  await page.waitForFunction(
+    () => document.querySelector("[data-testid=timeframe]").dataset.bucket === "900",
+    null,
+    { timeout: 20000 },
+  );
+  await page.waitForFunction(() => window.location.hash.includes("tf=900"));
+  const quarterly = await settled(page);
+  const hover15 = await crosshairAt(page, await plotPoint(page, 0.5));
+  assert.equal(Number(hover15.crosshair) % 900, 0, "a 15-minute candle not on a quarter hour");
+  assert.ok([0, 900].includes(hover15.bar), `a ${hover15.bar} s bar at 15 minutes`);
+  await screenshot("replay-15m");
+  await timeframe.selectOption("");
+  await page.waitForFunction(() => !window.location.hash.includes("tf="));
+  assert.ok(quarterly.points > 0);
+
   // The URL keeps the cursor's time: a link opens the same moment.
   await page.uncheck("[data-testid=analysis]");
   const moment = first.start + 250 * first.step;

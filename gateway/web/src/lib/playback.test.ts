@@ -15,6 +15,9 @@ import {
   openingView,
   OPENING_BARS,
   setMode,
+  overviewReplaced,
+  timeframeChosen,
+  timeframeFits,
   runUnfinished,
   setSpeed,
   stepCursor,
@@ -220,5 +223,27 @@ describe("playback state: notices", () => {
       text: "This run is running: playback opens once it has succeeded.",
     });
     expect(state.notices.equity).toBeNull();
+  });
+});
+
+describe("playback state: timeframe", () => {
+  it("reads a standard timeframe from the URL, replaces the overview and keeps the cursor", () => {
+    expect(loaded("tf=3600").timeframe).toBe(3600);
+    expect(loaded("tf=61").timeframe).toBeNull();
+    const state = moveCursor(loaded(), 1234);
+    const hourly = overviewReplaced(timeframeChosen(state, 3600), columns([0]), 3600);
+    expect(hourly.timeframe).toBe(3600);
+    expect(hourly.cursor).toBe(1234);
+    expect(hourly.candles.times).toEqual([0]);
+    expect(hourly.run?.overviewBucket).toBe(3600);
+    expect(timeframeChosen(hourly, 3600)).toBe(hourly);
+  });
+
+  it("offers only timeframes the whole run fits at", () => {
+    const run = { start: 0, end: 86_400 * 365, overviewBucket: 86_400, sourceBucket: 300 };
+    expect(timeframeFits(run, 60)).toBe(false); // finer than the run's bars
+    expect(timeframeFits(run, 300)).toBe(false); // 105,120 candles
+    expect(timeframeFits(run, 3600)).toBe(true);
+    expect(timeframeFits(null, 60)).toBe(true);
   });
 });

@@ -29,6 +29,18 @@ export const SPEEDS: ReadonlyArray<readonly [number, string]> = [
   [86400, "1 day/s"],
 ];
 const DEFAULT_SPEED = 3600;
+// The timeframes the selector offers besides Auto (seconds per candle, label).
+export const TIMEFRAMES: ReadonlyArray<readonly [number, string]> = [
+  [60, "1m"],
+  [300, "5m"],
+  [900, "15m"],
+  [3600, "1h"],
+  [4 * 3600, "4h"],
+  [86400, "1D"],
+];
+// A fixed timeframe draws the whole run at it: at most this many candles.
+export const MAX_TIMEFRAME_CANDLES = 50_000;
+
 // Playback opens with this many of the run's own bars behind the cursor, and a fifth as many
 // ahead of it in view: the same opening for every visit, whatever order the data arrives in.
 export const OPENING_BARS = 100;
@@ -67,6 +79,7 @@ export interface PlaybackState {
   readonly cursor: number | null; // seconds; null until the run is known
   readonly requestedCursor: number | null; // from the URL: where the cursor opens
   readonly mode: Mode;
+  readonly timeframe: number | null; // seconds per candle chosen by the user; null: Auto
   readonly playing: boolean;
   readonly speed: number; // simulated seconds per wall-clock second
   readonly toggles: Toggles;
@@ -92,6 +105,7 @@ export function initialPlayback(params: URLSearchParams): PlaybackState {
     cursor: null,
     requestedCursor: params.has("t") && Number.isFinite(requested) ? requested : null,
     mode: params.get("mode") === "analysis" ? "analysis" : "replay",
+    timeframe: TIMEFRAMES.find(([seconds]) => String(seconds) === params.get("tf"))?.[0] ?? null,
     playing: false,
     speed: SPEEDS.some(([value]) => value === speed) ? speed : DEFAULT_SPEED,
     toggles: readToggles(params),
@@ -156,6 +170,37 @@ export function overviewLoaded(
   const shown = noticed(state, "candles", null);
   const cursor = openingCursor(run, state.requestedCursor);
   return { ...shown, overview: data, candles: data, window: null, run, cursor };
+}
+
+// Whether the whole run fits the chart at `timeframe` (MAX_TIMEFRAME_CANDLES at most).
+export function timeframeFits(run: RunSpan | null, timeframe: number): boolean {
+  if (run === null) return true;
+  return (
+    timeframe >= run.sourceBucket && (run.end - run.start) / timeframe <= MAX_TIMEFRAME_CANDLES
+  );
+}
+
+export function timeframeChosen(state: PlaybackState, timeframe: number | null): PlaybackState {
+  return timeframe === state.timeframe ? state : { ...state, timeframe };
+}
+
+// The whole run again at another resolution (a timeframe chosen, or Auto again): the cursor and
+// the run stay; no finer window.
+export function overviewReplaced(
+  state: PlaybackState,
+  data: CandleColumns,
+  bucket: number,
+): PlaybackState {
+  const run = state.run;
+  if (run === null || data.times.length === 0) return state;
+  return {
+    ...state,
+    overview: data,
+    candles: data,
+    window: null,
+    equity: state.equityOverview,
+    run: { ...run, overviewBucket: bucket },
+  };
 }
 
 // A finer window of candles arrived for [window.from, window.to).

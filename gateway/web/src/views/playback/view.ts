@@ -12,10 +12,14 @@ import {
   rangeFollowing,
   setMode,
   shownFills,
+  TIMEFRAMES,
+  timeframeChosen,
+  timeframeFits,
   type PlaybackState,
 } from "../../lib/playback";
 import { formatRoute, type Route } from "../../lib/router";
 import { stateName } from "../../lib/runs";
+import { formatDuration } from "../../lib/time";
 import { Store } from "../../lib/store";
 import { Debounce, Throttle } from "../../lib/throttle";
 import type { Clients } from "../../transport";
@@ -55,6 +59,7 @@ export function renderPlayback(
     ...(compare ? { compare } : {}),
     ...toggleParams(state.toggles),
     ...(state.mode === "analysis" ? { mode: "analysis" } : {}),
+    ...(state.timeframe === null ? {} : { tf: String(state.timeframe) }),
     ...(state.cursor === null ? {} : { t: String(Math.round(state.cursor)) }),
   });
 
@@ -82,6 +87,19 @@ export function renderPlayback(
     analysis,
     " Analysis (whole run)",
   );
+  // Auto (the resolution follows the zoom) or a standard timeframe for the whole run.
+  const timeframe = h(
+    "select",
+    { name: "timeframe", "aria-label": "Timeframe", "data-testid": "timeframe" },
+    h("option", { value: "", text: "Auto" }),
+    ...TIMEFRAMES.map(([seconds, label]) => h("option", { value: String(seconds), text: label })),
+  );
+  timeframe.value = String(store.state.timeframe ?? "");
+  timeframe.addEventListener("change", () => {
+    const chosen = timeframe.value === "" ? null : Number(timeframe.value);
+    store.update((s) => timeframeChosen(s, chosen));
+    void loader.resample(chosen, price.width()).catch(fail("candles", "Candles"));
+  });
   const portfolio = new PortfolioPanel(store, (time) => loader.portfolio(time));
   scope.add(() => transport.dispose());
   scope.add(() => portfolio.dispose());
@@ -101,6 +119,7 @@ export function renderPlayback(
       transport.speed,
       transport.scrubber,
       transport.cursorTime,
+      timeframe,
       modeToggle,
       compare,
     ),
@@ -151,6 +170,15 @@ export function renderPlayback(
     if (fills !== previous.notices.fills || fillsNote.textContent !== text)
       setStatus(fillsNote, fills === null ? null : fills.kind, text);
     if (next.toggles !== previous.toggles || next.mode !== previous.mode) writeUrl.trigger();
+    if (next.timeframe !== previous.timeframe) writeUrl.trigger();
+    if (next.run !== previous.run) {
+      for (const option of timeframe.options)
+        option.disabled = option.value !== "" && !timeframeFits(next.run, Number(option.value));
+      // The candles' real width, when the server's buckets differ from the choice.
+      const bucket = next.run?.overviewBucket;
+      timeframe.dataset.bucket = String(bucket ?? "");
+      timeframe.title = bucket === undefined ? "" : `candles of ${formatDuration(bucket)}`;
+    }
     if (next.cursor !== previous.cursor && !next.playing) writeUrl.trigger();
     if (next.playing !== previous.playing) writeUrl.trigger();
   });
@@ -168,6 +196,8 @@ export function renderPlayback(
     void loader.instrument(backtest).catch(() => undefined); // default precision stays
     await loader.overview(backtest, price.width());
     if (store.state.run === null) return;
+    // A link with a timeframe opens at it.
+    if (store.state.timeframe !== null) await loader.resample(store.state.timeframe, price.width());
     requestAnimationFrame(() => performance.mark("tapedeck:chart-painted"));
     void loader.fills(null);
   })().catch(fail("candles", "Candles"));
