@@ -187,7 +187,12 @@ await withPage(async (page, screenshot) => {
   await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, cellRun);
   await page.goto(`${origin}/#/runs`);
   // A row opens its run's playback.
-  await runRow.locator("td").nth(2).click();
+  try {
+    await runRow.waitFor({ timeout: 20000 });
+  } finally {
+    await screenshot("runs-before-row-click");
+  }
+  await runRow.locator("td.dataset").click();
   await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, id);
   console.log(`run ${id}`);
 });
