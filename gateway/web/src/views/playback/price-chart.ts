@@ -133,7 +133,10 @@ export class PriceChart {
       if (state.fills !== previous.fills || shownFills(state) !== this.marked)
         this.drawMarkers(state);
       this.placeCursor();
-      if (!this.hovering) this.showLegend(null);
+      // Playing moves the cursor every frame: redraw the legend only when it reaches a new bar.
+      const bar = legendBar(state.candles, state.cursor);
+      if (!this.hovering && String(bar?.time ?? "") !== this.legend.dataset.time)
+        this.showLegend(null);
     }
   }
 
