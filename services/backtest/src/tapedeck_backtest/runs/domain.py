@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,7 @@ from tapedeck_backtest.strategies.registry import Scalar, StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 # Bump when the engine or the result files change meaning: older cached runs stop matching.
-RESULTS_FORMAT = "nautilus_trader-1.221.0/results-1"
+RESULTS_FORMAT = "nautilus_trader-1.231.0/results-1"
 
 NANOS_PER_SECOND = 1_000_000_000
 MINUTE_NS = 60 * NANOS_PER_SECOND
@@ -463,10 +463,7 @@ def book(
     )
 
 
-Number = TypeVar("Number", Decimal, npt.NDArray[np.float64])
-
-
-def equity(
+def equity[Number: (Decimal, npt.NDArray[np.float64])](
     account: AccountKind,
     *,
     cash: Number,
