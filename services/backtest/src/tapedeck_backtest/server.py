@@ -108,6 +108,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
+            health_reporters=[live_events.report_to],
             results=results,
             pool=pool,
         )

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grpc_health.v1.health import HealthServicer  # type: ignore[attr-defined]
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -57,6 +58,10 @@ class Components:
 
     registrations: list[Registration]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Given the server's health servicer once it serves, to report statuses of their own.
+    health_reporters: list[Callable[[HealthServicer], Awaitable[None]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass
@@ -102,6 +107,8 @@ async def start_service(
             registrations=components.registrations,
             tokens=tokens,
         )
+        for report_to in components.health_reporters:
+            await report_to(server.health)
     except BaseException:
         await engine.dispose()
         raise
