@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -31,8 +31,15 @@ class BacktestSettings(ServiceSettings):
     strategy_paths: Annotated[tuple[Path, ...], NoDecode] = ()
 
     # --- runs and sweeps ---
-    # Worker processes running backtests in this process (BACKTEST_WORKERS); 0: API only.
+    # Runs executed at once by this service (BACKTEST_WORKERS); 0: API only. With the local
+    # executor, worker processes here; with Ray, tasks in flight on the cluster.
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0, le=256)
+    # Where the engines run: "local" (worker processes of this service) or "ray" (one Ray task
+    # per run on a cluster; the queue, progress, cancel and results stay in this service).
+    executor: Literal["local", "ray"] = "local"
+    # The Ray cluster for executor "ray" (host:port of its head, or "auto"); unset: RAY_ADDRESS,
+    # and without that a local Ray started by the service.
+    ray_address: str | None = None
     # Where each run's result files go (default: <data_dir>/runs).
     results_dir: Path | None = None
     # Times a run is started before a dying worker fails it for good.
