@@ -220,7 +220,7 @@ class RayExecutor:
             )
             .remote()
         )
-        self._task = ray.remote(run_task).options(num_cpus=1, max_calls=1, max_retries=0)
+        self._task = ray.remote(num_cpus=1, max_calls=1, max_retries=0)(run_task)
 
     async def stop(self) -> None:
         """Drop the channel; disconnect from Ray if this executor connected."""
