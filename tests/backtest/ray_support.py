@@ -28,6 +28,13 @@ from tests.support import missing_dependency
 
 RAY = Path(sys.executable).parent / "ray"
 REPO = Path(__file__).resolve().parents[2]
+NODE_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Two cores shared by many: give a node's agents and workers minutes, not seconds, to start.
+    "RAY_agent_register_timeout_ms": "120000",
+    "RAY_raylet_start_wait_time_s": "120",
+    "RAY_worker_register_timeout_seconds": "120",
+}
 HEAD_RESOURCE = "tapedeck_test_head"
 SECOND_RESOURCE = "tapedeck_test_second"
 
@@ -49,6 +56,13 @@ class RayNode:
 
     process: subprocess.Popen[bytes]
     resource: str
+    log: Path
+
+    def check(self) -> None:
+        """Fail with the end of the node's log when its process ended."""
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"Ray node {self.resource} exited:\n{tail}")
 
     def kill(self) -> None:
         """End every process of the node at once (a machine lost mid-run)."""
@@ -100,8 +114,9 @@ class RayCluster:
             ]
         else:
             command.append(f"--address={self.address}")
-        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        with (self.temp_dir / f"{resource}.log").open("wb") as log:
+        env = {**os.environ, **NODE_ENV}
+        log_path = self.temp_dir / f"{resource}.log"
+        with log_path.open("wb") as log:
             process = subprocess.Popen(
                 command,
                 env=env,
@@ -110,7 +125,7 @@ class RayCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        node = RayNode(process, resource)
+        node = RayNode(process, resource, log_path)
         self.nodes.append(node)
         if head:
             _wait_for_port(host, int(port), process)
@@ -122,10 +137,8 @@ class RayCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.process.pid, signal.SIGTERM)
         for node in reversed(self.nodes):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 node.process.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(node.process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

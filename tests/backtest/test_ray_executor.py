@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,15 @@ def executor(service: Service) -> RayExecutor:
     return found
 
 
-async def both_nodes_alive() -> bool:
-    alive = [node for node in ray.nodes() if node["Alive"]]
-    assert {node["NodeManagerAddress"] for node in alive} == {"127.0.0.1"}
-    return len(alive) == 2
+def nodes_up(cluster: RayCluster) -> Callable[[], Awaitable[bool]]:
+    async def both_nodes_alive() -> bool:
+        for node in cluster.nodes:
+            node.check()
+        alive = [node for node in ray.nodes() if node["Alive"]]
+        assert {node["NodeManagerAddress"] for node in alive} == {"127.0.0.1"}
+        return len(alive) == 2
+
+    return both_nodes_alive
 
 
 def second_node_id() -> str:
@@ -114,7 +119,7 @@ async def test_a_run_on_ray_gives_the_fills_stats_and_files_of_the_same_local_ru
 
 async def test_a_sweep_of_eight_runs_spreads_over_both_nodes(cluster, sqlite_url, data_dir):
     async with ray_service(cluster, sqlite_url, data_dir) as service:
-        await eventually(both_nodes_alive, timeout=60, message="two Ray nodes")
+        await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")
         dataset = await service.import_trades()
         base = spec(dataset)
         base.parameters["trade_size"].double_value = 0.1
@@ -195,7 +200,7 @@ async def test_cancel_stops_the_remote_engine_within_two_seconds(cluster, sqlite
 
 async def test_killing_the_node_of_a_run_fails_it_with_the_reason(cluster, sqlite_url, data_dir):
     async with ray_service(cluster, sqlite_url, data_dir, run_max_attempts=1) as service:
-        await eventually(both_nodes_alive, timeout=60, message="two Ray nodes")
+        await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")
         second = second_node_id()
         dataset = await service.import_trades()
         names = []
