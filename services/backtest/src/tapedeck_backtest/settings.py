@@ -34,12 +34,10 @@ class BacktestSettings(ServiceSettings):
     # Runs executed at once by this service (BACKTEST_WORKERS); 0: API only. With the local
     # executor, worker processes here; with Ray, tasks in flight on the cluster.
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0, le=256)
-    # Where the engines run: "local" (worker processes of this service) or "ray" (one Ray task
-    # per run on a cluster; the queue, progress, cancel and results stay in this service).
     executor: Literal["local", "ray"] = "local"
-    # The Ray cluster for executor "ray" (host:port of its head, or "auto"); unset: RAY_ADDRESS,
-    # and without that a local Ray started by the service.
+    """Where engines run: `local` (worker processes here) or `ray` (one Ray task per run)."""
     ray_address: str | None = None
+    """Ray cluster head (host:port) for `ray`; unset: RAY_ADDRESS, else a Ray started here."""
     # Where each run's result files go (default: <data_dir>/runs).
     results_dir: Path | None = None
     # Times a run is started before a dying worker fails it for good.
