@@ -39,6 +39,18 @@ def _noop() -> int:
     return os.getpid()
 
 
+def wait_for_nodes(address: str, count: int) -> None:
+    """Wait until the cluster has `count` live nodes (the timing needs both)."""
+    ray.init(address=address, log_to_driver=False)
+    try:
+        deadline = time.monotonic() + 120
+        while len([n for n in ray.nodes() if n["Alive"]]) < count:
+            assert time.monotonic() < deadline, "the Ray nodes did not all join"
+            time.sleep(0.5)
+    finally:
+        ray.shutdown()
+
+
 def fresh_process_seconds(address: str, tasks: int) -> float:
     """Return the mean wall seconds of an empty one-CPU task in a fresh process (2 in flight)."""
     ray.init(address=address, log_to_driver=False)
@@ -83,6 +95,7 @@ async def _main(ticks: int, runs: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory(prefix="tapedeck-bench-ray-") as tmp, ray_cluster() as cluster:
         root = Path(tmp)
         write_ticks(root / "raw" / "ticks.parquet", ticks)
+        await asyncio.to_thread(wait_for_nodes, cluster.address, WORKERS)
         print(f"sweep: {runs} EMA-cross parameter sets x {ticks:,} trade ticks, 1-minute bars")
         walls: dict[str, list[float]] = {"local": [], "ray": []}
         for attempt in range(repeat):

@@ -28,6 +28,7 @@ from tests.support import missing_dependency
 
 RAY = Path(sys.executable).parent / "ray"
 REPO = Path(__file__).resolve().parents[2]
+STARTED = b"Ray runtime started."
 NODE_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     # Two cores shared by many: give a node's agents and workers minutes, not seconds, to start.
@@ -58,6 +59,17 @@ class RayNode:
     resource: str
     log: Path
 
+    def started(self) -> bool:
+        """Wait until `ray start` says the node runs (True) or gives up (False)."""
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if STARTED in self.log.read_bytes():
+                return True
+            if self.process.poll() is not None:
+                return False
+            time.sleep(0.2)
+        return False
+
     def check(self) -> None:
         """Fail with the end of the node's log when its process ended."""
         if self.process.poll() is not None:
@@ -68,7 +80,8 @@ class RayNode:
         """End every process of the node at once (a machine lost mid-run)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
 
 
 @dataclass
@@ -80,9 +93,23 @@ class RayCluster:
     nodes: list[RayNode] = field(default_factory=list)
 
     def start_node(self, *, head: bool, resource: str) -> RayNode:
-        """Start a node with one CPU and a custom resource naming it."""
+        """Start a node with one CPU and a custom resource naming it; wait until it runs.
+
+        `ray start` gives a node's agents 30 s to come up, which a loaded machine can miss: a node
+        that gave up is started again (three times at most).
+        """
+        for _ in range(3):
+            node = self._start_node(head=head, resource=resource)
+            if node.started():
+                self.nodes.append(node)
+                return node
+            tail = node.log.read_text(errors="replace")[-2000:]
+            node.kill()
+        raise AssertionError(f"Ray node {resource} did not start:\n{tail}")
+
+    def _start_node(self, *, head: bool, resource: str) -> RayNode:
         ports = _free_ports(14)
-        host, port = self.address.rsplit(":", 1)
+        port = self.address.rsplit(":", 1)[1]
         command = [
             sys.executable,
             "-m",
@@ -125,11 +152,7 @@ class RayCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        node = RayNode(process, resource, log_path)
-        self.nodes.append(node)
-        if head:
-            _wait_for_port(host, int(port), process)
-        return node
+        return RayNode(process, resource, log_path)
 
     def stop(self) -> None:
         """End the nodes this cluster started, and only those."""
@@ -143,17 +166,6 @@ class RayCluster:
                 os.killpg(node.process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.process.wait(5)
-
-
-def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ray start exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("the Ray head did not start within 60 s")
 
 
 @contextlib.contextmanager
