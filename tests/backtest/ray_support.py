@@ -138,6 +138,8 @@ class RayCluster:
                 f"--port={port}",
                 "--include-dashboard=false",
                 f"--ray-client-server-port={ports[6]}",
+                # The head still runs the dashboard's API process: never on the default 8265.
+                f"--dashboard-port={ports[7]}",
             ]
         else:
             command.append(f"--address={self.address}")
