@@ -100,11 +100,12 @@ class RayCluster:
         """
         for _ in range(3):
             node = self._start_node(head=head, resource=resource)
+            self.nodes.append(node)  # stopped with the cluster whatever happens next
             if node.started():
-                self.nodes.append(node)
                 return node
             tail = node.log.read_text(errors="replace")[-2000:]
             node.kill()
+            self.nodes.remove(node)
         raise AssertionError(f"Ray node {resource} did not start:\n{tail}")
 
     def _start_node(self, *, head: bool, resource: str) -> RayNode:

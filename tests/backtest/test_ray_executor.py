@@ -26,7 +26,8 @@ from tests.backtest.runs_support import Service, running_service, spec, worker_p
 from tests.backtest.test_runs import running_with_progress, slow_spec
 from tests.support import eventually
 
-pytestmark = pytest.mark.slow
+# Starting a cluster on this shared machine can take minutes; the first test pays for it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
