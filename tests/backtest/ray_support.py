@@ -61,7 +61,7 @@ class RayNode:
 
     def started(self) -> bool:
         """Wait until `ray start` says the node runs (True) or gives up (False)."""
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 360
         while time.monotonic() < deadline:
             if STARTED in self.log.read_bytes():
                 return True
