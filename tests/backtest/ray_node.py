@@ -5,7 +5,7 @@ With RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray keeps every address on 127.0.0.1 bu
 --node-ip-address alike) into the machine's outward address. This runs the real command with the
 variable at 0 and only its join guard told that clusters are allowed. `ray start` also gives a
 node's raylet a fixed 30 s to register, which two cores shared by many engineers can miss: the
-lookup it polls waits up to five minutes here.
+lookup it polls waits up to 90 s here (a raylet that crashed is then retried sooner).
 """
 
 import sys
@@ -16,7 +16,7 @@ from typing import Any
 from ray._private import ray_constants, services
 from ray.scripts import scripts
 
-REGISTER_SECONDS = 300.0
+REGISTER_SECONDS = 90.0
 _get_node = services.get_node
 
 
