@@ -19,7 +19,6 @@ from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.runs.executors import Executor, LocalExecutor
 from tapedeck_backtest.runs.queue import RunQueue
-from tapedeck_backtest.runs.ray_executor import RayExecutor
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
 from tapedeck_backtest.runs.workers import WorkerPool
@@ -48,6 +47,9 @@ class BacktestComponents(Components):
 
 def _executor(settings: BacktestSettings) -> Executor:
     if settings.executor == "ray":
+        # Imported only here: Ray costs start-up time and memory a local executor has no use for.
+        from tapedeck_backtest.runs.ray_executor import RayExecutor
+
         return RayExecutor(address=settings.ray_address)
     return LocalExecutor()
 
