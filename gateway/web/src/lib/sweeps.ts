@@ -76,6 +76,18 @@ export function sweepColumns(axes: readonly string[]): SweepColumn[] {
       (n) => formatNumber(n),
     ),
     stat(
+      "cagr",
+      "CAGR",
+      (s) => s.cagr,
+      (n) => formatPercent(n),
+    ),
+    stat(
+      "calmar",
+      "Calmar",
+      (s) => s.calmarRatio,
+      (n) => formatNumber(n),
+    ),
+    stat(
       "dd",
       "Max DD",
       (s) => s.maxDrawdown,
@@ -91,6 +103,12 @@ export function sweepColumns(axes: readonly string[]): SweepColumn[] {
       "pf",
       "Profit factor",
       (s) => s.profitFactor,
+      (n) => formatNumber(n),
+    ),
+    stat(
+      "expectancy",
+      "Expectancy",
+      (s) => s.expectancy,
       (n) => formatNumber(n),
     ),
     stat(
