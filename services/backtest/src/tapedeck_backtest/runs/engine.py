@@ -40,6 +40,7 @@ from tapedeck_backtest.datasets.domain import DataKind, DatasetSource, stored_ba
 from tapedeck_backtest.datasets.instruments import InstrumentKind
 from tapedeck_backtest.runs import results
 from tapedeck_backtest.runs import stats as stats_math
+from tapedeck_backtest.runs import trades as round_trips
 from tapedeck_backtest.runs.domain import MINUTE_NS, AccountKind, RunProgress, RunSpec, Stats
 from tapedeck_backtest.strategies import load_registry
 
@@ -240,7 +241,15 @@ def execute(
     fills = results.fills_from_report(engine.trader.generate_fills_report())
     positions = engine.trader.generate_positions_report()
     account = engine.trader.generate_account_report(loaded.venue)
-    trades = _trade_figures(engine, loaded.venue, job.source.instrument.quote_currency)
+    trips = round_trips.round_trips(engine.cache)
+    trades = round_trips.build(trips, price_times=loaded.prices.times, prices=loaded.prices.prices)
+    figures = _trade_figures(
+        engine,
+        loaded.venue,
+        [trip.position for trip in trips],
+        trades,
+        job.source.instrument.quote_currency,
+    )
     candles = _candles(loaded, spec.bar_interval_ns)
     instrument = job.source.instrument
     context = results.RunContext(
@@ -265,24 +274,16 @@ def execute(
         positions_report=positions,
         account_report=account,
         trades=trades,
+        trade_figures=figures,
     )
 
 
-def closed_positions(engine: Any) -> list[Any]:
-    """Return every round trip: closed positions and the snapshots of reopened ones.
-
-    With a NETTING OMS a position that closes and reopens keeps its id; the engine keeps each
-    earlier round trip only as a snapshot (with a suffixed id).
-    """
-    everything = engine.cache.positions() + engine.cache.position_snapshots()
-    return sorted((p for p in everything if p.is_closed), key=lambda p: (p.ts_closed, p.id.value))
-
-
-def _trade_figures(engine: Any, venue: Any, quote_currency: str) -> stats_math.TradeFigures:
-    closed = closed_positions(engine)
+def _trade_figures(
+    engine: Any, venue: Any, closed: list[Any], trades: list[Any], quote_currency: str
+) -> stats_math.TradeFigures:
     analyzer = engine.portfolio.analyzer
     analyzer.calculate_statistics(engine.cache.account_for_venue(venue), closed)
-    return stats_math.trade_figures(analyzer, closed, Currency.from_str(quote_currency))
+    return stats_math.trade_figures(analyzer, trades, Currency.from_str(quote_currency))
 
 
 def _holds_base(job: RunJob) -> bool:

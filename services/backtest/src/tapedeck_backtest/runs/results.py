@@ -26,6 +26,10 @@ Layout of `<data_dir>/runs/<run_id>/` (all times int64 nanoseconds since the epo
   `realized_pnl`, `commissions` (decimal strings), `realized_return`.
 - `account.parquet`: NautilusTrader's account report: `time`, `currency`, `total`, `free`,
   `locked` (decimal strings), for audit.
+- `trades.parquet`: one row per round trip, by exit time (see `runs/trades.py`): `trade_id`,
+  `position_id`, `side` (LONG/SHORT), `quantity`, `entry_time`, `exit_time`,
+  `average_entry_price`, `average_exit_price`, `realized_pnl` (net of fees), `fees` (decimal
+  strings), `mae`, `mfe` (float64, quote currency).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ import talib
 
 from tapedeck_backtest.runs import stats as stats_math
 from tapedeck_backtest.runs.domain import AccountKind, Fill, Holdings, Stats, book, equity
+from tapedeck_backtest.runs.trades import Trade
+from tapedeck_backtest.runs.trades import table as trades_table
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,6 +65,7 @@ RESULT_FILES = (
     "equity.parquet",
     "positions.parquet",
     "account.parquet",
+    "trades.parquet",
 )
 INDICATOR_COLUMNS = (
     "sma_20",
@@ -212,7 +219,8 @@ def write_results(
     fills: list[Fill],
     positions_report: Any,
     account_report: Any,
-    trades: stats_math.TradeFigures,
+    trades: list[Trade],
+    trade_figures: stats_math.TradeFigures,
 ) -> Stats:
     """Write every result file into `directory` atomically and return the run's stats."""
     portfolio = _portfolio(context, fills)
@@ -227,7 +235,7 @@ def write_results(
         fills=fills,
         equity_times=equity_times,
         equity=equity_values,
-        trades=trades,
+        trades=trade_figures,
     )
     tables = {
         "candles.parquet": _candles_table(candles),
@@ -243,6 +251,7 @@ def write_results(
         ),
         "positions.parquet": _positions(positions_report),
         "account.parquet": _account_table(account_report),
+        "trades.parquet": trades_table(trades),
     }
     manifest = {
         "format": "tapedeck-run-results/1",

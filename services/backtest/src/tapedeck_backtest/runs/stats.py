@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tapedeck_backtest.datasets.instruments import InstrumentKind
+from tapedeck_backtest.runs.trades import Trade
 
 MIN_DAILY_RETURNS = 5
 TRADING_DAYS_PER_YEAR = 252
@@ -97,19 +98,19 @@ def daily_figures(returns: pd.Series, *, periods_per_year: int) -> DailyFigures:
     )
 
 
-def trade_figures(analyzer: Any, closed_positions: list[Any], currency: Any) -> TradeFigures:
-    """Read the trade figures of closed positions from NautilusTrader's PortfolioAnalyzer.
+def trade_figures(analyzer: Any, trades: list[Trade], currency: Any) -> TradeFigures:
+    """Read the trade figures from NautilusTrader's PortfolioAnalyzer; holding time from trades.
 
-    `analyzer` must already have `calculate_statistics(account, closed_positions)` applied.
+    `analyzer` must already have `calculate_statistics(account, closed positions)` applied.
     """
     pnls = analyzer.get_performance_stats_pnls(currency)
     returns = analyzer.get_performance_stats_returns()
-    held = [(p.ts_closed - p.ts_opened) / 1e9 for p in closed_positions]
+    held = [trade.holding_ns / 1e9 for trade in trades]
     return TradeFigures(
-        trade_count=len(closed_positions),
-        win_rate=_figure(pnls.get("Win Rate")) if closed_positions else math.nan,
+        trade_count=len(trades),
+        win_rate=_figure(pnls.get("Win Rate")) if trades else math.nan,
         profit_factor=_figure(returns.get("Profit Factor")),
-        expectancy=_figure(pnls.get("Expectancy")) if closed_positions else math.nan,
+        expectancy=_figure(pnls.get("Expectancy")) if trades else math.nan,
         average_win=_figure(pnls.get("Avg Winner")),
         average_loss=_figure(pnls.get("Avg Loser")),
         average_holding_seconds=float(np.mean(held)) if held else math.nan,
