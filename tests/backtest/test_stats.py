@@ -55,6 +55,7 @@ analyzer.calculate_statistics(cache.account_for_venue(loaded.venue), closed)
 figures = analyzer.get_performance_stats_pnls(Currency.from_str("USDT"))
 figures.update(analyzer.get_performance_stats_returns())
 figures["closed"] = len(closed)
+figures["pnl_sum"] = float(analyzer.realized_pnls(Currency.from_str("USDT")).sum())
 print(json.dumps(figures))
 """
 
@@ -178,6 +179,11 @@ def test_trade_figures_equal_the_portfolio_analyzer_on_the_same_run(real_run):
     closed = positions[positions["closed"] > 0]
     held = (closed["closed"] - closed["opened"]).mean()
     assert figures.average_holding_time.ToNanoseconds() == pytest.approx(held, rel=1e-9)
+    # Every round trip is a trade, those of flipped NETTING positions (snapshots) included.
+    trades = pq.read_table(directory / "trades.parquet").to_pandas()
+    assert len(trades) == analyzer["closed"]
+    assert set(trades["side"]) == {"LONG", "SHORT"}
+    assert trades["realized_pnl"].astype(float).sum() == pytest.approx(analyzer["pnl_sum"])
 
 
 def test_a_run_of_a_few_days_has_no_daily_figures():
