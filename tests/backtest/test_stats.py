@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import pickle
-import sys
 from pathlib import Path
 
 import empyrical
@@ -19,15 +17,9 @@ import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.datasets.instruments import InstrumentKind
-from tapedeck_backtest.datasets.service import load_dataset_source
 from tapedeck_backtest.runs import stats
-from tapedeck_backtest.runs.domain import resolve_spec
-from tapedeck_backtest.runs.engine import RunJob
-from tapedeck_backtest.runs.messages import spec_request
-from tapedeck_backtest.strategies import load_registry
-from tapedeck_common.database import session_factory
 from tests.backtest.reference import BTCUSDT_PERP, REAL
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import run_in_child, running_service, spec, worker_job
 from tests.support import missing_dependency
 
 BARS = "btc-perp-20211231-20220201_1m.csv"
@@ -98,28 +90,9 @@ async def _real_run(tmp: Path) -> tuple[pb.Backtest, Path, dict[str, float]]:
         await service.wait(created.backtest.name, seconds=240)
         got = await service.stub.GetBacktest(pb.GetBacktestRequest(name=created.backtest.name))
         run = got.backtest
-        resolved_request = spec_request(request, field="spec")
-        async with session_factory(service.app.engine)() as session:
-            source = await load_dataset_source(
-                session=session,
-                catalog_dir=service.app.settings.resolved_catalog_dir,
-                dataset_id=resolved_request.dataset_id,
-            )
-        resolved = resolve_spec(resolved_request, source, load_registry(), field="spec")
+        job = await worker_job(service, request, "child", tmp / "child")
     assert run.state == pb.BACKTEST_STATE_SUCCEEDED, run.error_message
-    job_file = tmp / "job.pkl"
-    job_file.write_bytes(pickle.dumps(RunJob("child", source, resolved, tmp / "child")))
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CHILD,
-        str(job_file),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(child.communicate(), 300)
-    assert child.returncode == 0, stderr.decode()[-2000:]
-    analyzer = json.loads(stdout.decode().strip().splitlines()[-1])
+    analyzer = json.loads(await run_in_child(CHILD, job, tmp, seconds=300))
     return run, data_dir / "runs" / run.name.split("/")[1], analyzer
 
 
