@@ -17,6 +17,7 @@ from tapedeck_backtest.models import live_outbox
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
+from tapedeck_backtest.runs.executors import Executor, LocalExecutor
 from tapedeck_backtest.runs.queue import RunQueue
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
@@ -42,6 +43,15 @@ class BacktestComponents(Components):
 
     results: ResultStore | None = None
     pool: WorkerPool | None = None  # None with no workers in this process
+
+
+def _executor(settings: BacktestSettings) -> Executor:
+    if settings.executor == "ray":
+        # Imported only here: Ray costs start-up time and memory a local executor has no use for.
+        from tapedeck_backtest.runs.ray_executor import RayExecutor
+
+        return RayExecutor(address=settings.ray_address)
+    return LocalExecutor()
 
 
 async def start(settings: BacktestSettings) -> ServiceApp:
@@ -74,6 +84,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 jobs=jobs.job_for,
                 workers=settings.workers,
                 results_root=settings.resolved_results_dir,
+                executor=_executor(settings),
                 strategy_paths=tuple(str(path) for path in settings.strategy_paths),
                 max_attempts=settings.run_max_attempts,
                 lease_seconds=settings.run_lease_seconds,

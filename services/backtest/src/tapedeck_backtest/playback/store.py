@@ -77,6 +77,14 @@ class ResultStore:
         self._building.pop(run_id, None)
         return version, files
 
+    async def results(self, run_id: str) -> tuple[str, ResultFiles]:
+        """Return a SUCCEEDED run's content version and its Parquet result files."""
+        version = await self.content_version(run_id)
+        results = ResultFiles(self._root / run_id)
+        if not results.exists():
+            raise NotFound(f"the results of backtests/{run_id} are missing from the result store")
+        return version, results
+
     def _load(self, run_id: str) -> RunFiles:
         run_dir = self._root / run_id
         if not ResultFiles(run_dir).exists():
