@@ -221,7 +221,7 @@ class OutboxDrainer:
 
     async def _sleep(self, seconds: float, *, until_ready: bool) -> None:
         """Wait `seconds`, a wake-up, or (after a failure) the receiver serving again."""
-        waits = [asyncio.ensure_future(self._wake.wait())]
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
         if until_ready:
             waits.append(asyncio.ensure_future(self._sender.wait_ready()))
         try:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grpc_health.v1.health import HealthServicer  # type: ignore[attr-defined]
+from grpc_health.v1 import health
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,7 +59,7 @@ class Components:
     registrations: list[Registration]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Given the server's health servicer once it serves, to report statuses of their own.
-    health_reporters: list[Callable[[HealthServicer], Awaitable[None]]] = field(
+    health_reporters: list[Callable[[health.aio.HealthServicer], Awaitable[None]]] = field(
         default_factory=list
     )
 
