@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from tapedeck_common.auth import (
     required_role,
 )
 from tapedeck_common.errors import TapedeckError
+from tapedeck_common.request_ids import current_request_id, new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ async def _abort(context: Context, method: str, error: Exception) -> None:
     if isinstance(error, NotImplementedError):
         # The generated servicer base raises this for RPCs a later release builds.
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-    reference = uuid.uuid4().hex[:12]
+    # The request id: the same reference finds the call in every service's logs.
+    reference = current_request_id.get() or new_request_id()
     logger.error("unhandled error in %s (ref %s)", method, reference, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {reference})")
