@@ -3,31 +3,19 @@ code, and one id follows a CheckOrder from the live service into the wallet serv
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-import socket
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tapedeck.live.v1 import live_pb2
-from tapedeck_common.logs import JsonFormatter
 from tests.live.support import running_live
 from tests.live.test_check_order import OPERATOR_TOKEN, bearer, gate, order
+from tests.observability.support import access_lines, free_port, json_log_lines
 
 LIVE = "tapedeck.live.v1.LiveService"
 WALLETS = "tapedeck.wallets.v1.WalletService"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -71,27 +59,6 @@ async def test_calls_count_under_their_method_and_status_code(database_url, data
     idle = frozenset({"service": LIVE, "method": "ListBlocks"}.items())
     assert after[("tapedeck_rpc_in_flight_calls", idle)] == 0
     assert ("tapedeck_db_pool_connections_in_use", frozenset()) in after
-
-
-@contextmanager
-def json_log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("test"))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
-
-def access_lines(stream: io.StringIO) -> list[dict]:
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return [line for line in lines if line["logger"] == "tapedeck.access"]
 
 
 async def test_the_request_id_of_a_check_order_is_in_the_live_and_wallet_logs(

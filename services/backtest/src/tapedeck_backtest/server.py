@@ -15,6 +15,7 @@ from tapedeck_backtest.models import live_outbox
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
+from tapedeck_backtest.runs.metrics import run_probes
 from tapedeck_backtest.runs.queue import RunQueue
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
@@ -103,6 +104,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
+            probes=[*run_probes(sessions), *live_events.probes()],
             results=results,
             pool=pool,
         )
