@@ -313,4 +313,4 @@ def test_compose_wires_postgres_redis_tokens_and_workers() -> None:
     assert int(interpolated(compose_env(backtest)["BACKTEST_WORKERS"])) >= 1
     assert "backtest-data:/var/lib/tapedeck" in backtest["volumes"]
     assert compose_env(backtest)["TAPEDECK_DATA_DIR"] == "/var/lib/tapedeck"
-    assert set(compose()["volumes"]) == {"postgres-data", "backtest-data"}
+    assert set(compose()["volumes"]) == {"postgres-data", "backtest-data", "prometheus-data"}
