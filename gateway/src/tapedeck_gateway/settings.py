@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,5 +18,17 @@ class FrontSettings(BaseSettings):
     backtest_address: str = "127.0.0.1:50061"
     wallets_address: str = "127.0.0.1:50062"
     live_address: str = "127.0.0.1:50063"
+    backtest_metrics_address: str = ""
+    """host:port of the backtest service's /metrics (empty: not read)."""
+    wallets_metrics_address: str = ""
+    """host:port of the wallet service's /metrics (empty: not read)."""
+    live_metrics_address: str = ""
+    """host:port of the live service's /metrics (empty: not read)."""
+    stack_status_seconds: float = Field(default=2.0, gt=0)
+    """Seconds between reads of the services' metrics for GetStackStatus."""
+    tokens_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
+    )
+    """JSON file of bearer tokens and roles; GetStackStatus needs a viewer (off without it)."""
     log_level: str = "INFO"
     shutdown_grace_seconds: float = Field(default=2.0, ge=0)
