@@ -144,6 +144,7 @@ async def start_front(settings: FrontSettings) -> FrontApp:
         metrics={name: address for name, address in metrics.items() if address},
         serving=lambda name: stack_health.serving(full[name]),
         interval=settings.stack_status_seconds,
+        window=settings.stack_status_window_seconds,
     )
     stack_pb2_grpc.add_StackServiceServicer_to_server(stack, server)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)

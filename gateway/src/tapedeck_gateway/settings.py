@@ -26,6 +26,8 @@ class FrontSettings(BaseSettings):
     """host:port of the live service's /metrics (empty: not read)."""
     stack_status_seconds: float = Field(default=2.0, gt=0)
     """Seconds between reads of the services' metrics for GetStackStatus."""
+    stack_status_window_seconds: float = Field(default=30.0, gt=0)
+    """Seconds of readings GetStackStatus's rates, p99 and error ratios are computed over."""
     tokens_file: Path | None = Field(
         default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
     )

@@ -1,6 +1,6 @@
 """The Stack page's numbers: the front service reads each service's `/metrics` every few seconds
-and turns the difference between two reads into rates, a p99 and an error ratio, so the browser
-needs no Prometheus.
+and turns the difference between the oldest and newest reads of a sliding window into rates, a
+p99 and an error ratio, as Prometheus' rate() would, so the browser needs no Prometheus.
 """
 
 from __future__ import annotations
@@ -82,22 +82,25 @@ def quantile(q: float, before: Mapping[float, float], after: Mapping[float, floa
 
 @dataclass
 class ServiceTraffic:
-    """The last two readings of one service and what went wrong reading it, if anything."""
+    """One service's readings over the window and what went wrong reading it, if anything."""
 
+    window: float
     readings: list[Reading] = field(default_factory=list)
     error: str = ""
 
     def add(self, reading: Reading) -> None:
-        """Keep the reading and the one before it."""
-        self.readings = [*self.readings[-1:], reading]
+        """Keep the reading; drop those older than the window, keeping one to compare with."""
+        self.readings.append(reading)
+        while len(self.readings) > 2 and reading.at - self.readings[1].at >= self.window:
+            self.readings.pop(0)
         self.error = ""
 
     def status(self, name: str, *, serving: bool) -> stack_pb2.ServiceStatus:
-        """Return the service's status over the interval between its last two readings."""
+        """Return the service's status between its oldest and latest readings in the window."""
         status = stack_pb2.ServiceStatus(service=name, serving=serving, metrics_error=self.error)
         if len(self.readings) < 2:
             return status
-        before, after = self.readings
+        before, after = self.readings[0], self.readings[-1]
         seconds = after.at - before.at
         delta = {code: n - before.calls.get(code, 0.0) for code, n in after.calls.items()}
         total = sum(delta.values())
@@ -125,11 +128,12 @@ class StackStatus(stack_pb2_grpc.StackServiceServicer):
         metrics: Mapping[str, str],
         serving: Callable[[str], bool],
         interval: float,
+        window: float,
     ) -> None:
         self._urls = {name: f"http://{address}/metrics" for name, address in metrics.items()}
         self._serving = serving
         self._interval = interval
-        self._traffic = {name: ServiceTraffic() for name in metrics}
+        self._traffic = {name: ServiceTraffic(window=window) for name in metrics}
         self._read_time = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -168,7 +172,7 @@ class StackStatus(stack_pb2_grpc.StackServiceServicer):
             stack_pb2.GetStackStatusRequest, stack_pb2.GetStackStatusResponse
         ],
     ) -> stack_pb2.GetStackStatusResponse:
-        """Return the status over the last interval."""
+        """Return the status over the window."""
         reply = stack_pb2.GetStackStatusResponse()
         for name, traffic in self._traffic.items():
             reply.services.append(traffic.status(name, serving=self._serving(name)))
