@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class FrontSettings(BaseSettings):
     """Where the front service listens and which upstreams it aggregates."""
 
-    model_config = SettingsConfigDict(env_prefix="FRONT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FRONT_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=50060, ge=0, le=65535)
