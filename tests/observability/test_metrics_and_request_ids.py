@@ -3,29 +3,16 @@ code, and one id follows a CheckOrder from the live service into the wallet serv
 
 from __future__ import annotations
 
-import urllib.request
-
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tapedeck.live.v1 import live_pb2
 from tests.live.support import running_live
 from tests.live.test_check_order import OPERATOR_TOKEN, bearer, gate, order
-from tests.observability.support import access_lines, free_port, json_log_lines
+from tests.observability.support import access_lines, free_port, json_log_lines, scrape
 
 LIVE = "tapedeck.live.v1.LiveService"
 WALLETS = "tapedeck.wallets.v1.WalletService"
-
-
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def calls(samples: dict, method: str, code: str) -> float:

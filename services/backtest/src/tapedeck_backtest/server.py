@@ -14,6 +14,7 @@ from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.service import Datasets
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
 from tapedeck_backtest.models import live_outbox
+from tapedeck_backtest.playback.metrics import playback_probes
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
@@ -109,7 +110,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
-            probes=[*run_probes(sessions), *live_events.probes()],
+            probes=[*run_probes(sessions), *live_events.probes(), *playback_probes(results)],
             results=results,
             pool=pool,
         )
