@@ -32,6 +32,24 @@ if TYPE_CHECKING:
     Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
 
 
+def unary_handler(handler: Handler, behavior: Any) -> Handler:
+    """Return a unary handler serving `behavior` with `handler`'s (de)serializers."""
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def stream_handler(handler: Handler, behavior: Any) -> Handler:
+    """Return a server-streaming handler serving `behavior` with `handler`'s (de)serializers."""
+    return grpc.unary_stream_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """Authenticate, authorize, and map errors for every unary and server-streaming RPC."""
 
@@ -63,11 +81,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as error:
                     await _abort(context, method, error)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_handler(handler, unary_behavior)
         if handler.unary_stream is not None:
             stream: Any = handler.unary_stream
 
@@ -84,11 +98,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 except Exception as error:
                     await _abort(context, method, error)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return stream_handler(handler, stream_behavior)
         return handler
 
     def _principal(self, method: str, authorization: str | None) -> Principal:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import REGISTRY, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tapedeck_common.entrypoint import StartupError
+from tapedeck_common.interceptors import stream_handler, unary_handler
 from tapedeck_common.request_ids import current_request_id, from_metadata
 
 if TYPE_CHECKING:
@@ -40,6 +41,14 @@ RPC_DURATION = Histogram(
     ("service", "method", "code"),
     buckets=_LATENCY_BUCKETS,
 )
+
+
+def hits_and_misses(name: str, documentation: str) -> tuple[Counter, Counter]:
+    """Return the hit and miss children of a cache's `<name>_total{result}` counter."""
+    lookups = Counter(name, documentation, ("result",))
+    return lookups.labels("hit"), lookups.labels("miss")
+
+
 RPC_IN_FLIGHT = Gauge(
     "tapedeck_rpc_in_flight_calls",
     "Calls being served now, streams included.",
@@ -113,11 +122,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     method.in_flight.dec()
                     self._done(method, code, started)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return unary_handler(handler, unary_behavior)
         if handler.unary_stream is not None:
             stream: Any = handler.unary_stream
 
@@ -139,11 +144,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                     method.in_flight.dec()
                     self._done(method, code, started)
 
-            return grpc.unary_stream_rpc_method_handler(
-                stream_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return stream_handler(handler, stream_behavior)
         return handler
 
     def _done(self, method: _Method, code: str, started: float) -> None:

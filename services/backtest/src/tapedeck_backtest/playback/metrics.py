@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter
-
-from tapedeck_common.metrics import Probe, Sample
+from tapedeck_common.metrics import Probe, Sample, hits_and_misses
 
 if TYPE_CHECKING:
     from tapedeck_backtest.playback.store import ResultStore
 
-PLAYBACK_CACHE_LOOKUPS = Counter(
+CACHE_HIT, CACHE_MISS = hits_and_misses(
     "tapedeck_playback_cache_lookups",
     "Opens of a run's result files by result: hit (already mapped) or miss (mapped now).",
-    ("result",),
 )
-CACHE_HIT = PLAYBACK_CACHE_LOOKUPS.labels("hit")
-CACHE_MISS = PLAYBACK_CACHE_LOOKUPS.labels("miss")
 
 
 def playback_probes(store: ResultStore) -> list[Probe]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
+
+from tapedeck_common.metrics import hits_and_misses
 
 EXCHANGE_CALLS = Histogram(
     "tapedeck_exchange_call_duration_seconds",
@@ -10,10 +12,7 @@ EXCHANGE_CALLS = Histogram(
     ("outcome",),
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-BALANCE_CACHE_LOOKUPS = Counter(
+CACHE_HIT, CACHE_MISS = hits_and_misses(
     "tapedeck_balance_cache_lookups",
     "Balance cache lookups by result: hit (fresh enough) or miss (fetched or joined a fetch).",
-    ("result",),
 )
-CACHE_HIT = BALANCE_CACHE_LOOKUPS.labels("hit")
-CACHE_MISS = BALANCE_CACHE_LOOKUPS.labels("miss")
