@@ -1,5 +1,6 @@
 """The gateway's front service: reflection over the contract, health aggregated from upstreams,
-and the stack's status read from the services' metrics (`tapedeck.stack.v1.StackService`).
+and the stack's status read from the services' metrics (`tapedeck.stack.v1.StackService`),
+and WhoAmI (the caller's token name and role, for the browser app's header and disabled actions).
 
 Envoy routes `grpc.reflection.*` and `grpc.health.v1.Health/*` here, so an operator talking to the
 gateway's one address sees every service with `grpcurl list` and one health answer per service
@@ -21,10 +22,12 @@ from grpc_reflection.v1alpha import reflection
 
 import tapedeck
 from tapedeck.backtest.v1 import backtest_pb2
+from tapedeck.common.v1 import common_pb2
+from tapedeck.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tapedeck.live.v1 import live_pb2
 from tapedeck.stack.v1 import stack_pb2, stack_pb2_grpc
 from tapedeck.wallets.v1 import wallets_pb2
-from tapedeck_common.auth import TokenStore
+from tapedeck_common.auth import TokenStore, current_principal
 from tapedeck_common.interceptors import ServiceInterceptor
 from tapedeck_gateway.documented_pool import DocumentedPool
 from tapedeck_gateway.settings import FrontSettings
@@ -38,6 +41,7 @@ CONTRACT_SERVICES = (
     live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name,
 )
 STACK_SERVICE = stack_pb2.DESCRIPTOR.services_by_name["StackService"].full_name
+GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 CONTRACT_DESCRIPTOR_SET = Path(tapedeck.__file__).parent / "contract.binpb"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -120,6 +124,20 @@ class StackHealth:
             await asyncio.sleep(RETRY_SECONDS)
 
 
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    """WhoAmI: the interceptor has authenticated the token; this names it."""
+
+    async def WhoAmI(
+        self,
+        request: gateway_pb2.WhoAmIRequest,
+        context: grpc.aio.ServicerContext[gateway_pb2.WhoAmIRequest, gateway_pb2.WhoAmIResponse],
+    ) -> gateway_pb2.WhoAmIResponse:
+        principal = current_principal.get()
+        return gateway_pb2.WhoAmIResponse(
+            name=principal.name, role=common_pb2.Role.ValueType(principal.role)
+        )
+
+
 async def start_front(settings: FrontSettings) -> FrontApp:
     """Start the front service with reflection over the contract and aggregated health."""
     host, port = settings.host, settings.port
@@ -129,8 +147,10 @@ async def start_front(settings: FrontSettings) -> FrontApp:
         wallets: settings.wallets_address,
         live: settings.live_address,
     }
+    # Health and reflection are open; WhoAmI needs a known token (none in development).
     tokens = None if settings.tokens_file is None else TokenStore.from_file(settings.tokens_file)
     server = grpc.aio.server(interceptors=[ServiceInterceptor(tokens)])
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(), server)
     servicer = health.aio.HealthServicer()
     stack_health = StackHealth(servicer, upstreams)
     short = {backtest: "backtest", wallets: "wallets", live: "live"}
@@ -152,6 +172,7 @@ async def start_front(settings: FrontSettings) -> FrontApp:
         (
             *CONTRACT_SERVICES,
             STACK_SERVICE,
+            GATEWAY_SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),

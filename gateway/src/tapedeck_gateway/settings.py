@@ -30,9 +30,10 @@ class FrontSettings(BaseSettings):
     """Seconds between reads of the services' metrics for GetStackStatus."""
     stack_status_window_seconds: float = Field(default=30.0, gt=0)
     """Seconds of readings GetStackStatus's rates, p99 and error ratios are computed over."""
+    log_level: str = "INFO"
+    shutdown_grace_seconds: float = Field(default=2.0, ge=0)
     tokens_file: Path | None = Field(
         default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
     )
-    """JSON file of bearer tokens and roles; GetStackStatus needs a viewer (off without it)."""
-    log_level: str = "INFO"
-    shutdown_grace_seconds: float = Field(default=2.0, ge=0)
+    """The services' tokens file: WhoAmI answers with a token's name and role, GetStackStatus
+    needs a viewer. Unset: development (authentication off; every caller is an admin)."""

@@ -1,6 +1,7 @@
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BacktestService } from "./gen/tapedeck/backtest/v1/backtest_pb";
+import { GatewayService } from "./gen/tapedeck/gateway/v1/gateway_pb";
 import { LiveService } from "./gen/tapedeck/live/v1/live_pb";
 import { StackService } from "./gen/tapedeck/stack/v1/stack_pb";
 import { WalletService } from "./gen/tapedeck/wallets/v1/wallets_pb";
@@ -11,6 +12,7 @@ export interface Clients {
   wallets: Client<typeof WalletService>;
   live: Client<typeof LiveService>;
   stack: Client<typeof StackService>;
+  gateway: Client<typeof GatewayService>;
 }
 
 const bearer: Interceptor = (next) => async (request) => {
@@ -27,5 +29,6 @@ export function createClients(baseUrl: string = window.location.origin): Clients
     wallets: createClient(WalletService, transport),
     live: createClient(LiveService, transport),
     stack: createClient(StackService, transport),
+    gateway: createClient(GatewayService, transport),
   };
 }
