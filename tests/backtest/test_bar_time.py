@@ -77,12 +77,14 @@ async def _probe(
     record: Path,
     window: common_pb2.TimeRange | None = None,
     currency: str = "USD",
+    bar_seconds: int = 60,
 ) -> tuple[pb.Backtest, np.ndarray]:
     request = spec(
         dataset,
         strategy="look_ahead_probe",
         parameters={"record_path": pb.ParameterValue(string_value=str(record))},
         balances=((currency, "100000"),),
+        bar_seconds=bar_seconds,
     )
     if window is not None:
         request.time_range.CopyFrom(window)
@@ -110,7 +112,7 @@ async def test_bars_labelled_by_open_reach_the_engine_at_their_close_and_chart_a
         candles = [
             c
             async for c in service.stub.StreamCandles(
-                pb.StreamCandlesRequest(backtest=run.name, chunk_size=100_000)
+                pb.StreamCandlesRequest(backtest=run.name, chunk_size=50_000)
             )
         ]
     clock, bar_close, close = seen[:, 0].astype(np.int64), seen[:, 1].astype(np.int64), seen[:, 2]
@@ -165,12 +167,15 @@ async def test_bars_of_trade_ticks_are_never_visible_before_their_close(
     ) as service:
         dataset = await _import(service, TRADES, pb.DATA_KIND_TRADES, BTCUSDT)
         assert dataset.bar_convention == pb.BAR_CONVENTION_UNSPECIFIED  # ticks have none
-        run, seen = await _probe(service, dataset.name, tmp_path / "p.csv", currency="USDT")
+                # The file spans 46 seconds of trades: one-second bars.
+        run, seen = await _probe(
+            service, dataset.name, tmp_path / "p.csv", currency="USDT", bar_seconds=1
+        )
     clock, bar_close = seen[:, 0].astype(np.int64), seen[:, 1].astype(np.int64)
     close, last_trade = seen[:, 2], seen[:, 3].astype(np.int64)
     assert len(seen) > 5
     assert np.all(clock >= bar_close)
-    assert np.all(bar_close % MINUTE_NS == 0)  # a one-minute bar closes on the minute
+    assert np.all(bar_close % 1_000_000_000 == 0)  # a one-second bar closes on the second
     assert np.all(last_trade <= clock)
     # Each bar's close is the last trade before its close instant: nothing later leaked in.
     times = pd.to_datetime(trades["timestamp"], utc=True).astype("int64").to_numpy()

@@ -714,6 +714,18 @@ async def test_bad_playback_requests_name_the_field(database_url: str, data_dir:
         )
         assert code == invalid
         assert "page_token" in fields
+        # Refusals name the wrong value and say why.
+        _, fields = await status_of(
+            stub.StreamCandles(pb.StreamCandlesRequest(backtest=name, indicators=[999]))  # type: ignore[list-item]
+        )
+        assert fields["indicators[0]"].startswith("999 is not one of INDICATOR_SMA_20, ")
+        before_1970 = common_pb2.TimeRange(start_time=Timestamp(seconds=-86_400))
+        _, fields = await status_of(
+            stub.ListFills(pb.ListFillsRequest(backtest=name, time_range=before_1970))
+        )
+        assert fields["time_range.start_time"].startswith(
+            "1969-12-31T00:00:00Z is before 1970-01-01T00:00:00Z: times are int64 nanoseconds"
+        )
 
 
 async def test_concurrent_first_reads_build_the_files_once_and_agree(

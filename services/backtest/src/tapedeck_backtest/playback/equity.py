@@ -76,18 +76,19 @@ def lttb(x: IntArray, y: FloatArray, n_out: int) -> npt.NDArray[np.int64]:
 
 def blocks(
     files: RunFiles, selection: EquitySelection, *, offset: int, count: int, chunk_size: int
-) -> Iterator[tuple[IntArray, FloatArray]]:
-    """Yield (times, equity) of selected points [offset, offset + count) in chunks."""
+) -> Iterator[tuple[IntArray, FloatArray, FloatArray]]:
+    """Yield (times, equity, drawdown) of selected points [offset, offset + count) in chunks."""
     end = min(offset + count, len(selection))
+    columns = (files.equity_times, files.equity_values, files.equity_drawdowns)
     for a in range(offset, end, chunk_size):
         b = min(a + chunk_size, end)
         if selection.picked is not None:
             index = selection.picked[a:b]
-            yield files.equity_times[index], files.equity_values[index]
+            times, values, drawdowns = (column[index] for column in columns)
         else:
             first = selection.lo + a * selection.step
             last = selection.lo + (b - 1) * selection.step + 1
-            yield (
-                files.equity_times[first : last : selection.step],
-                files.equity_values[first : last : selection.step],
+            times, values, drawdowns = (
+                column[first : last : selection.step] for column in columns
             )
+        yield times, values, drawdowns

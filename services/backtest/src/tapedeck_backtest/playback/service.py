@@ -51,7 +51,7 @@ class EquityPage:
     version: str
     total_points: int
     chunk_count: int
-    chunks: Iterator[tuple[IntArray, FloatArray]]
+    chunks: Iterator[tuple[IntArray, FloatArray, FloatArray]]  # times, equity, drawdown
     next_offset: int | None
 
 
