@@ -178,7 +178,7 @@ async def test_bars_of_trade_ticks_are_never_visible_before_their_close(
     assert np.all(bar_close % 1_000_000_000 == 0)  # a one-second bar closes on the second
     assert np.all(last_trade <= clock)
     # Each bar's close is the last trade before its close instant: nothing later leaked in.
-    times = pd.to_datetime(trades["timestamp"], utc=True).astype("int64").to_numpy()
+    times = trades["timestamp"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
     prices = trades["price"].to_numpy()
     last_before = np.searchsorted(times, bar_close, side="right") - 1
     assert np.allclose(prices[last_before], close)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest.playback import equity
+from tapedeck_backtest.playback.candles import STANDARD_TIMEFRAMES_NS as STANDARD
 from tapedeck_backtest.playback.files import SIDECAR, build_sidecar, open_run
 from tapedeck_backtest.runs.domain import AccountKind, Fill, RunState
 from tapedeck_backtest.runs.results import INDICATOR_COLUMNS
@@ -37,6 +39,8 @@ from tests.backtest.playback_support import (
 )
 from tests.backtest.runs_support import Service, components, running_service
 from tests.support import field_violations
+
+WEEK = 7 * 86_400 * 10**9
 
 ALL_INDICATORS = [
     pb.INDICATOR_SMA_20,
@@ -289,13 +293,23 @@ async def test_aggregated_candles_equal_a_direct_aggregation_of_the_raw_ones(
         assert width == MINUTE
         expected = inside.reset_index(drop=True)
     else:
-        assert width % MINUTE == 0
         assert width > MINUTE
         assert len(got) <= max_candles
-        # Epoch-aligned buckets; one or two buckets may be aligned to the window's first candle.
-        origin = 0 if got.time.iloc[0] % width == 0 else int(inside.time.iloc[0])
-        if origin:
+        # The smallest standard timeframe that fits, on the exchanges' grid (weeks from Monday);
+        # one or two buckets may be aligned to the window's first candle instead.
+        monday = 4 * 86_400 * 10**9
+        smaller = [w for w in STANDARD if MINUTE < w < width]
+        if width in STANDARD:
+            for narrower in smaller:
+                edge = monday if narrower % WEEK == 0 else 0
+                count = (inside.time - edge) // narrower
+                assert count.iloc[-1] - count.iloc[0] + 1 > max_candles, narrower
+        else:
+            assert width % WEEK == 0 or max_candles <= 2
+        origin = monday if width % WEEK == 0 else 0
+        if (got.time.iloc[0] - origin) % width != 0:
             assert max_candles <= 2
+            origin = int(inside.time.iloc[0])
         groups = inside.groupby((inside.time - origin) // width * width + origin, sort=True)
         expected = pd.DataFrame(
             {
@@ -319,6 +333,32 @@ async def test_aggregated_candles_equal_a_direct_aggregation_of_the_raw_ones(
         )
 
 
+async def test_a_client_may_ask_for_one_timeframe_and_is_told_which_it_got(
+    candle_run: tuple[Service, str, pd.DataFrame],
+) -> None:
+    service, name, raw = candle_run
+    for seconds, label in ((60, "1m"), (180, "3m"), (4 * 3600, "4h"), (7 * 86_400, "1w")):
+        request = pb.StreamCandlesRequest(
+            backtest=name, timeframe=Duration(seconds=seconds), max_candles=1
+        )
+        got, messages = await stream_candles(service, request)
+        width = seconds * 10**9
+        origin = 4 * 86_400 * 10**9 if seconds % (7 * 86_400) == 0 else 0
+        assert {(m.timeframe, m.bucket_width_nanos) for m in messages} == {(label, width)}
+        buckets = (raw.time - origin) // width * width + origin
+        assert got.time.tolist() == sorted(set(buckets.tolist()))
+        assert got.close.tolist() == raw.groupby(buckets).close.last().tolist()
+    _, messages = await stream_candles(service, pb.StreamCandlesRequest(backtest=name))
+    assert messages[0].timeframe == "1m"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stream_candles(
+            service, pb.StreamCandlesRequest(backtest=name, timeframe=Duration(seconds=90))
+        )
+    assert field_violations(caught.value) == {
+        "timeframe": "90s is not a whole multiple of the run's bar interval (1m)"
+    }
+
+
 async def test_one_candle_summarises_the_whole_run(
     candle_run: tuple[Service, str, pd.DataFrame],
 ) -> None:
@@ -328,7 +368,7 @@ async def test_one_candle_summarises_the_whole_run(
     )
     (message,) = [m async for m in service.stub.StreamCandles(request)]
     chunk = message.chunk
-    assert list(chunk.times) == [raw.time.iloc[0]]
+    assert chunk.times[0] <= raw.time.iloc[0]
     assert (chunk.open[0], chunk.close[0]) == (raw.open.iloc[0], raw.close.iloc[-1])
     assert (chunk.high[0], chunk.low[0]) == (raw.high.max(), raw.low.min())
     assert chunk.indicators[0].values[0] == raw.bollinger_lower.iloc[-1]

@@ -129,6 +129,7 @@ class CandleQuery:
     max_candles: int
     indicators: tuple[str, ...]  # result columns, in the order asked for
     chunk_size: int
+    timeframe_ns: int | None = None  # an exact candle width asked for
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
-from tapedeck_backtest.playback.candles import CandleBlock, CandleWindow
+from tapedeck_backtest.playback.candles import CandleBlock, CandleWindow, timeframe_label
 from tapedeck_backtest.playback.domain import (
     CandleQuery,
     EquityQuery,
@@ -39,6 +39,7 @@ INDICATORS = EnumMapping(
 )
 SIDES = EnumMapping(pb.OrderSide.DESCRIPTOR, {pb.ORDER_SIDE_BUY: "BUY", pb.ORDER_SIDE_SELL: "SELL"})
 MAX_CANDLES = 10_000_000
+MAX_TIMEFRAME_NS = 52 * 7 * 86_400 * 1_000_000_000
 MAX_POINTS = 1_000_000
 EQUITY_PAGE_MAX = 2**31 - 1  # page_size 0: the whole selection
 FILLS_PAGE_DEFAULT = 100
@@ -76,9 +77,18 @@ def candle_query(request: pb.StreamCandlesRequest) -> CandleQuery:
             indicators.append(INDICATORS.from_proto(indicator, field=f"indicators[{index}]"))
         except InvalidArgument as error:
             violations.extend(error.violations)
+    timeframe_ns: int | None = None
+    if request.HasField("timeframe"):
+        timeframe_ns = request.timeframe.ToNanoseconds()
+        if timeframe_ns < 1_000_000_000 or timeframe_ns % 1_000_000_000 or timeframe_ns > MAX_TIMEFRAME_NS:
+            violations.append(
+                FieldViolation("timeframe", "must be whole seconds, from 1 s to 52 weeks")
+            )
     if violations:
         raise InvalidArgument(violations)
-    return CandleQuery(backtest, start, end, max_candles, tuple(indicators), chunk_size)
+    return CandleQuery(
+        backtest, start, end, max_candles, tuple(indicators), chunk_size, timeframe_ns
+    )
 
 
 def portfolio_time(request: pb.GetPortfolioStateRequest) -> tuple[str, int]:
@@ -138,6 +148,7 @@ def candles_to_proto(
         bucket_width_nanos=window.bucket_ns,
         total_source_candles=window.source_count,
         content_version=version,
+        timeframe=timeframe_label(window.bucket_ns),
     )
 
 
@@ -152,6 +163,7 @@ def no_candles_to_proto(
         bucket_width_nanos=window.bucket_ns,
         total_source_candles=0,
         content_version=version,
+        timeframe=timeframe_label(window.bucket_ns),
     )
 
 
