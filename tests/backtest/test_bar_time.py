@@ -67,7 +67,8 @@ async def _import(service: Service, name: str, kind: int, instrument: pb.Instrum
         pb.ImportDatasetRequest(source_path=name, kind=kind, instrument=instrument, **extra)
     ):
         last = message
-    assert last is not None and last.WhichOneof("event") == "dataset"
+    assert last is not None
+    assert last.WhichOneof("event") == "dataset"
     return last.dataset
 
 
@@ -167,7 +168,7 @@ async def test_bars_of_trade_ticks_are_never_visible_before_their_close(
     ) as service:
         dataset = await _import(service, TRADES, pb.DATA_KIND_TRADES, BTCUSDT)
         assert dataset.bar_convention == pb.BAR_CONVENTION_UNSPECIFIED  # ticks have none
-                # The file spans 46 seconds of trades: one-second bars.
+        # The file spans 46 seconds of trades: one-second bars.
         run, seen = await _probe(
             service, dataset.name, tmp_path / "p.csv", currency="USDT", bar_seconds=1
         )

@@ -441,6 +441,61 @@ async def equity_run(service: Service) -> tuple[Service, str, pd.DataFrame]:
     return service, name, frame
 
 
+@given(
+    seed=st.integers(0, 10_000),
+    fills_at=st.lists(st.integers(0, 1_499), min_size=1, max_size=40),
+    max_points=st.sampled_from([0, 3, 50]),
+    sample_every=st.sampled_from([0, 3]),
+)
+@HYPOTHESIS
+async def test_equity_has_one_point_per_instant_and_drawdown_from_the_running_peak(
+    service: Service, seed: int, fills_at: list[int], max_points: int, sample_every: int
+) -> None:
+    prices = random_prices(start_ns=T0, count=1_500, step_ns=20 * 10**9, seed=seed)
+    # Fills land on price times, a third of them on bar closes, often several at one instant.
+    fills = [
+        fill(
+            int(prices.times[i]),
+            "BUY" if n % 2 else "SELL",
+            "0.5",
+            f"{prices.prices[i]:.2f}",
+            commission="0.01",
+            number=n,
+        )
+        for n, i in enumerate(fills_at)
+    ]
+    run = write_run(service.data_dir / "runs", prices=prices, fills=fills)
+    name = await publish(service, run)
+
+    async def curve(**options: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chunks = [
+            m.chunk
+            async for m in service.stub.StreamEquity(
+                pb.StreamEquityRequest(backtest=name, **options)
+            )
+        ]
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([np.array(getattr(c, column)) for c in chunks])
+            for column in ("times", "equity", "drawdown")
+        )
+
+    times, values, drawdowns = await curve()
+    assert np.all(np.diff(times) > 0)
+    instants = {int(t) for t in prices.times // MINUTE * MINUTE + MINUTE} | {f.time for f in fills}
+    assert set(times.tolist()) == instants
+    peaks = np.maximum.accumulate(values)
+    np.testing.assert_allclose(drawdowns, 1 - values / peaks, rtol=0, atol=1e-12)
+    assert drawdowns.min() >= 0
+    # Sampled or downsampled, each point keeps the drawdown of the whole curve at its time.
+    picked_times, picked_values, picked_drawdowns = await curve(
+        max_points=max_points, sample_every=sample_every
+    )
+    assert np.all(np.diff(picked_times) > 0)
+    index = np.searchsorted(times, picked_times)
+    np.testing.assert_array_equal(values[index], picked_values)
+    np.testing.assert_array_equal(drawdowns[index], picked_drawdowns)
+
+
 def request_of(request: pb.StreamEquityRequest, token: str) -> pb.StreamEquityRequest:
     following = pb.StreamEquityRequest()
     following.CopyFrom(request)

@@ -63,8 +63,11 @@ def test_timestamps_int64_nanoseconds_cannot_hold_are_refused_saying_why():
         "1969-12-31T23:59:59Z is before 1970-01-01T00:00:00Z: times are int64 nanoseconds "
         "since the Unix epoch, as NautilusTrader keeps them",
     )
-    assert why(Timestamp(seconds=-10**12))[1].startswith("-1000000000000 s is before 1970")
+    assert why(Timestamp(seconds=-(10**12)))[1].startswith("-1000000000000 s is before 1970")
     assert why(Timestamp(seconds=9_223_372_036, nanos=854_775_808))[1].startswith(
         "is after 2262-04-11T23:47:16.854775807Z"
     )
-    assert why(Timestamp(seconds=1, nanos=-1)) == ("time.nanos", "-1 is not between 0 and 999999999")
+    assert why(Timestamp(seconds=1, nanos=-1)) == (
+        "time.nanos",
+        "-1 is not between 0 and 999999999",
+    )

@@ -101,7 +101,7 @@ def timestamp_nanos(ts: Timestamp, *, field: str) -> int:
             [
                 FieldViolation(
                     field,
-                    f"is after 2262-04-11T23:47:16.854775807Z, the last instant int64 "
+                    "is after 2262-04-11T23:47:16.854775807Z, the last instant int64 "
                     "nanoseconds since the epoch can hold",
                 )
             ]

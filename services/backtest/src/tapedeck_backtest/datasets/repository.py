@@ -91,9 +91,7 @@ async def insert_dataset(
             end_ns=dataset.end_ns,
             size_bytes=dataset.size_bytes,
             create_time=dataset.create_time,
-            bar_convention=None
-            if dataset.bar_convention is None
-            else dataset.bar_convention.value,
+            bar_convention=None if dataset.bar_convention is None else dataset.bar_convention.value,
         )
     )
     await session.flush()

@@ -146,9 +146,7 @@ class Datasets:
             )
         stat = source.stat()
         total = stat.st_size
-        how = request_key(
-            request.kind, request.instrument, request.columns, request.bar_convention
-        )
+        how = request_key(request.kind, request.instrument, request.columns, request.bar_convention)
         async with self._sessions() as session:
             unchanged = await repository.find_by_source_stat(
                 session=session,

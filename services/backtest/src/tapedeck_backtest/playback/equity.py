@@ -79,16 +79,12 @@ def blocks(
 ) -> Iterator[tuple[IntArray, FloatArray, FloatArray]]:
     """Yield (times, equity, drawdown) of selected points [offset, offset + count) in chunks."""
     end = min(offset + count, len(selection))
-    columns = (files.equity_times, files.equity_values, files.equity_drawdowns)
     for a in range(offset, end, chunk_size):
         b = min(a + chunk_size, end)
+        rows: npt.NDArray[np.int64] | slice
         if selection.picked is not None:
-            index = selection.picked[a:b]
-            times, values, drawdowns = (column[index] for column in columns)
+            rows = selection.picked[a:b]
         else:
             first = selection.lo + a * selection.step
-            last = selection.lo + (b - 1) * selection.step + 1
-            times, values, drawdowns = (
-                column[first : last : selection.step] for column in columns
-            )
-        yield times, values, drawdowns
+            rows = slice(first, selection.lo + (b - 1) * selection.step + 1, selection.step)
+        yield files.equity_times[rows], files.equity_values[rows], files.equity_drawdowns[rows]

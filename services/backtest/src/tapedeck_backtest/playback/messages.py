@@ -80,7 +80,11 @@ def candle_query(request: pb.StreamCandlesRequest) -> CandleQuery:
     timeframe_ns: int | None = None
     if request.HasField("timeframe"):
         timeframe_ns = request.timeframe.ToNanoseconds()
-        if timeframe_ns < 1_000_000_000 or timeframe_ns % 1_000_000_000 or timeframe_ns > MAX_TIMEFRAME_NS:
+        if (
+            timeframe_ns < 1_000_000_000
+            or timeframe_ns % 1_000_000_000
+            or timeframe_ns > MAX_TIMEFRAME_NS
+        ):
             violations.append(
                 FieldViolation("timeframe", "must be whole seconds, from 1 s to 52 weeks")
             )

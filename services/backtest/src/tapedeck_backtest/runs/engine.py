@@ -340,9 +340,7 @@ def _window_tables(
                 table = file.read_row_groups(groups, columns=columns, use_threads=False)
                 groups, rows = [], 0
                 times = table.column("ts_init")
-                table = table.filter(
-                    pc.and_(pc.greater_equal(times, low), pc.less(times, high))
-                )
+                table = table.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
                 if table.num_rows:
                     yield table.replace_schema_metadata(metadata)
                 del table, times
