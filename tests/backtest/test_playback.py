@@ -895,11 +895,12 @@ def test_plain_equity_chunks_are_views_of_the_mapped_file(tmp_path: Path) -> Non
             files, start_ns=None, end_ns=None, sample_every=every, max_points=0
         )
         assert selection.picked is None
-        for times, values in equity.blocks(
+        for times, values, drawdowns in equity.blocks(
             files, selection, offset=0, count=len(selection), chunk_size=500
         ):
             assert np.shares_memory(times, files.equity_times)
             assert np.shares_memory(values, files.equity_values)
+            assert np.shares_memory(drawdowns, files.equity_drawdowns)
     downsampled = equity.select(files, start_ns=None, end_ns=None, sample_every=1, max_points=100)
     assert downsampled.picked is not None
     assert downsampled.picked.size == 100
