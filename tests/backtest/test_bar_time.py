@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
+from tests.backtest.playback_support import time_range
 from tests.backtest.reference import BTCUSDT, REAL
 from tests.backtest.runs_support import Service, running_service, spec
 from tests.support import missing_dependency
@@ -38,21 +38,6 @@ def _require(name: str) -> None:
 
 def _nanos(text: str) -> int:
     return int(pd.Timestamp(text).value)
-
-
-def _range(start_ns: int | None, end_ns: int | None) -> common_pb2.TimeRange:
-    window = common_pb2.TimeRange()
-    if start_ns is not None:
-        window.start_time.CopyFrom(_timestamp(start_ns))
-    if end_ns is not None:
-        window.end_time.CopyFrom(_timestamp(end_ns))
-    return window
-
-
-def _timestamp(nanos: int) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(nanos)
-    return stamp
 
 
 def _fxcm_rows() -> pd.DataFrame:
@@ -109,7 +94,7 @@ async def test_bars_labelled_by_open_reach_the_engine_at_their_close_and_chart_a
         assert dataset.bar_convention == pb.BAR_CONVENTION_BAR_OPEN
         assert dataset.start_time.ToNanoseconds() == raw["ts"].iloc[0]  # the first bar's open
         assert dataset.end_time.ToNanoseconds() == raw["ts"].iloc[-1]
-        run, seen = await _probe(service, dataset.name, tmp_path / "p.csv", _range(start, end))
+        run, seen = await _probe(service, dataset.name, tmp_path / "p.csv", time_range(start, end))
         candles = [
             c
             async for c in service.stub.StreamCandles(
@@ -151,7 +136,7 @@ async def test_bars_labelled_by_close_keep_their_meaning_and_the_window_end_is_e
         )
         assert dataset.bar_convention == pb.BAR_CONVENTION_BAR_CLOSE
         assert dataset.start_time.ToNanoseconds() == raw["ts"].iloc[0] - MINUTE_NS
-        run, seen = await _probe(service, dataset.name, tmp_path / "p.csv", _range(start, end))
+        run, seen = await _probe(service, dataset.name, tmp_path / "p.csv", time_range(start, end))
     assert run.progress.events_processed == len(seen) == half_open
     clock, bar_close = seen[:, 0].astype(np.int64), seen[:, 1].astype(np.int64)
     assert np.all(clock >= bar_close)

@@ -35,6 +35,8 @@ from tests.backtest.playback_support import (
     random_prices,
     replay,
     sessions_of,
+    time_range,
+    ts,
     write_run,
 )
 from tests.backtest.runs_support import Service, components, running_service
@@ -77,19 +79,6 @@ async def publish(service: Service, run: SyntheticRun) -> str:
     """Make a written run visible as SUCCEEDED; return its resource name."""
     await insert_run(sessions_of(service.app), run.run_id, state=RunState.SUCCEEDED)
     return f"backtests/{run.run_id}"
-
-
-def ts(nanos: int) -> Timestamp:
-    return Timestamp(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
-
-
-def time_range(start: int | None, end: int | None) -> common_pb2.TimeRange:
-    window = common_pb2.TimeRange()
-    if start is not None:
-        window.start_time.CopyFrom(ts(start))
-    if end is not None:
-        window.end_time.CopyFrom(ts(end))
-    return window
 
 
 # --- GetPortfolioState against a replay of ListFills
