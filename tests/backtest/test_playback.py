@@ -460,7 +460,7 @@ async def test_equity_has_one_point_per_instant_and_drawdown_from_the_running_pe
         chunks = [
             m.chunk
             async for m in service.stub.StreamEquity(
-                pb.StreamEquityRequest(backtest=name, **options)
+                pb.StreamEquityRequest(backtest=name, include_drawdown=True, **options)
             )
         ]
         return tuple(  # type: ignore[return-value]

@@ -142,6 +142,7 @@ class EquityQuery:
     sample_every: int
     max_points: int
     chunk_size: int
+    include_drawdown: bool = False  # a column that is not sent unless asked for
 
     def fingerprint(self) -> str:
         """Return what a page token of this query is bound to (not the page size)."""

@@ -112,7 +112,9 @@ def equity_query(request: pb.StreamEquityRequest) -> EquityQuery:
     if max_points in (1, 2):
         raise InvalidArgument([FieldViolation("max_points", "must be 0 (no limit) or at least 3")])
     chunk_size = _chunk_size(request.chunk_size, default=10_000, low=100, high=100_000)
-    return EquityQuery(backtest, start, end, every, max_points, chunk_size)
+    return EquityQuery(
+        backtest, start, end, every, max_points, chunk_size, request.include_drawdown
+    )
 
 
 def fill_query(request: pb.ListFillsRequest) -> FillQuery:

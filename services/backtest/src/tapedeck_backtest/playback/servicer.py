@@ -72,7 +72,9 @@ class PlaybackRpcs:
         for index, (times, values, drawdowns) in enumerate(result.chunks):
             yield pb.StreamEquityResponse(
                 chunk=pb.EquityChunk(
-                    times=times.tolist(), equity=values.tolist(), drawdown=drawdowns.tolist()
+                    times=times.tolist(),
+                    equity=values.tolist(),
+                    drawdown=drawdowns.tolist() if query.include_drawdown else (),
                 ),
                 next_page_token=token if index == result.chunk_count - 1 else "",
                 total_points=result.total_points,
