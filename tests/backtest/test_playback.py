@@ -178,7 +178,13 @@ def _marks(run: SyntheticRun) -> list[tuple[int, int, Decimal]]:
     bars = frame.groupby(frame.t // run.interval_ns * run.interval_ns).p.last()
     marks = [(int(t) + run.interval_ns, 0, Decimal(repr(float(p)))) for t, p in bars.items()]
     marks += [(f.time, 1, price_at(run.prices, f.time)) for f in run.fills]
-    return sorted(marks, key=lambda m: (m[0], m[1]))
+    ordered = sorted(marks, key=lambda m: (m[0], m[1]))
+    # One point per instant: the last mark at it (a fill's after the bar close).
+    return [
+        m
+        for m, after in zip(ordered, [*ordered[1:], None], strict=True)
+        if after is None or after[0] != m[0]
+    ]
 
 
 def _mark_at(marks: list[tuple[int, int, Decimal]], at: int) -> Decimal:
