@@ -14,9 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest.runs import repository
 from tapedeck_backtest.runs.domain import (
     AccountKind,
@@ -247,3 +249,18 @@ async def all_fills(stub: object, name: str, *, page_size: int = 7) -> list[pb.F
         token = page.next_page_token
         if not token:
             return found
+
+
+def ts(nanos: int) -> Timestamp:
+    """Return nanoseconds since the epoch as a Timestamp."""
+    return Timestamp(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
+
+
+def time_range(start: int | None, end: int | None) -> common_pb2.TimeRange:
+    """Return a TimeRange; None leaves a bound open."""
+    window = common_pb2.TimeRange()
+    if start is not None:
+        window.start_time.CopyFrom(ts(start))
+    if end is not None:
+        window.end_time.CopyFrom(ts(end))
+    return window

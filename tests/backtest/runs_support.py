@@ -46,7 +46,8 @@ PERPETUAL = pb.Instrument(
 
 # User strategies for the tests, loaded through BACKTEST_STRATEGY_PATHS like any user's:
 # `slow_cross` sleeps on every bar so a run of a few thousand ticks lasts seconds (cancel, kill);
-# `exploding` raises on its Nth bar (an engine error).
+# `exploding` raises on its Nth bar (an engine error); `look_ahead_probe` writes, per bar, the
+# engine clock, the latest bar's ts_event and close, and the latest trade's ts_event.
 TEST_STRATEGIES = textwrap.dedent(
     '''
     """Strategies used by the runs tests."""
@@ -90,7 +91,56 @@ TEST_STRATEGIES = textwrap.dedent(
             self.bars += 1
             if self.bars >= self.config.explode_at:
                 raise RuntimeError(f"boom at bar {self.bars}")
+
+
+    class LookAheadProbeConfig(BarStrategyConfig, frozen=True):
+        record_path: str = ""
+
+
+    class LookAheadProbe(BarStrategy):
+        """Records, at each bar, the engine clock and the latest bar and trade it can see."""
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.rows = []
+
+        def on_start(self):
+            self.load_instrument()
+            self.subscribe_bars(self.config.bar_type)
+
+        def on_bar(self, bar):
+            latest = self.cache.bar(self.config.bar_type)
+            trade = self.cache.trade_tick(self.config.instrument_id)
+            self.rows.append(
+                (
+                    self.clock.timestamp_ns(),
+                    latest.ts_event,
+                    float(latest.close),
+                    -1 if trade is None else trade.ts_event,
+                )
+            )
+
+        def on_stop(self):
+            with open(self.config.record_path, "w") as out:
+                out.write("\\n".join(",".join(str(v) for v in row) for row in self.rows))
     '''
+)
+
+LOOK_AHEAD_PROBE = textwrap.dedent(
+    """
+    from tapedeck_test_strategies import *  # noqa
+
+    TAPEDECK_STRATEGY = StrategyDefinition(
+        id="look_ahead_probe",
+        display_name="Look-ahead probe",
+        description="Records what each bar lets it see, and when (tests).",
+        strategy_path="tapedeck_test_strategies:LookAheadProbe",
+        config_path="tapedeck_test_strategies:LookAheadProbeConfig",
+        parameters=(
+            ParameterSpec("record_path", "File to write.", ParameterType.STRING, ""),
+        ),
+    )
+    """
 )
 
 SLOW_CROSS = textwrap.dedent(
@@ -154,6 +204,7 @@ def write_test_strategies(directory: Path) -> Path:
     (directory / "tapedeck_test_strategies.py").write_text(TEST_STRATEGIES)
     (directory / "slow_cross.py").write_text(SLOW_CROSS)
     (directory / "exploding.py").write_text(EXPLODING)
+    (directory / "look_ahead_probe.py").write_text(LOOK_AHEAD_PROBE)
     return directory
 
 

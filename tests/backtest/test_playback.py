@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest.playback import equity
+from tapedeck_backtest.playback.candles import STANDARD_TIMEFRAMES_NS as STANDARD
 from tapedeck_backtest.playback.files import SIDECAR, build_sidecar, open_run
 from tapedeck_backtest.runs.domain import AccountKind, Fill, RunState
 from tapedeck_backtest.runs.results import INDICATOR_COLUMNS
@@ -33,10 +35,14 @@ from tests.backtest.playback_support import (
     random_prices,
     replay,
     sessions_of,
+    time_range,
+    ts,
     write_run,
 )
 from tests.backtest.runs_support import Service, components, running_service
 from tests.support import field_violations
+
+WEEK = 7 * 86_400 * 10**9
 
 ALL_INDICATORS = [
     pb.INDICATOR_SMA_20,
@@ -73,19 +79,6 @@ async def publish(service: Service, run: SyntheticRun) -> str:
     """Make a written run visible as SUCCEEDED; return its resource name."""
     await insert_run(sessions_of(service.app), run.run_id, state=RunState.SUCCEEDED)
     return f"backtests/{run.run_id}"
-
-
-def ts(nanos: int) -> Timestamp:
-    return Timestamp(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
-
-
-def time_range(start: int | None, end: int | None) -> common_pb2.TimeRange:
-    window = common_pb2.TimeRange()
-    if start is not None:
-        window.start_time.CopyFrom(ts(start))
-    if end is not None:
-        window.end_time.CopyFrom(ts(end))
-    return window
 
 
 # --- GetPortfolioState against a replay of ListFills
@@ -185,7 +178,13 @@ def _marks(run: SyntheticRun) -> list[tuple[int, int, Decimal]]:
     bars = frame.groupby(frame.t // run.interval_ns * run.interval_ns).p.last()
     marks = [(int(t) + run.interval_ns, 0, Decimal(repr(float(p)))) for t, p in bars.items()]
     marks += [(f.time, 1, price_at(run.prices, f.time)) for f in run.fills]
-    return sorted(marks, key=lambda m: (m[0], m[1]))
+    ordered = sorted(marks, key=lambda m: (m[0], m[1]))
+    # One point per instant: the last mark at it (a fill's after the bar close).
+    return [
+        m
+        for m, after in zip(ordered, [*ordered[1:], None], strict=True)
+        if after is None or after[0] != m[0]
+    ]
 
 
 def _mark_at(marks: list[tuple[int, int, Decimal]], at: int) -> Decimal:
@@ -289,13 +288,23 @@ async def test_aggregated_candles_equal_a_direct_aggregation_of_the_raw_ones(
         assert width == MINUTE
         expected = inside.reset_index(drop=True)
     else:
-        assert width % MINUTE == 0
         assert width > MINUTE
         assert len(got) <= max_candles
-        # Epoch-aligned buckets; one or two buckets may be aligned to the window's first candle.
-        origin = 0 if got.time.iloc[0] % width == 0 else int(inside.time.iloc[0])
-        if origin:
+        # The smallest standard timeframe that fits, on the exchanges' grid (weeks from Monday);
+        # one or two buckets may be aligned to the window's first candle instead.
+        monday = 4 * 86_400 * 10**9
+        smaller = [w for w in STANDARD if MINUTE < w < width]
+        if width in STANDARD:
+            for narrower in smaller:
+                edge = monday if narrower % WEEK == 0 else 0
+                count = (inside.time - edge) // narrower
+                assert count.iloc[-1] - count.iloc[0] + 1 > max_candles, narrower
+        else:
+            assert width % WEEK == 0 or max_candles <= 2
+        origin = monday if width % WEEK == 0 else 0
+        if (got.time.iloc[0] - origin) % width != 0:
             assert max_candles <= 2
+            origin = int(inside.time.iloc[0])
         groups = inside.groupby((inside.time - origin) // width * width + origin, sort=True)
         expected = pd.DataFrame(
             {
@@ -319,6 +328,32 @@ async def test_aggregated_candles_equal_a_direct_aggregation_of_the_raw_ones(
         )
 
 
+async def test_a_client_may_ask_for_one_timeframe_and_is_told_which_it_got(
+    candle_run: tuple[Service, str, pd.DataFrame],
+) -> None:
+    service, name, raw = candle_run
+    for seconds, label in ((60, "1m"), (180, "3m"), (4 * 3600, "4h"), (7 * 86_400, "1w")):
+        request = pb.StreamCandlesRequest(
+            backtest=name, timeframe=Duration(seconds=seconds), max_candles=1
+        )
+        got, messages = await stream_candles(service, request)
+        width = seconds * 10**9
+        origin = 4 * 86_400 * 10**9 if seconds % (7 * 86_400) == 0 else 0
+        assert {(m.timeframe, m.bucket_width_nanos) for m in messages} == {(label, width)}
+        buckets = (raw.time - origin) // width * width + origin
+        assert got.time.tolist() == sorted(set(buckets.tolist()))
+        assert got.close.tolist() == raw.groupby(buckets).close.last().tolist()
+    _, messages = await stream_candles(service, pb.StreamCandlesRequest(backtest=name))
+    assert messages[0].timeframe == "1m"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stream_candles(
+            service, pb.StreamCandlesRequest(backtest=name, timeframe=Duration(seconds=90))
+        )
+    assert field_violations(caught.value) == {
+        "timeframe": "90s is not a whole multiple of the run's bar interval (1m)"
+    }
+
+
 async def test_one_candle_summarises_the_whole_run(
     candle_run: tuple[Service, str, pd.DataFrame],
 ) -> None:
@@ -328,7 +363,7 @@ async def test_one_candle_summarises_the_whole_run(
     )
     (message,) = [m async for m in service.stub.StreamCandles(request)]
     chunk = message.chunk
-    assert list(chunk.times) == [raw.time.iloc[0]]
+    assert chunk.times[0] <= raw.time.iloc[0]
     assert (chunk.open[0], chunk.close[0]) == (raw.open.iloc[0], raw.close.iloc[-1])
     assert (chunk.high[0], chunk.low[0]) == (raw.high.max(), raw.low.min())
     assert chunk.indicators[0].values[0] == raw.bollinger_lower.iloc[-1]
@@ -399,6 +434,61 @@ async def equity_run(service: Service) -> tuple[Service, str, pd.DataFrame]:
     name = await publish(service, run)
     frame = pq.read_table(service.data_dir / "runs" / run.run_id / "equity.parquet").to_pandas()
     return service, name, frame
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    fills_at=st.lists(st.integers(0, 1_499), min_size=1, max_size=40),
+    max_points=st.sampled_from([0, 3, 50]),
+    sample_every=st.sampled_from([0, 3]),
+)
+@HYPOTHESIS
+async def test_equity_has_one_point_per_instant_and_drawdown_from_the_running_peak(
+    service: Service, seed: int, fills_at: list[int], max_points: int, sample_every: int
+) -> None:
+    prices = random_prices(start_ns=T0, count=1_500, step_ns=20 * 10**9, seed=seed)
+    # Fills land on price times, a third of them on bar closes, often several at one instant.
+    fills = [
+        fill(
+            int(prices.times[i]),
+            "BUY" if n % 2 else "SELL",
+            "0.5",
+            f"{prices.prices[i]:.2f}",
+            commission="0.01",
+            number=n,
+        )
+        for n, i in enumerate(fills_at)
+    ]
+    run = write_run(service.data_dir / "runs", prices=prices, fills=fills)
+    name = await publish(service, run)
+
+    async def curve(**options: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        chunks = [
+            m.chunk
+            async for m in service.stub.StreamEquity(
+                pb.StreamEquityRequest(backtest=name, include_drawdown=True, **options)
+            )
+        ]
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([np.array(getattr(c, column)) for c in chunks])
+            for column in ("times", "equity", "drawdown")
+        )
+
+    times, values, drawdowns = await curve()
+    assert np.all(np.diff(times) > 0)
+    instants = {int(t) for t in prices.times // MINUTE * MINUTE + MINUTE} | {f.time for f in fills}
+    assert set(times.tolist()) == instants
+    peaks = np.maximum.accumulate(values)
+    np.testing.assert_allclose(drawdowns, 1 - values / peaks, rtol=0, atol=1e-12)
+    assert drawdowns.min() >= 0
+    # Sampled or downsampled, each point keeps the drawdown of the whole curve at its time.
+    picked_times, picked_values, picked_drawdowns = await curve(
+        max_points=max_points, sample_every=sample_every
+    )
+    assert np.all(np.diff(picked_times) > 0)
+    index = np.searchsorted(times, picked_times)
+    np.testing.assert_array_equal(values[index], picked_values)
+    np.testing.assert_array_equal(drawdowns[index], picked_drawdowns)
 
 
 def request_of(request: pb.StreamEquityRequest, token: str) -> pb.StreamEquityRequest:
@@ -714,6 +804,18 @@ async def test_bad_playback_requests_name_the_field(database_url: str, data_dir:
         )
         assert code == invalid
         assert "page_token" in fields
+        # Refusals name the wrong value and say why.
+        _, fields = await status_of(
+            stub.StreamCandles(pb.StreamCandlesRequest(backtest=name, indicators=[999]))  # type: ignore[list-item]
+        )
+        assert fields["indicators[0]"].startswith("999 is not one of INDICATOR_SMA_20, ")
+        before_1970 = common_pb2.TimeRange(start_time=Timestamp(seconds=-86_400))
+        _, fields = await status_of(
+            stub.ListFills(pb.ListFillsRequest(backtest=name, time_range=before_1970))
+        )
+        assert fields["time_range.start_time"].startswith(
+            "1969-12-31T00:00:00Z is before 1970-01-01T00:00:00Z: times are int64 nanoseconds"
+        )
 
 
 async def test_concurrent_first_reads_build_the_files_once_and_agree(
@@ -788,11 +890,12 @@ def test_plain_equity_chunks_are_views_of_the_mapped_file(tmp_path: Path) -> Non
             files, start_ns=None, end_ns=None, sample_every=every, max_points=0
         )
         assert selection.picked is None
-        for times, values in equity.blocks(
+        for times, values, drawdowns in equity.blocks(
             files, selection, offset=0, count=len(selection), chunk_size=500
         ):
             assert np.shares_memory(times, files.equity_times)
             assert np.shares_memory(values, files.equity_values)
+            assert np.shares_memory(drawdowns, files.equity_drawdowns)
     downsampled = equity.select(files, start_ns=None, end_ns=None, sample_every=1, max_points=100)
     assert downsampled.picked is not None
     assert downsampled.picked.size == 100

@@ -210,3 +210,16 @@ def test_equity_is_cash_and_base_at_the_mark_plus_open_pnl_on_margin():
     assert equity(AccountKind.MARGIN, **values) == Decimal(130)
     arrays = {name: np.array([float(v), float(v)]) for name, v in values.items()}
     np.testing.assert_array_equal(equity(AccountKind.MARGIN, **arrays), [130.0, 130.0])
+
+
+def test_an_unset_window_holds_every_row_half_open_on_the_engine_clock():
+    # Ticks: the last tick + 1 ns. Bars (labelled by open, stored at the close): the first bar's
+    # open to the last bar's close + 1 ns.
+    ticks = resolve_spec(request(), source(DataKind.TRADES), REGISTRY, field="spec")
+    assert (ticks.start_ns, ticks.end_ns) == (START, END + 1)
+    bars = resolve_spec(request(), source(DataKind.BARS), REGISTRY, field="spec")
+    assert (bars.start_ns, bars.end_ns) == (START, END + MINUTE_NS + 1)
+    asked = resolve_spec(
+        request(end_ns=END + 10 * MINUTE_NS), source(DataKind.BARS), REGISTRY, field="spec"
+    )
+    assert asked.end_ns == END + MINUTE_NS + 1

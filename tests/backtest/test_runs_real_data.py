@@ -31,6 +31,7 @@ async def test_ema_cross_on_the_real_btc_perpetual_bars_with_five_minute_candles
             pb.ImportDatasetRequest(
                 source_path=BARS,
                 kind=pb.DATA_KIND_BARS,
+                bar_convention=pb.BAR_CONVENTION_BAR_CLOSE,
                 instrument=BTCUSDT_PERP,
             )
         ):

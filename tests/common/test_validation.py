@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from tapedeck_common.errors import InvalidArgument
-from tapedeck_common.validation import decimal_string
+from tapedeck_common.validation import decimal_string, timestamp_nanos
 
 
 def refusal(value: str, **options: object) -> str:
@@ -45,3 +46,28 @@ def test_an_empty_decimal_is_required_unless_it_has_a_default():
 )
 def test_bad_decimals_are_refused_with_the_reason(value, options, why):
     assert refusal(value, **options) == why
+
+
+def test_timestamps_int64_nanoseconds_cannot_hold_are_refused_saying_why():
+    def why(ts: Timestamp) -> tuple[str, str]:
+        with pytest.raises(InvalidArgument) as caught:
+            timestamp_nanos(ts, field="time")
+        [violation] = caught.value.violations
+        return violation.field, violation.description
+
+    assert timestamp_nanos(Timestamp(seconds=0), field="time") == 0
+    last = Timestamp(seconds=9_223_372_036, nanos=854_775_807)
+    assert timestamp_nanos(last, field="time") == 2**63 - 1
+    assert why(Timestamp(seconds=-1)) == (
+        "time",
+        "1969-12-31T23:59:59Z is before 1970-01-01T00:00:00Z: times are int64 nanoseconds "
+        "since the Unix epoch, as NautilusTrader keeps them",
+    )
+    assert why(Timestamp(seconds=-(10**12)))[1].startswith("-1000000000000 s is before 1970")
+    assert why(Timestamp(seconds=9_223_372_036, nanos=854_775_808))[1].startswith(
+        "is after 2262-04-11T23:47:16.854775807Z"
+    )
+    assert why(Timestamp(seconds=1, nanos=-1)) == (
+        "time.nanos",
+        "-1 is not between 0 and 999999999",
+    )

@@ -56,9 +56,7 @@ def test_the_check_catches_a_misspelt_or_misplaced_variable() -> None:
         "REDIS_URL",
     ]
     # The front service reads none of the services' stack-wide settings.
-    assert unknown_env_names("tapedeck_gateway", ["TAPEDECK_TOKENS_FILE"]) == [
-        "TAPEDECK_TOKENS_FILE"
-    ]
+    assert unknown_env_names("tapedeck_gateway", ["TAPEDECK_DATA_DIR"]) == ["TAPEDECK_DATA_DIR"]
     assert unknown_env_names("tapedeck_live", ["DATABASE_URL_FILE", "LIVE_PORT_FILE"]) == [
         "LIVE_PORT_FILE"
     ]
@@ -313,7 +311,7 @@ def test_compose_wires_postgres_redis_tokens_and_workers() -> None:
     assert int(interpolated(compose_env(backtest)["BACKTEST_WORKERS"])) >= 1
     assert "backtest-data:/var/lib/tapedeck" in backtest["volumes"]
     assert compose_env(backtest)["TAPEDECK_DATA_DIR"] == "/var/lib/tapedeck"
-    assert set(compose()["volumes"]) == {"postgres-data", "backtest-data"}
+    assert set(compose()["volumes"]) == {"postgres-data", "backtest-data", "prometheus-data"}
 
 
 # --- the Ray cluster (BACKTEST_EXECUTOR=ray) ---------------------------------------------------

@@ -42,6 +42,8 @@ class DatasetRow(Base):
     end_ns: Mapped[int] = mapped_column(BigInteger)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Bars only: "open" or "close", what the source file's timestamps named.
+    bar_convention: Mapped[str | None] = mapped_column(String(8))
 
 
 # --- runs and sweeps ---

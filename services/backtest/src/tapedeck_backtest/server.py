@@ -14,10 +14,12 @@ from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.service import Datasets
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
 from tapedeck_backtest.models import live_outbox
+from tapedeck_backtest.playback.metrics import playback_probes
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.runs.executors import Executor, LocalExecutor
+from tapedeck_backtest.runs.metrics import run_probes
 from tapedeck_backtest.runs.queue import RunQueue
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
@@ -48,7 +50,7 @@ class BacktestComponents(Components):
 def _executor(settings: BacktestSettings) -> Executor:
     if settings.executor == "ray":
         # Imported only here: Ray costs start-up time and memory a local executor has no use for.
-        from tapedeck_backtest.runs.ray_executor import RayExecutor
+        from tapedeck_backtest.runs.ray_executor import RayExecutor  # noqa: PLC0415
 
         return RayExecutor(address=settings.ray_address)
     return LocalExecutor()
@@ -120,6 +122,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
             health_reporters=[live_events.report_to],
+            probes=[*run_probes(sessions), *live_events.probes(), *playback_probes(results)],
             results=results,
             pool=pool,
         )

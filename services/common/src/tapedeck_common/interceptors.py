@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from tapedeck_common.auth import (
 from tapedeck_common.database_faults import as_unavailable
 from tapedeck_common.errors import FieldViolation, InvalidArgument, TapedeckError
 from tapedeck_common.limits import oversized_field
+from tapedeck_common.request_ids import current_request_id, new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,24 @@ if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
     Context = grpc.aio.ServicerContext[Any, Any]
     Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
+
+
+def unary_handler(handler: Handler, behavior: Any) -> Handler:
+    """Return a unary handler serving `behavior` with `handler`'s (de)serializers."""
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def stream_handler(handler: Handler, behavior: Any) -> Handler:
+    """Return a server-streaming handler serving `behavior` with `handler`'s (de)serializers."""
+    return grpc.unary_stream_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -131,6 +149,7 @@ async def _abort(context: Context, method: str, error: Exception) -> None:
     if isinstance(error, NotImplementedError):
         # The generated servicer base raises this for RPCs a later release builds.
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-    reference = uuid.uuid4().hex[:12]
+    # The request id: the same reference finds the call in every service's logs.
+    reference = current_request_id.get() or new_request_id()
     logger.error("unhandled error in %s (ref %s)", method, reference, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {reference})")

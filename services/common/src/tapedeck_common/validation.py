@@ -82,14 +82,48 @@ def decimal_string(
     return number
 
 
+_MAX_NANOS = 2**63 - 1  # 2262-04-11T23:47:16.854775807Z
+_FIRST_RFC3339_SECOND = -62_135_596_800  # 0001-01-01T00:00:00Z
+
+
 def timestamp_nanos(ts: Timestamp, *, field: str) -> int:
-    """Return a Timestamp as integer nanoseconds since the epoch, refusing out-of-range values."""
-    if ts.nanos < 0 or ts.nanos >= 1_000_000_000 or ts.seconds < 0:
-        raise InvalidArgument([FieldViolation(field, "is not a valid timestamp")])
+    """Return a Timestamp as integer nanoseconds since the epoch, refusing what int64 cannot hold.
+
+    Times are stored and sent as int64 nanoseconds since the Unix epoch (as NautilusTrader keeps
+    them), so an instant before 1970 or after 2262-04-11 is refused, saying so.
+    """
+    if ts.nanos < 0 or ts.nanos >= 1_000_000_000:
+        raise InvalidArgument(
+            [FieldViolation(f"{field}.nanos", f"{ts.nanos} is not between 0 and 999999999")]
+        )
+    if ts.seconds < 0:
+        raise InvalidArgument(
+            [
+                FieldViolation(
+                    field,
+                    f"{_shown(ts)} is before 1970-01-01T00:00:00Z: times are int64 "
+                    "nanoseconds since the Unix epoch, as NautilusTrader keeps them",
+                )
+            ]
+        )
     nanos = ts.seconds * 1_000_000_000 + ts.nanos
     if nanos > _MAX_NANOS:
-        raise InvalidArgument([FieldViolation(field, "must be before 2262-04-11T23:47:16Z")])
+        raise InvalidArgument(
+            [
+                FieldViolation(
+                    field,
+                    "is after 2262-04-11T23:47:16.854775807Z, the last instant int64 "
+                    "nanoseconds since the epoch can hold",
+                )
+            ]
+        )
     return nanos
+
+
+def _shown(ts: Timestamp) -> str:
+    if ts.seconds < _FIRST_RFC3339_SECOND:  # before year 1: no RFC 3339 form
+        return f"{ts.seconds} s"
+    return str(ts.ToJsonString())
 
 
 def duration_seconds(duration: Duration, *, field: str, maximum: float) -> float:

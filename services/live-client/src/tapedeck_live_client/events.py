@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.channels import service_channel
 from tapedeck_common.outbox import OutboxDrainer, Refused, Rejected, RetryLater
+from tapedeck_common.request_ids import outgoing
 from tapedeck_common.settings import secret_value
 
 # Statuses a resend cannot fix: the event is parked with the reason instead of blocking the queue.
@@ -58,7 +59,9 @@ class LiveEventsSender:
             events=[live_pb2.Event.FromString(event) for event in events]
         )
         try:
-            await self._stub.AppendEvents(request, timeout=self._timeout, metadata=self._metadata)
+            await self._stub.AppendEvents(
+                request, timeout=self._timeout, metadata=outgoing(self._metadata)
+            )
         except grpc.aio.AioRpcError as error:
             reason = f"{error.code().name}: {error.details()}"
             if error.code() in _REFUSED:

@@ -11,6 +11,7 @@ import grpc
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_common.channels import service_channel
 from tapedeck_common.errors import DeadlineExceeded, Unavailable
+from tapedeck_common.request_ids import outgoing
 from tapedeck_live.domain import WalletBalance
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class WalletDirectory:
             reply = await self._stub.GetWallet(
                 wallets_pb2.GetWalletRequest(name=f"wallets/{wallet_id}"),
                 timeout=timeout,
-                metadata=self._metadata,
+                metadata=outgoing(self._metadata),
             )
         except grpc.aio.AioRpcError as error:
             code = error.code()

@@ -87,6 +87,7 @@ async def start(settings: WalletsSettings) -> ServiceApp:
                 reconciler.stop,
             ],
             health_reporters=[live_events.report_to],
+            probes=live_events.probes(),
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

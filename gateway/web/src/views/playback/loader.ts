@@ -132,11 +132,12 @@ export class PlaybackLoader {
     const run = this.store.state.run;
     if (run === null) return;
     const signal = this.detail.next(); // a window still loading is stale now
-    const maxCandles =
+    // A fixed timeframe is asked for exactly; the service aligns it as exchanges do.
+    const request =
       timeframe === null
-        ? capacity(widthPx, SPACING / 1.5)
-        : Math.ceil((run.end - run.start) / timeframe);
-    const { data, bucket } = await this.candles({ maxCandles }, run.sourceBucket, signal);
+        ? { maxCandles: capacity(widthPx, SPACING / 1.5) }
+        : { maxCandles: 0, timeframe: { seconds: BigInt(timeframe), nanos: 0 } };
+    const { data, bucket } = await this.candles(request, run.sourceBucket, signal);
     if (signal.aborted) return;
     this.store.update((s) => overviewReplaced(s, data, bucket));
     void this.fills(null);
@@ -236,7 +237,11 @@ export class PlaybackLoader {
   }
 
   private async candles(
-    request: { timeRange?: ReturnType<typeof timeRange>; maxCandles: number },
+    request: {
+      timeRange?: ReturnType<typeof timeRange>;
+      maxCandles: number;
+      timeframe?: { seconds: bigint; nanos: number };
+    },
     sourceBucket: number,
     signal: AbortSignal,
     onChunk?: (data: CandleColumns) => void,

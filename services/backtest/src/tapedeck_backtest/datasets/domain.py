@@ -27,6 +27,21 @@ class DataKind(enum.Enum):
     BARS = "bars"
 
 
+class BarConvention(enum.Enum):
+    """Which instant a bar file's timestamps name; values are stored in the database."""
+
+    OPEN = "open"  # the bar's open: FXCM, HistData, Binance klines (the default)
+    CLOSE = "close"  # the bar's close, NautilusTrader's ts_event
+
+
+BAR_NS = 60 * 1_000_000_000  # imported bars are one-minute bars
+
+
+def label_offset_ns(kind: DataKind) -> int:
+    """Return a stored row's ts_event minus its label time: a bar's width (close - open), or 0."""
+    return BAR_NS if kind is DataKind.BARS else 0
+
+
 class FileFormat(enum.StrEnum):
     """The format of a raw file."""
 
@@ -58,10 +73,11 @@ class Dataset:
     source_path: str
     content_hash: str
     row_count: int
-    start_ns: int
-    end_ns: int
+    start_ns: int  # the first row's time: a tick's, or a bar's open
+    end_ns: int  # the last row's time: a tick's, or a bar's open
     size_bytes: int
     create_time: datetime
+    bar_convention: BarConvention | None = None  # bars only: what the file's timestamps named
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,14 @@ class ImportRequest:
     file_format: FileFormat | None  # None: from the file name's extension
     display_name: str
     columns: tuple[tuple[str, str], ...] = ()  # (role, column name or 1-based position), sorted
+    bar_convention: BarConvention = BarConvention.OPEN  # bars only
+
+    @property
+    def ts_offset_ns(self) -> int:
+        """Return what is added to the file's times to store each row at its ts_event."""
+        if self.kind is DataKind.BARS and self.bar_convention is BarConvention.OPEN:
+            return BAR_NS
+        return 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,7 @@ class DatasetSource:
     start_ns: int
     end_ns: int
     row_count: int
+    bar_convention: BarConvention | None = None
 
     @property
     def instrument_id(self) -> str:
@@ -114,8 +139,17 @@ class DatasetSource:
     @property
     def identity(self) -> str:
         """Return what makes two datasets the same data: content, kind and instrument."""
-        # The same bytes imported as another instrument or kind are different data.
-        return f"{self.content_hash}|{self.kind.value}|{self.instrument.to_json()}"
+        # The same bytes imported as another instrument, kind or bar convention are different
+        # data; bars stored at their close keep the identity they had before conventions.
+        identity = f"{self.content_hash}|{self.kind.value}|{self.instrument.to_json()}"
+        if self.bar_convention is BarConvention.OPEN:
+            identity += "|bar-open"
+        return identity
+
+    @property
+    def window_end_ns(self) -> int:
+        """Return the end of the half-open window holding every row: its last ts_event + 1 ns."""
+        return self.end_ns + label_offset_ns(self.kind) + 1
 
     @property
     def data_cls(self) -> Any:
@@ -167,16 +201,22 @@ def dataset_source(dataset: Dataset, *, catalog_dir: Path) -> DatasetSource:
         start_ns=dataset.start_ns,
         end_ns=dataset.end_ns,
         row_count=dataset.row_count,
+        bar_convention=dataset.bar_convention,
     )
 
 
 def request_key(
-    kind: DataKind, instrument: InstrumentSpec, columns: tuple[tuple[str, str], ...] = ()
+    kind: DataKind,
+    instrument: InstrumentSpec,
+    columns: tuple[tuple[str, str], ...] = (),
+    bar_convention: BarConvention = BarConvention.CLOSE,
 ) -> str:
-    """Return the hash of how a file is imported (kind, instrument, columns), not its content."""
+    """Return the hash of how a file is imported (kind, instrument, columns, bar convention)."""
     how = f"{kind.value}\n{instrument.to_json()}"
     if columns:  # absent for the default layout, so keys from before column mappings still match
         how += "\n" + ";".join(f"{role}={column}" for role, column in columns)
+    if kind is DataKind.BARS and bar_convention is BarConvention.OPEN:
+        how += "\nbar-open"  # bars at their close keep the keys imports had before conventions
     return hashlib.sha256(how.encode()).hexdigest()
 
 
@@ -185,9 +225,10 @@ def import_key(
     kind: DataKind,
     instrument: InstrumentSpec,
     columns: tuple[tuple[str, str], ...] = (),
+    bar_convention: BarConvention = BarConvention.CLOSE,
 ) -> str:
-    """Return the identity of an import: content, kind, instrument and column mapping."""
-    how = request_key(kind, instrument, columns)
+    """Return the identity of an import: content, kind, instrument, column mapping, convention."""
+    how = request_key(kind, instrument, columns, bar_convention)
     return hashlib.sha256(f"{content_hash}\n{how}".encode()).hexdigest()
 
 

@@ -11,7 +11,8 @@ Accepted layouts (column names are matched case-insensitively, surrounding space
   (`bid_qty`, `ask_qty`, `bid_volume`, `ask_volume`; 1,000,000 when absent, as NautilusTrader's
   wrangler does). Other columns (e.g. `symbol`) are ignored.
 - bars (one minute): time, `open`, `high`, `low`, `close`, optional `volume` (1,000,000 when
-  absent); the time is stored as the bar's `ts_event`.
+  absent); the time is the bar's open unless the request says its close, and each bar is stored
+  at its close, NautilusTrader's `ts_event` (open + one minute).
 - A CSV whose first line names none of these columns has no header; its columns are then, in
   order: trades `ts, price, size[, side]`; quotes `ts, bid, ask[, ignored...]` (HistData);
   bars `ts, open, high, low, close[, volume]`.
@@ -172,14 +173,17 @@ def convert_file(
     cancel: threading.Event | None = None,
     batch_rows: int = BATCH_ROWS,
     columns: Mapping[str, str] | None = None,
+    ts_offset_ns: int = 0,
 ) -> WrittenFile:
     """Convert `source` into one catalog file under `catalog`; raise MalformedInput on bad rows.
 
     `columns` maps roles (ts, price, ...) to the file's column names, or to 1-based positions
     for a CSV without a header; roles it leaves out are found by the accepted names.
+    `ts_offset_ns` is added to every time (a bar file labelled by open is stored at the close).
     """
     convert = functools.partial(
         _convert,
+        ts_offset_ns=ts_offset_ns,
         display_path=display_path,
         kind=kind,
         instrument=instrument,
@@ -214,8 +218,9 @@ def _convert(
     catalog: Path,
     on_progress: ProgressCallback | None,
     cancel: threading.Event | None,
+    ts_offset_ns: int,
 ) -> WrittenFile:
-    converter = _Converter(display_path, kind, instrument)
+    converter = _Converter(display_path, kind, instrument, ts_offset_ns)
     directory = data_directory(catalog, kind, instrument_id=instrument.instrument_id)
     schema = schema_for(
         kind,
@@ -503,7 +508,10 @@ def _first_line(text: str) -> str:
 class _Converter:
     """Turn raw batches into catalog batches, checking every value and the time order."""
 
-    def __init__(self, display_path: str, kind: DataKind, instrument: InstrumentSpec) -> None:
+    def __init__(
+        self, display_path: str, kind: DataKind, instrument: InstrumentSpec, ts_offset_ns: int
+    ) -> None:
+        self._ts_offset_ns = ts_offset_ns
         self._file = display_path
         self._kind = kind
         self._instrument = instrument
@@ -525,7 +533,7 @@ class _Converter:
         pp = self._instrument.price_precision
         sp = self._instrument.size_precision
         n = batch.num_rows
-        ts_array = pa.array(ts.astype(np.uint64), type=pa.uint64())
+        ts_array = pa.array((ts + self._ts_offset_ns).astype(np.uint64), type=pa.uint64())
         if self._kind is DataKind.TRADES:
             price = self._units(batch, "price", pp, positive=True)
             size = self._units(batch, "size", sp, positive=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.datasets.domain import (
+    BarConvention,
     DataKind,
     Dataset,
     FileFormat,
@@ -40,6 +41,14 @@ INSTRUMENT_KINDS = EnumMapping(
 FILE_FORMATS = EnumMapping(
     pb.FileFormat.DESCRIPTOR,
     {pb.FILE_FORMAT_CSV: FileFormat.CSV, pb.FILE_FORMAT_PARQUET: FileFormat.PARQUET},
+)
+BAR_CONVENTIONS = EnumMapping(
+    pb.BarConvention.DESCRIPTOR,
+    {
+        pb.BAR_CONVENTION_BAR_OPEN: BarConvention.OPEN,
+        pb.BAR_CONVENTION_BAR_CLOSE: BarConvention.CLOSE,
+    },
+    unspecified=BarConvention.OPEN,
 )
 MAX_DISPLAY_NAME = 200
 # Linux's NAME_MAX: a longer name cannot be a file (the whole path is held to limits.MAX_STRING_CHARS).
@@ -135,6 +144,11 @@ def import_request(request: pb.ImportDatasetRequest) -> ImportRequest:
             instrument = instrument_from_proto(request.instrument)
         except InvalidArgument as error:
             violations.extend(error.violations)
+    bar_convention = BarConvention.OPEN
+    try:
+        bar_convention = BAR_CONVENTIONS.from_proto(request.bar_convention, field="bar_convention")
+    except InvalidArgument as error:
+        violations.extend(error.violations)
     columns = dict(request.column_mapping)
     if kind is not None:
         try:
@@ -152,6 +166,7 @@ def import_request(request: pb.ImportDatasetRequest) -> ImportRequest:
         file_format=file_format,
         display_name=request.display_name,
         columns=tuple(sorted((role, column.strip()) for role, column in columns.items())),
+        bar_convention=bar_convention,
     )
 
 
@@ -169,6 +184,8 @@ def dataset_to_proto(dataset: Dataset) -> pb.Dataset:
         end_time=nanos_to_timestamp(dataset.end_ns),
         size_bytes=dataset.size_bytes,
     )
+    if dataset.bar_convention is not None:
+        message.bar_convention = BAR_CONVENTIONS.to_proto(dataset.bar_convention)
     message.create_time.FromDatetime(dataset.create_time)
     return message
 

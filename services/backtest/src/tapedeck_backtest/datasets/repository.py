@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tapedeck_backtest.datasets.domain import DataKind, Dataset
+from tapedeck_backtest.datasets.domain import BarConvention, DataKind, Dataset
 from tapedeck_backtest.datasets.instruments import InstrumentSpec
 from tapedeck_backtest.keyset_repository import newest_first
 from tapedeck_backtest.keysets import Keyset
@@ -25,6 +25,7 @@ def _to_domain(row: DatasetRow) -> Dataset:
         end_ns=row.end_ns,
         size_bytes=row.size_bytes,
         create_time=as_utc(row.create_time),
+        bar_convention=None if row.bar_convention is None else BarConvention(row.bar_convention),
     )
 
 
@@ -90,6 +91,7 @@ async def insert_dataset(
             end_ns=dataset.end_ns,
             size_bytes=dataset.size_bytes,
             create_time=dataset.create_time,
+            bar_convention=None if dataset.bar_convention is None else dataset.bar_convention.value,
         )
     )
     await session.flush()

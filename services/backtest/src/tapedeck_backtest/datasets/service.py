@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tapedeck_backtest.datasets import repository
 from tapedeck_backtest.datasets.catalog import WrittenFile, verify_read_back
 from tapedeck_backtest.datasets.domain import (
+    DataKind,
     Dataset,
     DatasetSource,
     FileFormat,
@@ -33,6 +34,7 @@ from tapedeck_backtest.datasets.domain import (
     ImportUpdate,
     dataset_source,
     import_key,
+    label_offset_ns,
     request_key,
 )
 from tapedeck_backtest.datasets.importer import (
@@ -144,7 +146,7 @@ class Datasets:
             )
         stat = source.stat()
         total = stat.st_size
-        how = request_key(request.kind, request.instrument, request.columns)
+        how = request_key(request.kind, request.instrument, request.columns, request.bar_convention)
         async with self._sessions() as session:
             unchanged = await repository.find_by_source_stat(
                 session=session,
@@ -173,7 +175,13 @@ class Datasets:
                     yield step
                 else:
                     content_hash = step
-            key = import_key(content_hash, request.kind, request.instrument, request.columns)
+            key = import_key(
+                content_hash,
+                request.kind,
+                request.instrument,
+                request.columns,
+                request.bar_convention,
+            )
             async with self._sessions() as session:
                 existing = await repository.find_by_import_key(session=session, import_key=key)
             if existing is not None and await self._still_on_disk(existing):
@@ -219,10 +227,14 @@ class Datasets:
                     source_path=relative,
                     content_hash=content_hash,
                     row_count=written.rows,
-                    start_ns=written.first_ns,
-                    end_ns=written.last_ns,
+                    # Rows are stored at their ts_event; a dataset names them by their label.
+                    start_ns=written.first_ns - label_offset_ns(request.kind),
+                    end_ns=written.last_ns - label_offset_ns(request.kind),
                     size_bytes=written.size_bytes,
                     create_time=datetime.now(UTC),
+                    bar_convention=request.bar_convention
+                    if request.kind is DataKind.BARS
+                    else None,
                 )
                 # Publish: one rename puts the whole catalog in place, then the row is committed.
                 os.rename(staging, final)
@@ -293,6 +305,7 @@ class Datasets:
                 on_progress=report,
                 cancel=cancel,
                 columns=dict(request.columns),
+                ts_offset_ns=request.ts_offset_ns,
             )
             # The catalog's own reader must give back exactly the first and last rows written.
             verify_read_back(

@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles, time_span
+from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 OHLCV = ("open", "high", "low", "close", "volume")
 # Source candles aggregated per step: bounds the temporary arrays of one step.
 SOURCE_BLOCK = 262_144
-# Bucket widths tried on the epoch grid before a width that surely fits is taken.
+# Whole-week multiples tried before the buckets are aligned to the window's first candle.
 _ALIGNMENT_TRIES = 32
+
+_MINUTE = 60_000_000_000
+_HOUR = 60 * _MINUTE
+_DAY = 24 * _HOUR
+_WEEK = 7 * _DAY
+# The timeframes exchanges offer, smallest first; re-aggregation picks the smallest that fits.
+STANDARD_TIMEFRAMES_NS = (
+    *(m * _MINUTE for m in (1, 3, 5, 15, 30)),
+    *(h * _HOUR for h in (1, 2, 4, 6, 12)),
+    _DAY,
+    _WEEK,
+)
+# Buckets are aligned to the Unix epoch, as exchanges align them; weeks open on Monday 00:00
+# UTC (the epoch was a Thursday, so the first Monday is four days in).
+WEEK_ORIGIN_NS = 4 * _DAY
+
+
+def aligned_origin(width_ns: int) -> int:
+    """Return where buckets of `width_ns` are aligned: Mondays for whole weeks, else the epoch."""
+    return WEEK_ORIGIN_NS if width_ns % _WEEK == 0 else 0
+
+
+def timeframe_label(width_ns: int) -> str:
+    """Return a width as exchanges name timeframes: "1m", "15m", "4h", "1d", "1w" (or seconds)."""
+    for unit, size in (("w", _WEEK), ("d", _DAY), ("h", _HOUR), ("m", _MINUTE)):
+        if width_ns % size == 0:
+            return f"{width_ns // size}{unit}"
+    return f"{width_ns / 1e9:g}s"
 
 
 @dataclass(frozen=True)
@@ -45,29 +75,53 @@ class CandleBlock:
 
 
 def window(
-    files: RunFiles, *, start_ns: int | None, end_ns: int | None, max_candles: int
+    files: RunFiles,
+    *,
+    start_ns: int | None,
+    end_ns: int | None,
+    max_candles: int,
+    timeframe_ns: int | None = None,
 ) -> CandleWindow:
-    """Locate the candles opening in [start, end) and pick the bucket width for `max_candles`."""
+    """Locate the candles opening in [start, end) and pick their timeframe.
+
+    An asked timeframe is used as it is (a whole multiple of the run's bar interval). Else the
+    run's own candles when they fit `max_candles`, then the smallest standard timeframe that is
+    a multiple of the bar interval and fits, then whole weeks; buckets on the exchanges' grid.
+    """
     times = files.candle_times
     lo, hi = time_span(times, start_ns=start_ns, end_ns=end_ns)
     interval = files.manifest.bar_interval_ns
-    count = hi - lo
-    if max_candles == 0 or count <= max_candles:
+    if timeframe_ns is not None:
+        if timeframe_ns % interval != 0:
+            raise InvalidArgument(
+                [
+                    FieldViolation(
+                        "timeframe",
+                        f"{timeframe_label(timeframe_ns)} is not a whole multiple of the run's "
+                        f"bar interval ({timeframe_label(interval)})",
+                    )
+                ]
+            )
+        aggregated = timeframe_ns != interval
+        return CandleWindow(lo, hi, timeframe_ns, aggregated, aligned_origin(timeframe_ns))
+    if max_candles == 0 or hi - lo <= max_candles:
         return CandleWindow(lo, hi, interval, aggregated=False)
     first, last = int(times[lo]), int(times[hi - 1])
-    # Buckets are whole multiples of the bar aligned to the epoch, so panning keeps boundaries:
-    # the smallest such multiple whose bucket count over the window's span fits max_candles.
-    span_bars = (last - first) // interval + 1
-    k = max(2, -(-span_bars // max_candles))
-    for candidate in range(k, k + _ALIGNMENT_TRIES):
-        width = candidate * interval
-        if last // width - first // width + 1 <= max_candles:
-            return CandleWindow(lo, hi, width, aggregated=True)
-    if max_candles >= 3:
-        # A span of s touches at most s // width + 2 aligned buckets.
-        width = -(-(last - first + 1) // (max_candles - 2) // interval) * interval
-        return CandleWindow(lo, hi, max(width, 2 * interval), aggregated=True)
-    # One or two buckets rarely fit the epoch grid: align them to the window's first candle.
+
+    def fits(width: int) -> bool:
+        origin = aligned_origin(width)
+        return (last - origin) // width - (first - origin) // width + 1 <= max_candles
+
+    for width in STANDARD_TIMEFRAMES_NS:
+        if width > interval and width % interval == 0 and fits(width):
+            return CandleWindow(lo, hi, width, aggregated=True, origin_ns=aligned_origin(width))
+    unit = math.lcm(_WEEK, interval)
+    weeks = max(1, -(-(last - first + 1) // (unit * max_candles)))
+    for multiple in range(weeks, weeks + _ALIGNMENT_TRIES):
+        if fits(multiple * unit):
+            width = multiple * unit
+            return CandleWindow(lo, hi, width, aggregated=True, origin_ns=aligned_origin(width))
+    # One or two buckets over a long window rarely fit the grid: align to its first candle.
     width = ((last - first) // (interval * max_candles) + 1) * interval
     return CandleWindow(lo, hi, width, aggregated=True, origin_ns=first)
 

@@ -129,6 +129,7 @@ class CandleQuery:
     max_candles: int
     indicators: tuple[str, ...]  # result columns, in the order asked for
     chunk_size: int
+    timeframe_ns: int | None = None  # an exact candle width asked for
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class EquityQuery:
     sample_every: int
     max_points: int
     chunk_size: int
+    include_drawdown: bool = False  # a column that is not sent unless asked for
 
     def fingerprint(self) -> str:
         """Return what a page token of this query is bound to (not the page size)."""

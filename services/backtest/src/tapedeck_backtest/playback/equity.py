@@ -76,18 +76,15 @@ def lttb(x: IntArray, y: FloatArray, n_out: int) -> npt.NDArray[np.int64]:
 
 def blocks(
     files: RunFiles, selection: EquitySelection, *, offset: int, count: int, chunk_size: int
-) -> Iterator[tuple[IntArray, FloatArray]]:
-    """Yield (times, equity) of selected points [offset, offset + count) in chunks."""
+) -> Iterator[tuple[IntArray, FloatArray, FloatArray]]:
+    """Yield (times, equity, drawdown) of selected points [offset, offset + count) in chunks."""
     end = min(offset + count, len(selection))
     for a in range(offset, end, chunk_size):
         b = min(a + chunk_size, end)
+        rows: npt.NDArray[np.int64] | slice
         if selection.picked is not None:
-            index = selection.picked[a:b]
-            yield files.equity_times[index], files.equity_values[index]
+            rows = selection.picked[a:b]
         else:
             first = selection.lo + a * selection.step
-            last = selection.lo + (b - 1) * selection.step + 1
-            yield (
-                files.equity_times[first : last : selection.step],
-                files.equity_values[first : last : selection.step],
-            )
+            rows = slice(first, selection.lo + (b - 1) * selection.step + 1, selection.step)
+        yield files.equity_times[rows], files.equity_values[rows], files.equity_drawdowns[rows]

@@ -6,6 +6,7 @@ row group), into a sidecar directory `<run_dir>/playback-1/` next to the Parquet
 
 - numeric columns as `.npy` files (`candles.time.npy`, `equity.mark.npy`, ...), opened with
   `numpy.load(mmap_mode="r")`: a window is a zero-copy slice of the page cache;
+- `equity.drawdown.npy`, derived: 1 - equity / running peak of equity since the run's start;
 - the string columns of fills and of the portfolio (exact decimal strings) as uncompressed Arrow
   IPC files, memory-mapped: reading row i touches only that row's bytes.
 
@@ -34,7 +35,7 @@ from tapedeck_backtest.runs.results import INDICATOR_COLUMNS, ResultFiles
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-SIDECAR = "playback-1"
+SIDECAR = "playback-2"  # -2: equity drawdown
 _BATCH_ROWS = 65_536
 # Parquet file -> numeric columns kept as memory-mapped .npy files.
 _NUMERIC: dict[str, tuple[str, ...]] = {
@@ -77,6 +78,7 @@ class RunFiles:
     equity_times: IntArray
     equity_values: FloatArray
     equity_marks: FloatArray
+    equity_drawdowns: FloatArray
     fill_times: IntArray
     fills: pa.Table
     portfolio_times: IntArray
@@ -105,6 +107,7 @@ def build_sidecar(run_dir: Path) -> None:
         results = ResultFiles(run_dir)
         for name, columns in _NUMERIC.items():
             _write_numeric(results.parquet(f"{name}.parquet"), staging, name, columns)
+        _write_drawdown(staging)
         for name, columns in _STRINGS.items():
             _write_strings(results.parquet(f"{name}.parquet"), staging / f"{name}.arrow", columns)
         (staging / "done").write_text("1")
@@ -144,6 +147,22 @@ def _write_numeric(
     outputs.clear()  # unmap before the staging directory is renamed
 
 
+def _write_drawdown(target: Path) -> None:
+    values = np.load(target / "equity.equity.npy", mmap_mode="r")
+    output = np.lib.format.open_memmap(
+        target / "equity.drawdown.npy", mode="w+", dtype=np.float64, shape=values.shape
+    )
+    peak = -np.inf
+    for a in range(0, values.size, _BATCH_ROWS):
+        block = np.asarray(values[a : a + _BATCH_ROWS])
+        peaks = np.maximum.accumulate(np.maximum(block, peak))
+        peak = float(peaks[-1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            output[a : a + block.size] = np.where(peaks > 0, 1.0 - block / peaks, 0.0)
+    output.flush()
+    del output, values  # unmap before the staging directory is renamed
+
+
 def _write_strings(parquet: pq.ParquetFile, target: Path, columns: tuple[str, ...]) -> None:
     schema = pa.schema([pa.field(column, pa.string()) for column in columns])
     with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
@@ -177,6 +196,7 @@ def open_run(run_dir: Path) -> RunFiles:
         equity_times=column("equity", "time"),
         equity_values=column("equity", "equity"),
         equity_marks=column("equity", "mark"),
+        equity_drawdowns=column("equity", "drawdown"),
         fill_times=column("fills", "time"),
         fills=strings("fills"),
         portfolio_times=column("portfolio", "time"),

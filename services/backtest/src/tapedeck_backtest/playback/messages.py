@@ -8,7 +8,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
-from tapedeck_backtest.playback.candles import CandleBlock, CandleWindow
+from tapedeck_backtest.playback.candles import CandleBlock, CandleWindow, timeframe_label
 from tapedeck_backtest.playback.domain import (
     CandleQuery,
     EquityQuery,
@@ -46,6 +46,7 @@ TRADE_SIDES = EnumMapping(
     pb.TradeSide.DESCRIPTOR, {pb.TRADE_SIDE_LONG: "LONG", pb.TRADE_SIDE_SHORT: "SHORT"}
 )
 MAX_CANDLES = 10_000_000
+MAX_TIMEFRAME_NS = 52 * 7 * 86_400 * 1_000_000_000
 MAX_POINTS = 1_000_000
 EQUITY_PAGE_MAX = 2**31 - 1  # page_size 0: the whole selection
 FILLS_PAGE_DEFAULT = 100
@@ -83,9 +84,22 @@ def candle_query(request: pb.StreamCandlesRequest) -> CandleQuery:
             indicators.append(INDICATORS.from_proto(indicator, field=f"indicators[{index}]"))
         except InvalidArgument as error:
             violations.extend(error.violations)
+    timeframe_ns: int | None = None
+    if request.HasField("timeframe"):
+        timeframe_ns = request.timeframe.ToNanoseconds()
+        if (
+            timeframe_ns < 1_000_000_000
+            or timeframe_ns % 1_000_000_000
+            or timeframe_ns > MAX_TIMEFRAME_NS
+        ):
+            violations.append(
+                FieldViolation("timeframe", "must be whole seconds, from 1 s to 52 weeks")
+            )
     if violations:
         raise InvalidArgument(violations)
-    return CandleQuery(backtest, start, end, max_candles, tuple(indicators), chunk_size)
+    return CandleQuery(
+        backtest, start, end, max_candles, tuple(indicators), chunk_size, timeframe_ns
+    )
 
 
 def portfolio_time(request: pb.GetPortfolioStateRequest) -> tuple[str, int]:
@@ -105,7 +119,9 @@ def equity_query(request: pb.StreamEquityRequest) -> EquityQuery:
     if max_points in (1, 2):
         raise InvalidArgument([FieldViolation("max_points", "must be 0 (no limit) or at least 3")])
     chunk_size = _chunk_size(request.chunk_size, default=10_000, low=100, high=100_000)
-    return EquityQuery(backtest, start, end, every, max_points, chunk_size)
+    return EquityQuery(
+        backtest, start, end, every, max_points, chunk_size, request.include_drawdown
+    )
 
 
 def fill_query(request: pb.ListFillsRequest) -> FillQuery:
@@ -157,6 +173,7 @@ def candles_to_proto(
         bucket_width_nanos=window.bucket_ns,
         total_source_candles=window.source_count,
         content_version=version,
+        timeframe=timeframe_label(window.bucket_ns),
     )
 
 
@@ -171,6 +188,7 @@ def no_candles_to_proto(
         bucket_width_nanos=window.bucket_ns,
         total_source_candles=0,
         content_version=version,
+        timeframe=timeframe_label(window.bucket_ns),
     )
 
 

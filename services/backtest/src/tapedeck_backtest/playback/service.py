@@ -53,7 +53,7 @@ class EquityPage:
     version: str
     total_points: int
     chunk_count: int
-    chunks: Iterator[tuple[IntArray, FloatArray]]
+    chunks: Iterator[tuple[IntArray, FloatArray, FloatArray]]  # times, equity, drawdown
     next_offset: int | None
 
 
@@ -85,7 +85,11 @@ class Playback:
         """Return the candles opening in the window, aggregated to at most `max_candles`."""
         version, files = await self._store.open(query.run_id)
         plan = candles.window(
-            files, start_ns=query.start_ns, end_ns=query.end_ns, max_candles=query.max_candles
+            files,
+            start_ns=query.start_ns,
+            end_ns=query.end_ns,
+            max_candles=query.max_candles,
+            timeframe_ns=query.timeframe_ns,
         )
         produced = candles.blocks(
             files, plan, indicators=query.indicators, chunk_size=query.chunk_size

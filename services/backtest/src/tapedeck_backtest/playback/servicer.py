@@ -69,9 +69,13 @@ class PlaybackRpcs:
             query, after=messages.page_position(page.after), size=page.size
         )
         token = messages.next_page_token(page, result.version, result.next_offset)
-        for index, (times, values) in enumerate(result.chunks):
+        for index, (times, values, drawdowns) in enumerate(result.chunks):
             yield pb.StreamEquityResponse(
-                chunk=pb.EquityChunk(times=times.tolist(), equity=values.tolist()),
+                chunk=pb.EquityChunk(
+                    times=times.tolist(),
+                    equity=values.tolist(),
+                    drawdown=drawdowns.tolist() if query.include_drawdown else (),
+                ),
                 next_page_token=token if index == result.chunk_count - 1 else "",
                 total_points=result.total_points,
                 content_version=result.version,

@@ -20,7 +20,7 @@ from tapedeck_backtest.strategies.registry import Scalar, StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 # Bump when the engine or the result files change meaning: older cached runs stop matching.
-RESULTS_FORMAT = "nautilus_trader-1.231.0/results-2"
+RESULTS_FORMAT = "nautilus_trader-1.231.0/results-3"
 
 NANOS_PER_SECOND = 1_000_000_000
 MINUTE_NS = 60 * NANOS_PER_SECOND
@@ -126,19 +126,23 @@ def resolve_spec(
 ) -> RunSpec:
     """Return the spec with defaults, window and balances resolved, or InvalidArgument.
 
-    The window is clipped to the dataset's data; balances must be in the instrument's
+    The window, half-open, is clipped to the dataset's data; balances must be in the instrument's
     currencies (a perpetual holds only its quote currency); a perpetual needs a MARGIN account;
     bars datasets aggregate to whole minutes only; the strategy must run on the data's kind.
     """
     violations: list[FieldViolation] = []
+    # Half-open [start, end) on the engine's clock: a row is in when its ts_event is (a tick's
+    # time, a bar's close). Unset bounds cover every row: from the first row's label (a bar's
+    # open) to the last ts_event + 1 ns, so a run's own window holds all it processed.
+    data_end = source.window_end_ns
     start = source.start_ns if request.start_ns is None else max(request.start_ns, source.start_ns)
-    end = source.end_ns if request.end_ns is None else min(request.end_ns, source.end_ns)
+    end = data_end if request.end_ns is None else min(request.end_ns, data_end)
     if start >= end:
         violations.append(
             FieldViolation(
                 f"{field}.time_range",
                 "does not overlap the dataset's data "
-                f"({source.start_ns} to {source.end_ns} ns since the epoch)",
+                f"([{source.start_ns}, {data_end}) ns since the epoch)",
             )
         )
     instrument = source.instrument

@@ -36,12 +36,17 @@ from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 from nautilus_trader.trading.config import StrategyFactory
 
 from tapedeck_backtest.datasets.catalog import data_directory, fixed128_to_float
-from tapedeck_backtest.datasets.domain import DataKind, DatasetSource, stored_bar_type
+from tapedeck_backtest.datasets.domain import (
+    DataKind,
+    DatasetSource,
+    label_offset_ns,
+    stored_bar_type,
+)
 from tapedeck_backtest.datasets.instruments import InstrumentKind
 from tapedeck_backtest.runs import results
 from tapedeck_backtest.runs import stats as stats_math
 from tapedeck_backtest.runs import trades as round_trips
-from tapedeck_backtest.runs.domain import MINUTE_NS, AccountKind, RunProgress, RunSpec, Stats
+from tapedeck_backtest.runs.domain import AccountKind, RunProgress, RunSpec, Stats
 from tapedeck_backtest.strategies import load_registry
 
 CHUNK_SECONDS = 0.1
@@ -235,7 +240,7 @@ def execute(
                 yield chunk
 
     engine.add_data_iterator("tapedeck_run", chunks())
-    engine.run(start=spec.start_ns, end=spec.end_ns)
+    engine.run(start=spec.start_ns, end=spec.end_ns - 1)  # half-open: nothing at end_ns
     if cancelled:
         raise RunCancelled
     report(
@@ -313,22 +318,13 @@ def _progress(
 
 def _query_catalog(source: DatasetSource, spec: RunSpec) -> list[Any]:
     catalog = ParquetDataCatalog(str(source.catalog_path))
+    low, last = spec.start_ns, spec.end_ns - 1  # the catalog's bounds are inclusive
     if source.kind is DataKind.TRADES:
-        return list(
-            catalog.trade_ticks(
-                instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
-            )
-        )
+        return list(catalog.trade_ticks(instrument_ids=[source.instrument_id], start=low, end=last))
     if source.kind is DataKind.QUOTES:
-        return list(
-            catalog.quote_ticks(
-                instrument_ids=[source.instrument_id], start=spec.start_ns, end=spec.end_ns
-            )
-        )
+        return list(catalog.quote_ticks(instrument_ids=[source.instrument_id], start=low, end=last))
     return list(
-        catalog.bars(
-            bar_types=[stored_bar_type(source.instrument_id)], start=spec.start_ns, end=spec.end_ns
-        )
+        catalog.bars(bar_types=[stored_bar_type(source.instrument_id)], start=low, end=last)
     )
 
 
@@ -343,7 +339,7 @@ def _window_tables(
     """
     directory = data_directory(source.catalog_path, source.kind, instrument_id=source.instrument_id)
     low = pa.scalar(spec.start_ns, pa.uint64())
-    high = pa.scalar(spec.end_ns, pa.uint64())
+    high = pa.scalar(spec.end_ns, pa.uint64())  # excluded: the window is half-open
     for path in sorted(directory.glob("*.parquet")):  # named <first-ts>_<last-ts>: time order
         file = pq.ParquetFile(path)
         metadata = file.schema_arrow.metadata
@@ -357,7 +353,7 @@ def _window_tables(
             outside = (
                 stats is not None
                 and stats.has_min_max
-                and (stats.max < spec.start_ns or stats.min > spec.end_ns)
+                and (stats.max < spec.start_ns or stats.min >= spec.end_ns)
             )
             if not outside:
                 groups.append(index)
@@ -366,9 +362,7 @@ def _window_tables(
                 table = file.read_row_groups(groups, columns=columns, use_threads=False)
                 groups, rows = [], 0
                 times = table.column("ts_init")
-                table = table.filter(
-                    pc.and_(pc.greater_equal(times, low), pc.less_equal(times, high))
-                )
+                table = table.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
                 if table.num_rows:
                     yield table.replace_schema_metadata(metadata)
                 del table, times
@@ -417,9 +411,8 @@ def _price_series(
         mids = (arrays["bid_price"] + arrays["ask_price"]) / 2.0
         return results.PriceSeries(times, mids, np.zeros(times.size)), None
     closes = _rounded(arrays["close"], price_precision)
-    bar_width = MINUTE_NS
     bars = results.Candles(
-        times=times - bar_width,
+        times=times - label_offset_ns(source.kind),  # stored at the close, labelled by the open
         open=_rounded(arrays["open"], price_precision),
         high=_rounded(arrays["high"], price_precision),
         low=_rounded(arrays["low"], price_precision),

@@ -134,6 +134,17 @@ async def find_succeeded(*, session: AsyncSession, spec_hash: str) -> Run | None
     return None if row is None else _run(row)
 
 
+async def count_by_state(*, session: AsyncSession) -> dict[RunState, int]:
+    """Return how many runs are in each state (states without runs count 0)."""
+    result = await session.execute(
+        select(BacktestRow.state, func.count()).group_by(BacktestRow.state)
+    )
+    counts = dict.fromkeys(RunState, 0)
+    for state, count in result:
+        counts[RunState(state)] = int(count)
+    return counts
+
+
 async def get_run(*, session: AsyncSession, run_id: str) -> Run:
     """Return one run or raise NotFound."""
     row = await session.get(BacktestRow, run_id, populate_existing=True)

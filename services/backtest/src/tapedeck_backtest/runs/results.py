@@ -18,9 +18,10 @@ Layout of `<data_dir>/runs/<run_id>/` (all times int64 nanoseconds since the epo
   search) marked at the last price at or before t (see `equity.parquet`'s `mark`):
   unrealized = position * (mark - average_price);
   equity = cash + base_balance * mark (CASH) or cash + base_balance * mark + unrealized (MARGIN).
-- `equity.parquet`: `time`, `equity`, `mark`, `kind` (0 bar close, 1 fill): mark-to-market at
-  every candle close (time = candle open + interval) and after every fill, in time order (at the
-  same instant the bar close comes first).
+- `equity.parquet`: `time`, `equity`, `mark`, `kind` (0 a bar closes then, 1 fills only): marked at
+  every candle close (time = candle open + interval) and at every fill's time, one point per
+  instant with strictly increasing times: the state after everything at that instant (the last
+  fill's, when an instant has fills).
 - `positions.parquet`: NautilusTrader's positions report: `position_id`, `entry`,
   `opened`, `closed` (0 if open), `peak_quantity`, `average_open`, `average_close`,
   `realized_pnl`, `commissions` (decimal strings), `realized_return`.
@@ -375,11 +376,18 @@ def _equity_curve(
         (np.zeros(close_times.size, np.uint8), np.ones(fill_times.size, np.uint8))
     )
     order = np.lexsort((kinds, times))
+    times = times[order]
+    # One point per instant, the state after everything at it: the last of each time (after the
+    # bar close come that instant's fills, in the engine's order).
+    changes = times[1:] != times[:-1]
+    last = np.append(changes, True) if times.size else np.empty(0, np.bool_)
+    first = np.insert(changes, 0, True) if times.size else np.empty(0, np.bool_)
+    keep = order[last]
     return (
-        times[order],
-        np.concatenate((bar_equity, fill_equity))[order],
-        np.concatenate((candles.close, fill_marks))[order],
-        kinds[order],
+        times[last],
+        np.concatenate((bar_equity, fill_equity))[keep],
+        np.concatenate((candles.close, fill_marks))[keep],
+        kinds[order][first],  # 0 when a bar closes at the instant (sorted first), else 1
     )
 
 
