@@ -21,35 +21,16 @@ import time
 from pathlib import Path
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.reference import REAL
+from tests.backtest.reference import BTC_PERP, BTC_PERP_BARS, REAL
 from tests.backtest.runs_support import Service, running_service, spec
 
-BARS = "btc-perp-20211231-20220201_1m.csv"
 FAST = (2, 30)
 SLOW = (40, 160)
 
 
 async def import_bars(service: Service) -> str:
     """Import the real bars and return the dataset's name."""
-    last = None
-    async for message in service.stub.ImportDataset(
-        pb.ImportDatasetRequest(
-            source_path=BARS,
-            kind=pb.DATA_KIND_BARS,
-            instrument=pb.Instrument(
-                instrument_id="BTCUSDT-PERP.BINANCE",
-                kind=pb.INSTRUMENT_KIND_PERPETUAL,
-                base_currency="BTC",
-                quote_currency="USDT",
-                price_precision=3,
-                size_precision=4,
-                maker_fee="0.0002",
-                taker_fee="0.0004",
-            ),
-        )
-    ):
-        last = message
-    assert last is not None
+    last = await service.import_file(BTC_PERP_BARS, kind=pb.DATA_KIND_BARS, instrument=BTC_PERP)
     return str(last.dataset.name)
 
 
@@ -89,13 +70,7 @@ async def sweep(service: Service, request: pb.CreateSweepRequest) -> tuple[float
     """Run a sweep to its end: (best Sharpe, trials, seconds)."""
     started = time.perf_counter()
     created = await service.stub.CreateSweep(request)
-    final = None
-    async for message in service.stub.WatchSweep(
-        pb.WatchSweepRequest(name=created.sweep.name), timeout=3600
-    ):
-        if message.WhichOneof("event") == "sweep":
-            final = message.sweep
-    assert final is not None
+    _, final = await service.watch_sweep(created.sweep.name, seconds=3600)
     seconds = time.perf_counter() - started
     sharpes = [
         r.stats.sharpe_ratio
@@ -145,7 +120,9 @@ async def main() -> None:
                         ),
                     )
                     results.setdefault(name, []).append(await sweep(service, request))
-    print(f"budget {args.budget} trials, {args.seeds} seeds, {args.workers} workers, {BARS}")
+    print(
+        f"budget {args.budget} trials, {args.seeds} seeds, {args.workers} workers, {BTC_PERP_BARS}"
+    )
     print(f"{'sampler':<8} {'best Sharpe (mean)':>19} {'worst seed':>11} {'trials/min':>11}")
     means = {}
     for name, rows in results.items():

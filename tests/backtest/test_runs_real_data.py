@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.reference import REAL
+from tests.backtest.reference import BTC_PERP, BTC_PERP_BARS, REAL
 from tests.backtest.runs_support import running_service, spec
 from tests.support import missing_dependency
 
-BARS = "btc-perp-20211231-20220201_1m.csv"
+BARS = BTC_PERP_BARS
 FIVE_MINUTES_NS = 300_000_000_000
 
 
@@ -26,25 +26,7 @@ async def test_ema_cross_on_the_real_btc_perpetual_bars_with_five_minute_candles
     async with running_service(
         f"sqlite+aiosqlite:///{tmp_path / 'real.db'}", data_dir, data_root=REAL
     ) as service:
-        imported = None
-        async for message in service.stub.ImportDataset(
-            pb.ImportDatasetRequest(
-                source_path=BARS,
-                kind=pb.DATA_KIND_BARS,
-                instrument=pb.Instrument(
-                    instrument_id="BTCUSDT-PERP.BINANCE",
-                    kind=pb.INSTRUMENT_KIND_PERPETUAL,
-                    base_currency="BTC",
-                    quote_currency="USDT",
-                    price_precision=3,
-                    size_precision=4,
-                    maker_fee="0.0002",
-                    taker_fee="0.0004",
-                ),
-            )
-        ):
-            imported = message
-        assert imported is not None
+        imported = await service.import_file(BARS, kind=pb.DATA_KIND_BARS, instrument=BTC_PERP)
         request = spec(
             imported.dataset.name,
             balances=(("USDT", "100000"),),

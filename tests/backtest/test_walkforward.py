@@ -11,14 +11,10 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import ints, running_service, spec
 from tests.support import field_violations
 
 YEAR_NS = 365 * 86_400 * 10**9
-
-
-def ints(*values: int) -> list[pb.ParameterValue]:
-    return [pb.ParameterValue(int_value=v) for v in values]
 
 
 def ns(timestamp) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_backtest.datasets.domain import DatasetSource
 from tapedeck_backtest.datasets.service import load_dataset_source
 from tapedeck_backtest.keysets import Keyset
 from tapedeck_backtest.runs import repository
@@ -177,13 +178,7 @@ class Runs:
         specs), or a search whose trials are asked as runs finish (`drive_search`)."""
         search = self._checked_search(request, axes, metric, search)
         async with self._sessions.begin() as session:
-            source = await load_dataset_source(
-                session=session,
-                catalog_dir=self._catalog_dir,
-                dataset_id=request.dataset_id,
-                field="base_spec.dataset",
-            )
-            base = resolve_spec(request, source, self._registry, field="base_spec")
+            source, base = await self._base_spec(session, request)
             sweep = await self._new_sweep(
                 session, base, request.parameters, source.identity, axes, metric, search
             )
@@ -191,6 +186,18 @@ class Runs:
             self.drive_search(sweep.id)
         self._queue_changed()
         return sweep
+
+    async def _base_spec(
+        self, session: AsyncSession, request: SpecRequest
+    ) -> tuple[DatasetSource, RunSpec]:
+        """Return a sweep's (or walk-forward's) dataset and its base spec resolved."""
+        source = await load_dataset_source(
+            session=session,
+            catalog_dir=self._catalog_dir,
+            dataset_id=request.dataset_id,
+            field="base_spec.dataset",
+        )
+        return source, resolve_spec(request, source, self._registry, field="base_spec")
 
     async def _new_sweep(
         self,
@@ -388,13 +395,7 @@ class Runs:
         check_walk_forward(spec)
         now = _now()
         async with self._sessions.begin() as session:
-            source = await load_dataset_source(
-                session=session,
-                catalog_dir=self._catalog_dir,
-                dataset_id=request.dataset_id,
-                field="base_spec.dataset",
-            )
-            base = resolve_spec(request, source, self._registry, field="base_spec")
+            source, base = await self._base_spec(session, request)
             folds = []
             for window in fold_windows(spec, base.start_ns, base.end_ns):
                 in_sample = replace(base, start_ns=window.in_start_ns, end_ns=window.in_end_ns)
