@@ -104,8 +104,8 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             registry=registry,
             wake=None if pool is None else pool.notify,
         )
-        await runs.resume_searches()
-        on_stop.append(runs.stop_searches)
+        await runs.resume_drivers()
+        on_stop.append(runs.stop_drivers)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
             get_run=runs.get,
@@ -116,7 +116,13 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             strategies=StrategyRpcs(registry, page_tokens=page_tokens),
             runs=RunRpcs(runs, page_tokens=page_tokens),
             playback=PlaybackRpcs(Playback(results), page_tokens=page_tokens),
-            analysis=AnalysisRpcs(SweepAnalyses(get_sweep=runs.get_sweep, results=results)),
+            analysis=AnalysisRpcs(
+                SweepAnalyses(
+                    get_sweep=runs.get_sweep,
+                    get_walk_forward=runs.get_walk_forward,
+                    results=results,
+                )
+            ),
         )
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
