@@ -1,7 +1,7 @@
 """Wake-ups for live subscribers: in process, and across replicas through PostgreSQL LISTEN/NOTIFY.
 
-A wake-up carries no events, only "the store may have grown": each subscriber then reads from
-the database after its own cursor. Wake-ups coalesce, so nothing queues up per subscriber.
+A wake-up carries no events, only "the store may have grown": the shared reader (tail.Fanout)
+then reads the new events once. Wake-ups coalesce, so nothing queues up.
 """
 
 from __future__ import annotations
@@ -39,8 +39,11 @@ class Notifier:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def wait(self, seen: int, *, within: float) -> bool:
-        """Wait until the generation moves past `seen`; False when `within` seconds passed first."""
+    async def wait(self, seen: int, *, within: float | None) -> bool:
+        """Wait until the generation moves past `seen`; False when `within` seconds passed first.
+
+        `within=None` waits for as long as it takes.
+        """
         if self._generation != seen:
             return True
         try:

@@ -20,6 +20,7 @@ from tapedeck_live.notifier import Notifier, PostgresListener
 from tapedeck_live.servicer import LiveServicer
 from tapedeck_live.session_summarizer import SessionSummarizer
 from tapedeck_live.settings import LiveSettings
+from tapedeck_live.tail import Fanout
 from tapedeck_live.wallets_client import WalletDirectory
 
 SERVICE = "live"
@@ -43,6 +44,15 @@ async def start(settings: LiveSettings) -> ServiceApp:
             )
             listener.start()
             on_stop.append(listener.stop)
+        fanout = Fanout(
+            sessions=reads,
+            notifier=notifier,
+            batch_size=settings.subscribe_batch_size,
+            window_events=settings.tail_window_events,
+            retry_seconds=settings.listener_retry_seconds,
+        )
+        fanout.start()
+        on_stop.append(fanout.stop)
         wallets = WalletDirectory(
             address=settings.wallets_address,
             service_token=secret_value(settings.service_token),
@@ -62,6 +72,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
             sessions,
             reads=reads,
             notifier=notifier,
+            fanout=fanout,
             gate=gate,
             page_tokens=PageTokens.for_deployment(settings),
             subscribe_batch_size=settings.subscribe_batch_size,
