@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_backtest.keyset_repository import newest_first
@@ -34,6 +34,17 @@ from tapedeck_backtest.runs.sweeps import Axis, Sweep, SweepMetric, SweepPoint, 
 from tapedeck_common.errors import NotFound
 
 _FINAL = [state.value for state in FINAL_STATES]
+
+# The worker pools of every replica LISTEN here (PostgreSQL); the payload is empty, so the
+# notifications of one transaction coalesce into one.
+QUEUE_CHANNEL = "tapedeck_backtest_queue"
+
+
+async def _announce_queued(session: AsyncSession) -> None:
+    # Delivered at commit, so a woken pool always finds the row; SQLite has one process, whose
+    # pool the service wakes itself.
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": QUEUE_CHANNEL})
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:
@@ -78,6 +89,7 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
             create_time=run.create_time,
         )
     )
+    await _announce_queued(session)
 
 
 async def find_succeeded(*, session: AsyncSession, spec_hash: str) -> Run | None:
@@ -300,6 +312,8 @@ async def release_run(
     if owner is not None:
         condition.append(BacktestRow.owner == owner)
     result = await session.execute(update(BacktestRow).where(*condition).values(**values))
+    if outcome.state is RunState.QUEUED:
+        await _announce_queued(session)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
