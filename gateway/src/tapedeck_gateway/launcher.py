@@ -60,6 +60,8 @@ class Child:
     ready: Callable[[], Awaitable[bool]]
     log_path: Path
     stage: int = 1
+    stops_last: bool = False
+    """Stopped only after every other child has exited (Envoy: calls through it end first)."""
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -274,6 +276,7 @@ def build_children(config: StackConfig) -> list[Child]:
             env=dict(base_env),
             ready=functools.partial(http_ready, config.host, config.admin_port, "/ready"),
             log_path=logs / "envoy.log",
+            stops_last=True,
         )
     )
     return children
@@ -339,25 +342,36 @@ class Supervisor:
             await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        """SIGTERM every child (Envoy first), SIGKILL what is left after the grace period."""
+        """SIGTERM the services, then Envoy once they exited; SIGKILL what outlives the grace.
+
+        The services refuse new calls, let unary calls finish and end their server streams
+        with UNAVAILABLE ("resume from your cursor"); Envoy stays up meanwhile, so each of those
+        answers reaches its client instead of a reset connection.
+        """
         self.stopping.set()
-        for child in reversed(self.children):
-            if child.process is not None and child.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.terminate()
-        waits = [c.process.wait() for c in self.children if c.process is not None]
+        deadline = time.monotonic() + self.stop_grace
+        for last in (False, True):
+            await self._stop_group([c for c in self.children if c.stops_last is last], deadline)
+        for child in self.children:
+            if child.task is not None:
+                await child.task
+
+    async def _stop_group(self, children: list[Child], deadline: float) -> None:
+        running = [c for c in children if c.process is not None and c.process.returncode is None]
+        for child in running:
+            assert child.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                child.process.terminate()
+        waits = [c.process.wait() for c in running if c.process is not None]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), self.stop_grace)
+            await asyncio.wait_for(asyncio.gather(*waits), max(deadline - time.monotonic(), 0.1))
         except TimeoutError:
-            for child in self.children:
+            for child in running:
                 if child.process is not None and child.process.returncode is None:
                     say(f"{child.name} did not stop within {self.stop_grace:.0f}s; killing it")
                     with contextlib.suppress(ProcessLookupError):
                         child.process.kill()
-            await asyncio.gather(*(c.process.wait() for c in self.children if c.process))
-        for child in self.children:
-            if child.task is not None:
-                await child.task
+            await asyncio.gather(*(c.process.wait() for c in running if c.process))
 
 
 async def seed_demo(seeder: str, config: StackConfig, *, token: str | None) -> None:

@@ -57,6 +57,8 @@ class Components:
 
     registrations: list[Registration]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
+    """Called when the server starts refusing new calls (before the grace): end server streams."""
 
 
 @dataclass
@@ -75,7 +77,9 @@ class ServiceApp:
 
     async def stop(self) -> None:
         """Report NOT_SERVING, drain calls for the grace period, stop workers, release the database."""
-        await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.server.stop(
+            self.settings.shutdown_grace_seconds, on_drain=self.components.on_drain
+        )
         for close in reversed(self.components.on_stop):
             try:
                 await close()
