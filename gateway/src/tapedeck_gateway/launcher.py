@@ -32,6 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RESTART_BASE_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 HEALTHY_RESETS_BACKOFF_SECONDS = 60.0
+# On stop, Envoy's health check fails first and calls already sent get this long to reach their
+# service before the services stop taking calls.
+STOP_SETTLE_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 # The demo's processes come from the development package (tapedeck-dev), never imported here.
 DEMO_EMULATOR = "tapedeck-emulator"
@@ -104,14 +107,15 @@ async def grpc_ready(address: str, service: str) -> bool:
     return serving
 
 
-async def http_ready(host: str, port: int, path: str) -> bool:
-    """Tell whether an HTTP GET answers 200 (used for Envoy's admin /ready)."""
+async def http_ready(host: str, port: int, path: str, *, method: str = "GET") -> bool:
+    """Tell whether an HTTP request answers 200 (Envoy's admin /ready, /healthcheck/fail)."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1)
     except (OSError, TimeoutError):
         return False
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        request = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode())
         await writer.drain()
         status = await asyncio.wait_for(reader.readline(), 1)
     except (OSError, TimeoutError):
@@ -290,10 +294,12 @@ class Supervisor:
         children: list[Child],
         *,
         gateway_ready: Callable[[], Awaitable[bool]],
+        before_stop: Callable[[], Awaitable[object]] | None = None,
         stop_grace: float = 10.0,
     ) -> None:
         self.children = children
         self.gateway_ready = gateway_ready
+        self.before_stop = before_stop
         self.stop_grace = stop_grace
         self.stopping = asyncio.Event()
 
@@ -350,6 +356,8 @@ class Supervisor:
         """
         self.stopping.set()
         deadline = time.monotonic() + self.stop_grace
+        if self.before_stop is not None:
+            await self.before_stop()
         for last in (False, True):
             await self._stop_group([c for c in self.children if c.stops_last is last], deadline)
         for child in self.children:
@@ -372,6 +380,12 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError):
                         child.process.kill()
             await asyncio.gather(*(c.process.wait() for c in running if c.process))
+
+
+async def fail_gateway_health(config: StackConfig) -> None:
+    """Fail Envoy's health check (a balancer stops sending), then let sent calls arrive."""
+    await http_ready(config.host, config.admin_port, "/healthcheck/fail", method="POST")
+    await asyncio.sleep(STOP_SETTLE_SECONDS)
 
 
 async def seed_demo(seeder: str, config: StackConfig, *, token: str | None) -> None:
@@ -458,6 +472,7 @@ async def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(
         build_children(config),
         gateway_ready=functools.partial(grpc_ready, f"{config.host}:{config.port}", ""),
+        before_stop=functools.partial(fail_gateway_health, config),
     )
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
