@@ -4,7 +4,12 @@
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-PYTHON ?= python3
+# Python 3.12: NautilusTrader 1.231 is built for 3.12 and up, and the lock is for 3.12 only.
+# Found on PATH as python3.12 unless given (make PYTHON=/path/to/python3.12).
+PYTHON ?= $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null)
+ifneq ($(if $(PYTHON),$(shell $(PYTHON) -c 'import sys; print(sys.version_info[:2] == (3, 12))' 2>/dev/null)),True)
+$(error Python 3.12 is needed and $(or $(PYTHON),python3.12) is not it: install Python 3.12 (apt-get install python3.12 python3.12-venv, pyenv install 3.12, or uv python install 3.12) so that python3.12 is on PATH, or run make PYTHON=/path/to/python3.12)
+endif
 UV_VERSION := 0.13.9
 VENV := .venv
 BOOT := .bootstrap

@@ -8,15 +8,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
 
 import asyncpg
 import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-
-T = TypeVar("T")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -31,7 +28,7 @@ def missing_dependency(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
-async def eventually(
+async def eventually[T](
     probe: Callable[[], Awaitable[T]],
     *,
     timeout: float = 10.0,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
@@ -188,7 +188,8 @@ async def test_runs_left_running_by_a_dead_service_are_recovered_at_start(databa
                 text(
                     "UPDATE backtests SET state = 'RUNNING', owner = :owner, attempts = 1,"
                     " heartbeat_time = :heartbeat WHERE id = :id"
-                ),
+                    # Bound as the model's column (sqlite3's datetime adapter is deprecated).
+                ).bindparams(bindparam("heartbeat", type_=DateTime(timezone=True))),
                 {"owner": owner, "heartbeat": heartbeat, "id": name.split("/")[1]},
             )
     await engine.dispose()

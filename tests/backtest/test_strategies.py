@@ -281,7 +281,7 @@ RUN_SCRIPT = textwrap.dedent(
                          account_type=AccountType.MARGIN, base_currency=None,
                          starting_balances=[Money(100_000, USDT)], bar_execution=True)
         engine.add_instrument(source.nautilus_instrument())
-        engine.add_data(bars, sort=False)
+        engine.add_data(bars)
         config = registry.importable_config(strategy_id, params,
                                             instrument_id=source.instrument_id,
                                             bar_type=source.bar_type(60))

@@ -7,17 +7,19 @@ from decimal import Decimal
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck_common.database import session_factory
 from tapedeck_common.migrations import downgrade_to, upgrade_to_head
-from tapedeck_wallets.models import Base
+from tapedeck_wallets.models import Base, UtcDateTime
 from tapedeck_wallets.reconciliations import repository
 from tapedeck_wallets.reconciliations.domain import ReconciliationState, WalletStatus
 from tapedeck_wallets.server import MIGRATIONS, SERVICE
 
 WHEN = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+# Bound as the models store a time (sqlite3's own datetime adapter is deprecated since 3.12).
+STORED_WHEN = bindparam("when", type_=UtcDateTime())
 
 
 async def _seed_report_before_0004(connection) -> None:
@@ -29,7 +31,7 @@ async def _seed_report_before_0004(connection) -> None:
             " error_count, requested_by, owner, heartbeat_time, create_time, end_time,"
             " error_message) VALUES ('r1', 'succeeded', '[\"w1\", \"w2\"]', :zero, false, NULL,"
             " 1, 1, 0, 'ops', 'gone', :when, :when, :when, '')"
-        ),
+        ).bindparams(STORED_WHEN),
         {"zero": Decimal(0) if connection.dialect.name == "postgresql" else "0", "when": WHEN},
     )
     await connection.execute(
@@ -38,7 +40,7 @@ async def _seed_report_before_0004(connection) -> None:
             " display_name, status, error_kind, error_message, adopted, fetch_time, from_cache)"
             " VALUES ('r1', 1, 'w1', 'desk one', 'matched', NULL, '', false, :when, true),"
             " ('r1', 2, 'w2', 'desk two', 'mismatched', NULL, '', true, :when, false)"
-        ),
+        ).bindparams(STORED_WHEN),
         {"when": WHEN},
     )
     await connection.execute(

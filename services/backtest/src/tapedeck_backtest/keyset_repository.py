@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tapedeck_backtest.keysets import Keyset
 
-S = TypeVar("S", bound=Select[Any])
 
-
-def newest_first(
+def newest_first[S: Select[Any]](
     statement: S,
     *,
     created: InstrumentedAttribute[datetime],

@@ -72,7 +72,7 @@ class BacktestRow(Base):
 
 
 class SweepRow(Base):
-    """A parameter sweep: the shared spec, the grid and the ranking metric."""
+    """A parameter sweep: the shared spec, the axes, the ranking metric and (searches) the sampler."""
 
     __tablename__ = "sweeps"
 
@@ -84,6 +84,8 @@ class SweepRow(Base):
     total_runs: Mapped[int] = mapped_column(Integer)
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A search's sampler, budget, parallelism, seed and objectives (JSON); NULL for a grid.
+    search_json: Mapped[str | None] = mapped_column(Text)
 
 
 class SweepRunRow(Base):
@@ -97,6 +99,8 @@ class SweepRunRow(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     backtest_id: Mapped[str] = mapped_column(String(64), ForeignKey("backtests.id"), index=True)
     parameters_json: Mapped[str] = mapped_column(Text)
+    # What a search's sampler stored with this trial (JSON); empty for grid points.
+    trial_attrs_json: Mapped[str] = mapped_column(Text, default="")
 
 
 # --- events for the live service ---

@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
+from tapedeck_backtest.analysis.service import SweepAnalyses
+from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.service import Datasets
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
 from tapedeck_backtest.models import live_outbox
@@ -105,6 +107,8 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             registry=registry,
             wake=None if pool is None else pool.notify,
         )
+        await runs.resume_searches()
+        on_stop.append(runs.stop_searches)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
             get_run=runs.get,
@@ -115,6 +119,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             strategies=StrategyRpcs(registry, page_tokens=page_tokens),
             runs=RunRpcs(runs, page_tokens=page_tokens),
             playback=PlaybackRpcs(Playback(results), page_tokens=page_tokens),
+            analysis=AnalysisRpcs(SweepAnalyses(get_sweep=runs.get_sweep, results=results)),
         )
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],

@@ -10,6 +10,7 @@ import grpc
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.backtest.v1 import backtest_pb2_grpc
+from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
 from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.runs.servicer import RunRpcs
@@ -31,11 +32,13 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         strategies: StrategyRpcs,
         runs: RunRpcs,
         playback: PlaybackRpcs,
+        analysis: AnalysisRpcs,
     ) -> None:
         self.datasets = datasets
         self.strategies = strategies
         self.runs = runs
         self.playback = playback
+        self.analysis = analysis
 
     async def ImportDataset(
         self, request: pb.ImportDatasetRequest, context: Context
@@ -118,6 +121,12 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         async with aclosing(self.runs.WatchSweep(request, context)) as messages:
             async for message in messages:
                 yield message
+
+    async def AnalyzeSweep(
+        self, request: pb.AnalyzeSweepRequest, context: Context
+    ) -> pb.AnalyzeSweepResponse:
+        """Return a sweep's heatmap, neighbourhood scores and overfitting odds."""
+        return await self.analysis.AnalyzeSweep(request, context)
 
     async def StreamCandles(
         self, request: pb.StreamCandlesRequest, context: Context

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, Protocol
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -40,9 +40,6 @@ class Running(Protocol):
         ...
 
 
-S = TypeVar("S", bound=ProcessSettings)
-
-
 def setting_env_names(settings_cls: type[BaseSettings], field: str) -> str:
     """Return the environment variable(s) that set a field, for error messages."""
     info = settings_cls.model_fields.get(field)
@@ -55,7 +52,7 @@ def setting_env_names(settings_cls: type[BaseSettings], field: str) -> str:
     return f"{prefix}{field}".upper()
 
 
-def run_service(
+def run_service[S: ProcessSettings](
     *, service: str, settings_cls: type[S], start: Callable[[S], Awaitable[Running]]
 ) -> NoReturn:
     """Load settings, configure logging once, serve until a signal; exit non-zero on bad set-up."""
@@ -78,7 +75,9 @@ def run_service(
     sys.exit(0)
 
 
-async def _serve_until_signal(start: Callable[[S], Awaitable[Running]], settings: S) -> None:
+async def _serve_until_signal[S: ProcessSettings](
+    start: Callable[[S], Awaitable[Running]], settings: S
+) -> None:
     app = await start(settings)
     freeze_startup_heap()
     try:

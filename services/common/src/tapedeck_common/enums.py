@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Generic, TypeVar
 
 from google.protobuf.descriptor import EnumDescriptor
 
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
-P = TypeVar("P", bound=int)
-D = TypeVar("D")
 
-
-class EnumMapping(Generic[P, D]):
+class EnumMapping[P: int, D]:
     """Maps a proto enum's values to domain values and back.
 
     `unspecified` is what the zero value means when a field may be left unset (a default);

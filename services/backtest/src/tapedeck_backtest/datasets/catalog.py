@@ -1,6 +1,6 @@
 """The NautilusTrader catalog's own Arrow layout, written directly (the fast path).
 
-NautilusTrader 1.221.0 is the high-precision build: prices and sizes are `fixed_size_binary(16)`
+NautilusTrader (1.221 to 1.231) is the high-precision build: prices and sizes are `fixed_size_binary(16)`
 holding the value scaled by 10^16 as a little-endian two's-complement int128. A file lives at
 `<catalog>/data/<kind>/<identifier>/<first-ts>_<last-ts>.parquet`, with `instrument_id`,
 `price_precision` and `size_precision` (and `bar_type` for bars) in the schema metadata. The

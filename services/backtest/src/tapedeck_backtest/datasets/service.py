@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from sqlalchemy.exc import IntegrityError
@@ -54,8 +53,6 @@ logger = logging.getLogger(__name__)
 STAGING = ".staging"
 HASH_SHARE = 25.0  # percent of an import's progress given to hashing
 ORPHAN_AGE_SECONDS = 3600.0
-
-T = TypeVar("T")
 
 
 def resolve_source(data_root: Path, source_path: str, *, field: str = "source_path") -> Path:
@@ -330,7 +327,7 @@ def _done(dataset: Dataset, total: int, *, already: bool) -> ImportUpdate:
     )
 
 
-async def _in_thread(
+async def _in_thread[T](
     on_abandon: Callable[[], None] | None,
     work: Callable[[Callable[[ImportUpdate], None], threading.Event], T],
 ) -> AsyncIterator[ImportUpdate | T]:

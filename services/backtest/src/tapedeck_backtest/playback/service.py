@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 from tapedeck_backtest.playback import candles, equity, fills
 from tapedeck_backtest.playback.domain import (
@@ -26,13 +25,11 @@ from tapedeck_backtest.playback.portfolio import portfolio_at
 from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.runs.domain import Fill
 
-T = TypeVar("T")
-
 # Work above this many source rows goes to a thread so the event loop stays responsive.
 _OFF_LOOP_ROWS = 200_000
 
 
-async def _compute(rows: int, work: Callable[[], T]) -> T:
+async def _compute[T](rows: int, work: Callable[[], T]) -> T:
     if rows > _OFF_LOOP_ROWS:
         return await asyncio.to_thread(work)
     return work()

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +20,7 @@ from tapedeck_backtest.strategies.registry import Scalar, StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 # Bump when the engine or the result files change meaning: older cached runs stop matching.
-RESULTS_FORMAT = "nautilus_trader-1.221.0/results-1"
+RESULTS_FORMAT = "nautilus_trader-1.231.0/results-1"
 
 NANOS_PER_SECOND = 1_000_000_000
 MINUTE_NS = 60 * NANOS_PER_SECOND
@@ -317,6 +317,23 @@ def new_run(run_id: str, spec: RunSpec, digest: str, *, sweep_id: str | None, no
     )
 
 
+def refused_run(
+    run_id: str, spec: RunSpec, digest: str, refusal: str, *, sweep_id: str, now: datetime
+) -> Run:
+    """Return a search's trial whose parameters the strategy refuses: FAILED at once, saying why."""
+    return Run(
+        id=run_id,
+        spec=spec,
+        spec_hash=digest,
+        state=RunState.FAILED,
+        create_time=now,
+        content_version=final_content_version(run_id, RunState.FAILED, None),
+        sweep_id=sweep_id,
+        error_message=f"parameters refused: {refusal}",
+        end_time=now,
+    )
+
+
 def running_content_version(state: RunState, attempts: int) -> str:
     """Return the content version of a run whose results are not final yet."""
     return f"{state.value.lower()}-{attempts}"
@@ -446,10 +463,7 @@ def book(
     )
 
 
-Number = TypeVar("Number", Decimal, npt.NDArray[np.float64])
-
-
-def equity(
+def equity[Number: (Decimal, npt.NDArray[np.float64])](
     account: AccountKind,
     *,
     cash: Number,

@@ -110,9 +110,11 @@ class LoadedEngine:
 def _drop_run_subscriptions(engine: Any) -> None:
     """Unsubscribe the last run's strategy and bar aggregators from the message bus.
 
-    NautilusTrader 1.221.0's `reset()` and `clear_strategies()` leave them subscribed: without
-    this every later run on the engine fed each trade to every earlier run's bar aggregator and
-    each bar and order event to every earlier strategy (a sweep's 8th run took 35% longer).
+    NautilusTrader's `reset()` and `clear_strategies()` leave them subscribed (1.221.0, and still
+    1.231.0: tests/backtest/test_engine_reuse.py fails without this): every later run on the
+    engine fed each trade to every earlier run's bar aggregator and each bar and order event to
+    every earlier strategy (a sweep's 8th run took 35% longer). Upstream, bar aggregation across
+    `reset()` is still open as nautechsystems/nautilus_trader#3096.
     """
     msgbus = engine.kernel.msgbus
     for subscription in msgbus.subscriptions():
@@ -172,7 +174,9 @@ def load_engine(job: RunJob) -> LoadedEngine:
     engine.add_instrument(instrument)
     # The first element goes in through add_data, which registers the venue's market data
     # client and the subscriptions it serves; the rest streams through `_chunks` per run.
-    engine.add_data([first], sort=False)
+    # Sorted (a one-element list costs nothing): since 1.222 `run()` refuses data added with
+    # `sort=False` until `sort_data()`, and `reset()` only re-feeds the data it holds as sorted.
+    engine.add_data([first])
     prices, minute_bars = _price_series(source, spec, instrument.price_precision)
     return LoadedEngine(
         key=job.engine_key,

@@ -24,7 +24,18 @@ from tapedeck_backtest.runs.domain import (
     SpecRequest,
     Stats,
 )
-from tapedeck_backtest.runs.sweeps import Axis, Sweep, SweepMetric, SweepPoint, SweepState, ranked
+from tapedeck_backtest.runs.search import DEFAULT_PARALLEL
+from tapedeck_backtest.runs.sweeps import (
+    Axis,
+    ParameterRange,
+    SearchAlgorithm,
+    SearchSpec,
+    Sweep,
+    SweepMetric,
+    SweepPoint,
+    SweepState,
+    ranked,
+)
 from tapedeck_backtest.strategies.messages import parameter_value, parameter_value_to_proto
 from tapedeck_backtest.strategies.registry import Scalar
 from tapedeck_common.enums import EnumMapping
@@ -62,6 +73,16 @@ METRICS = EnumMapping(
         pb.RANK_METRIC_WIN_RATE: SweepMetric.WIN_RATE,
     },
     unspecified=SweepMetric.SHARPE_RATIO,
+)
+ALGORITHMS = EnumMapping(
+    pb.SearchAlgorithm.DESCRIPTOR,
+    {
+        pb.SEARCH_ALGORITHM_GRID: SearchAlgorithm.GRID,
+        pb.SEARCH_ALGORITHM_RANDOM: SearchAlgorithm.RANDOM,
+        pb.SEARCH_ALGORITHM_TPE: SearchAlgorithm.TPE,
+        pb.SEARCH_ALGORITHM_NSGA2: SearchAlgorithm.NSGA2,
+    },
+    unspecified=SearchAlgorithm.GRID,
 )
 SWEEP_STATES = EnumMapping(
     pb.SweepState.DESCRIPTOR,
@@ -170,10 +191,31 @@ def axes(values: Iterable[pb.ParameterAxis]) -> tuple[Axis, ...]:
                 parsed.append(parameter_value(value, field=f"axes[{index}].values[{position}]"))
             except InvalidArgument as error:
                 violations.extend(error.violations)
-        result.append(Axis(name=axis.name, values=tuple(parsed)))
+        span = None
+        if axis.HasField("range"):
+            r = axis.range
+            span = ParameterRange(low=r.low, high=r.high, step=r.step, log=r.log)
+        result.append(Axis(name=axis.name, values=tuple(parsed), range=span))
     if violations:
         raise InvalidArgument(violations)
     return tuple(result)
+
+
+def search(request: pb.CreateSweepRequest) -> SearchSpec | None:
+    """Return the request's search, or None for a grid."""
+    if not request.HasField("search"):
+        return None
+    message = request.search
+    return SearchSpec(
+        algorithm=ALGORITHMS.from_proto(message.algorithm, field="search.algorithm"),
+        trial_budget=message.trial_budget,
+        parallel_trials=message.parallel_trials or DEFAULT_PARALLEL,
+        seed=message.seed,
+        objectives=tuple(
+            METRICS.from_proto(m, field=f"search.objectives[{i}]")
+            for i, m in enumerate(message.objectives)
+        ),
+    )
 
 
 # --- domain -> proto
@@ -288,12 +330,7 @@ def sweep_to_proto(sweep: Sweep) -> pb.Sweep:
     message = pb.Sweep(
         name=f"sweeps/{sweep.id}",
         base_spec=spec_to_proto(sweep.base_spec),
-        axes=[
-            pb.ParameterAxis(
-                name=axis.name, values=[parameter_value_to_proto(v) for v in axis.values]
-            )
-            for axis in sweep.axes
-        ],
+        axes=[axis_to_proto(axis) for axis in sweep.axes],
         metric=METRICS.to_proto(sweep.metric),
         state=SWEEP_STATES.to_proto(sweep.state),
         total_runs=sweep.total_runs,
@@ -305,4 +342,27 @@ def sweep_to_proto(sweep: Sweep) -> pb.Sweep:
     )
     if sweep.end_time is not None:
         message.end_time.CopyFrom(_timestamp(sweep.end_time))
+    if sweep.search is not None:
+        message.search.CopyFrom(
+            pb.SearchSpec(
+                algorithm=ALGORITHMS.to_proto(sweep.search.algorithm),
+                trial_budget=sweep.search.trial_budget,
+                parallel_trials=sweep.search.parallel_trials,
+                seed=sweep.search.seed,
+                objectives=[METRICS.to_proto(m) for m in sweep.search.objectives],
+            )
+        )
+    return message
+
+
+def axis_to_proto(axis: Axis) -> pb.ParameterAxis:
+    """Return one axis: its values, or its range."""
+    message = pb.ParameterAxis(
+        name=axis.name, values=[parameter_value_to_proto(v) for v in axis.values]
+    )
+    if axis.range is not None:
+        span = axis.range
+        message.range.CopyFrom(
+            pb.ParameterRange(low=span.low, high=span.high, step=span.step, log=span.log)
+        )
     return message

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +32,17 @@ from tapedeck_backtest.runs.domain import (
     final_content_version,
     running_content_version,
 )
-from tapedeck_backtest.runs.sweeps import Axis, Sweep, SweepMetric, SweepPoint, SweepState, finished
+from tapedeck_backtest.runs.sweeps import (
+    Axis,
+    ParameterRange,
+    Sweep,
+    SweepMetric,
+    SweepPoint,
+    SweepState,
+    finished,
+    search_from_json,
+    search_to_json,
+)
 from tapedeck_common.errors import NotFound
 
 _FINAL = [state.value for state in FINAL_STATES]
@@ -70,7 +82,7 @@ def _run(row: BacktestRow) -> Run:
 
 
 async def insert_run(*, session: AsyncSession, run: Run) -> None:
-    """Store a new QUEUED run."""
+    """Store a new run: QUEUED, or (a search's refused trial) already FAILED."""
     session.add(
         BacktestRow(
             id=run.id,
@@ -81,12 +93,13 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
             sweep_id=run.sweep_id,
             progress_json=None,
             stats_json=None,
-            error_message="",
+            error_message=run.error_message,
             attempts=0,
             owner=None,
             heartbeat_time=None,
             content_version=run.content_version,
             create_time=run.create_time,
+            end_time=run.end_time,
         )
     )
     await _announce_queued(session)
@@ -347,9 +360,7 @@ def _sweep(
     return Sweep(
         id=row.id,
         base_spec=RunSpec.from_json(row.base_spec_json),
-        axes=tuple(
-            Axis(name=a["name"], values=tuple(a["values"])) for a in json.loads(row.axes_json)
-        ),
+        axes=tuple(_axis(a) for a in json.loads(row.axes_json)),
         metric=SweepMetric(row.metric),
         state=SweepState(row.state),
         total_runs=row.total_runs,
@@ -358,33 +369,59 @@ def _sweep(
         points=points,
         finished_runs=finished_runs,
         last_end_time=last_end_time,
+        search=None if row.search_json is None else search_from_json(row.search_json),
     )
 
 
-async def insert_sweep(*, session: AsyncSession, sweep: Sweep, run_ids: Sequence[str]) -> None:
+def _axis(raw: dict[str, Any]) -> Axis:
+    span = raw.get("range")
+    return Axis(
+        name=raw["name"],
+        values=tuple(raw["values"]),
+        range=None if span is None else ParameterRange(**span),
+    )
+
+
+def _axis_json(axis: Axis) -> dict[str, Any]:
+    raw: dict[str, Any] = {"name": axis.name, "values": list(axis.values)}
+    if axis.range is not None:
+        raw["range"] = asdict(axis.range)
+    return raw
+
+
+def _point_row(sweep_id: str, point: SweepPoint) -> SweepRunRow:
+    return SweepRunRow(
+        sweep_id=sweep_id,
+        position=point.position,
+        backtest_id=point.run.id,
+        parameters_json=json.dumps(point.parameters, sort_keys=True),
+        trial_attrs_json=point.trial_attrs,
+    )
+
+
+async def insert_sweep(*, session: AsyncSession, sweep: Sweep) -> None:
     """Store a new sweep and its grid points (each naming the run that holds its result)."""
     session.add(
         SweepRow(
             id=sweep.id,
             base_spec_json=sweep.base_spec.to_json(),
-            axes_json=json.dumps([{"name": a.name, "values": list(a.values)} for a in sweep.axes]),
+            axes_json=json.dumps([_axis_json(a) for a in sweep.axes]),
             metric=sweep.metric.value,
             state=sweep.state.value,
             total_runs=sweep.total_runs,
             create_time=sweep.create_time,
             end_time=sweep.end_time,
+            search_json=None if sweep.search is None else search_to_json(sweep.search),
         )
     )
     await session.flush()
-    session.add_all(
-        SweepRunRow(
-            sweep_id=sweep.id,
-            position=point.position,
-            backtest_id=run_id,
-            parameters_json=json.dumps(point.parameters, sort_keys=True),
-        )
-        for point, run_id in zip(sweep.points, run_ids, strict=True)
-    )
+    session.add_all(_point_row(sweep.id, point) for point in sweep.points)
+
+
+async def insert_sweep_point(*, session: AsyncSession, sweep_id: str, point: SweepPoint) -> None:
+    """Store a search's new trial (the transaction fails if another process took its position)."""
+    session.add(_point_row(sweep_id, point))
+    await session.flush()
 
 
 async def get_sweep(*, session: AsyncSession, sweep_id: str) -> Sweep:
@@ -399,7 +436,9 @@ async def get_sweep(*, session: AsyncSession, sweep_id: str) -> Sweep:
         .order_by(SweepRunRow.position)
     )
     points = tuple(
-        SweepPoint(point.position, json.loads(point.parameters_json), _run(run))
+        SweepPoint(
+            point.position, json.loads(point.parameters_json), _run(run), point.trial_attrs_json
+        )
         for point, run in result
     )
     count, last_end = finished(points)
@@ -426,6 +465,14 @@ async def list_sweeps(*, session: AsyncSession, after: Keyset | None, limit: int
         count, last_end = counts.get(row.id, (0, None))
         sweeps.append(_sweep(row, finished_runs=count, last_end_time=_utc_or_none(last_end)))
     return sweeps
+
+
+async def running_searches(*, session: AsyncSession) -> list[str]:
+    """Return the ids of the searches still RUNNING."""
+    query = select(SweepRow.id).where(
+        SweepRow.state == SweepState.RUNNING.value, SweepRow.search_json.is_not(None)
+    )
+    return list(await session.scalars(query))
 
 
 async def finish_sweep(*, session: AsyncSession, sweep: Sweep) -> None:

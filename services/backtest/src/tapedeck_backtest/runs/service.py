@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck_backtest.datasets.service import load_dataset_source
@@ -14,15 +17,20 @@ from tapedeck_backtest.keysets import Keyset
 from tapedeck_backtest.runs import repository
 from tapedeck_backtest.runs.domain import (
     Run,
+    RunSpec,
     RunState,
     SpecRequest,
     new_run,
+    refused_run,
     resolve_spec,
     spec_hash,
 )
 from tapedeck_backtest.runs.engine import DEFAULT_IN_MEMORY_ROWS, RunJob
+from tapedeck_backtest.runs.search import ask, check_search, search_space
 from tapedeck_backtest.runs.sweeps import (
     Axis,
+    SearchAlgorithm,
+    SearchSpec,
     Sweep,
     SweepMetric,
     SweepPoint,
@@ -34,9 +42,15 @@ from tapedeck_backtest.runs.sweeps import (
     settle,
 )
 from tapedeck_backtest.strategies import StrategyRegistry
+from tapedeck_backtest.strategies.registry import Scalar
+from tapedeck_common.errors import InvalidArgument
 from tapedeck_common.validation import new_id
 
+logger = logging.getLogger(__name__)
+
 WATCH_POLL_SECONDS = 0.2
+# How often a running search looks for finished trials to ask the next ones.
+SEARCH_POLL_SECONDS = 0.5
 
 
 def _now() -> datetime:
@@ -62,6 +76,7 @@ class Runs:
         self._catalog_dir = catalog_dir
         self._registry = registry
         self._wake = wake
+        self._searches: dict[str, asyncio.Task[None]] = {}
 
     def _queue_changed(self) -> None:
         if self._wake is not None:
@@ -127,10 +142,20 @@ class Runs:
     # -- sweeps
 
     async def create_sweep(
-        self, request: SpecRequest, axes: tuple[Axis, ...], metric: SweepMetric
+        self,
+        request: SpecRequest,
+        axes: tuple[Axis, ...],
+        metric: SweepMetric,
+        search: SearchSpec | None = None,
     ) -> Sweep:
-        """Store a sweep and one run per grid point (reusing SUCCEEDED runs with equal specs)."""
-        check_axes(axes, self._registry, request.strategy_id)
+        """Store a sweep: a grid with one run per point (reusing SUCCEEDED runs with equal
+        specs), or a search whose trials are asked as runs finish (`drive_search`)."""
+        grid = search is None or search.algorithm is SearchAlgorithm.GRID
+        check_axes(axes, self._registry, request.strategy_id, grid=grid)
+        if search is not None and not grid:
+            search = check_search(search, metric)
+            definition = self._registry.require(request.strategy_id, field="base_spec.strategy")
+            search_space(axes, definition)
         sweep_id = new_id()
         now = _now()
         async with self._sessions.begin() as session:
@@ -142,19 +167,15 @@ class Runs:
             )
             base = resolve_spec(request, source, self._registry, field="base_spec")
             points: list[SweepPoint] = []
-            by_hash: dict[str, Run] = {}
-            for position, (parameters, spec) in enumerate(
-                point_specs(base, request.parameters, axes, self._registry)
-            ):
-                digest = spec_hash(spec, data_identity=source.identity)
-                run = by_hash.get(digest)
-                if run is None:
-                    run = await repository.find_succeeded(session=session, spec_hash=digest)
-                if run is None:
-                    run = new_run(new_id(), spec, digest, sweep_id=sweep_id, now=now)
-                    await repository.insert_run(session=session, run=run)
-                by_hash[digest] = run
-                points.append(SweepPoint(position, parameters, run))
+            if grid:
+                by_hash: dict[str, Run] = {}
+                for position, (parameters, spec) in enumerate(
+                    point_specs(base, request.parameters, axes, self._registry)
+                ):
+                    run = await self._point_run(
+                        session, spec, source.identity, sweep_id, by_hash, now
+                    )
+                    points.append(SweepPoint(position, parameters, run))
             count, last_end = finished(tuple(points))
             sweep = settle(
                 Sweep(
@@ -163,19 +184,136 @@ class Runs:
                     axes=axes,
                     metric=metric,
                     state=SweepState.RUNNING,
-                    total_runs=len(points),
+                    total_runs=len(points) if grid or search is None else search.trial_budget,
                     create_time=now,
                     points=tuple(points),
                     finished_runs=count,
                     last_end_time=last_end,
+                    search=None if grid else search,
                 ),
                 now=now,
             )
-            await repository.insert_sweep(
-                session=session, sweep=sweep, run_ids=[p.run.id for p in points]
-            )
+            await repository.insert_sweep(session=session, sweep=sweep)
+        if sweep.search is not None:
+            self.drive_search(sweep.id)
         self._queue_changed()
         return sweep
+
+    async def _point_run(
+        self,
+        session: AsyncSession,
+        spec: RunSpec,
+        identity: str,
+        sweep_id: str,
+        by_hash: dict[str, Run],
+        now: datetime,
+    ) -> Run:
+        """Return the run for a point's spec: one this sweep already has, a SUCCEEDED run with
+        the same spec, or a new QUEUED run."""
+        digest = spec_hash(spec, data_identity=identity)
+        run = by_hash.get(digest)
+        if run is None:
+            run = await repository.find_succeeded(session=session, spec_hash=digest)
+        if run is None:
+            run = new_run(new_id(), spec, digest, sweep_id=sweep_id, now=now)
+            await repository.insert_run(session=session, run=run)
+        by_hash[digest] = run
+        return run
+
+    # -- searches
+
+    async def resume_searches(self) -> None:
+        """Drive every search left RUNNING (by a restart): its study continues where it was."""
+        async with self._sessions() as session:
+            for sweep_id in await repository.running_searches(session=session):
+                self.drive_search(sweep_id)
+
+    def drive_search(self, sweep_id: str) -> None:
+        """Ask a search's trials in the background until its budget is spent and run."""
+        if sweep_id not in self._searches:
+            task = asyncio.create_task(self._drive(sweep_id), name=f"search-{sweep_id}")
+            self._searches[sweep_id] = task
+            task.add_done_callback(lambda _: self._searches.pop(sweep_id, None))
+
+    async def stop_searches(self) -> None:
+        """Stop driving searches (their state is all stored: a restart resumes them)."""
+        tasks = list(self._searches.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _drive(self, sweep_id: str) -> None:
+        while True:
+            try:
+                running = await self.advance_search(sweep_id)
+            except IntegrityError:
+                running = True  # another replica asked this trial first: read again
+            except Exception:
+                logger.exception("search %s could not ask its next trial", sweep_id)
+                running = True
+            if not running:
+                return
+            await asyncio.sleep(SEARCH_POLL_SECONDS)
+
+    async def advance_search(self, sweep_id: str) -> bool:
+        """Ask as many trials as the search's budget and parallelism allow; settle it when every
+        trial is final. Return whether it is still RUNNING."""
+        asked = False
+        async with self._sessions.begin() as session:
+            stored = await repository.get_sweep(session=session, sweep_id=sweep_id)
+            sweep = (await _settled(session, [stored]))[0]
+            search = sweep.search
+            if sweep.state is not SweepState.RUNNING or search is None:
+                return False
+            source = await load_dataset_source(
+                session=session,
+                catalog_dir=self._catalog_dir,
+                dataset_id=sweep.base_spec.dataset_id,
+            )
+            definition = self._registry.require(sweep.base_spec.strategy_id)
+            space = search_space(sweep.axes, definition)
+            points = list(sweep.points)
+            by_hash = {p.run.spec_hash: p.run for p in points}
+            in_flight = sum(1 for p in points if not p.run.state.is_final)
+            now = _now()
+            while len(points) < search.trial_budget and in_flight < search.parallel_trials:
+                trial = ask(search, space, points)
+                run = await self._trial_run(
+                    session, sweep, trial.parameters, source.identity, by_hash, now
+                )
+                point = SweepPoint(len(points), trial.parameters, run, trial.trial_attrs)
+                await repository.insert_sweep_point(session=session, sweep_id=sweep_id, point=point)
+                points.append(point)
+                in_flight += 0 if run.state.is_final else 1
+                asked = True
+        if asked:
+            self._queue_changed()
+        return True
+
+    async def _trial_run(
+        self,
+        session: AsyncSession,
+        sweep: Sweep,
+        parameters: dict[str, Scalar],
+        identity: str,
+        by_hash: dict[str, Run],
+        now: datetime,
+    ) -> Run:
+        """Return the run of a trial; parameters the strategy refuses make a FAILED run that
+        says why (the sampler learns to avoid them)."""
+        base = sweep.base_spec
+        try:
+            resolved = self._registry.validate(base.strategy_id, {**base.parameters, **parameters})
+        except InvalidArgument as error:
+            spec = replace(base, parameters={**base.parameters, **parameters})
+            refusal = "; ".join(f"{v.field}: {v.description}" for v in error.violations)
+            digest = spec_hash(spec, data_identity=identity)
+            run = refused_run(new_id(), spec, digest, refusal, sweep_id=sweep.id, now=now)
+            await repository.insert_run(session=session, run=run)
+            return run
+        return await self._point_run(
+            session, replace(base, parameters=resolved), identity, sweep.id, by_hash, now
+        )
 
     async def get_sweep(self, sweep_id: str) -> Sweep:
         """Return a sweep with its points; one whose runs are all final is stored SUCCEEDED."""
@@ -189,9 +327,13 @@ class Runs:
             sweeps = await repository.list_sweeps(session=session, after=after, limit=limit)
             return await _settled(session, sweeps)
 
-    async def watch_sweep(self, sweep_id: str) -> AsyncIterator[tuple[SweepPoint, int] | Sweep]:
-        """Yield each point (with its rank so far) as its run ends, then the final sweep."""
+    async def watch_sweep(
+        self, sweep_id: str
+    ) -> AsyncIterator[tuple[tuple[SweepPoint, int], tuple[SweepPoint, int]] | Sweep]:
+        """Yield each point (with its rank so far) as its run ends, with the best point
+        reported so far, then the final sweep."""
         reported: set[int] = set()
+        best: SweepPoint | None = None
         while True:
             sweep = await self.get_sweep(sweep_id)
             done = tuple(p for p in sweep.points if p.run.state.is_final)
@@ -199,7 +341,9 @@ class Runs:
             for point in done:
                 if point.position not in reported:
                     reported.add(point.position)
-                    yield point, ranks[point.position]
+                    contenders = (point,) if best is None else (best, point)
+                    best = ranked(contenders, sweep.metric)[0][0]
+                    yield (point, ranks[point.position]), (best, ranks[best.position])
             if sweep.state is not SweepState.RUNNING:
                 yield sweep
                 return

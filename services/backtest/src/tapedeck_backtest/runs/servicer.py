@@ -77,7 +77,7 @@ class RunRpcs:
     async def CreateSweep(
         self, request: pb.CreateSweepRequest, context: Context
     ) -> pb.CreateSweepResponse:
-        """Start a sweep over the cartesian product of the axes."""
+        """Start a sweep: the cartesian product of the axes, or a search over them."""
         if not request.HasField("base_spec"):
             raise InvalidArgument([FieldViolation("base_spec", "is required")])
         spec = messages.spec_request(request.base_spec, field="base_spec")
@@ -90,9 +90,13 @@ class RunRpcs:
             metric = messages.METRICS.from_proto(request.metric, field="metric")
         except InvalidArgument as error:
             violations.extend(error.violations)
+        try:
+            search = messages.search(request)
+        except InvalidArgument as error:
+            violations.extend(error.violations)
         if violations:
             raise InvalidArgument(violations)
-        sweep = await self._runs.create_sweep(spec, axes, metric)
+        sweep = await self._runs.create_sweep(spec, axes, metric, search)
         return pb.CreateSweepResponse(sweep=messages.sweep_to_proto(sweep))
 
     async def GetSweep(self, request: pb.GetSweepRequest, context: Context) -> pb.GetSweepResponse:
@@ -119,5 +123,8 @@ class RunRpcs:
             if isinstance(event, Sweep):
                 yield pb.WatchSweepResponse(sweep=messages.sweep_to_proto(event))
             else:
-                point, rank = event
-                yield pb.WatchSweepResponse(result=messages.sweep_result_to_proto(point, rank))
+                (point, rank), (best, best_rank) = event
+                yield pb.WatchSweepResponse(
+                    result=messages.sweep_result_to_proto(point, rank),
+                    best_so_far=messages.sweep_result_to_proto(best, best_rank),
+                )

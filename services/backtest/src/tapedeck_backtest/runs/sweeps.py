@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,21 +40,55 @@ class SweepState(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+class SearchAlgorithm(StrEnum):
+    """How a sweep picks its points: every point of a grid, or a sampler over the axes."""
+
+    GRID = "GRID"
+    RANDOM = "RANDOM"
+    TPE = "TPE"
+    NSGA2 = "NSGA2"
+
+
+@dataclass(frozen=True)
+class ParameterRange:
+    """A numeric interval to search; `step` 0 means continuous (doubles only)."""
+
+    low: float
+    high: float
+    step: float = 0.0
+    log: bool = False
+
+
 @dataclass(frozen=True)
 class Axis:
-    """The values one parameter takes."""
+    """The values one parameter takes, or (searches only) the range it is sampled from."""
 
     name: str
     values: tuple[Scalar, ...]
+    range: ParameterRange | None = None
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A search: the sampler, the trial budget, trials in flight at once, the seed, and the
+    objectives (NSGA-II: two or more metrics; the others: the sweep's metric)."""
+
+    algorithm: SearchAlgorithm
+    trial_budget: int
+    parallel_trials: int
+    seed: int
+    objectives: tuple[SweepMetric, ...]
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One grid point and the run holding its result."""
+    """One point (a grid point, or a search's trial) and the run holding its result;
+    `trial_attrs` is what the sampler stored with a trial (JSON; empty for grids)."""
 
     position: int
     parameters: dict[str, Scalar]
     run: Run
+    trial_attrs: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +110,32 @@ class Sweep:
     points: tuple[SweepPoint, ...] = ()
     finished_runs: int = 0
     last_end_time: datetime | None = None
+    search: SearchSpec | None = None
+
+
+def search_to_json(search: SearchSpec) -> str:
+    """Return a search spec as stored."""
+    return json.dumps(
+        {
+            "algorithm": search.algorithm.value,
+            "trial_budget": search.trial_budget,
+            "parallel_trials": search.parallel_trials,
+            "seed": search.seed,
+            "objectives": [m.value for m in search.objectives],
+        }
+    )
+
+
+def search_from_json(text: str) -> SearchSpec:
+    """Parse what `search_to_json` wrote."""
+    raw = json.loads(text)
+    return SearchSpec(
+        algorithm=SearchAlgorithm(raw["algorithm"]),
+        trial_budget=int(raw["trial_budget"]),
+        parallel_trials=int(raw["parallel_trials"]),
+        seed=int(raw["seed"]),
+        objectives=tuple(SweepMetric(m) for m in raw["objectives"]),
+    )
 
 
 def finished(points: tuple[SweepPoint, ...]) -> tuple[int, datetime | None]:
@@ -92,9 +153,15 @@ def settle(sweep: Sweep, *, now: datetime) -> Sweep:
 
 
 def check_axes(
-    axes: tuple[Axis, ...], registry: StrategyRegistry, strategy_id: str, *, field: str = "axes"
+    axes: tuple[Axis, ...],
+    registry: StrategyRegistry,
+    strategy_id: str,
+    *,
+    grid: bool = True,
+    field: str = "axes",
 ) -> None:
-    """Refuse an empty grid, unknown, repeated or empty axes, and grids above MAX_SWEEP_POINTS."""
+    """Refuse no axes, unknown, repeated or empty axes, and grids above MAX_SWEEP_POINTS (a grid
+    takes values only; a search an axis's values or its range)."""
     violations: list[FieldViolation] = []
     if not axes:
         violations.append(FieldViolation(field, "needs at least one parameter axis"))
@@ -107,12 +174,14 @@ def check_axes(
                 FieldViolation(f"{field}[{index}].name", f"{axis.name!r} appears twice")
             )
         seen.add(axis.name)
-        if not axis.values:
+        if grid and axis.range is not None:
+            violations.append(FieldViolation(f"{field}[{index}].range", "a grid takes values"))
+        elif not axis.values and axis.range is None:
             violations.append(FieldViolation(f"{field}[{index}].values", "is empty"))
     if violations:
         raise InvalidArgument(violations)
     size = math.prod(len(axis.values) for axis in axes)
-    if size > MAX_SWEEP_POINTS:
+    if grid and size > MAX_SWEEP_POINTS:
         raise InvalidArgument(
             [
                 FieldViolation(

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -254,14 +254,11 @@ async def list_wallets(
     return listed, more
 
 
-_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
-
-
 # The reconciliation path runs the statements below on every job: they are built once, since
 # building a statement costs more in Python than PostgreSQL takes to run it (a 100-id select:
 # ~0.3 ms). Wallet ids arrive as one array parameter on PostgreSQL, `= ANY($1)`, where an IN
 # list renders a parameter per id on every call (100 ids: 0.86 -> 0.54 ms); SQLite has no arrays.
-def _by_ids(query: _Query) -> dict[bool, _Query]:
+def _by_ids[Query: Select[*tuple[Any, ...]]](query: Query) -> dict[bool, Query]:
     return {
         True: query.where(WalletRow.id == any_(bindparam("ids", type_=ARRAY(String)))),
         False: query.where(WalletRow.id.in_(bindparam("ids", expanding=True))),
