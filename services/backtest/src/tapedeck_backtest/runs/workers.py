@@ -242,8 +242,8 @@ class WorkerPool:
             busy = False
             try:
                 await self._drain()
-                if any(slot.run_id is None and not slot.alive for slot in self._slots):
-                    await asyncio.to_thread(self._replace_dead)
+                # On the loop, as _dispatch spawns: a thread would outlive a cancelled supervisor.
+                self._replace_dead()
                 busy = any(slot.run_id is not None for slot in self._slots)
                 now = time.monotonic()
                 if busy and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
