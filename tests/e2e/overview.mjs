@@ -19,6 +19,19 @@ await withPage(async (page, screenshot) => {
     const text = await row.innerText();
     assert.equal(state, "up", `${service}: ${text}`);
   }
-  assert.equal(await page.locator("#identity").innerText(), "signed in");
+  // The header names the launcher link's token and its role (WhoAmI).
+  assert.equal(await page.locator("[data-testid=who]").innerText(), "admin · admin");
   await screenshot("overview");
+
+  // Every view at the two window sizes traders use.
+  for (const view of ["runs", "playback", "wallets", "live", "overview"])
+    for (const [width, height] of [
+      [1280, 800],
+      [1440, 900],
+    ]) {
+      await page.setViewportSize({ width, height });
+      await page.goto(`${new URL(url).origin}/#/${view}`);
+      await page.waitForTimeout(1200);
+      await screenshot(`view-${view}-${width}x${height}`);
+    }
 });

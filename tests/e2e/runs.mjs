@@ -55,13 +55,60 @@ await withPage(async (page, screenshot) => {
   assert.equal(seen.at(-1), 100);
   for (let i = 1; i < seen.length; i++)
     assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
+  // The launch status followed the run to its end and links to its playback.
+  const status = form.locator("[data-testid=launch-status]");
+  await status.locator(`a[href="#/playback/${id}"]`).waitFor({ timeout: 10000 });
+  assert.match(await status.innerText(), /succeeded/);
+  assert.equal(await status.getAttribute("data-state"), "succeeded");
   await screenshot("runs-finished");
 
-  // A sweep over two fast periods: results stream into a sortable table.
+  // At 1280x800 every column of the runs table is on screen, nothing scrolled off.
+  const fit = await page.evaluate(() => {
+    const scroller = document.querySelector("[data-testid=runs]").closest(".table-scroll");
+    const right = scroller.getBoundingClientRect().right;
+    return {
+      overflow: scroller.scrollWidth - scroller.clientWidth,
+      cut: [...document.querySelectorAll("[data-testid=runs] th")]
+        .filter((th) => th.getBoundingClientRect().right > right + 0.5)
+        .map((th) => th.textContent),
+      truncated: [...document.querySelectorAll("[data-testid=runs] td.num")]
+        .filter((td) => td.scrollWidth > td.clientWidth)
+        .map((td) => td.textContent),
+    };
+  });
+  assert.deepEqual(fit, { overflow: 0, cut: [], truncated: [] });
+
+  // Sorting and filtering.
+  const returns = async () =>
+    (await page.locator("[data-testid=runs] tbody tr td:nth-child(5)").allInnerTexts())
+      .filter((text) => text !== "")
+      .map((text) => Number(text.replace(/[%,]/g, "")));
+  await page.click('[data-testid=runs] th[data-key="return"]');
+  const descending = await returns();
+  assert.deepEqual(
+    descending,
+    [...descending].sort((a, b) => b - a),
+  );
+  await page.click('[data-testid=runs] th[data-key="return"]');
+  const ascending = await returns();
+  assert.deepEqual(
+    ascending,
+    [...ascending].sort((a, b) => a - b),
+  );
+  await page.selectOption("select[name=filter-state]", "failed");
+  await page.locator("[data-testid=runs] tbody tr").first().waitFor({ state: "detached" });
+  await page.selectOption("select[name=filter-state]", "succeeded");
+  const states = await page
+    .locator("[data-testid=runs] tbody tr")
+    .evaluateAll((rows) => rows.map((tr) => tr.dataset.state));
+  assert.ok(states.length > 0 && states.every((state) => state === "succeeded"), `${states}`);
+  await page.selectOption("select[name=filter-state]", "");
+
+  // A sweep over two fast and two slow periods: results stream into a sortable table and a heatmap.
   await page.selectOption("select[name=mode]", "sweep");
   await form.locator("input[name=param-fast_period]").fill(`${fastPeriod},${fastPeriod + 1}`);
-  await form.locator("input[name=param-slow_period]").fill(String(fastPeriod + 11));
-  await form.locator("[data-testid=grid-size]", { hasText: "2 runs in the grid" }).waitFor();
+  await form.locator("input[name=param-slow_period]").fill(`${fastPeriod + 11},${fastPeriod + 12}`);
+  await form.locator("[data-testid=grid-size]", { hasText: "4 runs in the grid" }).waitFor();
   await form.locator("button[type=submit]").click();
   await form
     .locator("[data-testid=launch-status] .status.ok", { hasText: "Sweep" })
@@ -71,32 +118,81 @@ await withPage(async (page, screenshot) => {
     () =>
       [...document.querySelectorAll("[data-testid=sweep-results] tbody tr")].filter((tr) =>
         tr.querySelector("a"),
-      ).length === 2,
+      ).length === 4,
     null,
-    { timeout: 180000 },
+    { timeout: 240000 },
   );
-  assert.equal(await results.count(), 2);
+  assert.equal(await results.count(), 4);
+  // Ranks 1..4 among the finished runs, best Sharpe first.
+  const ranked = await page
+    .locator("[data-testid=sweep-results] tbody tr")
+    .evaluateAll((rows) =>
+      rows.map((tr) => [
+        Number(tr.querySelector("td:nth-child(1)").textContent),
+        Number(tr.querySelector("td:nth-child(6)").textContent.replace(/,/g, "")),
+      ]),
+    );
+  const bySharpe = [...ranked].sort((a, b) => b[1] - a[1]);
+  assert.equal(bySharpe[0][0], 1, `ranks: ${JSON.stringify(ranked)}`);
   // Sort by fast_period, descending then ascending.
   const header = page.locator('[data-testid=sweep-results] th[data-key="p:fast_period"]');
   await header.click();
   const desc = await page
     .locator("[data-testid=sweep-results] tbody tr td:nth-child(2)")
     .allInnerTexts();
-  assert.deepEqual(desc, [String(fastPeriod + 1), String(fastPeriod)]);
+  assert.deepEqual(desc, [fastPeriod + 1, fastPeriod + 1, fastPeriod, fastPeriod].map(String));
   await page.locator('[data-testid=sweep-results] th[data-key="p:fast_period"]').click();
   const asc = await page
     .locator("[data-testid=sweep-results] tbody tr td:nth-child(2)")
     .allInnerTexts();
-  assert.deepEqual(asc, [String(fastPeriod), String(fastPeriod + 1)]);
+  assert.deepEqual(asc, [fastPeriod, fastPeriod, fastPeriod + 1, fastPeriod + 1].map(String));
   const other = await page
     .locator("[data-testid=sweep-results] tbody tr")
     .first()
     .getAttribute("data-run");
+  // The heatmap: fast periods across, slow periods down, every cell a finished run.
+  const heatmap = page.locator("[data-testid=sweep-heatmap]");
+  assert.deepEqual(await heatmap.locator("thead th.num").allInnerTexts(), [
+    String(fastPeriod),
+    String(fastPeriod + 1),
+  ]);
+  assert.equal(await heatmap.locator("tbody td a").count(), 4);
+  await page.selectOption("select[name=heatmap-metric]", "return");
+  await heatmap.locator("tbody td a").first().waitFor();
   await screenshot("runs-sweep");
   console.log(`other ${other}`);
+  // The URL keeps the open sweep; its button counts its finished runs.
+  const sweepId = new URL(page.url()).hash.match(/[?&]sweep=([^&]+)/)?.[1];
+  assert.ok(sweepId, page.url());
+  await page
+    .locator("[data-testid=sweeps] .toolbar button", { hasText: "4/4" })
+    .first()
+    .waitFor({ timeout: 20000 });
 
   await page.goto(`${origin}/#/runs`);
-  await runRow.locator("a", { hasText: "Open" }).click();
+  for (const [width, height] of [
+    [1280, 800],
+    [1440, 900],
+  ]) {
+    await page.setViewportSize({ width, height });
+    await page.waitForTimeout(300);
+    await screenshot(`runs-${width}x${height}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  // A heatmap cell opens its run's playback.
+  await page.goto(`${origin}/#/runs?sweep=${sweepId}`);
+  const cell = page.locator("[data-testid=sweep-heatmap] tbody td[data-run]").first();
+  const cellRun = await cell.getAttribute("data-run");
+  await cell.locator("a").click();
+  await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, cellRun);
+  await page.goto(`${origin}/#/runs`);
+  // A row opens its run's playback.
+  try {
+    await runRow.waitFor({ timeout: 20000 });
+  } finally {
+    await screenshot("runs-before-row-click");
+  }
+  await runRow.locator("td.dataset").click();
   await page.waitForFunction((run) => window.location.hash === `#/playback/${run}`, id);
   console.log(`run ${id}`);
 });

@@ -247,17 +247,46 @@ def _import_dataset(stack: Stack) -> str:
     return str(dataset["dataset"]["name"])
 
 
-def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(stack: Stack) -> None:
+@pytest.fixture(scope="module")
+def launched(stack: Stack) -> tuple[str, str]:
+    """A run launched from the form (it reaches the end) and a run of a sweep launched there."""
     _import_dataset(stack)
     out = run_scenario("runs", link(stack))
     run = next(line.split()[-1] for line in out.splitlines() if line.startswith("run "))
     other = next(line.split()[-1] for line in out.splitlines() if line.startswith("other "))
+    return run, other
+
+
+def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(
+    stack: Stack, launched: tuple[str, str]
+) -> None:
+    run, other = launched
     # The playback scenario checks the portfolio panel against GetPortfolioState at the cursor,
     # then compares the run's equity with a sweep run's.
     out = run_scenario(
         "playback", link(stack), str(GRPCURL), stack.address, stack.admin_token(), run, other
     )
     print(out)
+
+
+def test_playback_replays_up_to_the_cursor_and_keeps_the_view_in_time(
+    stack: Stack, launched: tuple[str, str]
+) -> None:
+    run, _ = launched
+    out = run_scenario("replay", link(stack), str(GRPCURL), stack.address, stack.admin_token(), run)
+    assert "opened at" in out
+    print(out)
+
+
+def test_the_header_names_the_role_and_gates_actions_and_a_bad_token_signs_in(
+    stack: Stack, launched: tuple[str, str]
+) -> None:
+    # After `launched`: the form has a dataset and a strategy, so only the role disables Launch.
+    tokens = json.loads((stack.data_dir / "tokens.json").read_text())["tokens"]
+    viewer = next(entry["token"] for entry in tokens if entry["name"] == "viewer")
+    origin = f"http://{stack.address}"
+    out = run_scenario("identity", origin, viewer, stack.admin_token())
+    assert "viewer gated" in out
 
 
 def _service_pid(stack: Stack, module: str) -> int:

@@ -89,6 +89,13 @@ await withPage(async (page, screenshot) => {
   assert.deepEqual(cells, ["BTC", "1.25", "1.75", "+0.5"]);
   // ETH keeps all 18 decimals: money is never turned into a float.
   await detail.locator("td", { hasText: "10.123456789012345678" }).first().waitFor();
+  // The detail opens beside the row, on screen, not below the table.
+  const [rowBox, detailBox] = [await row.boundingBox(), await detail.boundingBox()];
+  assert.ok(detailBox.x >= rowBox.x + rowBox.width - 1, "the detail is not beside the table");
+  assert.ok(
+    detailBox.y < 800 && detailBox.y + 40 > 0,
+    `the detail is off screen at ${detailBox.y}`,
+  );
   console.log("mismatch highlighted: BTC stored 1.25, exchange 1.75");
   await screenshot("wallets-reconciled");
   await page.uncheck("input[name=only-diffs]");

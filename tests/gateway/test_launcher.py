@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import json
 import os
 import signal
 import struct
@@ -40,7 +41,7 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
 def test_grpcurl_lists_every_service_through_the_gateway(stack: Stack) -> None:
     listed = grpcurl(stack.address, "list")
     assert listed.returncode == 0, listed.stderr
-    assert set(SERVICES) <= set(listed.stdout.split())
+    assert {*SERVICES, "tapedeck.gateway.v1.GatewayService"} <= set(listed.stdout.split())
 
 
 def test_grpcurl_describe_shows_the_contract_comments(stack: Stack) -> None:
@@ -116,6 +117,31 @@ def test_rpcs_need_a_token_through_the_gateway(stack: Stack) -> None:
     )
     assert "Unauthenticated" not in allowed.stderr
     assert "PermissionDenied" not in allowed.stderr
+
+
+@pytest.mark.parametrize("name", ["admin", "operator", "viewer"])
+def test_who_am_i_names_the_token_and_its_role_through_the_gateway(stack: Stack, name: str) -> None:
+    tokens = json.loads((stack.data_dir / "tokens.json").read_text())["tokens"]
+    token = next(entry["token"] for entry in tokens if entry["name"] == name)
+    answered = grpcurl(
+        "-H",
+        f"authorization: Bearer {token}",
+        stack.address,
+        "tapedeck.gateway.v1.GatewayService/WhoAmI",
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout) == {"name": name, "role": f"ROLE_{name.upper()}"}
+
+
+def test_who_am_i_refuses_an_unknown_or_missing_token(stack: Stack) -> None:
+    method = "tapedeck.gateway.v1.GatewayService/WhoAmI"
+    unknown = grpcurl(
+        "-H", "authorization: Bearer not-a-token-of-this-stack", stack.address, method
+    )
+    assert "Unauthenticated" in unknown.stderr
+    assert "unknown bearer token" in unknown.stderr
+    missing = grpcurl(stack.address, method)
+    assert "Unauthenticated" in missing.stderr
 
 
 def test_the_page_is_served_compressed_from_the_same_origin(stack: Stack) -> None:

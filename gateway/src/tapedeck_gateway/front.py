@@ -1,4 +1,5 @@
-"""The gateway's front service: reflection over the contract, health aggregated from upstreams.
+"""The gateway's front service: reflection over the contract, health aggregated from upstreams,
+and WhoAmI (the caller's token name and role, for the browser app's header and disabled actions).
 
 Envoy routes `grpc.reflection.*` and `grpc.health.v1.Health/*` here, so an operator talking to the
 gateway's one address sees every service with `grpcurl list` and one health answer per service
@@ -20,8 +21,12 @@ from grpc_reflection.v1alpha import reflection
 
 import tapedeck
 from tapedeck.backtest.v1 import backtest_pb2
+from tapedeck.common.v1 import common_pb2
+from tapedeck.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tapedeck.live.v1 import live_pb2
 from tapedeck.wallets.v1 import wallets_pb2
+from tapedeck_common.auth import TokenStore, current_principal
+from tapedeck_common.interceptors import ServiceInterceptor
 from tapedeck_gateway.documented_pool import DocumentedPool
 from tapedeck_gateway.settings import FrontSettings
 
@@ -32,6 +37,7 @@ CONTRACT_SERVICES = (
     wallets_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name,
     live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name,
 )
+GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 CONTRACT_DESCRIPTOR_SET = Path(tapedeck.__file__).parent / "contract.binpb"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -108,6 +114,20 @@ class StackHealth:
             await asyncio.sleep(RETRY_SECONDS)
 
 
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    """WhoAmI: the interceptor has authenticated the token; this names it."""
+
+    async def WhoAmI(
+        self,
+        request: gateway_pb2.WhoAmIRequest,
+        context: grpc.aio.ServicerContext[gateway_pb2.WhoAmIRequest, gateway_pb2.WhoAmIResponse],
+    ) -> gateway_pb2.WhoAmIResponse:
+        principal = current_principal.get()
+        return gateway_pb2.WhoAmIResponse(
+            name=principal.name, role=common_pb2.Role.ValueType(principal.role)
+        )
+
+
 async def start_front(settings: FrontSettings) -> FrontApp:
     """Start the front service with reflection over the contract and aggregated health."""
     host, port = settings.host, settings.port
@@ -117,12 +137,16 @@ async def start_front(settings: FrontSettings) -> FrontApp:
         wallets: settings.wallets_address,
         live: settings.live_address,
     }
-    server = grpc.aio.server()
+    # Health and reflection are open; WhoAmI needs a known token (none in development).
+    tokens = None if settings.tokens_file is None else TokenStore.from_file(settings.tokens_file)
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(tokens)])
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(), server)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection(
         (
             *CONTRACT_SERVICES,
+            GATEWAY_SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),

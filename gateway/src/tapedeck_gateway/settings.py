@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,3 +20,8 @@ class FrontSettings(BaseSettings):
     live_address: str = "127.0.0.1:50063"
     log_level: str = "INFO"
     shutdown_grace_seconds: float = Field(default=2.0, ge=0)
+    # The services' tokens file: WhoAmI answers with a token's name and role. Unset: development
+    # (authentication off; every caller is "development", an admin).
+    tokens_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
+    )

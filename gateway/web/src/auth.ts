@@ -19,6 +19,11 @@ export function adoptTokenFromLocation(
   history.replaceState(null, "", location.pathname + location.search);
 }
 
+// A token pasted into the sign-in form.
+export function storeToken(storage: Storage, token: string): void {
+  storage.setItem(KEY, token.trim());
+}
+
 export function currentToken(storage: Storage): string | null {
   return storage.getItem(KEY);
 }

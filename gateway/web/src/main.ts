@@ -1,7 +1,11 @@
 import "./style.css";
-import { adoptTokenFromLocation, currentToken } from "./auth";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { adoptTokenFromLocation, forgetToken, storeToken } from "./auth";
+import { describeError } from "./errors";
+import { roleName, setIdentity } from "./lib/identity";
 import { createClients } from "./transport";
 import { parseRoute, type ViewName } from "./lib/router";
+import { loadZone, setZone, type Zone } from "./lib/time";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
 import { renderRuns } from "./views/runs/view";
@@ -13,9 +17,20 @@ adoptTokenFromLocation(window.localStorage, window.location, window.history);
 const app = document.getElementById("app");
 const nav = document.getElementById("nav");
 const identity = document.getElementById("identity");
-if (identity !== null) {
-  identity.textContent = currentToken(window.localStorage) === null ? "no token" : "signed in";
-}
+
+// Times in UTC or the browser's zone: a setting in the header, kept in the browser.
+const zone = h(
+  "select",
+  { name: "zone", "aria-label": "Time zone", "data-testid": "zone" },
+  h("option", { value: "utc", text: "UTC" }),
+  h("option", { value: "local", text: "Local time" }),
+);
+zone.value = loadZone(window.localStorage);
+zone.addEventListener("change", () => {
+  setZone(zone.value as Zone, window.localStorage);
+  show();
+});
+identity?.before(zone);
 
 const clients = createClients();
 const TABS: Array<[ViewName, string]> = [
@@ -62,5 +77,65 @@ function show(): void {
   }
 }
 
-window.addEventListener("hashchange", show);
-show();
+// A token the gateway does not know (or none): a form to paste one, instead of views that fail.
+function signIn(reason: string): void {
+  setIdentity(null);
+  identity?.replaceChildren("not signed in");
+  const token = h("input", {
+    type: "password",
+    name: "token",
+    autocomplete: "off",
+    required: true,
+    "aria-label": "Token",
+  });
+  const form = h(
+    "form",
+    { class: "panel sign-in", "data-testid": "sign-in" },
+    h("h2", { text: "Sign in" }),
+    h("div", { class: "status error", role: "alert", text: reason }),
+    h("p", {
+      class: "hint",
+      text: "Paste a bearer token (the launcher prints where tokens.json is; an administrator issues them).",
+    }),
+    token,
+    h("button", { type: "submit", class: "primary", text: "Sign in" }),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    storeToken(window.localStorage, token.value);
+    void start();
+  });
+  app?.replaceChildren(form);
+  token.focus();
+}
+
+// Asks the gateway who the token is; shows the views once it has answered.
+async function start(): Promise<void> {
+  try {
+    const who = await clients.gateway.whoAmI({});
+    setIdentity({ name: who.name, role: who.role });
+    const signOut = h("button", { type: "button", class: "link", text: "Sign out" });
+    signOut.addEventListener("click", () => {
+      forgetToken(window.localStorage);
+      signIn("Signed out.");
+    });
+    identity?.replaceChildren(
+      h("span", { "data-testid": "who", text: `${who.name} · ${roleName(who.role)}` }),
+      " ",
+      signOut,
+    );
+  } catch (error) {
+    if (ConnectError.from(error).code === Code.Unauthenticated) {
+      signIn(describeError(error));
+      return;
+    }
+    // The gateway could not say (it may be starting): the services still check every call.
+    setIdentity(null);
+    identity?.replaceChildren(`signed in (role unknown: ${describeError(error)})`);
+  }
+  window.removeEventListener("hashchange", show);
+  window.addEventListener("hashchange", show);
+  show();
+}
+
+void start();

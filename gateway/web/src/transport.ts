@@ -1,6 +1,7 @@
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BacktestService } from "./gen/tapedeck/backtest/v1/backtest_pb";
+import { GatewayService } from "./gen/tapedeck/gateway/v1/gateway_pb";
 import { LiveService } from "./gen/tapedeck/live/v1/live_pb";
 import { WalletService } from "./gen/tapedeck/wallets/v1/wallets_pb";
 import { currentToken } from "./auth";
@@ -9,6 +10,7 @@ export interface Clients {
   backtest: Client<typeof BacktestService>;
   wallets: Client<typeof WalletService>;
   live: Client<typeof LiveService>;
+  gateway: Client<typeof GatewayService>;
 }
 
 const bearer: Interceptor = (next) => async (request) => {
@@ -24,5 +26,6 @@ export function createClients(baseUrl: string = window.location.origin): Clients
     backtest: createClient(BacktestService, transport),
     wallets: createClient(WalletService, transport),
     live: createClient(LiveService, transport),
+    gateway: createClient(GatewayService, transport),
   };
 }

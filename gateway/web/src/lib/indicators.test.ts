@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Indicator } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { legendItems, readToggles, toggleParams } from "./indicators";
+import { legendBar, legendItems, readToggles, toggleParams } from "./indicators";
 import { appendChunk, emptyColumns } from "./series";
 
 describe("indicator toggles", () => {
@@ -26,12 +26,12 @@ describe("legend", () => {
     const toggles = readToggles(new URLSearchParams("overlays=sma20"));
     const items = legendItems(data, 30, toggles);
     expect(items.map((i) => [i.label, i.value])).toEqual([
-      ["", "1970-01-01 00:00"],
-      ["O", "10"],
-      ["H", "12"],
-      ["L", "9"],
-      ["C", "11"],
-      ["V", "100"],
+      ["", "1970-01-01 00:00 UTC"],
+      ["O", "10.00"],
+      ["H", "12.00"],
+      ["L", "9.00"],
+      ["C", "11.00"],
+      ["V", "100.0000"],
       ["sma 20", "—"],
     ]);
     expect(items.at(-1)?.color).toBe("#f5a623");
@@ -39,14 +39,22 @@ describe("legend", () => {
 
   it("shows the last bar when nothing is hovered, and nothing without bars", () => {
     const toggles = readToggles(new URLSearchParams("overlays="));
-    expect(legendItems(data, null, toggles).map((i) => i.value)).toEqual([
-      "1970-01-01 00:01",
-      "11",
-      "13",
-      "10",
+    // At the instrument's precision, with thousands separators.
+    const precision = { price: 1, size: 0, quote: "USD" };
+    expect(legendItems(data, null, toggles, precision).map((i) => i.value)).toEqual([
+      "1970-01-01 00:01 UTC",
+      "11.0",
+      "13.0",
+      "10.0",
       "12.5",
       "200",
     ]);
     expect(legendItems(emptyColumns(), null, toggles)).toEqual([]);
+  });
+
+  it("names the bar it shows: its open and its width", () => {
+    expect(legendBar(data, 60)).toEqual({ time: 60, width: 0 });
+    expect(legendBar(data, 59)).toEqual({ time: 0, width: 60 });
+    expect(legendBar(emptyColumns(), 5)).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 // What the price chart can draw besides candles: overlays on the price pane, indicator panes below
 // it, which of them are on (kept in the URL), and the legend of the bar under the pointer.
 import { Indicator } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { formatTime } from "./time";
+import { formatNumber, formatTime } from "./time";
 import { bucketIndex, type CandleColumns } from "./series";
 
 // Every indicator the candles are asked with, drawn or not (toggling one needs no new request).
@@ -94,13 +94,39 @@ export interface LegendItem {
   color?: string;
 }
 
-function price(value: number | undefined): string {
-  if (value === undefined || !Number.isFinite(value)) return "—";
-  return value.toLocaleString(undefined, { maximumFractionDigits: 8 });
+// Decimals an instrument's prices and sizes are shown with, and the currency it is quoted in
+// (money: two decimals).
+export interface Precision {
+  readonly price: number;
+  readonly size: number;
+  readonly quote: string;
+}
+
+// Until the instrument is known: enough for most quotes and crypto sizes.
+export const DEFAULT_PRECISION: Precision = { price: 2, size: 4, quote: "" };
+
+function shown(value: number | undefined, digits: number): string {
+  return value === undefined ? "—" : formatNumber(value, digits);
 }
 
 function indicatorLabel(indicator: Indicator): string {
   return (Indicator[indicator] ?? "").replace(/_/g, " ").replace("BOLLINGER ", "BB ").toLowerCase();
+}
+
+function legendIndex(data: CandleColumns, time: number | null): number {
+  return time === null ? data.times.length - 1 : Math.max(0, bucketIndex(data.times, time));
+}
+
+// The open and width (to the next bar) of the bar the legend shows for `time`: the crosshair's
+// bar when it is on one. Null without bars; the last bar has no width (0).
+export function legendBar(
+  data: CandleColumns,
+  time: number | null,
+): { time: number; width: number } | null {
+  const i = legendIndex(data, time);
+  const open = data.times[i];
+  if (open === undefined) return null;
+  return { time: open, width: (data.times[i + 1] ?? open) - open };
 }
 
 // OHLCV and the overlays' values of the bar at `time` (the last bar when null); none without bars.
@@ -108,16 +134,18 @@ export function legendItems(
   data: CandleColumns,
   time: number | null,
   toggles: Toggles,
+  precision: Precision = DEFAULT_PRECISION,
 ): LegendItem[] {
+  const price = (value: number | undefined) => shown(value, precision.price);
   if (data.times.length === 0) return [];
-  const i = time === null ? data.times.length - 1 : Math.max(0, bucketIndex(data.times, time));
+  const i = legendIndex(data, time);
   const items: LegendItem[] = [
     { label: "", value: formatTime(data.times[i]!, false) },
     { label: "O", value: price(data.open[i]) },
     { label: "H", value: price(data.high[i]) },
     { label: "L", value: price(data.low[i]) },
     { label: "C", value: price(data.close[i]) },
-    { label: "V", value: price(data.volume[i]) },
+    { label: "V", value: shown(data.volume[i], precision.size) },
   ];
   for (const overlay of OVERLAYS) {
     if (!toggles.overlays.has(overlay.key)) continue;

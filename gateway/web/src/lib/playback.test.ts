@@ -11,6 +11,13 @@ import {
   pause,
   play,
   rangeFollowing,
+  openingCursor,
+  openingView,
+  OPENING_BARS,
+  setMode,
+  overviewReplaced,
+  timeframeChosen,
+  timeframeFits,
   runUnfinished,
   setSpeed,
   stepCursor,
@@ -75,11 +82,28 @@ describe("playback state: opening", () => {
     expect(second.run).toBeNull();
   });
 
-  it("knows the run's span once the overview is in, and starts the cursor at its start", () => {
+  it("knows the run's span once the overview is in, and opens the cursor the same way", () => {
     const state = loaded();
-    expect(state.run).toEqual({ start: 0, end: 3600, overviewBucket: 600, sourceBucket: 60 });
-    expect(state.cursor).toBe(0);
+    const run = { start: 0, end: 3600, overviewBucket: 600, sourceBucket: 60 };
+    expect(state.run).toEqual(run);
+    // OPENING_BARS bars in, kept inside this one-hour run.
+    expect(state.cursor).toBe(3600);
+    expect(openingCursor({ ...run, end: 86_400 }, null)).toBe(OPENING_BARS * 60);
+    expect(openingView({ ...run, end: 86_400 }, OPENING_BARS * 60)).toEqual({
+      from: 0,
+      to: OPENING_BARS * 72,
+    });
     expect(state.candles).toBe(state.overview);
+    expect(state.mode).toBe("replay");
+  });
+
+  it("opens at the URL's time and mode", () => {
+    const state = loaded("t=1234&mode=analysis");
+    expect(state.cursor).toBe(1234);
+    expect(state.mode).toBe("analysis");
+    expect(loaded("t=-5").cursor).toBe(0);
+    expect(setMode(state, "replay").mode).toBe("replay");
+    expect(setMode(state, "analysis")).toBe(state);
   });
 
   it("has no run and no cursor when the overview is empty", () => {
@@ -124,7 +148,7 @@ describe("playback state: cursor and transport", () => {
     expect(moveCursor(state, -50).cursor).toBe(0);
     expect(moveCursor(state, 99999).cursor).toBe(3600);
     expect(moveCursor(state, 1234).cursor).toBe(1234);
-    expect(moveCursor(state, 0)).toBe(state);
+    expect(moveCursor(state, 3600)).toBe(state); // already there
   });
 
   it("steps one bar of the run, or of the loaded window when zoomed in", () => {
@@ -162,6 +186,8 @@ describe("playback state: cursor and transport", () => {
     expect(rangeFollowing(view, 1500)).toBeNull();
     expect(rangeFollowing(view, 1950)).toEqual({ from: 1850, to: 2850 });
     expect(rangeFollowing(view, 500)).toEqual({ from: 400, to: 1400 });
+    // Replay scrolls along, the cursor a tenth from the right edge.
+    expect(rangeFollowing(view, 1950, "replay")).toEqual({ from: 1050, to: 2050 });
   });
 });
 
@@ -197,5 +223,27 @@ describe("playback state: notices", () => {
       text: "This run is running: playback opens once it has succeeded.",
     });
     expect(state.notices.equity).toBeNull();
+  });
+});
+
+describe("playback state: timeframe", () => {
+  it("reads a standard timeframe from the URL, replaces the overview and keeps the cursor", () => {
+    expect(loaded("tf=3600").timeframe).toBe(3600);
+    expect(loaded("tf=61").timeframe).toBeNull();
+    const state = moveCursor(loaded(), 1234);
+    const hourly = overviewReplaced(timeframeChosen(state, 3600), columns([0]), 3600);
+    expect(hourly.timeframe).toBe(3600);
+    expect(hourly.cursor).toBe(1234);
+    expect(hourly.candles.times).toEqual([0]);
+    expect(hourly.run?.overviewBucket).toBe(3600);
+    expect(timeframeChosen(hourly, 3600)).toBe(hourly);
+  });
+
+  it("offers only timeframes the whole run fits at", () => {
+    const run = { start: 0, end: 86_400 * 365, overviewBucket: 86_400, sourceBucket: 300 };
+    expect(timeframeFits(run, 60)).toBe(false); // finer than the run's bars
+    expect(timeframeFits(run, 300)).toBe(false); // 105,120 candles
+    expect(timeframeFits(run, 3600)).toBe(true);
+    expect(timeframeFits(null, 60)).toBe(true);
   });
 });

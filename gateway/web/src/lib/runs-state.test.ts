@@ -15,10 +15,14 @@ import {
   newestFirst,
   newestListed,
   olderListed,
+  runRows,
+  runsFiltered,
+  runsSortedBy,
   runsToWatch,
   runUpdated,
   sweepOpened,
   sweepResultArrived,
+  sweepsListed,
   sweepSortedBy,
 } from "./runs";
 
@@ -92,9 +96,11 @@ describe("sweep state", () => {
       totalRuns: 2,
       results: [result("a", BacktestState.RUNNING), result("b", BacktestState.QUEUED)],
     });
-    let state = sweepOpened(initialRuns(), sweep);
+    let state = sweepOpened(sweepsListed(initialRuns(), [sweep]), sweep);
     state = sweepResultArrived(state, result("a", BacktestState.SUCCEEDED));
     expect(state.sweep?.finishedRuns).toBe(1);
+    // The sweep's button in the list counts it too.
+    expect(state.sweeps[0]?.finishedRuns).toBe(1);
     expect(state.sweep?.results.map((r) => r.backtest)).toEqual(["backtests/b", "backtests/a"]);
     expect(sweepResultArrived(initialRuns(), result("a", BacktestState.FAILED)).sweep).toBeNull();
   });
@@ -105,5 +111,45 @@ describe("sweep state", () => {
     state = sweepSortedBy(state, "sharpe");
     expect(state.sweepSort).toEqual({ key: "sharpe", direction: "asc" });
     expect(sweepSortedBy(state, "rank").sweepSort).toEqual({ key: "rank", direction: "desc" });
+  });
+});
+
+describe("runs table rows", () => {
+  function described(
+    id: string,
+    state: BacktestState,
+    created: number,
+    strategy: string,
+    ret: number,
+  ) {
+    return create(BacktestSchema, {
+      name: `backtests/${id}`,
+      state,
+      createTime: { seconds: BigInt(created), nanos: 0 },
+      spec: { strategy: `strategies/${strategy}`, dataset: `datasets/${strategy}-data` },
+      stats: state === BacktestState.SUCCEEDED ? { totalReturn: ret } : undefined,
+    });
+  }
+  const runs = [
+    described("a", BacktestState.SUCCEEDED, 1, "ema", 0.1),
+    described("b", BacktestState.RUNNING, 2, "rsi", 0),
+    described("c", BacktestState.SUCCEEDED, 3, "ema", -0.2),
+  ];
+  const state = newestListed(initialRuns(), runs, "");
+  const ids = (s: typeof state) => runRows(s).map((r) => r.name.slice(-1));
+
+  it("lists the newest first, then sorts by a column both ways, blanks last", () => {
+    expect(ids(state)).toEqual(["c", "b", "a"]);
+    const byReturn = runsSortedBy(state, "return");
+    expect(ids(byReturn)).toEqual(["a", "c", "b"]);
+    expect(ids(runsSortedBy(byReturn, "return"))).toEqual(["c", "a", "b"]);
+  });
+
+  it("filters by strategy, dataset and state", () => {
+    expect(ids(runsFiltered(state, { strategy: "strategies/ema" }))).toEqual(["c", "a"]);
+    expect(ids(runsFiltered(state, { dataset: "datasets/rsi-data" }))).toEqual(["b"]);
+    expect(ids(runsFiltered(state, { state: "running" }))).toEqual(["b"]);
+    const none = runsFiltered(state, { strategy: "strategies/ema", state: "running" });
+    expect(ids(none)).toEqual([]);
   });
 });

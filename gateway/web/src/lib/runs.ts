@@ -8,7 +8,7 @@ import {
   type Sweep,
   type SweepResult,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { nextDirection } from "./sort";
+import { nextDirection, sortRows, type Direction, type SortKey } from "./sort";
 import type { SweepSort } from "./sweeps";
 import { formatDuration, timestampSeconds } from "./time";
 
@@ -64,6 +64,20 @@ export interface RunsState {
   readonly sweeps: readonly Sweep[];
   readonly sweep: Sweep | null; // the sweep whose results are open
   readonly sweepSort: SweepSort;
+  readonly heatmapMetric: string; // a key of HEATMAP_METRICS (lib/sweeps.ts)
+  readonly runSort: { readonly key: RunColumn; readonly direction: Direction };
+  readonly runFilter: RunFilter;
+}
+
+// The runs table's sortable columns.
+export type RunColumn =
+  "created" | "strategy" | "dataset" | "state" | "return" | "sharpe" | "trades";
+
+// What the runs table shows: "" matches any strategy, dataset or state.
+export interface RunFilter {
+  readonly strategy: string; // "strategies/..."
+  readonly dataset: string; // "datasets/..."
+  readonly state: RunPhase | "";
 }
 
 export function initialRuns(): RunsState {
@@ -75,6 +89,9 @@ export function initialRuns(): RunsState {
     sweeps: [],
     sweep: null,
     sweepSort: { key: null, direction: "desc" },
+    heatmapMetric: "sharpe",
+    runSort: { key: "created", direction: "desc" },
+    runFilter: { strategy: "", dataset: "", state: "" },
   };
 }
 
@@ -100,6 +117,47 @@ export function runUpdated(state: RunsState, run: Backtest): RunsState {
 export function newestFirst(runs: ReadonlyMap<string, Backtest>): Backtest[] {
   const created = (run: Backtest) => timestampSeconds(run.createTime) ?? 0;
   return [...runs.values()].sort((a, b) => created(b) - created(a));
+}
+
+function runValue(state: RunsState, key: RunColumn): (run: Backtest) => SortKey {
+  switch (key) {
+    case "created":
+      return (run) => timestampSeconds(run.createTime);
+    case "strategy":
+      return (run) => run.spec?.strategy;
+    case "dataset":
+      return (run) => datasetLabel(state, run.spec?.dataset ?? "");
+    case "state":
+      return (run) => stateName(run.state);
+    case "return":
+      return (run) => run.stats?.totalReturn;
+    case "sharpe":
+      return (run) => run.stats?.sharpeRatio;
+    case "trades":
+      return (run) => (run.stats === undefined ? null : Number(run.stats.tradeCount));
+  }
+}
+
+// The rows of the runs table: the runs that pass the filter, in the chosen order.
+export function runRows(state: RunsState): Backtest[] {
+  const { strategy, dataset, state: phase } = state.runFilter;
+  const passing = newestFirst(state.runs).filter(
+    (run) =>
+      (strategy === "" || run.spec?.strategy === strategy) &&
+      (dataset === "" || run.spec?.dataset === dataset) &&
+      (phase === "" || stateName(run.state) === phase),
+  );
+  const { key, direction } = state.runSort;
+  return sortRows(passing, runValue(state, key), direction);
+}
+
+export function runsSortedBy(state: RunsState, key: RunColumn): RunsState {
+  const { key: current, direction } = state.runSort;
+  return { ...state, runSort: { key, direction: nextDirection(current, direction, key) } };
+}
+
+export function runsFiltered(state: RunsState, filter: Partial<RunFilter>): RunsState {
+  return { ...state, runFilter: { ...state.runFilter, ...filter } };
 }
 
 // Unfinished runs to start watching, so that at most `max` are watched at once.
@@ -136,8 +194,12 @@ export function sweepsListed(state: RunsState, sweeps: readonly Sweep[]): RunsSt
   return { ...state, sweeps };
 }
 
+// The open sweep, new or newer; its button in the list says the same.
 export function sweepOpened(state: RunsState, sweep: Sweep): RunsState {
-  return { ...state, sweep };
+  const sweeps = state.sweeps.map((s) =>
+    s.name === sweep.name ? { ...s, finishedRuns: sweep.finishedRuns, state: sweep.state } : s,
+  );
+  return { ...state, sweep, sweeps };
 }
 
 // One result of the open sweep arrived (a run finished, failed or moved on).
@@ -146,7 +208,11 @@ export function sweepResultArrived(state: RunsState, result: SweepResult): RunsS
   if (sweep === null) return state;
   const results = sweep.results.filter((r) => r.backtest !== result.backtest).concat(result);
   const finishedRuns = results.filter((r) => isFinal(r.state)).length;
-  return { ...state, sweep: { ...sweep, results, finishedRuns } };
+  return sweepOpened(state, { ...sweep, results, finishedRuns });
+}
+
+export function heatmapMetricChosen(state: RunsState, metric: string): RunsState {
+  return metric === state.heatmapMetric ? state : { ...state, heatmapMetric: metric };
 }
 
 export function sweepSortedBy(state: RunsState, key: string): RunsState {

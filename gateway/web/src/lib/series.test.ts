@@ -9,6 +9,10 @@ import {
   planWindow,
   spliceWindow,
   timeToX,
+  timeToLogical,
+  logicalToTime,
+  barsUpTo,
+  fillsUpTo,
   type CandleChunkLike,
   type RunSpan,
 } from "./series";
@@ -109,6 +113,39 @@ describe("playback helpers", () => {
     expect(timeToX(times, 90, { from: -0.5, to: 3.5 }, 400)).toBe(150);
     expect(timeToX(times, 200, { from: -0.5, to: 3.5 }, 400, 60)).toBeCloseTo(333.33, 1);
     expect(timeToX(times, -1, { from: -0.5, to: 3.5 }, 400)).toBeNull();
+  });
+  it("maps times to logical indexes and back, beyond the bars too", () => {
+    const times = [0, 60, 180];
+    expect(timeToLogical(times, 0)).toBe(-0.5);
+    expect(timeToLogical(times, 30)).toBe(0);
+    expect(timeToLogical(times, 120)).toBe(1); // the middle of a 2-minute bar
+    expect(timeToLogical(times, 240)).toBe(2.5); // the end of the last bar
+    expect(timeToLogical(times, 300)).toBe(3.5);
+    expect(timeToLogical(times, -60)).toBe(-1.5);
+    for (const time of [-90, 0, 45, 100, 179, 200, 400])
+      expect(logicalToTime(times, timeToLogical(times, time))).toBeCloseTo(time, 9);
+    // A prefix of the bars puts the times it holds at the same logical indexes.
+    expect(timeToLogical(times.slice(0, 2), 30)).toBe(timeToLogical(times, 30));
+  });
+  it("counts the bars and fills a replay has reached", () => {
+    const times = [0, 60, 120];
+    expect(barsUpTo(times, null)).toBe(0);
+    expect(barsUpTo(times, -1)).toBe(0);
+    expect(barsUpTo(times, 0)).toBe(1);
+    expect(barsUpTo(times, 119)).toBe(2);
+    expect(barsUpTo(times, 500)).toBe(3);
+    // At epoch seconds too: a bar's own time is in that bar.
+    expect(barsUpTo([1_704_066_000, 1_704_070_200], 1_704_066_000)).toBe(1);
+    expect(timeToLogical([1_704_066_000, 1_704_070_200], 1_704_070_200)).toBe(0.5);
+    const fills = [10, 60, 60, 90].map((time) => ({
+      time,
+      side: "buy" as const,
+      quantity: "1",
+      price: "1",
+    }));
+    expect(fillsUpTo(fills, 59)).toBe(1);
+    expect(fillsUpTo(fills, 60)).toBe(3);
+    expect(fillsUpTo(fills, null)).toBe(0);
   });
   it("advances the cursor at the chosen speed and stops at the end", () => {
     expect(advanceCursor(1000, 500, 60, 10_000)).toBe(1030);

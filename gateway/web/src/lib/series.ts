@@ -68,9 +68,18 @@ export function lowerBound(times: readonly number[], t: number): number {
   return lo;
 }
 
-// Index of the bucket containing t (the last time <= t), or -1 before the first.
+// Index of the bucket containing t (the last time <= t), or -1 before the first. (Exact: at epoch
+// seconds a nudge such as t + 1e-9 is lost to rounding, which put a bar's own time in the bar
+// before it.)
 export function bucketIndex(times: readonly number[], t: number): number {
-  return lowerBound(times, t + 1e-9) - 1;
+  let lo = 0;
+  let hi = times.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (times[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
 }
 
 function slice(columns: CandleColumns, start: number, end: number): CandleColumns {
@@ -242,8 +251,34 @@ export function fillMarkers(fills: readonly FillLike[], times: readonly number[]
   return [...markers.values()].sort((a, b) => a.time - b.time || (a.side < b.side ? -1 : 1));
 }
 
-// Pixel x of an instant on a chart showing `times` (bar centres at whole logical indexes) across
-// `widthPx` for the visible logical range; interpolates inside a bucket. Null before the first bar.
+// Bar i of `times` (bucket opens) spans [times[i], times[i + 1]) and is centred on logical index i
+// (lightweight-charts' convention), so it covers logical [i - 0.5, i + 0.5). Times before the first
+// bar or after the last (`lastBucket` wide) extrapolate at the neighbouring bar's width: a view in
+// time maps to the same logical range whether the chart draws all of `times` or only a prefix.
+export function timeToLogical(times: readonly number[], time: number, lastBucket = 60): number {
+  const n = times.length;
+  if (n === 0) return 0;
+  const width = (i: number) => (i + 1 < n ? times[i + 1]! - times[i]! : lastBucket) || lastBucket;
+  if (time < times[0]!) return -0.5 - (times[0]! - time) / width(0);
+  const index = bucketIndex(times, time);
+  const end = times[n - 1]! + lastBucket;
+  if (index === n - 1 && time >= end) return n - 0.5 + (time - end) / lastBucket;
+  return index - 0.5 + (time - times[index]!) / width(index);
+}
+
+// The inverse of timeToLogical.
+export function logicalToTime(times: readonly number[], logical: number, lastBucket = 60): number {
+  const n = times.length;
+  if (n === 0) return 0;
+  const width = (i: number) => (i + 1 < n ? times[i + 1]! - times[i]! : lastBucket) || lastBucket;
+  const index = Math.floor(logical + 0.5);
+  if (index < 0) return times[0]! + (logical + 0.5) * width(0);
+  if (index >= n) return times[n - 1]! + lastBucket + (logical - (n - 0.5)) * lastBucket;
+  return times[index]! + (logical + 0.5 - index) * width(index);
+}
+
+// Pixel x of an instant on a chart showing `times` across `widthPx` for the visible logical range;
+// interpolates inside a bucket. Null before the first bar.
 export function timeToX(
   times: readonly number[],
   time: number,
@@ -251,11 +286,26 @@ export function timeToX(
   widthPx: number,
   lastBucket = 60,
 ): number | null {
-  const index = bucketIndex(times, time);
-  if (index < 0 || visible.to <= visible.from) return null;
-  const start = times[index]!;
-  const end = times[index + 1] ?? start + lastBucket;
-  const logical = index - 0.5 + Math.min(1, (time - start) / Math.max(1e-9, end - start));
+  if (bucketIndex(times, time) < 0 || visible.to <= visible.from) return null;
+  const logical = timeToLogical(times, time, lastBucket);
   // The visible logical range spans exactly the plot's width.
   return ((logical - visible.from) / (visible.to - visible.from)) * widthPx;
+}
+
+// How many of `times` a replay at `cursor` draws: the bars that have opened by then.
+export function barsUpTo(times: readonly number[], cursor: number | null): number {
+  return cursor === null ? 0 : bucketIndex(times, cursor) + 1;
+}
+
+// How many of the time-ordered `fills` have happened by `cursor`.
+export function fillsUpTo(fills: readonly FillLike[], cursor: number | null): number {
+  if (cursor === null) return 0;
+  let lo = 0;
+  let hi = fills.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (fills[mid]!.time <= cursor) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

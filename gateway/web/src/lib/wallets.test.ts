@@ -185,6 +185,16 @@ describe("wallets state", () => {
     ]);
     expect(names(filtered(state, { query: "btc", onlyDiffs: true }))).toEqual(["gamma"]);
     expect(names(filtered(state, { query: "", onlyDiffs: true }))).toEqual(["desk beta", "gamma"]);
+    // A listed wallet without balances is found by an asset its reconciliation compared.
+    let bare = walletsListed(initialWallets(), [wallet("d", "delta", [])]);
+    bare = resultsArrived(bare, [
+      create(WalletReconciliationSchema, {
+        wallet: "wallets/d",
+        status: WalletStatus.MISMATCHED,
+        diffs: [{ asset: "SOL", difference: "1" }],
+      }),
+    ]);
+    expect(names(filtered(bare, { query: "sol", onlyDiffs: false }))).toEqual(["delta"]);
     expect(countText(2, 3)).toBe("2 of 3 wallets");
     expect(countText(3, 3)).toBe("3 wallets");
   });

@@ -194,7 +194,8 @@ export function summaryShown(
   return { ...state, summary: { report, done } };
 }
 
-// The rows the filter lets through: words matched against name, exchange, account and assets.
+// The rows the filter lets through: words matched against name, exchange, account and assets
+// (stored, or compared by the last reconciliation).
 export function visibleRows(state: WalletsState): WalletRow[] {
   return [...state.rows.values()].filter(
     ({ wallet, result }) =>
@@ -205,6 +206,8 @@ export function visibleRows(state: WalletsState): WalletRow[] {
           wallet.exchange,
           wallet.accountRef,
           ...wallet.balances.map((b) => b.asset),
+          // The listed wallets may carry no balances: the reconciliation's assets count too.
+          ...(result?.diffs ?? []).map((d) => d.asset),
         ],
         state.query,
       ),

@@ -23,6 +23,33 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return element;
 }
 
+// A table header that sorts its column: by click, Enter or Space; `aria-sort` says how it is
+// sorted now (`direction` when `key` is the sorted column).
+export function sortableHeader(
+  title: string,
+  key: string,
+  sorted: { key: string | null; direction: "asc" | "desc" },
+  sort: () => void,
+  className = "",
+): HTMLTableCellElement {
+  const th = h("th", {
+    class: `sortable ${className}`.trim(),
+    text: title,
+    tabindex: 0,
+    "data-key": key,
+    "aria-sort":
+      sorted.key === key ? (sorted.direction === "asc" ? "ascending" : "descending") : undefined,
+  });
+  th.addEventListener("click", sort);
+  th.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      sort();
+    }
+  });
+  return th;
+}
+
 // A message area for an action: loading, an error where the action was, or nothing.
 export function status(
   kind: "loading" | "error" | "empty" | "info" | "ok",

@@ -1,4 +1,8 @@
-"""The one place requests are authenticated and domain errors become gRPC status codes."""
+"""The one place requests are authenticated and domain errors become gRPC status codes.
+
+The caller is authenticated from the metadata before the body is decoded: handlers receive the
+raw bytes, and a body is decoded (and held to `limits`) only for a caller allowed to send it.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ from tapedeck_common.auth import (
     current_principal,
     required_role,
 )
-from tapedeck_common.errors import TapedeckError
+from tapedeck_common.database_faults import as_unavailable
+from tapedeck_common.errors import FieldViolation, InvalidArgument, TapedeckError
+from tapedeck_common.limits import oversized_field
 
 logger = logging.getLogger(__name__)
 
@@ -53,28 +59,27 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             ),
             None,
         )
+        decode: Any = handler.request_deserializer
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
 
-            async def unary_behavior(request: Any, context: Context) -> Any:
+            async def unary_behavior(body: bytes, context: Context) -> Any:
                 try:
                     current_principal.set(self._principal(method, authorization))
-                    return await unary(request, context)
+                    return await unary(_decoded(decode, body), context)
                 except Exception as error:
                     await _abort(context, method, error)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                unary_behavior, response_serializer=handler.response_serializer
             )
         if handler.unary_stream is not None:
             stream: Any = handler.unary_stream
 
-            async def stream_behavior(request: Any, context: Context) -> AsyncIterator[Any]:
+            async def stream_behavior(body: bytes, context: Context) -> AsyncIterator[Any]:
                 try:
                     current_principal.set(self._principal(method, authorization))
-                    produced = stream(request, context)
+                    produced = stream(_decoded(decode, body), context)
                     if inspect.isawaitable(produced):
                         # Handlers may write with context.write() instead of yielding.
                         await produced
@@ -85,9 +90,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, method, error)
 
             return grpc.unary_stream_rpc_method_handler(
-                stream_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                stream_behavior, response_serializer=handler.response_serializer
             )
         return handler
 
@@ -102,9 +105,24 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return principal
 
 
+def _decoded(decode: Callable[[bytes], Any], body: bytes) -> Any:
+    try:
+        request = decode(body)
+    except Exception:
+        # Corrupt wire format, bad UTF-8, nesting too deep: the caller's mistake, not ours.
+        raise InvalidArgument(
+            [FieldViolation("request", "body could not be decoded as the method's message")]
+        ) from None
+    oversized = oversized_field(request)
+    if oversized is not None:
+        raise InvalidArgument([FieldViolation(*oversized)])
+    return request
+
+
 async def _abort(context: Context, method: str, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
+    error = as_unavailable(error) or error
     if isinstance(error, TapedeckError):
         if error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             logger.warning("%s: %s", method, error.message)

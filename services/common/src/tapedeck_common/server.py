@@ -16,10 +16,11 @@ from grpc_reflection.v1alpha import reflection
 from tapedeck_common.auth import TokenStore
 from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.interceptors import ServiceInterceptor
+from tapedeck_common.limits import MAX_HEADER_BYTES, MAX_REQUEST_BYTES
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ async def start_server(
     server = grpc.aio.server(
         interceptors=[ServiceInterceptor(tokens)],
         options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.max_metadata_size", MAX_HEADER_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )

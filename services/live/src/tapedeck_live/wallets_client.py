@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 import grpc
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+from tapedeck_common.channels import service_channel
 from tapedeck_common.errors import DeadlineExceeded, Unavailable
 from tapedeck_live.domain import WalletBalance
 
@@ -24,7 +25,10 @@ class WalletDirectory:
         self._metadata: tuple[tuple[str, str], ...] = (
             () if service_token is None else (("authorization", f"Bearer {service_token}"),)
         )
-        self._channel = grpc.aio.insecure_channel(address)
+        # GetWallet only reads: safe to send again when the wallet service was unreachable.
+        self._channel = service_channel(
+            address, idempotent=[("tapedeck.wallets.v1.WalletService", "GetWallet")]
+        )
         self._stub = wallets_pb2_grpc.WalletServiceStub(self._channel)
 
     async def close(self) -> None:

@@ -20,9 +20,11 @@ import {
   equityOverviewLoaded,
   equityWindowLoaded,
   fillsLoaded,
+  instrumentKnown,
   noticed,
   overviewArriving,
   overviewLoaded,
+  overviewReplaced,
   runDescribed,
   runUnfinished,
   windowLoaded,
@@ -87,6 +89,20 @@ export class PlaybackLoader {
     return backtest;
   }
 
+  // The run's instrument: prices and sizes are shown at its precision.
+  async instrument(backtest: Backtest): Promise<void> {
+    const name = backtest.spec?.dataset ?? "";
+    const { dataset } = await this.clients.backtest.getDataset({ name }, { signal: this.signal });
+    const instrument = dataset?.instrument;
+    if (instrument === undefined) return;
+    const precision = {
+      price: instrument.pricePrecision,
+      size: instrument.sizePrecision,
+      quote: instrument.quoteCurrency,
+    };
+    this.store.update((s) => instrumentKnown(s, precision));
+  }
+
   // The overview of a succeeded run's candles across `widthPx`, painted from its first chunk.
   async overview(backtest: Backtest, widthPx: number): Promise<void> {
     if (backtest.state !== BacktestState.SUCCEEDED) {
@@ -111,12 +127,27 @@ export class PlaybackLoader {
     this.store.update((s) => compareLoaded(s, id, data));
   }
 
+  // The whole run again at `timeframe` seconds per candle (null: Auto, sized to `widthPx`).
+  async resample(timeframe: number | null, widthPx: number): Promise<void> {
+    const run = this.store.state.run;
+    if (run === null) return;
+    const signal = this.detail.next(); // a window still loading is stale now
+    const maxCandles =
+      timeframe === null
+        ? capacity(widthPx, SPACING / 1.5)
+        : Math.ceil((run.end - run.start) / timeframe);
+    const { data, bucket } = await this.candles({ maxCandles }, run.sourceBucket, signal);
+    if (signal.aborted) return;
+    this.store.update((s) => overviewReplaced(s, data, bucket));
+    void this.fills(null);
+  }
+
   // What the screen needs for `view`: the overview again, the loaded window, or a new window
-  // (candles, then the equity and fills inside it).
+  // (candles, then the equity and fills inside it). A chosen timeframe needs nothing more.
   refine(view: Visible, equityWidthPx: number): void {
     const state = this.store.state;
     const run = state.run;
-    if (run === null) return;
+    if (run === null || state.timeframe !== null) return;
     const plan = planWindow(view, run, state.window, SPACING);
     if (plan.kind === "keep") return;
     const signal = this.detail.next();

@@ -5,6 +5,7 @@ import type { PortfolioState } from "../../gen/tapedeck/backtest/v1/backtest_pb"
 import { describeError } from "../../errors";
 import { formatDecimal } from "../../lib/decimal";
 import { Latest } from "../../lib/latest";
+import type { Precision } from "../../lib/indicators";
 import type { PlaybackState } from "../../lib/playback";
 import type { Store } from "../../lib/store";
 import { Throttle } from "../../lib/throttle";
@@ -25,18 +26,19 @@ function item(label: string, field: string, value: string, cls = "", raw = value
   ];
 }
 
-function summary(state: PortfolioState, time: number): HTMLElement {
+function summary(state: PortfolioState, time: number, precision: Precision): HTMLElement {
+  // Cash in the quote currency is money; other cash is a size of the instrument.
+  const cash = (currency: string, amount: string) =>
+    currency === precision.quote
+      ? money(amount)
+      : formatDecimal(amount, { maxFractionDigits: precision.size });
   return h(
     "dl",
     {},
     ...item("Time", "time", formatTime(timestampSeconds(state.time) ?? time)),
     ...item("Equity", "equity", money(state.equity), "", state.equity),
     ...state.cash.flatMap((c) =>
-      item(
-        `Cash ${c.currency}`,
-        `cash-${c.currency}`,
-        formatDecimal(c.amount, { maxFractionDigits: 8 }),
-      ),
+      item(`Cash ${c.currency}`, `cash-${c.currency}`, cash(c.currency, c.amount), "", c.amount),
     ),
     ...item(
       "Realized PnL",
@@ -57,7 +59,8 @@ function summary(state: PortfolioState, time: number): HTMLElement {
   );
 }
 
-function positionRows(state: PortfolioState): HTMLTableSectionElement {
+function positionRows(state: PortfolioState, precision: Precision): HTMLTableSectionElement {
+  const price = (s: string) => formatDecimal(s, { maxFractionDigits: precision.price });
   const body = h("tbody");
   for (const p of state.positions) {
     body.append(h("tr", {}, h("td", { colspan: 4, class: "instrument", text: p.instrumentId })));
@@ -65,9 +68,12 @@ function positionRows(state: PortfolioState): HTMLTableSectionElement {
       h(
         "tr",
         {},
-        h("td", { class: "num", text: formatDecimal(p.quantity) }),
-        h("td", { class: "num", text: money(p.averagePrice) }),
-        h("td", { class: "num", text: money(p.markPrice) }),
+        h("td", {
+          class: "num",
+          text: formatDecimal(p.quantity, { maxFractionDigits: precision.size }),
+        }),
+        h("td", { class: "num", text: price(p.averagePrice) }),
+        h("td", { class: "num", text: price(p.markPrice) }),
         h("td", { class: `num ${signed(p.unrealizedPnl)}`, text: money(p.unrealizedPnl) }),
       ),
     );
@@ -104,7 +110,7 @@ export class PortfolioPanel {
   private readonly unsubscribe: () => void;
 
   constructor(
-    store: Store<PlaybackState>,
+    private readonly store: Store<PlaybackState>,
     fetch: (time: number) => Promise<PortfolioState | undefined>,
   ) {
     const requests = new Latest(fetch, (time: number, result: Result) => this.show(time, result));
@@ -138,8 +144,9 @@ export class PortfolioPanel {
       this.element.replaceChildren(heading, h("div", { class: "status empty", text }));
       return;
     }
-    const list = summary(state, time);
-    const body = positionRows(state);
+    const precision = this.store.state.precision;
+    const list = summary(state, time, precision);
+    const body = positionRows(state, precision);
     const current = this.element.querySelector("dl");
     const currentRows = this.element.querySelector("tbody");
     if (

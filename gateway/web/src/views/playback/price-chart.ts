@@ -14,23 +14,31 @@ import {
   type Time,
 } from "lightweight-charts";
 import { Indicator } from "../../gen/tapedeck/backtest/v1/backtest_pb";
-import { legendItems, OVERLAYS, type Toggles } from "../../lib/indicators";
-import type { PlaybackState } from "../../lib/playback";
+import { legendItems, legendBar, OVERLAYS, type Toggles } from "../../lib/indicators";
+import {
+  lastBucket,
+  openingView,
+  shownBars,
+  shownFills,
+  type PlaybackState,
+} from "../../lib/playback";
 import { fillMarkers, type CandleColumns, type Visible } from "../../lib/series";
 import type { Store } from "../../lib/store";
 import { h } from "../../ui/dom";
 import type { ChartFrame } from "./frame";
 import type { TimeLink, TimeRange } from "../../lib/timelink";
-import { chartOptions, cursorX, DOWN, fit, t, UP } from "./chart-base";
+import { chartOptions, cursorX, DOWN, priceLocalization, Span, t, UP } from "./chart-base";
 
 export interface PriceChartEvents {
-  // The visible range moved (zoom, scroll, new data).
+  // The span in view moved (zoom, scroll, new data, or set by Tapedeck).
   onRangeChange: () => void;
   onClick: (time: number) => void;
 }
 
 // Labels on markers only when they fit; arrows always (hover the candle for the portfolio).
 const MAX_LABELLED_MARKERS = 40;
+// A replay appends up to this many bars one by one; a longer jump redraws.
+const MAX_APPENDED_BARS = 64;
 
 interface Series {
   api: IChartApi;
@@ -41,16 +49,45 @@ interface Series {
   markers: ISeriesMarkersPluginApi<Time>;
 }
 
-function lineData(data: CandleColumns, indicator: Indicator) {
-  const values = data.indicators.get(indicator) ?? [];
-  return data.times.map((time, i) =>
-    Number.isFinite(values[i]) ? { time: t(time), value: values[i]! } : { time: t(time) },
-  );
+const volumeColor = (data: CandleColumns, i: number) =>
+  data.close[i]! >= data.open[i]! ? "rgba(38,166,154,0.45)" : "rgba(239,83,80,0.45)";
+
+// Bar i of each series, as lightweight-charts takes it (whitespace where an indicator is undefined).
+function candleAt(data: CandleColumns, i: number) {
+  const [open, high, low, close] = [data.open[i]!, data.high[i]!, data.low[i]!, data.close[i]!];
+  return { time: t(data.times[i]!), open, high, low, close };
+}
+
+function volumeAt(data: CandleColumns, i: number) {
+  return { time: t(data.times[i]!), value: data.volume[i]!, color: volumeColor(data, i) };
+}
+
+function lineAt(data: CandleColumns, indicator: Indicator, i: number) {
+  const value = data.indicators.get(indicator)?.[i];
+  const time = t(data.times[i]!);
+  return value !== undefined && Number.isFinite(value) ? { time, value } : { time };
+}
+
+function macdAt(data: CandleColumns, i: number) {
+  const value = data.indicators.get(Indicator.MACD_HISTOGRAM)?.[i];
+  const time = t(data.times[i]!);
+  if (value === undefined || !Number.isFinite(value)) return { time };
+  return { time, value, color: value >= 0 ? "rgba(38,166,154,0.6)" : "rgba(239,83,80,0.6)" };
+}
+
+function bars<T>(n: number, at: (i: number) => T): T[] {
+  const out = new Array<T>(n);
+  for (let i = 0; i < n; i++) out[i] = at(i);
+  return out;
 }
 
 export class PriceChart {
   private readonly legend = h("div", { class: "legend", "data-testid": "legend" });
   private series: Series;
+  private shown = 0; // bars drawn: a prefix of the state's candles in replay
+  private marked = -1; // fills marked
+  private hovering = false;
+  private readonly span = new Span(() => this.series.api);
   private readonly unsubscribe: () => void;
 
   // `frame` is in the page already: the chart sizes itself to it.
@@ -78,21 +115,59 @@ export class PriceChart {
   private render(state: PlaybackState, previous: PlaybackState): void {
     if (state.notices.candles !== previous.notices.candles)
       this.frame.showNotice(state.notices.candles);
-    if (state.toggles !== previous.toggles) this.rebuild(state);
-    else if (state.candles !== previous.candles) {
+    if (state.precision !== previous.precision) {
+      const localization = priceLocalization(state.precision.price);
+      this.series.api.applyOptions({ localization });
+      if (!this.hovering) this.showLegend(null);
+    }
+    if (state.toggles !== previous.toggles) this.rebuild(state, previous);
+    else if (state.candles !== previous.candles || state.mode !== previous.mode) {
       // Once the run is known a new data set (a window, or the overview again) keeps the view.
-      if (previous.run !== null) this.link.quietly(() => this.keepingView(() => this.draw(state)));
+      if (previous.run !== null) this.keepingView(previous, () => this.draw(state));
       else this.draw(state);
-      // The whole run is in: show all of it.
-      if (previous.run === null && state.run !== null) fit(this.series.api);
-    } else {
-      if (state.fills !== previous.fills) this.drawMarkers(state);
-      if (state.cursor !== previous.cursor) this.placeCursor();
+      // The run is known: open on the same span every time.
+      if (previous.run === null && state.run !== null && state.cursor !== null)
+        this.setVisibleRange(openingView(state.run, state.cursor));
+    } else if (state.cursor !== previous.cursor || state.fills !== previous.fills) {
+      if (shownBars(state) !== this.shown) this.replayTo(state, previous);
+      if (state.fills !== previous.fills || shownFills(state) !== this.marked)
+        this.drawMarkers(state);
+      this.placeCursor();
+      // Playing moves the cursor every frame: redraw the legend only when it reaches a new bar.
+      const bar = legendBar(state.candles, state.cursor);
+      if (!this.hovering && String(bar?.time ?? "") !== this.legend.dataset.time)
+        this.showLegend(null);
     }
   }
 
+  // The replay's cursor moved: append the bars it reached, or redraw after a jump back or far.
+  private replayTo(state: PlaybackState, previous: PlaybackState): void {
+    const n = shownBars(state);
+    if (n < this.shown || n - this.shown > MAX_APPENDED_BARS) {
+      this.keepingView(previous, () => this.draw(state));
+      return;
+    }
+    const data = state.candles;
+    const { candles, volume, lines, macdHistogram } = this.series;
+    const range = this.span.current(previous.candles.times, lastBucket(previous));
+    this.link.quietly(() => {
+      for (let i = this.shown; i < n; i++) {
+        candles.update(candleAt(data, i));
+        volume.update(volumeAt(data, i));
+        for (const [indicator, series] of lines) series.update(lineAt(data, indicator, i));
+        macdHistogram?.update(macdAt(data, i));
+      }
+      // The chart keeps its distance from the last bar as bars arrive: hold the span instead.
+      if (range !== null) this.span.show(data.times, lastBucket(state), range);
+    });
+    this.shown = n;
+    this.element.dataset.points = String(n);
+    this.element.dataset.last = String(data.times[n - 1] ?? "");
+  }
+
   private build(toggles: Toggles): Series {
-    const api = createChart(this.element, chartOptions(this.element.clientHeight || 420));
+    const height = this.element.clientHeight || 420;
+    const api = createChart(this.element, chartOptions(height, this.store.state.precision.price));
     const candles = api.addSeries(CandlestickSeries, {
       upColor: UP,
       downColor: DOWN,
@@ -161,17 +236,19 @@ export class PriceChart {
       );
     for (const [index, p] of api.panes().entries()) p.setStretchFactor(index === 0 ? 3 : 1);
     const markers = createSeriesMarkers(candles, []);
-    api.timeScale().subscribeVisibleTimeRangeChange(() => {
+    api.timeScale().subscribeVisibleLogicalRangeChange(() => {
       const view = this.visible();
       if (view !== null)
         this.element.dataset.visible = `${Math.round(view.from)}-${Math.round(view.to)}`;
       this.placeCursor();
       this.events.onRangeChange();
     });
-    api.timeScale().subscribeVisibleLogicalRangeChange(() => this.placeCursor());
-    api.subscribeCrosshairMove((param) =>
-      this.showLegend(param.time === undefined ? null : Number(param.time)),
-    );
+    api.subscribeCrosshairMove((param) => {
+      const time = param.time === undefined ? null : Number(param.time);
+      this.hovering = time !== null;
+      this.element.dataset.crosshair = time === null ? "" : String(time);
+      this.showLegend(time);
+    });
     api.subscribeClick((param) => {
       if (param.time !== undefined) this.events.onClick(Number(param.time));
     });
@@ -179,59 +256,47 @@ export class PriceChart {
   }
 
   // Toggling an overlay or a pane builds the chart anew, on the same times.
-  private rebuild(state: PlaybackState): void {
-    this.keepingView(() => {
+  private rebuild(state: PlaybackState, previous: PlaybackState): void {
+    this.keepingView(previous, () => {
       this.series.api.remove();
       this.series = this.build(state.toggles);
       this.draw(state);
     });
   }
 
-  private keepingView(change: () => void): void {
-    const range = this.series.api.timeScale().getVisibleRange();
-    change();
-    if (range !== null) this.series.api.timeScale().setVisibleRange(range);
+  // Redraws keeping the same span of time in view, to the fraction of a bar, however the bars
+  // under it changed (finer, coarser, fewer in a replay).
+  private keepingView(previous: PlaybackState, change: () => void): void {
+    const range = this.span.current(previous.candles.times, lastBucket(previous));
+    this.link.quietly(() => {
+      change();
+      if (range !== null) this.setVisibleRange(range);
+    });
   }
 
   private draw(state: PlaybackState): void {
     const started = performance.now();
     const data = state.candles;
     const { candles, volume, lines, macdHistogram } = this.series;
-    const n = data.times.length;
-    const candleData = new Array(n);
-    const volumeData = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const time = t(data.times[i]!);
-      const up = data.close[i]! >= data.open[i]!;
-      const [open, high, low, close] = [data.open[i]!, data.high[i]!, data.low[i]!, data.close[i]!];
-      candleData[i] = { time, open, high, low, close };
-      const color = up ? "rgba(38,166,154,0.45)" : "rgba(239,83,80,0.45)";
-      volumeData[i] = { time, value: data.volume[i]!, color };
-    }
-    candles.setData(candleData);
-    volume.setData(volumeData);
-    for (const [indicator, series] of lines) series.setData(lineData(data, indicator));
-    if (macdHistogram !== null) {
-      const values = data.indicators.get(Indicator.MACD_HISTOGRAM) ?? [];
-      macdHistogram.setData(
-        data.times.map((time, i) => {
-          const value = values[i]!;
-          if (!Number.isFinite(value)) return { time: t(time) };
-          const color = value >= 0 ? "rgba(38,166,154,0.6)" : "rgba(239,83,80,0.6)";
-          return { time: t(time), value, color };
-        }),
-      );
-    }
+    const n = shownBars(state);
+    candles.setData(bars(n, (i) => candleAt(data, i)));
+    volume.setData(bars(n, (i) => volumeAt(data, i)));
+    for (const [indicator, series] of lines)
+      series.setData(bars(n, (i) => lineAt(data, indicator, i)));
+    macdHistogram?.setData(bars(n, (i) => macdAt(data, i)));
+    this.shown = n;
     this.drawMarkers(state);
     this.showLegend(null);
     this.element.dataset.points = String(n);
+    this.element.dataset.last = String(data.times[n - 1] ?? "");
     this.placeCursor();
     // User timing, read by bench/web: what handing the chart a new data set costs.
     performance.measure("tapedeck:draw", { start: started });
   }
 
   private drawMarkers(state: PlaybackState): void {
-    const all = fillMarkers(state.fills, state.candles.times);
+    this.marked = shownFills(state);
+    const all = fillMarkers(state.fills.slice(0, this.marked), state.candles.times);
     const labelled = all.length <= MAX_LABELLED_MARKERS;
     const list: SeriesMarker<Time>[] = all.map((m) => ({
       time: t(m.time),
@@ -245,10 +310,14 @@ export class PriceChart {
     this.series.markers.setMarkers(list);
   }
 
-  // OHLCV and indicator values of the bar under the pointer (the last bar otherwise).
+  // OHLCV and indicator values of the bar under the pointer (the cursor's bar otherwise).
   private showLegend(time: number | null): void {
     const state = this.store.state;
-    const items = legendItems(state.candles, time, state.toggles);
+    const at = time ?? state.cursor;
+    const items = legendItems(state.candles, at, state.toggles, state.precision);
+    const bar = legendBar(state.candles, at);
+    this.legend.dataset.time = bar === null ? "" : String(bar.time);
+    this.legend.dataset.bar = bar === null ? "" : String(bar.width);
     this.legend.replaceChildren(
       ...items.map(({ label, value, color }) => {
         const span = h("span", {}, label ? h("b", { text: `${label} ` }) : "", value);
@@ -260,33 +329,24 @@ export class PriceChart {
 
   private placeCursor(): void {
     const state = this.store.state;
+    this.element.dataset.cursor = String(state.cursor ?? "");
     this.frame.placeCursor(
       cursorX(this.series.api, state.candles.times, state),
       this.series.api.timeScale().width(),
     );
   }
 
-  // The visible time span, interpolated over the logical indexes of mixed-resolution data.
+  // The visible time span, to the fraction of a bar, in the state's candles (see Span).
   visible(): Visible | null {
-    const { candles, run } = this.store.state;
-    const times = candles.times;
-    const range = this.series.api.timeScale().getVisibleLogicalRange();
-    if (range === null || times.length === 0) return null;
-    const at = (logical: number): number => {
-      const i = Math.max(0, Math.min(times.length - 1, Math.floor(logical)));
-      const next = times[i + 1] ?? times[i]! + (run?.overviewBucket ?? 60);
-      return times[i]! + (next - times[i]!) * Math.max(0, Math.min(1, logical - i));
-    };
-    return { from: at(range.from), to: at(range.to), widthPx: this.series.api.timeScale().width() };
-  }
-
-  visibleRange(): TimeRange | null {
-    const range = this.series.api.timeScale().getVisibleRange();
-    return range === null ? null : { from: Number(range.from), to: Number(range.to) };
+    const state = this.store.state;
+    const range = this.span.current(state.candles.times, lastBucket(state));
+    return range === null ? null : { ...range, widthPx: this.width() };
   }
 
   setVisibleRange(range: TimeRange): void {
-    this.series.api.timeScale().setVisibleRange({ from: t(range.from), to: t(range.to) });
+    const state = this.store.state;
+    this.span.show(state.candles.times, lastBucket(state), range);
+    this.events.onRangeChange();
   }
 
   width(): number {

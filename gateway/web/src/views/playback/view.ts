@@ -10,12 +10,18 @@ import {
   moveCursor,
   noticed,
   rangeFollowing,
+  setMode,
+  shownFills,
+  TIMEFRAMES,
+  timeframeChosen,
+  timeframeFits,
   type PlaybackState,
 } from "../../lib/playback";
 import { formatRoute, type Route } from "../../lib/router";
 import { stateName } from "../../lib/runs";
+import { formatDuration } from "../../lib/time";
 import { Store } from "../../lib/store";
-import { Debounce } from "../../lib/throttle";
+import { Debounce, Throttle } from "../../lib/throttle";
 import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
 import { EquityChart } from "./equity-chart";
@@ -28,7 +34,10 @@ import { PriceChart } from "./price-chart";
 import { compareSelect, renderPicker, strategyOf } from "./runs-list";
 import { Transport } from "./transport";
 
-const REFINE_AFTER_MS = 120; // the chart settles after a zoom or a scroll, then detail is asked
+// Finer detail is asked at most this often while the view moves (zoom, scroll, play).
+const REFINE_EVERY_MS = 250;
+// The URL takes the cursor's time once it rests this long.
+const URL_AFTER_MS = 300;
 
 export function renderPlayback(
   root: HTMLElement,
@@ -45,9 +54,13 @@ export function renderPlayback(
   const store = new Store<PlaybackState>(initialPlayback(route.params));
   const loader = new PlaybackLoader(clients, `backtests/${id}`, store, scope.signal);
   scope.add(() => loader.dispose());
+  // What the URL keeps: the compared run, the toggles, the mode and the cursor's time.
   const params = (state: PlaybackState, compare: string | null): Record<string, string> => ({
     ...(compare ? { compare } : {}),
     ...toggleParams(state.toggles),
+    ...(state.mode === "analysis" ? { mode: "analysis" } : {}),
+    ...(state.timeframe === null ? {} : { tf: String(state.timeframe) }),
+    ...(state.cursor === null ? {} : { t: String(Math.round(state.cursor)) }),
   });
 
   const summary = h("span", { class: "muted", "data-testid": "run-summary", text: "loading run…" });
@@ -59,6 +72,34 @@ export function renderPlayback(
   const compare = compareSelect(clients, scope, { id, compare: compareId }, (other) =>
     formatRoute("playback", id, params(store.state, other)),
   );
+  const analysis = h("input", {
+    type: "checkbox",
+    name: "analysis",
+    "data-testid": "analysis",
+    checked: store.state.mode === "analysis",
+  });
+  analysis.addEventListener("change", () =>
+    store.update((s) => setMode(s, analysis.checked ? "analysis" : "replay")),
+  );
+  const modeToggle = h(
+    "label",
+    { title: "Replay draws the run up to the cursor; analysis draws all of it" },
+    analysis,
+    " Analysis (whole run)",
+  );
+  // Auto (the resolution follows the zoom) or a standard timeframe for the whole run.
+  const timeframe = h(
+    "select",
+    { name: "timeframe", "aria-label": "Timeframe", "data-testid": "timeframe" },
+    h("option", { value: "", text: "Auto" }),
+    ...TIMEFRAMES.map(([seconds, label]) => h("option", { value: String(seconds), text: label })),
+  );
+  timeframe.value = String(store.state.timeframe ?? "");
+  timeframe.addEventListener("change", () => {
+    const chosen = timeframe.value === "" ? null : Number(timeframe.value);
+    store.update((s) => timeframeChosen(s, chosen));
+    void loader.resample(chosen, price.width()).catch(fail("candles", "Candles"));
+  });
   const portfolio = new PortfolioPanel(store, (time) => loader.portfolio(time));
   scope.add(() => transport.dispose());
   scope.add(() => portfolio.dispose());
@@ -78,6 +119,8 @@ export function renderPlayback(
       transport.speed,
       transport.scrubber,
       transport.cursorTime,
+      timeframe,
+      modeToggle,
       compare,
     ),
     h(
@@ -90,16 +133,14 @@ export function renderPlayback(
 
   // The charts size themselves to their frames, which are in the page now.
   const link = new TimeLink();
-  const equity = new EquityChart(equityFrame, store, id.slice(0, 8), (range) => {
-    if (store.state.candles.times.length > 0) link.follow(range, price);
-  });
-  const refine = new Debounce(REFINE_AFTER_MS, () => {
+  const equity = new EquityChart(equityFrame, store, id.slice(0, 8), link, () => price.visible());
+  const refine = new Throttle(REFINE_EVERY_MS, () => {
     const view = price.visible();
     if (view !== null) loader.refine(view, equity.width());
   });
   const price = new PriceChart(priceFrame, store, link, {
     onRangeChange: () => {
-      if (store.state.equity.times.length > 0) link.follow(price.visibleRange(), equity);
+      if (store.state.equity.times.length > 0) link.follow(price.visible(), equity);
       refine.trigger();
     },
     onClick: (time) => store.update((s) => moveCursor(s, time)),
@@ -113,16 +154,33 @@ export function renderPlayback(
     const view = price.visible();
     const cursor = store.state.cursor;
     if (view === null || cursor === null) return;
-    const range = rangeFollowing(view, cursor);
+    const range = rangeFollowing(view, cursor, store.state.mode);
     if (range !== null) price.setVisibleRange(range);
   }
 
+  const writeUrl = new Debounce(URL_AFTER_MS, () =>
+    history.replaceState(null, "", formatRoute("playback", id, params(store.state, compareId))),
+  );
+  scope.add(() => writeUrl.cancel());
   store.subscribe((next, previous) => {
     const fills = next.notices.fills;
-    if (fills !== previous.notices.fills)
-      setStatus(fillsNote, fills === null ? null : fills.kind, fills?.text ?? "");
-    if (next.toggles !== previous.toggles)
-      history.replaceState(null, "", formatRoute("playback", id, params(next, compareId)));
+    // In a replay the note also counts the fills the cursor has passed.
+    const passed = next.mode === "replay" && fills?.kind === "info";
+    const text = `${fills?.text ?? ""}${passed ? ` · ${shownFills(next).toLocaleString("en-US")} by the cursor` : ""}`;
+    if (fills !== previous.notices.fills || fillsNote.textContent !== text)
+      setStatus(fillsNote, fills === null ? null : fills.kind, text);
+    if (next.toggles !== previous.toggles || next.mode !== previous.mode) writeUrl.trigger();
+    if (next.timeframe !== previous.timeframe) writeUrl.trigger();
+    if (next.run !== previous.run) {
+      for (const option of timeframe.options)
+        option.disabled = option.value !== "" && !timeframeFits(next.run, Number(option.value));
+      // The candles' real width, when the server's buckets differ from the choice.
+      const bucket = next.run?.overviewBucket;
+      timeframe.dataset.bucket = String(bucket ?? "");
+      timeframe.title = bucket === undefined ? "" : `candles of ${formatDuration(bucket)}`;
+    }
+    if (next.cursor !== previous.cursor && !next.playing) writeUrl.trigger();
+    if (next.playing !== previous.playing) writeUrl.trigger();
   });
 
   const fail = (key: "candles" | "equity" | "fills", what: string) => (error: unknown) => {
@@ -135,8 +193,11 @@ export function renderPlayback(
     const backtest = await loader.describe();
     summary.textContent = `${strategyOf(backtest)} · ${stateName(backtest.state)}`;
     statsSlot.replaceWith(statsPanel(backtest));
+    void loader.instrument(backtest).catch(() => undefined); // default precision stays
     await loader.overview(backtest, price.width());
     if (store.state.run === null) return;
+    // A link with a timeframe opens at it.
+    if (store.state.timeframe !== null) await loader.resample(store.state.timeframe, price.width());
     requestAnimationFrame(() => performance.mark("tapedeck:chart-painted"));
     void loader.fills(null);
   })().catch(fail("candles", "Candles"));

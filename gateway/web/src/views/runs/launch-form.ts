@@ -2,6 +2,7 @@
 // the user types) and ListDatasets. The inputs live in the form; the parsing is lib/launch.ts.
 import {
   AccountType,
+  BacktestState,
   DataKind,
   RankMetric,
   type Backtest,
@@ -12,7 +13,10 @@ import { describeError } from "../../errors";
 import { isDecimal } from "../../lib/decimal";
 import { collectParams, launchSpec, toSpec, valueText, type Collected } from "../../lib/launch";
 import { gridSize, type ParamSpec } from "../../lib/params";
-import { shortId, type RunsState } from "../../lib/runs";
+import { Role } from "../../gen/tapedeck/common/v1/common_pb";
+import { gate } from "../../lib/identity";
+import { formatRoute } from "../../lib/router";
+import { shortId, stateName, type RunsState } from "../../lib/runs";
 import type { Store } from "../../lib/store";
 import { formatTime, timestampSeconds } from "../../lib/time";
 import type { Clients } from "../../transport";
@@ -112,7 +116,10 @@ export class LaunchForm {
   private readonly grid = h("div", { class: "hint", "data-testid": "grid-size" });
   private readonly submit = h("button", { type: "submit", class: "primary", text: "Launch run" });
   private readonly status = h("div", { class: "full", "data-testid": "launch-status" });
+  // Why the signed-in role cannot launch, under the button.
+  private readonly refused = h("div", { class: "full hint", "data-testid": "launch-refused" });
   private inputs: ParamInput[] = []; // of the chosen strategy
+  private followed: { name: string; cached: boolean } | null = null; // the run launched last
 
   constructor(
     private readonly store: Store<RunsState>,
@@ -121,6 +128,15 @@ export class LaunchForm {
     private readonly launched: Launched,
   ) {
     this.paramsSlot.style.display = "contents";
+    // The status of the run launched last follows its state as the table learns it.
+    scope.add(
+      store.subscribe((next, previous) => {
+        const followed = this.followed;
+        if (followed === null || next.runs === previous.runs) return;
+        const run = next.runs.get(followed.name);
+        if (run !== undefined && run !== previous.runs.get(followed.name)) this.showRun(run);
+      }),
+    );
     this.dataset.addEventListener("change", () => this.onDataset());
     this.strategy.addEventListener("change", () => this.onStrategy());
     this.mode.addEventListener("change", () => this.onStrategy());
@@ -152,6 +168,7 @@ export class LaunchForm {
       this.grid,
       h("span"),
       this.submit,
+      this.refused,
       this.status,
     );
     scope.add(
@@ -274,6 +291,8 @@ export class LaunchForm {
     } else this.grid.textContent = "";
     const { datasets, strategies } = this.store.state;
     this.submit.disabled = !ok || datasets.length === 0 || strategies.length === 0;
+    const allowed = gate(this.submit, Role.OPERATOR, "Launching");
+    this.refused.textContent = allowed ? "" : (this.submit.dataset.refused ?? "");
   }
 
   private launch(): void {
@@ -302,6 +321,7 @@ export class LaunchForm {
     const signal = this.scope.signal;
     void (async () => {
       try {
+        this.followed = null;
         if (sweep) {
           if (collected.axes.length === 0)
             throw new Error("A sweep needs at least one parameter with several values.");
@@ -318,11 +338,8 @@ export class LaunchForm {
             { signal },
           );
           if (backtest === undefined) throw new Error("the service returned no run");
-          const id = shortId(backtest.name);
-          const text = cached
-            ? `Same spec already ran: ${id} (cached result).`
-            : `Run ${id} queued.`;
-          setStatus(this.status, "ok", text);
+          this.followed = { name: backtest.name, cached };
+          this.showRun(backtest);
           this.launched.run(backtest);
         }
       } catch (error) {
@@ -331,5 +348,21 @@ export class LaunchForm {
         this.validate();
       }
     })();
+  }
+
+  // "Run <id> <state>", the id linking to its playback once it has succeeded.
+  private showRun(run: Backtest): void {
+    const phase = stateName(run.state);
+    const id = shortId(run.name);
+    const succeeded = run.state === BacktestState.SUCCEEDED;
+    const link = succeeded
+      ? h("a", { href: formatRoute("playback", run.name.split("/").pop() ?? ""), text: id })
+      : h("code", { text: id });
+    const cached = this.followed?.cached === true ? " (same spec: cached result)" : "";
+    const text = run.state === BacktestState.FAILED ? `failed: ${run.errorMessage}` : phase;
+    const kind = run.state === BacktestState.FAILED ? "error" : "ok";
+    setStatus(this.status, kind, "");
+    this.status.firstElementChild?.replaceChildren("Run ", link, ` ${text}${cached}.`);
+    this.status.dataset.state = phase;
   }
 }

@@ -5,10 +5,12 @@ import {
   RankMetric,
   SweepState,
   type Sweep,
+  type SweepResult,
 } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { describeError } from "../../errors";
 import { formatRoute } from "../../lib/router";
 import {
+  heatmapMetricChosen,
   shortId,
   sweepOpened,
   sweepResultArrived,
@@ -17,9 +19,16 @@ import {
   type RunsState,
 } from "../../lib/runs";
 import type { Store } from "../../lib/store";
-import { sortedResults, sweepColumns, type SweepSort } from "../../lib/sweeps";
+import {
+  HEATMAP_METRICS,
+  liveRanks,
+  sortedResults,
+  sweepColumns,
+  sweepHeatmap,
+  withRunStates,
+} from "../../lib/sweeps";
 import type { Clients } from "../../transport";
-import { h, setStatus, type Scope } from "../../ui/dom";
+import { h, setStatus, sortableHeader, type Scope } from "../../ui/dom";
 
 function lower(name: string | undefined): string {
   return (name ?? "").toLowerCase().replace(/_/g, " ");
@@ -72,6 +81,9 @@ export class SweepPanel {
       const { sweep } = await this.clients.backtest.getSweep({ name }, { signal });
       if (sweep === undefined) return;
       this.store.update((s) => sweepOpened(s, sweep));
+      // A link to this page opens the same sweep.
+      const id = name.split("/").pop() ?? name;
+      history.replaceState(null, "", formatRoute("runs", null, { sweep: id }));
       if (sweep.state !== SweepState.RUNNING) return;
       for await (const message of this.clients.backtest.watchSweep({ name }, { signal })) {
         if (this.store.state.sweep?.name !== name) break;
@@ -100,39 +112,33 @@ export class SweepPanel {
         }),
       );
     const sweep = state.sweep;
-    if (sweep === null || (sweep === previous.sweep && state.sweepSort === previous.sweepSort))
-      return;
-    this.showSweep(sweep, state.sweepSort);
+    const same =
+      sweep === previous.sweep &&
+      state.sweepSort === previous.sweepSort &&
+      state.runs === previous.runs &&
+      state.heatmapMetric === previous.heatmapMetric;
+    if (sweep === null || same) return;
+    this.showSweep(sweep, state);
     // Keyboard sorting keeps the focus on the header that was used.
     if (state.sweepSort !== previous.sweepSort && state.sweepSort.key !== null)
       this.detail.querySelector<HTMLElement>(`th[data-key="${state.sweepSort.key}"]`)?.focus();
   }
 
-  private showSweep(sweep: Sweep, sort: SweepSort): void {
-    const columns = sweepColumns(sweep.axes.map((a) => a.name));
+  private showSweep(sweep: Sweep, state: RunsState): void {
+    const sort = state.sweepSort;
+    const results = withRunStates(sweep.results, state.runs);
+    const columns = sweepColumns(
+      sweep.axes.map((a) => a.name),
+      liveRanks(results, sweep.metric),
+    );
     const head = h("tr", {});
     for (const { key, title } of columns) {
-      const sorted = sort.key === key;
-      const th = h("th", {
-        class: "sortable",
-        text: title,
-        tabindex: 0,
-        "aria-sort": sorted ? (sort.direction === "asc" ? "ascending" : "descending") : undefined,
-        "data-key": key,
-      });
       const sortBy = () => this.store.update((s) => sweepSortedBy(s, key));
-      th.addEventListener("click", sortBy);
-      th.addEventListener("keydown", (event) => {
-        if (event.key === "Enter" || event.key === " ") {
-          event.preventDefault();
-          sortBy();
-        }
-      });
-      head.append(th);
+      head.append(sortableHeader(title, key, sort, sortBy));
     }
     head.append(h("th", {}));
     const body = h("tbody");
-    for (const result of sortedResults(sweep.results, columns, sort)) {
+    for (const result of sortedResults(results, columns, sort)) {
       const id = result.backtest.split("/").pop() ?? "";
       const failed = result.state === BacktestState.FAILED;
       const tr = h("tr", { "data-run": id, class: failed ? "mismatch" : "" });
@@ -147,7 +153,7 @@ export class SweepPanel {
       body.append(tr);
     }
     const metric = lower(RankMetric[sweep.metric]);
-    const state = lower(SweepState[sweep.state]);
+    const phase = lower(SweepState[sweep.state]);
     const table = h(
       "table",
       { class: "grid", "data-testid": "sweep-results" },
@@ -159,12 +165,65 @@ export class SweepPanel {
         "p",
         {},
         h("code", { text: shortId(sweep.name) }),
-        ` ${state} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
+        ` ${phase} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
         ` · ranked by ${metric || "sharpe ratio"}`,
       ),
       sweep.results.length === 0
         ? h("div", { class: "status empty", text: "No results yet; they appear as runs finish." })
         : h("div", { class: "table-scroll" }, table),
+      this.heatmap(sweep, results, state.heatmapMetric),
+    );
+  }
+
+  // A two-parameter sweep's grid coloured by the chosen statistic; a cell opens its run.
+  private heatmap(sweep: Sweep, results: readonly SweepResult[], metric: string): HTMLElement | "" {
+    const map = sweepHeatmap(
+      sweep.axes.map((a) => a.name),
+      results,
+      metric,
+    );
+    if (map === null) return "";
+    const choose = h(
+      "select",
+      { name: "heatmap-metric", "aria-label": "Heatmap metric" },
+      ...HEATMAP_METRICS.map(([key, title]) => h("option", { value: key, text: title })),
+    );
+    choose.value = metric;
+    choose.addEventListener("change", () =>
+      this.store.update((s) => heatmapMetricChosen(s, choose.value)),
+    );
+    const head = h(
+      "tr",
+      {},
+      h("th", { text: `${map.y} ↓ · ${map.x} →` }),
+      ...map.xs.map((x) => h("th", { class: "num", text: x })),
+    );
+    const rows = map.ys.map((y, yi) =>
+      h(
+        "tr",
+        {},
+        h("th", { class: "num", text: y }),
+        ...map.xs.map((_, xi) => {
+          const cell = map.cells[yi]![xi];
+          if (cell === null || cell === undefined) return h("td", {});
+          const id = cell.backtest.split("/").pop() ?? "";
+          const td = h(
+            "td",
+            { class: "num", "data-run": id, title: cell.backtest },
+            cell.succeeded ? h("a", { href: formatRoute("playback", id), text: cell.text }) : "…",
+          );
+          // Red (worst) through amber to green (best), pale enough to read the number on.
+          if (cell.shade !== null)
+            td.style.background = `hsl(${Math.round(cell.shade * 120)} 70% 50% / 0.35)`;
+          return td;
+        }),
+      ),
+    );
+    return h(
+      "div",
+      { class: "heatmap", "data-testid": "sweep-heatmap" },
+      h("label", {}, "Heatmap of ", choose),
+      h("table", { class: "grid" }, h("thead", {}, head), h("tbody", {}, ...rows)),
     );
   }
 }

@@ -1,5 +1,7 @@
 // Reconciling every wallet against its exchange: the controls (threshold, adopt), the report's
 // summary, and the per-wallet results streaming in through WatchReconciliation.
+import { Role } from "../../gen/tapedeck/common/v1/common_pb";
+import { gate } from "../../lib/identity";
 import {
   ReconciliationState,
   type Reconciliation,
@@ -69,6 +71,7 @@ export class Reconciler {
     private readonly scope: Scope,
     adopted: () => Promise<void>,
   ) {
+    gate(this.button, Role.OPERATOR, "Reconciling");
     this.button.addEventListener("click", () => void this.reconcile(adopted));
     scope.add(
       store.subscribe((next, previous) => {

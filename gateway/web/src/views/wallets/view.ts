@@ -52,8 +52,8 @@ export function renderWallets(
     reconciler.status,
     reconciler.summary,
     listStatus,
-    table.element,
-    detail.element,
+    // The detail opens beside the table, in view while the table scrolls.
+    h("div", { class: "wallets-split" }, table.element, detail.element),
   );
 
   // Every page of wallets; the table fills in as pages arrive.

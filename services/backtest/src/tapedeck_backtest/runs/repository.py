@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_backtest.keyset_repository import newest_first
@@ -103,6 +103,36 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
         )
     )
     await _announce_queued(session)
+
+
+async def hold_spec(*, session: AsyncSession, spec_hash: str) -> None:
+    """Make creations of runs with this spec wait for each other until the transaction ends."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Only reads came before (the driver opens no transaction for them): take the write
+        # lock now, so the look-up that follows sees every run committed before it.
+        await session.execute(text("BEGIN IMMEDIATE"))
+    else:
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec_hash))))
+
+
+async def find_reusable(*, session: AsyncSession, spec_hash: str) -> Run | None:
+    """Return the run a new one with this spec would repeat: SUCCEEDED, else QUEUED or RUNNING."""
+    row = await session.scalar(
+        select(BacktestRow)
+        .where(
+            BacktestRow.spec_hash == spec_hash,
+            BacktestRow.state.in_(
+                (RunState.SUCCEEDED.value, RunState.QUEUED.value, RunState.RUNNING.value)
+            ),
+        )
+        .order_by(
+            case((BacktestRow.state == RunState.SUCCEEDED.value, 0), else_=1),
+            BacktestRow.create_time,
+            BacktestRow.id,
+        )
+        .limit(1)
+    )
+    return None if row is None else _run(row)
 
 
 async def find_succeeded(*, session: AsyncSession, spec_hash: str) -> Run | None:
