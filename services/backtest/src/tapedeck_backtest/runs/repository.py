@@ -62,6 +62,17 @@ from tapedeck_common.errors import NotFound
 
 _FINAL = [state.value for state in FINAL_STATES]
 
+# The worker pools of every replica LISTEN here (PostgreSQL); the payload is empty, so the
+# notifications of one transaction coalesce into one.
+QUEUE_CHANNEL = "tapedeck_backtest_queue"
+
+
+async def _announce_queued(session: AsyncSession) -> None:
+    # Delivered at commit, so a woken pool always finds the row; SQLite has one process, whose
+    # pool the service wakes itself.
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": QUEUE_CHANNEL})
+
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_utc(moment)
@@ -106,6 +117,7 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
             end_time=run.end_time,
         )
     )
+    await _announce_queued(session)
 
 
 async def hold_spec(*, session: AsyncSession, spec_hash: str) -> None:
@@ -369,6 +381,8 @@ async def release_run(
     if owner is not None:
         condition.append(BacktestRow.owner == owner)
     result = await session.execute(update(BacktestRow).where(*condition).values(**values))
+    if outcome.state is RunState.QUEUED:
+        await _announce_queued(session)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
