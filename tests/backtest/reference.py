@@ -46,3 +46,6 @@ BTCUSDT_SPEC = InstrumentSpec(
     maker_fee=Decimal("0.001"),
     taker_fee=Decimal("0.001"),
 )
+
+# The real BTC perpetual one-minute bars (instrument BTCUSDT_PERP).
+BTC_PERP_BARS = "btc-perp-20211231-20220201_1m.csv"

@@ -217,19 +217,43 @@ class Service:
     data_dir: Path
     raw_dir: Path
 
+    async def import_file(
+        self, source_path: str, *, kind: int, instrument: pb.Instrument, bar_convention: int = 0
+    ) -> pb.ImportDatasetResponse:
+        """Import a file under the data root through ImportDataset; return the last message."""
+        last = None
+        async for message in self.stub.ImportDataset(
+            pb.ImportDatasetRequest(
+                source_path=source_path,
+                kind=kind,  # type: ignore[arg-type]
+                instrument=instrument,
+                bar_convention=bar_convention,  # type: ignore[arg-type]
+            )
+        ):
+            last = message
+        assert last is not None
+        return last
+
+    async def watch_sweep(
+        self, name: str, *, seconds: float = 240.0
+    ) -> tuple[list[pb.WatchSweepResponse], pb.Sweep]:
+        """Watch a sweep to its end: its result updates, then the final sweep."""
+        updates, final = [], None
+        request = pb.WatchSweepRequest(name=name)
+        async for message in self.stub.WatchSweep(request, timeout=seconds):
+            if message.WhichOneof("event") == "result":
+                updates.append(message)
+            else:
+                final = message.sweep
+        assert final is not None
+        return updates, final
+
     async def import_trades(
         self, name: str = "trades.parquet", *, instrument: pb.Instrument = INSTRUMENT, **kwargs: int
     ) -> str:
         """Write a generated trades file, import it through ImportDataset, return its name."""
         write_trades(self.raw_dir / name, **kwargs)
-        last = None
-        async for message in self.stub.ImportDataset(
-            pb.ImportDatasetRequest(
-                source_path=name, instrument=instrument, kind=pb.DATA_KIND_TRADES
-            )
-        ):
-            last = message
-        assert last is not None
+        last = await self.import_file(name, kind=pb.DATA_KIND_TRADES, instrument=instrument)
         assert last.WhichOneof("event") == "dataset"
         return str(last.dataset.name)
 
@@ -277,6 +301,11 @@ async def running_service(
             yield Service(app, backtest_pb2_grpc.BacktestServiceStub(channel), data_dir, raw_dir)
     finally:
         await app.stop()
+
+
+def ints(*values: int) -> list[pb.ParameterValue]:
+    """Return whole-number parameter values."""
+    return [pb.ParameterValue(int_value=v) for v in values]
 
 
 def spec(

@@ -13,15 +13,11 @@ import pandas as pd
 import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import ints, running_service, spec
 from tests.backtest.test_analysis_domain import _pbo_by_definition
 from tests.support import field_violations
 
 GAMMA = 0.5772156649015329
-
-
-def ints(*values: int) -> list[pb.ParameterValue]:
-    return [pb.ParameterValue(int_value=v) for v in values]
 
 
 async def _minute_returns(stub, backtest: str) -> pd.Series:
@@ -49,11 +45,7 @@ async def test_a_finished_sweep_is_mapped_scored_and_its_odds_match_the_papers(
                 metric=pb.RANK_METRIC_TOTAL_RETURN,
             )
         )
-        async for _ in service.stub.WatchSweep(
-            pb.WatchSweepRequest(name=created.sweep.name), timeout=120
-        ):
-            pass
-        sweep = (await service.stub.GetSweep(pb.GetSweepRequest(name=created.sweep.name))).sweep
+        _, sweep = await service.watch_sweep(created.sweep.name)
         answer = await service.stub.AnalyzeSweep(
             pb.AnalyzeSweepRequest(name=sweep.name, cscv_splits=4)
         )

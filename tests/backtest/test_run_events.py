@@ -84,7 +84,9 @@ async def test_run_events_made_while_the_live_service_is_down_arrive_once_when_i
     assert kinds[live_pb2.EVENT_TYPE_RUN_STARTED] == 1
     assert kinds[live_pb2.EVENT_TYPE_RUN_FINISHED] == 1
     assert kinds[live_pb2.EVENT_TYPE_TRADE_BLOCKED] >= 1
-    assert f"backtest:{denied_id}:started:1" in {e.event_id for e in denied_events}
+    assert f"backtest:{denied_id}:started:1" in {
+        e.event_id.rsplit(":", 1)[0] for e in denied_events
+    }
 
     (end,) = [e for e in denied_events if e.type == live_pb2.EVENT_TYPE_RUN_FINISHED]
     assert end.event_id == f"backtest:{denied_id}:finished"
@@ -160,7 +162,11 @@ async def test_a_run_whose_workers_die_publishes_each_attempt_and_one_failure(
 
         events = await eventually(published, timeout=30, message="three events")
 
-    assert sorted(e.event_id for e in events) == [
+    # A start's id ends with the pool that claimed it (after the attempt).
+    assert sorted(
+        e.event_id.rsplit(":", 1)[0] if e.type == live_pb2.EVENT_TYPE_RUN_STARTED else e.event_id
+        for e in events
+    ) == [
         f"backtest:{run_id}:failed",
         f"backtest:{run_id}:started:1",
         f"backtest:{run_id}:started:2",

@@ -306,7 +306,9 @@ async def test_list_backtests_pages_newest_first_and_filters_by_state(database_u
 
 
 async def test_two_replicas_share_the_queue_and_run_each_run_once(database_url, data_dir):
-    async with running_service(database_url, data_dir, workers=1) as first:
+    # On SQLite a replica hears of another's runs only at its poll (PostgreSQL: LISTEN/NOTIFY).
+    poll = {"queue_poll_seconds": 0.2}
+    async with running_service(database_url, data_dir, workers=1, **poll) as first:
         dataset = await first.import_trades()
         other_dir = data_dir.parent / "replica"
         other_dir.mkdir()
@@ -317,6 +319,7 @@ async def test_two_replicas_share_the_queue_and_run_each_run_once(database_url, 
             workers=1,
             catalog_dir=data_dir / "catalog",
             results_dir=data_dir / "runs",
+            **poll,
         ) as second:
             names = []
             for slow in (16, 17, 18, 19):

@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.reference import BTCUSDT_PERP, REAL
+from tests.backtest.reference import BTC_PERP_BARS, BTCUSDT_PERP, REAL
 from tests.backtest.runs_support import running_service, spec
 from tests.support import missing_dependency
 
-BARS = "btc-perp-20211231-20220201_1m.csv"
+BARS = BTC_PERP_BARS
 FIVE_MINUTES_NS = 300_000_000_000
 
 
@@ -26,17 +26,12 @@ async def test_ema_cross_on_the_real_btc_perpetual_bars_with_five_minute_candles
     async with running_service(
         f"sqlite+aiosqlite:///{tmp_path / 'real.db'}", data_dir, data_root=REAL
     ) as service:
-        imported = None
-        async for message in service.stub.ImportDataset(
-            pb.ImportDatasetRequest(
-                source_path=BARS,
-                kind=pb.DATA_KIND_BARS,
-                bar_convention=pb.BAR_CONVENTION_BAR_CLOSE,
-                instrument=BTCUSDT_PERP,
-            )
-        ):
-            imported = message
-        assert imported is not None
+        imported = await service.import_file(
+            BARS,
+            kind=pb.DATA_KIND_BARS,
+            instrument=BTCUSDT_PERP,
+            bar_convention=pb.BAR_CONVENTION_BAR_CLOSE,
+        )
         request = spec(
             imported.dataset.name,
             balances=(("USDT", "100000"),),

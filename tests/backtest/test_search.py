@@ -10,12 +10,8 @@ import grpc
 import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import ints, running_service, spec
 from tests.support import field_violations
-
-
-def ints(*values: int) -> list[pb.ParameterValue]:
-    return [pb.ParameterValue(int_value=v) for v in values]
 
 
 def search_request(dataset: str, **search: object) -> pb.CreateSweepRequest:
@@ -28,17 +24,6 @@ def search_request(dataset: str, **search: object) -> pb.CreateSweepRequest:
         metric=pb.RANK_METRIC_TOTAL_RETURN,
         search=pb.SearchSpec(**search),  # type: ignore[arg-type]
     )
-
-
-async def watch(stub, name: str) -> tuple[list[pb.WatchSweepResponse], pb.Sweep]:
-    updates, final = [], None
-    async for message in stub.WatchSweep(pb.WatchSweepRequest(name=name), timeout=240):
-        if message.WhichOneof("event") == "result":
-            updates.append(message)
-        else:
-            final = message.sweep
-    assert final is not None
-    return updates, final
 
 
 async def test_a_tpe_search_spends_its_budget_and_streams_the_best_so_far(database_url, data_dir):
@@ -56,7 +41,7 @@ async def test_a_tpe_search_spends_its_budget_and_streams_the_best_so_far(databa
         assert created.sweep.total_runs == 6
         assert created.sweep.search.algorithm == pb.SEARCH_ALGORITHM_TPE
         assert created.sweep.axes[0].range.high == 9
-        updates, final = await watch(service.stub, created.sweep.name)
+        updates, final = await service.watch_sweep(created.sweep.name)
 
         assert final.state == pb.SWEEP_STATE_SUCCEEDED
         assert len(final.results) == 6
@@ -82,7 +67,7 @@ async def test_refused_points_fail_with_the_reason_and_count_in_the_budget(datab
         )
         request.axes[0].range.CopyFrom(pb.ParameterRange(low=30, high=60))  # >= slow: refused
         created = await service.stub.CreateSweep(request)
-        _, final = await watch(service.stub, created.sweep.name)
+        _, final = await service.watch_sweep(created.sweep.name)
         assert final.state == pb.SWEEP_STATE_SUCCEEDED
         assert len(final.results) == 4
         for result in final.results:
@@ -114,7 +99,7 @@ async def test_a_restarted_service_continues_the_study(database_url, data_dir):
         assert first
         assert sweep.state == pb.SWEEP_STATE_RUNNING
     async with running_service(database_url, data_dir, workers=1) as service:
-        _, final = await watch(service.stub, name)
+        _, final = await service.watch_sweep(name)
         assert final.state == pb.SWEEP_STATE_SUCCEEDED
         assert len(final.results) == 4
         assert first <= {r.backtest for r in final.results}

@@ -6,12 +6,8 @@ import grpc
 import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.runs_support import running_service, spec
+from tests.backtest.runs_support import ints, running_service, spec
 from tests.support import field_violations
-
-
-def ints(*values: int) -> list[pb.ParameterValue]:
-    return [pb.ParameterValue(int_value=v) for v in values]
 
 
 async def test_sweep_of_four_points_streams_four_results_then_the_ranked_sweep(

@@ -8,9 +8,10 @@ import asyncpg
 import grpc
 import pytest
 
+from tapedeck.common.v1 import common_pb2
 from tapedeck.live.v1 import live_pb2
 from tapedeck_live.notifier import LISTENER_APPLICATION
-from tests.live.support import block, event, running_live
+from tests.live.support import block, event, running_live, timestamp
 from tests.support import eventually, postgres_database
 
 
@@ -221,3 +222,62 @@ async def test_many_subscribers_on_a_small_pool_all_receive_and_appends_still_ge
 
         expected = [f"r{r}-{i}" for r in range(5) for i in range(20)]
         assert all([e.event_id for e in got] == expected for got in received)
+
+
+async def test_fifty_subscribers_with_different_filters_each_get_their_events_once_in_order(
+    database_url, data_dir
+):
+    runs, symbols = [f"run-{r}" for r in range(5)], ["BTC-USD", "ETH-USD"]
+    filled, blocked = live_pb2.EVENT_TYPE_ORDER_FILLED, live_pb2.EVENT_TYPE_TRADE_BLOCKED
+    filters = [
+        live_pb2.EventFilter(
+            types=[[filled], [blocked], [filled, blocked], []][n % 4],
+            run_id=runs[n % 5] if n % 3 else "",
+            symbol=symbols[n % 2] if n % 7 == 0 else "",
+            # Half the subscribers take a time window: seconds 20-80 of the 100 appended.
+            time_range=common_pb2.TimeRange(start_time=timestamp(20), end_time=timestamp(80))
+            if n % 2
+            else None,
+        )
+        for n in range(50)
+    ]
+    appended = [
+        (
+            block(f"e-{i:03d}", reason="max_notional", **fields)
+            if i % 3 == 0
+            else event(f"e-{i:03d}", **fields)
+        )
+        for i in range(300)
+        for fields in [{"run_id": runs[i % 5], "symbol": symbols[i % 2], "at": i / 3}]
+    ]
+
+    def wanted(subscription: live_pb2.EventFilter, candidate: live_pb2.Event) -> bool:
+        at = candidate.time.ToNanoseconds()
+        window = subscription.HasField("time_range")
+        return (
+            (not subscription.types or candidate.type in subscription.types)
+            and subscription.run_id in ("", candidate.run_id)
+            and subscription.symbol in ("", candidate.symbol)
+            and (not window or subscription.time_range.start_time.ToNanoseconds() <= at)
+            and (not window or at < subscription.time_range.end_time.ToNanoseconds())
+        )
+
+    async with running_live(database_url, data_dir) as live:
+        calls = [
+            live.stub.SubscribeEvents(live_pb2.SubscribeEventsRequest(filter=f)) for f in filters
+        ]
+        for call in calls:
+            await call.read()  # every stream is live before the first append
+        for start in range(0, 300, 30):
+            await append(live, *appended[start : start + 30])
+        expected = [[e.event_id for e in appended if wanted(f, e)] for f in filters]
+        received = await asyncio.gather(
+            *(collect(call, len(ids)) for call, ids in zip(calls, expected, strict=True))
+        )
+        for call in calls:
+            call.cancel()
+
+        assert all(len(ids) > 0 for ids in expected)
+        assert len({tuple(ids) for ids in expected}) > 20
+        for got, ids in zip(received, expected, strict=True):
+            assert [e.event_id for e in got] == ids

@@ -32,6 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 RESTART_BASE_SECONDS = 1.0
 RESTART_MAX_SECONDS = 30.0
 HEALTHY_RESETS_BACKOFF_SECONDS = 60.0
+# On stop, Envoy's health check fails first and calls already sent get this long to reach their
+# service before the services stop taking calls.
+STOP_SETTLE_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 # The demo's processes come from the development package (tapedeck-dev), never imported here.
 DEMO_EMULATOR = "tapedeck-emulator"
@@ -60,6 +63,8 @@ class Child:
     ready: Callable[[], Awaitable[bool]]
     log_path: Path
     stage: int = 1
+    stops_last: bool = False
+    """Stopped only after every other child has exited (Envoy: calls through it end first)."""
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -102,14 +107,15 @@ async def grpc_ready(address: str, service: str) -> bool:
     return serving
 
 
-async def http_ready(host: str, port: int, path: str) -> bool:
-    """Tell whether an HTTP GET answers 200 (used for Envoy's admin /ready)."""
+async def http_ready(host: str, port: int, path: str, *, method: str = "GET") -> bool:
+    """Tell whether an HTTP request answers 200 (Envoy's admin /ready, /healthcheck/fail)."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1)
     except (OSError, TimeoutError):
         return False
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        request = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        writer.write(request.encode())
         await writer.drain()
         status = await asyncio.wait_for(reader.readline(), 1)
     except (OSError, TimeoutError):
@@ -284,6 +290,7 @@ def build_children(config: StackConfig) -> list[Child]:
             env=dict(base_env),
             ready=functools.partial(http_ready, config.host, config.admin_port, "/ready"),
             log_path=logs / "envoy.log",
+            stops_last=True,
         )
     )
     return children
@@ -297,10 +304,12 @@ class Supervisor:
         children: list[Child],
         *,
         gateway_ready: Callable[[], Awaitable[bool]],
+        before_stop: Callable[[], Awaitable[object]] | None = None,
         stop_grace: float = 10.0,
     ) -> None:
         self.children = children
         self.gateway_ready = gateway_ready
+        self.before_stop = before_stop
         self.stop_grace = stop_grace
         self.stopping = asyncio.Event()
 
@@ -349,25 +358,44 @@ class Supervisor:
             await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        """SIGTERM every child (Envoy first), SIGKILL what is left after the grace period."""
+        """SIGTERM the services, then Envoy once they exited; SIGKILL what outlives the grace.
+
+        The services refuse new calls, let unary calls finish and end their server streams
+        with UNAVAILABLE ("resume from your cursor"); Envoy stays up meanwhile, so each of those
+        answers reaches its client instead of a reset connection.
+        """
         self.stopping.set()
-        for child in reversed(self.children):
-            if child.process is not None and child.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.terminate()
-        waits = [c.process.wait() for c in self.children if c.process is not None]
+        deadline = time.monotonic() + self.stop_grace
+        if self.before_stop is not None:
+            await self.before_stop()
+        for last in (False, True):
+            await self._stop_group([c for c in self.children if c.stops_last is last], deadline)
+        for child in self.children:
+            if child.task is not None:
+                await child.task
+
+    async def _stop_group(self, children: list[Child], deadline: float) -> None:
+        running = [c for c in children if c.process is not None and c.process.returncode is None]
+        for child in running:
+            assert child.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                child.process.terminate()
+        waits = [c.process.wait() for c in running if c.process is not None]
         try:
-            await asyncio.wait_for(asyncio.gather(*waits), self.stop_grace)
+            await asyncio.wait_for(asyncio.gather(*waits), max(deadline - time.monotonic(), 0.1))
         except TimeoutError:
-            for child in self.children:
+            for child in running:
                 if child.process is not None and child.process.returncode is None:
                     say(f"{child.name} did not stop within {self.stop_grace:.0f}s; killing it")
                     with contextlib.suppress(ProcessLookupError):
                         child.process.kill()
-            await asyncio.gather(*(c.process.wait() for c in self.children if c.process))
-        for child in self.children:
-            if child.task is not None:
-                await child.task
+            await asyncio.gather(*(c.process.wait() for c in running if c.process))
+
+
+async def fail_gateway_health(config: StackConfig) -> None:
+    """Fail Envoy's health check (a balancer stops sending), then let sent calls arrive."""
+    await http_ready(config.host, config.admin_port, "/healthcheck/fail", method="POST")
+    await asyncio.sleep(STOP_SETTLE_SECONDS)
 
 
 async def seed_demo(seeder: str, config: StackConfig, *, token: str | None) -> None:
@@ -454,6 +482,7 @@ async def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(
         build_children(config),
         gateway_ready=functools.partial(grpc_ready, f"{config.host}:{config.port}", ""),
+        before_stop=functools.partial(fail_gateway_health, config),
     )
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()

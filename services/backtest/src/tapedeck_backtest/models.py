@@ -105,6 +105,38 @@ class SweepRunRow(Base):
     trial_attrs_json: Mapped[str] = mapped_column(Text, default="")
 
 
+class WalkForwardRow(Base):
+    """A walk-forward: how its window is cut into folds, and the metric that picks winners."""
+
+    __tablename__ = "walk_forwards"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_spec_json: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WalkForwardFoldRow(Base):
+    """One fold: its windows, its in-sample sweep and (once known) its out-of-sample run."""
+
+    __tablename__ = "walk_forward_folds"
+
+    walk_forward_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("walk_forwards.id", ondelete="CASCADE"), primary_key=True
+    )
+    fold: Mapped[int] = mapped_column(Integer, primary_key=True)
+    in_start_ns: Mapped[int] = mapped_column(BigInteger)
+    in_end_ns: Mapped[int] = mapped_column(BigInteger)
+    out_start_ns: Mapped[int] = mapped_column(BigInteger)
+    out_end_ns: Mapped[int] = mapped_column(BigInteger)
+    sweep_id: Mapped[str] = mapped_column(String(64), ForeignKey("sweeps.id"))
+    out_run_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("backtests.id"))
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
 # --- events for the live service ---
 
 # Run lifecycle events and order denials waiting to be sent (see runs/publishing.py).

@@ -21,14 +21,16 @@ from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.runs.executors import Executor, LocalExecutor
 from tapedeck_backtest.runs.metrics import run_probes
 from tapedeck_backtest.runs.queue import RunQueue
+from tapedeck_backtest.runs.repository import QUEUE_CHANNEL
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
-from tapedeck_backtest.runs.workers import WorkerPool
+from tapedeck_backtest.runs.workers import QUEUE_LISTENER_APPLICATION, WorkerPool
 from tapedeck_backtest.servicer import BacktestServicer
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
 from tapedeck_backtest.strategies.servicer import StrategyRpcs
-from tapedeck_common.database import is_postgres, session_factory
+from tapedeck_common.database import is_postgres, listen_dsn, session_factory
+from tapedeck_common.listener import PostgresListener
 from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import Components, ServiceApp, start_service
 from tapedeck_common.server import GrpcService, Registration
@@ -91,6 +93,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 max_attempts=settings.run_max_attempts,
                 lease_seconds=settings.run_lease_seconds,
                 run_timeout_seconds=settings.run_timeout_seconds,
+                poll_seconds=settings.queue_poll_seconds,
             )
             try:
                 await pool.start()
@@ -98,14 +101,27 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 await live_events.stop()
                 raise
             on_stop.append(pool.stop)
+            if is_postgres(engine):
+                # Runs queued by any replica wake this pool at once; the poll is the safety net.
+                listener = PostgresListener(
+                    dsn=listen_dsn(engine),
+                    channel=QUEUE_CHANNEL,
+                    application=QUEUE_LISTENER_APPLICATION,
+                    wake=pool.notify,
+                    retry_seconds=settings.queue_listener_retry_seconds,
+                    # Its keep-alive query is a transaction: no more often than the poll.
+                    probe_seconds=settings.queue_poll_seconds,
+                )
+                listener.start()
+                on_stop.insert(0, listener.stop)
         runs = Runs(
             sessions=sessions,
             catalog_dir=settings.resolved_catalog_dir,
             registry=registry,
             wake=None if pool is None else pool.notify,
         )
-        await runs.resume_searches()
-        on_stop.append(runs.stop_searches)
+        await runs.resume_drivers()
+        on_stop.append(runs.stop_drivers)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
             get_run=runs.get,
@@ -116,7 +132,13 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             strategies=StrategyRpcs(registry, page_tokens=page_tokens),
             runs=RunRpcs(runs, page_tokens=page_tokens),
             playback=PlaybackRpcs(Playback(results), page_tokens=page_tokens),
-            analysis=AnalysisRpcs(SweepAnalyses(get_sweep=runs.get_sweep, results=results)),
+            analysis=AnalysisRpcs(
+                SweepAnalyses(
+                    get_sweep=runs.get_sweep,
+                    get_walk_forward=runs.get_walk_forward,
+                    results=results,
+                )
+            ),
         )
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],

@@ -128,6 +128,26 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         """Return a sweep's heatmap, neighbourhood scores and overfitting odds."""
         return await self.analysis.AnalyzeSweep(request, context)
 
+    async def CreateWalkForward(
+        self, request: pb.CreateWalkForwardRequest, context: Context
+    ) -> pb.CreateWalkForwardResponse:
+        """Start a walk-forward analysis."""
+        return await self.runs.CreateWalkForward(request, context)
+
+    async def GetWalkForward(
+        self, request: pb.GetWalkForwardRequest, context: Context
+    ) -> pb.GetWalkForwardResponse:
+        """Return one walk-forward with its folds."""
+        return await self.runs.GetWalkForward(request, context)
+
+    async def StreamWalkForwardEquity(
+        self, request: pb.StreamWalkForwardEquityRequest, context: Context
+    ) -> AsyncIterator[pb.StreamWalkForwardEquityResponse]:
+        """Stream a finished walk-forward's stitched out-of-sample equity."""
+        async with aclosing(self.analysis.StreamWalkForwardEquity(request, context)) as messages:
+            async for message in messages:
+                yield message
+
     async def StreamCandles(
         self, request: pb.StreamCandlesRequest, context: Context
     ) -> AsyncIterator[pb.StreamCandlesResponse]:

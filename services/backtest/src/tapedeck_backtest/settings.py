@@ -42,6 +42,10 @@ class BacktestSettings(ServiceSettings):
     results_dir: Path | None = None
     # Times a run is started before a dying worker fails it for good.
     run_max_attempts: int = Field(default=2, ge=1, le=10)
+    # Idle worker pools wake on a notification; they also look at the queue this often.
+    queue_poll_seconds: float = Field(default=30.0, gt=0, le=3600.0)
+    # Wait between attempts to re-open the queue's LISTEN connection on PostgreSQL.
+    queue_listener_retry_seconds: float = Field(default=1.0, gt=0)
     # A RUNNING run whose service has not renewed its lease for this long is recovered.
     run_lease_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
     # A run still RUNNING after this many seconds is stopped and FAILED; unset: no limit.
@@ -58,6 +62,8 @@ class BacktestSettings(ServiceSettings):
     """host:port of the live-event service that receives run events and order denials (from its outbox)."""
     live_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600.0)
     """Longest wait between attempts to send queued events while the live service is unreachable."""
+    live_poll_seconds: float = Field(default=30.0, gt=0, le=86_400.0)
+    """The outbox's safety poll; a commit in this process sends its events at once."""
 
     @field_validator("strategy_paths", mode="before")
     @classmethod

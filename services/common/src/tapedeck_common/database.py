@@ -35,6 +35,11 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def listen_dsn(engine: AsyncEngine) -> str:
+    """Return the PostgreSQL engine's URL as a plain DSN for a dedicated asyncpg connection."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def create_engine(settings: ServiceSettings, *, service: str) -> AsyncEngine:
     """Create the service's engine with the pool settings; SQLite gets WAL and foreign keys."""
     url = database_url(settings, service=service)

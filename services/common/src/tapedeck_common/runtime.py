@@ -61,6 +61,8 @@ class Components:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     """The service's domain gauges, sampled in the background while metrics are served."""
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
+    """Called when the server starts refusing new calls (before the grace): end server streams."""
     # Given the server's health servicer once it serves, to report statuses of their own.
     health_reporters: list[Callable[[health.aio.HealthServicer], Awaitable[None]]] = field(
         default_factory=list
@@ -85,7 +87,9 @@ class ServiceApp:
 
     async def stop(self) -> None:
         """Report NOT_SERVING, drain calls for the grace period, stop workers, release the database."""
-        await self.server.stop(self.settings.shutdown_grace_seconds)
+        await self.server.stop(
+            self.settings.shutdown_grace_seconds, on_drain=self.components.on_drain
+        )
         if self.sampler is not None:
             await self.sampler.stop()
         if self.metrics is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,10 +57,18 @@ class RunningServer:
     port: int
     service_names: tuple[str, ...]
 
-    async def stop(self, grace: float) -> None:
-        """Report NOT_SERVING, then let in-flight calls finish for `grace` seconds."""
+    async def stop(self, grace: float, *, on_drain: Sequence[Callable[[], None]] = ()) -> None:
+        """Report NOT_SERVING, refuse new calls, then let in-flight calls finish for `grace` s.
+
+        `on_drain` runs once new calls are refused: a server stream ends itself there (with a
+        status telling its client to resume), so the grace goes to the unary calls.
+        """
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        stopped = asyncio.ensure_future(self.server.stop(grace))
+        await asyncio.sleep(0)  # the server stops accepting calls in the first step of stop()
+        for drain in on_drain:
+            drain()
+        await stopped
 
 
 async def start_server(

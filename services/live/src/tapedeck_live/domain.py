@@ -91,6 +91,17 @@ class EventFilter:
         }
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
+    def matches(self, event: StoredEvent) -> bool:
+        """Return whether a stored event passes the filter (the repository's conditions, in memory)."""
+        return (
+            (not self.types or event.type in self.types)
+            and (self.run_id is None or event.run_id == self.run_id)
+            and (self.reason is None or event.reason == self.reason)
+            and (self.symbol is None or event.symbol == self.symbol)
+            and (self.start_ns is None or event.ts_ns >= self.start_ns)
+            and (self.end_ns is None or event.ts_ns < self.end_ns)
+        )
+
 
 @dataclass(frozen=True)
 class ReasonCount:

@@ -9,17 +9,20 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
-from tapedeck_common.database import is_postgres, session_factory
+from tapedeck_common.database import is_postgres, listen_dsn, session_factory
+from tapedeck_common.listener import PostgresListener
 from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import Components, ServiceApp, start_service
 from tapedeck_common.server import GrpcService, Registration
 from tapedeck_common.settings import secret_value
 from tapedeck_live.domain import GateLimits
 from tapedeck_live.gate import Gate
-from tapedeck_live.notifier import Notifier, PostgresListener
+from tapedeck_live.notifier import LISTENER_APPLICATION, Notifier
+from tapedeck_live.repository import NOTIFY_CHANNEL
 from tapedeck_live.servicer import LiveServicer
 from tapedeck_live.session_summarizer import SessionSummarizer
 from tapedeck_live.settings import LiveSettings
+from tapedeck_live.tail import Fanout
 from tapedeck_live.wallets_client import WalletDirectory
 
 SERVICE = "live"
@@ -37,12 +40,24 @@ async def start(settings: LiveSettings) -> ServiceApp:
         notifier = Notifier()
         on_stop: list[Callable[[], Awaitable[None]]] = []
         if is_postgres(engine):
-            dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
             listener = PostgresListener(
-                dsn=dsn, notifier=notifier, retry_seconds=settings.listener_retry_seconds
+                dsn=listen_dsn(engine),
+                channel=NOTIFY_CHANNEL,
+                application=LISTENER_APPLICATION,
+                wake=notifier.wake,
+                retry_seconds=settings.listener_retry_seconds,
             )
             listener.start()
             on_stop.append(listener.stop)
+        fanout = Fanout(
+            sessions=reads,
+            notifier=notifier,
+            batch_size=settings.subscribe_batch_size,
+            window_events=settings.tail_window_events,
+            retry_seconds=settings.listener_retry_seconds,
+        )
+        fanout.start()
+        on_stop.append(fanout.stop)
         wallets = WalletDirectory(
             address=settings.wallets_address,
             service_token=secret_value(settings.service_token),
@@ -62,6 +77,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
             sessions,
             reads=reads,
             notifier=notifier,
+            fanout=fanout,
             gate=gate,
             page_tokens=PageTokens.for_deployment(settings),
             subscribe_batch_size=settings.subscribe_batch_size,
@@ -74,6 +90,10 @@ async def start(settings: LiveSettings) -> ServiceApp:
         summarizer = SessionSummarizer(sessions, notifier=notifier)
         summarizer.start()
         on_stop.append(summarizer.stop)
-        return Components([Registration(LIVE_SERVICE, servicer)], on_stop=on_stop)
+        return Components(
+            [Registration(LIVE_SERVICE, servicer)],
+            on_stop=on_stop,
+            on_drain=[fanout.close_streams],
+        )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

@@ -16,7 +16,7 @@ from tapedeck_live import messages, repository, session_messages, session_reposi
 from tapedeck_live.domain import EventFilter, EventType
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier
-from tapedeck_live.tail import ShieldedReads
+from tapedeck_live.tail import Fanout, ShieldedReads
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -34,6 +34,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         *,
         reads: async_sessionmaker[AsyncSession],
         notifier: Notifier,
+        fanout: Fanout,
         gate: Gate,
         page_tokens: PageTokens,
         subscribe_batch_size: int,
@@ -43,6 +44,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self._sessions = sessions
         self._reads = reads
         self._notifier = notifier
+        self._fanout = fanout
         self._gate = gate
         self._page_tokens = page_tokens
         self._batch_size = subscribe_batch_size
@@ -140,7 +142,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         after = None if request.tail_only else request.after_sequence
         async for batch in tail.follow(
             sessions=self._reads,
-            notifier=self._notifier,
+            fanout=self._fanout,
             readers=self._readers,
             reads=self._shielded,
             event_filter=event_filter,

@@ -1,25 +1,41 @@
-"""The live tail of one subscriber: backlog after its cursor, then new events as they commit.
+"""The live tail: one reader fetches each new batch once and shares it with every subscriber.
 
-Memory stays bounded by one batch per subscriber: the subscriber reads from the database after
-its own cursor, and only when its consumer has taken the previous batch (the gRPC write awaits
-flow control). A slow consumer simply reads later, from where it was.
+A subscriber first reads its backlog from the database after its own cursor, only when its
+consumer has taken the previous batch (the gRPC write awaits flow control). Once its cursor is
+within the shared window of recent events, it takes its matches from that window in memory and
+holds no database connection while it waits. A subscriber that falls behind the window (a slow
+consumer) reads from the database again, from where it was. Memory stays bounded by the window
+and one batch per subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_common.errors import Unavailable
 from tapedeck_live import repository
 from tapedeck_live.domain import EventFilter, StoredEvent
 from tapedeck_live.notifier import Notifier
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+_EVERY_EVENT = EventFilter()
+
+# How every subscription ends when the service stops (UNAVAILABLE, see the contract): the client
+# subscribes again with `after_sequence` = the last cursor it received and misses nothing.
+SHUTTING_DOWN = "the server is shutting down; subscribe again after your last cursor"
 
 
 @dataclass(frozen=True)
@@ -30,10 +46,115 @@ class TailBatch:
     cursor: int
 
 
+class Fanout:
+    """The shared reader: every event after its start, read once, kept in a bounded window.
+
+    It reads when the notifier says the store may have grown, never on a timer: an idle store
+    costs no query. `published` wakes subscribers each time the window moves on.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        notifier: Notifier,
+        batch_size: int,
+        window_events: int,
+        retry_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._notifier = notifier
+        self._batch_size = batch_size
+        self._window_events = window_events
+        self._retry_seconds = retry_seconds
+        self.published = Notifier()
+        self._window: list[StoredEvent] = []
+        self._floor = 0  # every event after the floor and up to the cursor is in the window
+        self._cursor = 0
+        self._ready = asyncio.Event()
+        self.closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start reading in the background."""
+        self._task = asyncio.create_task(self._run(), name="live-fanout")
+
+    def close_streams(self) -> None:
+        """End every subscription with UNAVAILABLE (the service is stopping)."""
+        self.closing = True
+        self.published.wake()
+
+    async def stop(self) -> None:
+        """Stop reading."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def ready(self) -> None:
+        """Wait until the reader knows the head of the store."""
+        await self._ready.wait()
+
+    def after(
+        self, cursor: int, event_filter: EventFilter, limit: int
+    ) -> tuple[list[StoredEvent], int, bool] | None:
+        """Return (matches after `cursor`, the cursor after them, full); None: read the store."""
+        if cursor < self._floor:
+            return None
+        if cursor >= self._cursor:
+            return [], cursor, False
+        start = bisect.bisect_right(self._window, cursor, key=lambda event: event.sequence)
+        matches: list[StoredEvent] = []
+        for event in self._window[start:]:
+            if event_filter.matches(event):
+                matches.append(event)
+                if len(matches) == limit:
+                    return matches, event.sequence, True
+        return matches, self._cursor, False
+
+    async def _run(self) -> None:
+        while True:
+            seen = self._notifier.generation
+            try:
+                await self._catch_up()
+            except (SQLAlchemyError, OSError) as error:
+                logger.warning("reading new events failed, retrying: %s", error)
+                await asyncio.sleep(self._retry_seconds)
+                continue
+            await self._notifier.wait(seen, within=None)
+
+    async def _catch_up(self) -> None:
+        while True:
+            async with self._sessions() as session:
+                head = await repository.head_sequence(session=session)
+                if not self._ready.is_set():
+                    self._floor = self._cursor = head
+                    self._ready.set()
+                if head <= self._cursor:
+                    return
+                events = await repository.read_after(
+                    session=session,
+                    event_filter=_EVERY_EVENT,
+                    after=self._cursor,
+                    up_to=head,
+                    limit=self._batch_size,
+                )
+            full = len(events) == self._batch_size
+            self._window.extend(events)
+            self._cursor = events[-1].sequence if full else head
+            if len(self._window) > self._window_events:
+                dropped = len(self._window) - self._window_events
+                self._floor = self._window[dropped - 1].sequence
+                del self._window[:dropped]
+            self.published.wake()
+            if not full:
+                return
+
+
 async def follow(
     *,
     sessions: async_sessionmaker[AsyncSession],
-    notifier: Notifier,
+    fanout: Fanout,
     readers: asyncio.Semaphore,
     reads: ShieldedReads,
     event_filter: EventFilter,
@@ -43,27 +164,35 @@ async def follow(
 ) -> AsyncIterator[TailBatch]:
     """Yield matching events after `after` (None: from now on), then the tail, and heartbeats.
 
-    `readers` bounds how many subscribers read at once: a wake-up releases every subscriber
-    together, and they must queue here rather than exhaust the connection pool that appends and
-    lists need too.
+    `readers` bounds how many subscribers read the store at once (backlogs and slow consumers),
+    so they queue here rather than exhaust the connection pool that appends and lists need too.
     """
     if after is None:
         cursor, _ = await reads.run(_read(sessions, readers, event_filter, None, batch_size))
     else:
         cursor = after
+    await fanout.ready()
     last_sent = float("-inf")  # the first batch goes out at once, even empty: the stream is live
     while True:
-        seen = notifier.generation
-        head, events = await reads.run(_read(sessions, readers, event_filter, cursor, batch_size))
-        full = len(events) == batch_size
-        cursor = events[-1].sequence if full else max(cursor, head)
+        if fanout.closing:
+            raise Unavailable(SHUTTING_DOWN)
+        seen = fanout.published.generation
+        shared = fanout.after(cursor, event_filter, batch_size)
+        if shared is None:
+            head, events = await reads.run(
+                _read(sessions, readers, event_filter, cursor, batch_size)
+            )
+            full = len(events) == batch_size
+            cursor = events[-1].sequence if full else max(cursor, head)
+        else:
+            events, cursor, full = shared
         if events or time.monotonic() - last_sent >= heartbeat_seconds:
             yield TailBatch(events=events, cursor=cursor)
             last_sent = time.monotonic()
         if full:
             continue  # more backlog: read on without waiting
         idle = heartbeat_seconds - (time.monotonic() - last_sent)
-        await notifier.wait(seen, within=max(idle, 0.0))
+        await fanout.published.wait(seen, within=max(idle, 0.0))
 
 
 async def _read(

@@ -13,14 +13,38 @@ from tapedeck_backtest.analysis.domain import AnalysisQuery, FloatArray, IntArra
 from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.runs.domain import RunState
 from tapedeck_backtest.runs.sweeps import Sweep, SweepState
+from tapedeck_backtest.runs.walkforward import WalkForward, WalkForwardState, stitch
+from tapedeck_common.errors import FailedPrecondition
 
 
 class SweepAnalyses:
-    """AnalyzeSweep: heatmap, neighbourhood scores, Deflated Sharpe Ratio and PBO."""
+    """AnalyzeSweep (heatmap, neighbourhood scores, Deflated Sharpe Ratio and PBO) and a
+    walk-forward's stitched out-of-sample equity."""
 
-    def __init__(self, *, get_sweep: Callable[[str], Awaitable[Sweep]], results: ResultStore):
+    def __init__(
+        self,
+        *,
+        get_sweep: Callable[[str], Awaitable[Sweep]],
+        get_walk_forward: Callable[[str], Awaitable[WalkForward]],
+        results: ResultStore,
+    ):
         self._get_sweep = get_sweep
+        self._get_walk_forward = get_walk_forward
         self._results = results
+
+    async def walk_forward_equity(self, walk_id: str) -> tuple[IntArray, FloatArray]:
+        """Return a finished walk-forward's out-of-sample equity, the folds' curves chained."""
+        walk = await self._get_walk_forward(walk_id)
+        if walk.state is not WalkForwardState.SUCCEEDED:
+            raise FailedPrecondition(
+                f"walkForwards/{walk_id} is {walk.state.value}; its equity needs SUCCEEDED"
+            )
+        curves = []
+        for fold in walk.folds:
+            if fold.out_run is not None and fold.out_run.state is RunState.SUCCEEDED:
+                _, files = await self._results.open(fold.out_run.id)
+                curves.append((np.array(files.equity_times), np.array(files.equity_values)))
+        return await asyncio.to_thread(stitch, curves)
 
     async def analyze(self, query: AnalysisQuery) -> SweepAnalysis:
         """Return the analysis of a sweep."""

@@ -118,10 +118,20 @@ def equity_query(request: pb.StreamEquityRequest) -> EquityQuery:
     max_points = _non_negative(request.max_points, "max_points", maximum=MAX_POINTS)
     if max_points in (1, 2):
         raise InvalidArgument([FieldViolation("max_points", "must be 0 (no limit) or at least 3")])
-    chunk_size = _chunk_size(request.chunk_size, default=10_000, low=100, high=100_000)
     return EquityQuery(
-        backtest, start, end, every, max_points, chunk_size, request.include_drawdown
+        backtest,
+        start,
+        end,
+        every,
+        max_points,
+        equity_chunk_size(request.chunk_size),
+        request.include_drawdown,
     )
+
+
+def equity_chunk_size(value: int) -> int:
+    """Return an equity stream's points per message (0: 10,000; else 100 to 100,000)."""
+    return _chunk_size(value, default=10_000, low=100, high=100_000)
 
 
 def fill_query(request: pb.ListFillsRequest) -> FillQuery:

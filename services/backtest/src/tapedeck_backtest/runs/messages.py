@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -37,6 +38,12 @@ from tapedeck_backtest.runs.sweeps import (
     SweepPoint,
     SweepState,
     ranked,
+)
+from tapedeck_backtest.runs.walkforward import (
+    Fold,
+    WalkForward,
+    WalkForwardSpec,
+    WalkForwardState,
 )
 from tapedeck_backtest.strategies.messages import parameter_value, parameter_value_to_proto
 from tapedeck_backtest.strategies.registry import Scalar
@@ -88,6 +95,16 @@ ALGORITHMS = EnumMapping(
         pb.SEARCH_ALGORITHM_NSGA2: SearchAlgorithm.NSGA2,
     },
     unspecified=SearchAlgorithm.GRID,
+)
+MAX_WINDOW_NS = 100 * 365 * 86_400 * NANOS_PER_SECOND
+NO_WALK_FORWARD = WalkForwardSpec(folds=0, anchored=False, in_sample_ns=0, out_of_sample_ns=0)
+WALK_FORWARD_STATES = EnumMapping(
+    pb.WalkForwardState.DESCRIPTOR,
+    {
+        pb.WALK_FORWARD_STATE_RUNNING: WalkForwardState.RUNNING,
+        pb.WALK_FORWARD_STATE_SUCCEEDED: WalkForwardState.SUCCEEDED,
+        pb.WALK_FORWARD_STATE_FAILED: WalkForwardState.FAILED,
+    },
 )
 SWEEP_STATES = EnumMapping(
     pb.SweepState.DESCRIPTOR,
@@ -206,7 +223,82 @@ def axes(values: Iterable[pb.ParameterAxis]) -> tuple[Axis, ...]:
     return tuple(result)
 
 
-def search(request: pb.CreateSweepRequest) -> SearchSpec | None:
+def walk_forward_id(name: str, *, field: str = "name") -> str:
+    """Return the id of a `walkForwards/{id}` name."""
+    return resource_id(name, collection="walkForwards", field=field)
+
+
+def _duration_ns(value: Duration, *, field: str) -> int:
+    nanos = value.seconds * NANOS_PER_SECOND + value.nanos
+    if not 0 < nanos <= MAX_WINDOW_NS:
+        raise InvalidArgument([FieldViolation(field, "must be positive and at most 100 years")])
+    return nanos
+
+
+def walk_forward_spec(message: pb.WalkForwardSpec) -> WalkForwardSpec:
+    """Return how a walk-forward cuts its window."""
+    field = "walk_forward"
+    violations: list[FieldViolation] = []
+    lengths = []
+    for name in ("in_sample_duration", "out_of_sample_duration"):
+        try:
+            lengths.append(_duration_ns(getattr(message, name), field=f"{field}.{name}"))
+        except InvalidArgument as error:
+            violations.extend(error.violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return WalkForwardSpec(message.folds, message.anchored, lengths[0], lengths[1])
+
+
+@dataclass(frozen=True)
+class SweepParts:
+    """What CreateSweep and CreateWalkForward share, parsed; `walk_forward` for the latter."""
+
+    spec: SpecRequest
+    axes: tuple[Axis, ...]
+    metric: SweepMetric
+    search: SearchSpec | None
+    walk_forward: WalkForwardSpec
+
+
+def sweep_parts(
+    request: pb.CreateSweepRequest | pb.CreateWalkForwardRequest,
+    *,
+    walk_forward: pb.WalkForwardSpec | None = None,
+) -> SweepParts:
+    """Parse a sweep's (or, with `walk_forward`, a walk-forward's) request, naming every wrong
+    field at once."""
+    if not request.HasField("base_spec"):
+        raise InvalidArgument([FieldViolation("base_spec", "is required")])
+    spec = spec_request(request.base_spec, field="base_spec")
+    violations: list[FieldViolation] = []
+    parts = SweepParts(
+        spec=spec,
+        axes=_collect(violations, lambda: axes(request.axes), ()),
+        metric=_collect(
+            violations,
+            lambda: METRICS.from_proto(request.metric, field="metric"),
+            SweepMetric.SHARPE_RATIO,
+        ),
+        search=_collect(violations, lambda: search(request), None),
+        walk_forward=NO_WALK_FORWARD
+        if walk_forward is None
+        else _collect(violations, lambda: walk_forward_spec(walk_forward), NO_WALK_FORWARD),
+    )
+    if violations:
+        raise InvalidArgument(violations)
+    return parts
+
+
+def _collect[T](violations: list[FieldViolation], parse: Callable[[], T], default: T) -> T:
+    try:
+        return parse()
+    except InvalidArgument as error:
+        violations.extend(error.violations)
+        return default
+
+
+def search(request: pb.CreateSweepRequest | pb.CreateWalkForwardRequest) -> SearchSpec | None:
     """Return the request's search, or None for a grid."""
     if not request.HasField("search"):
         return None
@@ -249,10 +341,7 @@ def spec_to_proto(spec: RunSpec) -> pb.BacktestSpec:
             for currency, amount in spec.starting_balances
         ],
         account_type=ACCOUNT_TYPES.to_proto(spec.account_type),
-        bar_interval=Duration(
-            seconds=spec.bar_interval_ns // NANOS_PER_SECOND,
-            nanos=spec.bar_interval_ns % NANOS_PER_SECOND,
-        ),
+        bar_interval=_duration(spec.bar_interval_ns),
     )
 
 
@@ -380,6 +469,69 @@ def sweep_to_proto(sweep: Sweep) -> pb.Sweep:
             )
         )
     return message
+
+
+def _window(start_ns: int, end_ns: int) -> common_pb2.TimeRange:
+    return common_pb2.TimeRange(
+        start_time=nanos_to_timestamp(start_ns), end_time=nanos_to_timestamp(end_ns)
+    )
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def fold_to_proto(fold: Fold, metric: SweepMetric) -> pb.WalkForwardFold:
+    """Return one fold with its winner and out-of-sample outcome so far."""
+    window = fold.window
+    message = pb.WalkForwardFold(
+        index=window.index,
+        in_sample=_window(window.in_start_ns, window.in_end_ns),
+        out_of_sample=_window(window.out_start_ns, window.out_end_ns),
+        sweep=f"sweeps/{fold.sweep.id}",
+        efficiency=_finite(fold.efficiency),
+        error_message=fold.error,
+    )
+    winner = fold.winner
+    if winner is not None:
+        parameters, value = winner
+        for name, chosen in parameters.items():
+            message.best_parameters[name].CopyFrom(parameter_value_to_proto(chosen))
+        if math.isfinite(value):
+            message.in_sample_value = value
+    run = fold.out_run
+    if run is not None:
+        message.out_of_sample_backtest = f"backtests/{run.id}"
+        message.out_of_sample_state = RUN_STATES.to_proto(run.state)
+        if run.stats is not None and math.isfinite(run.stats.metric(metric.value)):
+            message.out_of_sample_value = run.stats.metric(metric.value)
+    return message
+
+
+def walk_forward_to_proto(walk: WalkForward) -> pb.WalkForward:
+    """Return a walk-forward with its folds."""
+    message = pb.WalkForward(
+        name=f"walkForwards/{walk.id}",
+        walk_forward=pb.WalkForwardSpec(
+            folds=walk.spec.folds,
+            anchored=walk.spec.anchored,
+            in_sample_duration=_duration(walk.spec.in_sample_ns),
+            out_of_sample_duration=_duration(walk.spec.out_of_sample_ns),
+        ),
+        metric=METRICS.to_proto(walk.metric),
+        state=WALK_FORWARD_STATES.to_proto(walk.state),
+        folds=[fold_to_proto(fold, walk.metric) for fold in walk.folds],
+        efficiency=_finite(walk.efficiency),
+        create_time=_timestamp(walk.create_time),
+    )
+    if walk.end_time is not None:
+        message.end_time.CopyFrom(_timestamp(walk.end_time))
+    return message
+
+
+def _duration(nanos: int) -> Duration:
+    seconds, remainder = divmod(nanos, NANOS_PER_SECOND)
+    return Duration(seconds=seconds, nanos=remainder)
 
 
 def axis_to_proto(axis: Axis) -> pb.ParameterAxis:

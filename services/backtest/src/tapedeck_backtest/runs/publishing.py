@@ -127,15 +127,19 @@ def _spec_summary(run_id: str, facts: RunFacts) -> dict[str, Any]:
 
 
 async def run_started(
-    *, session: AsyncSession, run_id: str, facts: RunFacts, attempt: int, now: datetime
+    *, session: AsyncSession, run_id: str, facts: RunFacts, attempt: int, owner: str, now: datetime
 ) -> None:
-    """Enqueue `run_started` for a run a worker pool just claimed (one event per attempt)."""
+    """Enqueue `run_started` for a run a worker pool just claimed (one event per claim).
+
+    The id names the attempt and the pool that claimed it: a run given back by a stopping
+    service keeps its attempt number, and its next start must not be dropped as a duplicate.
+    """
     await publish(
         session=session,
         table=live_outbox,
         events=[
             _event(
-                f"backtest:{run_id}:started:{attempt}",
+                f"backtest:{run_id}:started:{attempt}:{owner}",
                 live_pb2.EVENT_TYPE_RUN_STARTED,
                 run_id=run_id,
                 symbol=facts.symbol,

@@ -39,7 +39,7 @@ class RunQueue:
             run_id, attempt = claimed
             facts = await repository.run_facts(session=session, run_id=run_id)
             await publishing.run_started(
-                session=session, run_id=run_id, facts=facts, attempt=attempt, now=now
+                session=session, run_id=run_id, facts=facts, attempt=attempt, owner=owner, now=now
             )
             return await repository.get_run(session=session, run_id=run_id)
 

@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_backtest.keyset_repository import newest_first
 from tapedeck_backtest.keysets import Keyset
-from tapedeck_backtest.models import BacktestRow, DatasetRow, SweepRow, SweepRunRow, as_utc
+from tapedeck_backtest.models import (
+    BacktestRow,
+    DatasetRow,
+    SweepRow,
+    SweepRunRow,
+    WalkForwardFoldRow,
+    WalkForwardRow,
+    as_utc,
+)
 from tapedeck_backtest.runs.domain import (
     FINAL_STATES,
     Release,
@@ -43,9 +51,27 @@ from tapedeck_backtest.runs.sweeps import (
     search_from_json,
     search_to_json,
 )
+from tapedeck_backtest.runs.walkforward import (
+    Fold,
+    FoldWindow,
+    WalkForward,
+    WalkForwardSpec,
+    WalkForwardState,
+)
 from tapedeck_common.errors import NotFound
 
 _FINAL = [state.value for state in FINAL_STATES]
+
+# The worker pools of every replica LISTEN here (PostgreSQL); the payload is empty, so the
+# notifications of one transaction coalesce into one.
+QUEUE_CHANNEL = "tapedeck_backtest_queue"
+
+
+async def _announce_queued(session: AsyncSession) -> None:
+    # Delivered at commit, so a woken pool always finds the row; SQLite has one process, whose
+    # pool the service wakes itself.
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": QUEUE_CHANNEL})
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:
@@ -91,6 +117,7 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
             end_time=run.end_time,
         )
     )
+    await _announce_queued(session)
 
 
 async def hold_spec(*, session: AsyncSession, spec_hash: str) -> None:
@@ -354,6 +381,8 @@ async def release_run(
     if owner is not None:
         condition.append(BacktestRow.owner == owner)
     result = await session.execute(update(BacktestRow).where(*condition).values(**values))
+    if outcome.state is RunState.QUEUED:
+        await _announce_queued(session)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -509,3 +538,100 @@ async def finish_sweep(*, session: AsyncSession, sweep: Sweep) -> None:
         .where(SweepRow.id == sweep.id, SweepRow.state == SweepState.RUNNING.value)
         .values(state=sweep.state.value, end_time=sweep.end_time)
     )
+
+
+# --- walk-forwards ---
+
+
+def _walk_spec_json(spec: WalkForwardSpec) -> str:
+    return json.dumps(asdict(spec), sort_keys=True)
+
+
+async def insert_walk_forward(*, session: AsyncSession, walk: WalkForward, base: RunSpec) -> None:
+    """Store a new walk-forward and its folds (each naming its in-sample sweep)."""
+    session.add(
+        WalkForwardRow(
+            id=walk.id,
+            base_spec_json=base.to_json(),
+            spec_json=_walk_spec_json(walk.spec),
+            metric=walk.metric.value,
+            state=walk.state.value,
+            create_time=walk.create_time,
+            end_time=walk.end_time,
+        )
+    )
+    await session.flush()
+    session.add_all(
+        WalkForwardFoldRow(
+            walk_forward_id=walk.id,
+            fold=fold.window.index,
+            in_start_ns=fold.window.in_start_ns,
+            in_end_ns=fold.window.in_end_ns,
+            out_start_ns=fold.window.out_start_ns,
+            out_end_ns=fold.window.out_end_ns,
+            sweep_id=fold.sweep.id,
+            out_run_id=None,
+            error="",
+        )
+        for fold in walk.folds
+    )
+
+
+async def get_walk_forward(*, session: AsyncSession, walk_id: str) -> tuple[WalkForward, RunSpec]:
+    """Return a walk-forward with its folds' sweeps and runs, and its base spec; or NotFound."""
+    row = await session.get(WalkForwardRow, walk_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"walkForwards/{walk_id} does not exist")
+    fold_rows = list(
+        await session.scalars(
+            select(WalkForwardFoldRow)
+            .where(WalkForwardFoldRow.walk_forward_id == walk_id)
+            .order_by(WalkForwardFoldRow.fold)
+        )
+    )
+    folds = []
+    for fold in fold_rows:
+        out_run = None
+        if fold.out_run_id is not None:
+            out_run = await get_run(session=session, run_id=fold.out_run_id)
+        window = FoldWindow(
+            fold.fold, fold.in_start_ns, fold.in_end_ns, fold.out_start_ns, fold.out_end_ns
+        )
+        sweep = await get_sweep(session=session, sweep_id=fold.sweep_id)
+        folds.append(Fold(window, sweep, out_run, fold.error))
+    walk = WalkForward(
+        id=row.id,
+        spec=WalkForwardSpec(**json.loads(row.spec_json)),
+        metric=SweepMetric(row.metric),
+        state=WalkForwardState(row.state),
+        create_time=as_utc(row.create_time),
+        folds=tuple(folds),
+        end_time=_utc_or_none(row.end_time),
+    )
+    return walk, RunSpec.from_json(row.base_spec_json)
+
+
+async def set_fold_outcome(
+    *, session: AsyncSession, walk_id: str, fold: int, out_run_id: str | None, error: str = ""
+) -> None:
+    """Store a fold's out-of-sample run, or why it has none."""
+    await session.execute(
+        update(WalkForwardFoldRow)
+        .where(WalkForwardFoldRow.walk_forward_id == walk_id, WalkForwardFoldRow.fold == fold)
+        .values(out_run_id=out_run_id, error=error)
+    )
+
+
+async def finish_walk_forward(*, session: AsyncSession, walk: WalkForward) -> None:
+    """Store a walk-forward's move from RUNNING to its final state."""
+    await session.execute(
+        update(WalkForwardRow)
+        .where(WalkForwardRow.id == walk.id, WalkForwardRow.state == WalkForwardState.RUNNING.value)
+        .values(state=walk.state.value, end_time=walk.end_time)
+    )
+
+
+async def running_walk_forwards(*, session: AsyncSession) -> list[str]:
+    """Return the ids of the walk-forwards still RUNNING."""
+    query = select(WalkForwardRow.id).where(WalkForwardRow.state == WalkForwardState.RUNNING.value)
+    return list(await session.scalars(query))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_backtest.datasets.domain import DatasetSource
 from tapedeck_backtest.datasets.service import load_dataset_source
 from tapedeck_backtest.keysets import Keyset
 from tapedeck_backtest.runs import repository
@@ -41,6 +42,15 @@ from tapedeck_backtest.runs.sweeps import (
     ranked,
     settle,
 )
+from tapedeck_backtest.runs.walkforward import (
+    Fold,
+    WalkForward,
+    WalkForwardSpec,
+    WalkForwardState,
+    check_walk_forward,
+    fold_windows,
+    settle_walk_forward,
+)
 from tapedeck_backtest.strategies import StrategyRegistry
 from tapedeck_backtest.strategies.registry import Scalar
 from tapedeck_common.errors import InvalidArgument
@@ -49,8 +59,8 @@ from tapedeck_common.validation import new_id
 logger = logging.getLogger(__name__)
 
 WATCH_POLL_SECONDS = 0.2
-# How often a running search looks for finished trials to ask the next ones.
-SEARCH_POLL_SECONDS = 0.5
+# How often a running search or walk-forward looks for finished runs to take the next step.
+DRIVE_POLL_SECONDS = 0.5
 
 
 def _now() -> datetime:
@@ -76,7 +86,7 @@ class Runs:
         self._catalog_dir = catalog_dir
         self._registry = registry
         self._wake = wake
-        self._searches: dict[str, asyncio.Task[None]] = {}
+        self._drivers: dict[str, asyncio.Task[None]] = {}
 
     def _queue_changed(self) -> None:
         if self._wake is not None:
@@ -142,6 +152,22 @@ class Runs:
 
     # -- sweeps
 
+    def _checked_search(
+        self,
+        request: SpecRequest,
+        axes: tuple[Axis, ...],
+        metric: SweepMetric,
+        search: SearchSpec | None,
+    ) -> SearchSpec | None:
+        """Check a sweep's axes (and search); return the search, None for a grid."""
+        grid = search is None or search.algorithm is SearchAlgorithm.GRID
+        check_axes(axes, self._registry, request.strategy_id, grid=grid)
+        if search is None or grid:
+            return None
+        definition = self._registry.require(request.strategy_id, field="base_spec.strategy")
+        search_space(axes, definition)
+        return check_search(search, metric)
+
     async def create_sweep(
         self,
         request: SpecRequest,
@@ -151,53 +177,68 @@ class Runs:
     ) -> Sweep:
         """Store a sweep: a grid with one run per point (reusing SUCCEEDED runs with equal
         specs), or a search whose trials are asked as runs finish (`drive_search`)."""
-        grid = search is None or search.algorithm is SearchAlgorithm.GRID
-        check_axes(axes, self._registry, request.strategy_id, grid=grid)
-        if search is not None and not grid:
-            search = check_search(search, metric)
-            definition = self._registry.require(request.strategy_id, field="base_spec.strategy")
-            search_space(axes, definition)
-        sweep_id = new_id()
-        now = _now()
+        search = self._checked_search(request, axes, metric, search)
         async with self._sessions.begin() as session:
-            source = await load_dataset_source(
-                session=session,
-                catalog_dir=self._catalog_dir,
-                dataset_id=request.dataset_id,
-                field="base_spec.dataset",
+            source, base = await self._base_spec(session, request)
+            sweep = await self._new_sweep(
+                session, base, request.parameters, source.identity, axes, metric, search
             )
-            base = resolve_spec(request, source, self._registry, field="base_spec")
-            points: list[SweepPoint] = []
-            if grid:
-                by_hash: dict[str, Run] = {}
-                for position, (parameters, spec) in enumerate(
-                    point_specs(base, request.parameters, axes, self._registry)
-                ):
-                    run = await self._point_run(
-                        session, spec, source.identity, sweep_id, by_hash, now
-                    )
-                    points.append(SweepPoint(position, parameters, run))
-            count, last_end = finished(tuple(points))
-            sweep = settle(
-                Sweep(
-                    id=sweep_id,
-                    base_spec=base,
-                    axes=axes,
-                    metric=metric,
-                    state=SweepState.RUNNING,
-                    total_runs=len(points) if grid or search is None else search.trial_budget,
-                    create_time=now,
-                    points=tuple(points),
-                    finished_runs=count,
-                    last_end_time=last_end,
-                    search=None if grid else search,
-                ),
-                now=now,
-            )
-            await repository.insert_sweep(session=session, sweep=sweep)
         if sweep.search is not None:
             self.drive_search(sweep.id)
         self._queue_changed()
+        return sweep
+
+    async def _base_spec(
+        self, session: AsyncSession, request: SpecRequest
+    ) -> tuple[DatasetSource, RunSpec]:
+        """Return a sweep's (or walk-forward's) dataset and its base spec resolved."""
+        source = await load_dataset_source(
+            session=session,
+            catalog_dir=self._catalog_dir,
+            dataset_id=request.dataset_id,
+            field="base_spec.dataset",
+        )
+        return source, resolve_spec(request, source, self._registry, field="base_spec")
+
+    async def _new_sweep(
+        self,
+        session: AsyncSession,
+        base: RunSpec,
+        parameters: dict[str, Scalar],
+        identity: str,
+        axes: tuple[Axis, ...],
+        metric: SweepMetric,
+        search: SearchSpec | None,
+    ) -> Sweep:
+        """Store a sweep over `base`'s window and, for a grid, one run per point."""
+        sweep_id = new_id()
+        now = _now()
+        points: list[SweepPoint] = []
+        if search is None:
+            by_hash: dict[str, Run] = {}
+            for position, (point, spec) in enumerate(
+                point_specs(base, parameters, axes, self._registry)
+            ):
+                run = await self._point_run(session, spec, identity, sweep_id, by_hash, now)
+                points.append(SweepPoint(position, point, run))
+        count, last_end = finished(tuple(points))
+        sweep = settle(
+            Sweep(
+                id=sweep_id,
+                base_spec=base,
+                axes=axes,
+                metric=metric,
+                state=SweepState.RUNNING,
+                total_runs=len(points) if search is None else search.trial_budget,
+                create_time=now,
+                points=tuple(points),
+                finished_runs=count,
+                last_end_time=last_end,
+                search=search,
+            ),
+            now=now,
+        )
+        await repository.insert_sweep(session=session, sweep=sweep)
         return sweep
 
     async def _point_run(
@@ -205,7 +246,7 @@ class Runs:
         session: AsyncSession,
         spec: RunSpec,
         identity: str,
-        sweep_id: str,
+        sweep_id: str | None,
         by_hash: dict[str, Run],
         now: datetime,
     ) -> Run:
@@ -223,38 +264,49 @@ class Runs:
 
     # -- searches
 
-    async def resume_searches(self) -> None:
-        """Drive every search left RUNNING (by a restart): its study continues where it was."""
+    async def resume_drivers(self) -> None:
+        """Drive every search and walk-forward left RUNNING (by a restart): each continues
+        where it was."""
         async with self._sessions() as session:
             for sweep_id in await repository.running_searches(session=session):
                 self.drive_search(sweep_id)
+            for walk_id in await repository.running_walk_forwards(session=session):
+                self.drive_walk_forward(walk_id)
 
     def drive_search(self, sweep_id: str) -> None:
         """Ask a search's trials in the background until its budget is spent and run."""
-        if sweep_id not in self._searches:
-            task = asyncio.create_task(self._drive(sweep_id), name=f"search-{sweep_id}")
-            self._searches[sweep_id] = task
-            task.add_done_callback(lambda _: self._searches.pop(sweep_id, None))
+        self._drive_in_background(f"search-{sweep_id}", self.advance_search, sweep_id)
 
-    async def stop_searches(self) -> None:
-        """Stop driving searches (their state is all stored: a restart resumes them)."""
-        tasks = list(self._searches.values())
+    def _drive_in_background(
+        self, name: str, advance: Callable[[str], Awaitable[bool]], resource_id: str
+    ) -> None:
+        if name not in self._drivers:
+            task = asyncio.create_task(self._drive(name, advance, resource_id), name=name)
+            self._drivers[name] = task
+            task.add_done_callback(lambda _: self._drivers.pop(name, None))
+
+    async def stop_drivers(self) -> None:
+        """Stop driving searches and walk-forwards (all their state is stored: a restart
+        resumes them)."""
+        tasks = list(self._drivers.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _drive(self, sweep_id: str) -> None:
+    async def _drive(
+        self, name: str, advance: Callable[[str], Awaitable[bool]], resource_id: str
+    ) -> None:
         while True:
             try:
-                running = await self.advance_search(sweep_id)
+                running = await advance(resource_id)
             except IntegrityError:
-                running = True  # another replica asked this trial first: read again
+                running = True  # another replica moved it first: read again
             except Exception:
-                logger.exception("search %s could not ask its next trial", sweep_id)
+                logger.exception("%s could not advance", name)
                 running = True
             if not running:
                 return
-            await asyncio.sleep(SEARCH_POLL_SECONDS)
+            await asyncio.sleep(DRIVE_POLL_SECONDS)
 
     async def advance_search(self, sweep_id: str) -> bool:
         """Ask as many trials as the search's budget and parallelism allow; settle it when every
@@ -328,6 +380,96 @@ class Runs:
             sweeps = await repository.list_sweeps(session=session, after=after, limit=limit)
             return await _settled(session, sweeps)
 
+    # -- walk-forwards
+
+    async def create_walk_forward(
+        self,
+        request: SpecRequest,
+        axes: tuple[Axis, ...],
+        metric: SweepMetric,
+        search: SearchSpec | None,
+        spec: WalkForwardSpec,
+    ) -> WalkForward:
+        """Store a walk-forward: one in-sample sweep per fold; the winners run out of sample as
+        their sweeps finish (`drive_walk_forward`)."""
+        search = self._checked_search(request, axes, metric, search)
+        check_walk_forward(spec)
+        now = _now()
+        async with self._sessions.begin() as session:
+            source, base = await self._base_spec(session, request)
+            folds = []
+            for window in fold_windows(spec, base.start_ns, base.end_ns):
+                in_sample = replace(base, start_ns=window.in_start_ns, end_ns=window.in_end_ns)
+                sweep = await self._new_sweep(
+                    session, in_sample, request.parameters, source.identity, axes, metric, search
+                )
+                folds.append(Fold(window, sweep))
+            walk = WalkForward(
+                new_id(), spec, metric, WalkForwardState.RUNNING, now, folds=tuple(folds)
+            )
+            await repository.insert_walk_forward(session=session, walk=walk, base=base)
+        for fold in walk.folds:
+            if fold.sweep.search is not None:
+                self.drive_search(fold.sweep.id)
+        self.drive_walk_forward(walk.id)
+        self._queue_changed()
+        return walk
+
+    async def get_walk_forward(self, walk_id: str) -> WalkForward:
+        """Return a walk-forward with its folds (their sweeps settled)."""
+        async with self._sessions.begin() as session:
+            walk, _ = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            return await _settled_folds(session, walk)
+
+    def drive_walk_forward(self, walk_id: str) -> None:
+        """Run each fold's winner out of sample as its sweep finishes, in the background."""
+        self._drive_in_background(f"walk-forward-{walk_id}", self.advance_walk_forward, walk_id)
+
+    async def advance_walk_forward(self, walk_id: str) -> bool:
+        """Queue the out-of-sample run of every fold whose sweep just finished; settle the
+        walk-forward when every fold is done. Return whether it is still RUNNING."""
+        queued = False
+        async with self._sessions.begin() as session:
+            stored, base = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            walk = await _settled_folds(session, stored)
+            if walk.state is not WalkForwardState.RUNNING:
+                return False
+            source = await load_dataset_source(
+                session=session, catalog_dir=self._catalog_dir, dataset_id=base.dataset_id
+            )
+            now = _now()
+            for fold in walk.folds:
+                if fold.out_run is not None or fold.error or fold.sweep.state is SweepState.RUNNING:
+                    continue
+                winner = fold.in_sample_run
+                if winner is None:
+                    await repository.set_fold_outcome(
+                        session=session,
+                        walk_id=walk_id,
+                        fold=fold.window.index,
+                        out_run_id=None,
+                        error="no run of the in-sample sweep succeeded",
+                    )
+                    continue
+                spec = replace(
+                    base,
+                    parameters=winner.spec.parameters,
+                    start_ns=fold.window.out_start_ns,
+                    end_ns=fold.window.out_end_ns,
+                )
+                run = await self._point_run(session, spec, source.identity, None, {}, now)
+                await repository.set_fold_outcome(
+                    session=session, walk_id=walk_id, fold=fold.window.index, out_run_id=run.id
+                )
+                queued = True
+            stored, _ = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            walk = settle_walk_forward(await _settled_folds(session, stored), now=now)
+            if walk.state is not WalkForwardState.RUNNING:
+                await repository.finish_walk_forward(session=session, walk=walk)
+        if queued:
+            self._queue_changed()
+        return walk.state is WalkForwardState.RUNNING
+
     async def watch_sweep(
         self, sweep_id: str
     ) -> AsyncIterator[tuple[tuple[SweepPoint, int], tuple[SweepPoint, int]] | Sweep]:
@@ -349,6 +491,15 @@ class Runs:
                 yield sweep
                 return
             await asyncio.sleep(WATCH_POLL_SECONDS)
+
+
+async def _settled_folds(session: AsyncSession, walk: WalkForward) -> WalkForward:
+    """Return the walk-forward with each fold's sweep settled now."""
+    folds = []
+    for fold in walk.folds:
+        sweep = (await _settled(session, [fold.sweep]))[0]
+        folds.append(replace(fold, sweep=sweep))
+    return replace(walk, folds=tuple(folds))
 
 
 async def _settled(session: AsyncSession, sweeps: list[Sweep]) -> list[Sweep]:

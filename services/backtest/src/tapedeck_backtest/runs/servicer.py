@@ -78,26 +78,28 @@ class RunRpcs:
         self, request: pb.CreateSweepRequest, context: Context
     ) -> pb.CreateSweepResponse:
         """Start a sweep: the cartesian product of the axes, or a search over them."""
-        if not request.HasField("base_spec"):
-            raise InvalidArgument([FieldViolation("base_spec", "is required")])
-        spec = messages.spec_request(request.base_spec, field="base_spec")
-        violations: list[FieldViolation] = []
-        try:
-            axes = messages.axes(request.axes)
-        except InvalidArgument as error:
-            violations.extend(error.violations)
-        try:
-            metric = messages.METRICS.from_proto(request.metric, field="metric")
-        except InvalidArgument as error:
-            violations.extend(error.violations)
-        try:
-            search = messages.search(request)
-        except InvalidArgument as error:
-            violations.extend(error.violations)
-        if violations:
-            raise InvalidArgument(violations)
-        sweep = await self._runs.create_sweep(spec, axes, metric, search)
+        parts = messages.sweep_parts(request)
+        sweep = await self._runs.create_sweep(parts.spec, parts.axes, parts.metric, parts.search)
         return pb.CreateSweepResponse(sweep=messages.sweep_to_proto(sweep))
+
+    async def CreateWalkForward(
+        self, request: pb.CreateWalkForwardRequest, context: Context
+    ) -> pb.CreateWalkForwardResponse:
+        """Start a walk-forward: in-sample sweeps per fold, winners run out of sample."""
+        if not request.HasField("walk_forward"):
+            raise InvalidArgument([FieldViolation("walk_forward", "is required")])
+        parts = messages.sweep_parts(request, walk_forward=request.walk_forward)
+        walk = await self._runs.create_walk_forward(
+            parts.spec, parts.axes, parts.metric, parts.search, parts.walk_forward
+        )
+        return pb.CreateWalkForwardResponse(walk_forward=messages.walk_forward_to_proto(walk))
+
+    async def GetWalkForward(
+        self, request: pb.GetWalkForwardRequest, context: Context
+    ) -> pb.GetWalkForwardResponse:
+        """Return one walk-forward with its folds."""
+        walk = await self._runs.get_walk_forward(messages.walk_forward_id(request.name))
+        return pb.GetWalkForwardResponse(walk_forward=messages.walk_forward_to_proto(walk))
 
     async def GetSweep(self, request: pb.GetSweepRequest, context: Context) -> pb.GetSweepResponse:
         """Return one sweep with its ranked results so far."""

@@ -41,7 +41,12 @@ logger = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 0.8
 PROGRESS_WRITE_SECONDS = 0.25
 TICK_SECONDS = 0.1
+# With no run in a worker, the supervisor only checks that its workers are alive this often (no
+# database work): the queue wakes it (a notification) and a slow poll is its safety net.
+IDLE_CHECK_SECONDS = 1.0
 CANCEL_CHECK_SECONDS = 0.2
+# How a pool's LISTEN connection to the queue shows in pg_stat_activity.
+QUEUE_LISTENER_APPLICATION = "tapedeck-backtest-queue-listener"
 
 # The owners of the pools running in this process: alive whatever their pid says (tests run two
 # replicas in one process).
@@ -101,6 +106,7 @@ class WorkerPool:
         max_attempts: int = 2,
         lease_seconds: float = 15.0,
         run_timeout_seconds: float | None = None,
+        poll_seconds: float = 30.0,
     ) -> None:
         self._queue = queue
         self._jobs = jobs
@@ -110,6 +116,8 @@ class WorkerPool:
         self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_seconds)
         self._run_timeout = run_timeout_seconds
+        self._poll_seconds = poll_seconds
+        self._claim_due = True  # claim at start; then when woken, a worker freed, or polled
         self._host = os.uname().nodename[:30].replace("-", "_")
         self.owner = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
@@ -130,7 +138,8 @@ class WorkerPool:
         return self._executor
 
     def notify(self) -> None:
-        """Wake the supervisor: a run was queued or cancelled in this process."""
+        """Wake the supervisor: a run was queued or cancelled (here or, on PostgreSQL, anywhere)."""
+        self._claim_due = True
         self._wake.set()
 
     def peak_rss_mb(self) -> dict[int, float]:
@@ -174,27 +183,39 @@ class WorkerPool:
         _OWNERS_HERE.discard(self.owner)
 
     async def _supervise(self) -> None:
-        last_cancel_check = last_lease = 0.0
+        # With nothing running, nothing touches the database until a notification or the poll.
+        last_cancel_check = last_lease = last_poll = time.monotonic()
         while True:
+            busy = False
             try:
                 await self._drain()
+                # On the loop, as _dispatch spawns: a thread would outlive a cancelled supervisor.
+                self._replace_dead()
+                busy = any(slot.run_id is not None for slot in self._slots)
                 now = time.monotonic()
-                if now - last_cancel_check >= CANCEL_CHECK_SECONDS:
+                if busy and now - last_cancel_check >= CANCEL_CHECK_SECONDS:
                     last_cancel_check = now
                     await self._check_cancelled()
                     await self._check_timeouts()
-                if now - last_lease >= self._lease.total_seconds() / 3:
+                if busy and now - last_lease >= self._lease.total_seconds() / 3:
                     last_lease = now
                     await self._renew_lease()
                     await self._recover_stale()
-                await self._dispatch()
+                if now - last_poll >= self._poll_seconds:
+                    last_poll = now
+                    await self._recover_stale()
+                    self._claim_due = True
+                if self._claim_due:
+                    await self._dispatch()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("worker pool supervisor error; retrying")
                 await asyncio.sleep(1.0)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
+                await asyncio.wait_for(
+                    self._wake.wait(), TICK_SECONDS if busy else IDLE_CHECK_SECONDS
+                )
             self._wake.clear()
 
     # -- messages and process deaths
@@ -343,6 +364,7 @@ class WorkerPool:
         while any(slot.run_id is None for slot in self._slots):
             run = await self._queue.claim(owner=self.owner)
             if run is None:
+                self._claim_due = False
                 return
             run_id = run.id
             try:
@@ -383,6 +405,13 @@ class WorkerPool:
         for slot in self._slots:
             self._spawn(slot)
 
+    def _replace_dead(self) -> None:
+        # A worker that died or exited after a failed run is replaced now, not at the next run.
+        for slot in self._slots:
+            if slot.run_id is None and not slot.alive:
+                self._forget_process(slot)
+                self._spawn(slot)
+
     def _spawn(self, slot: _Slot) -> None:
         slot.worker = self._executor.spawn(self._strategy_paths)
         slot.key = None
@@ -399,8 +428,8 @@ class WorkerPool:
         slot.worker = None
         slot.key = None
 
-    @staticmethod
-    def _free(slot: _Slot) -> None:
+    def _free(self, slot: _Slot) -> None:
+        self._claim_due = True
         slot.run_id = None
         slot.progress = None
         slot.denials = ()

@@ -1,0 +1,272 @@
+"""The mixed load on the live service on PostgreSQL: `.venv/bin/python -m bench.load`.
+
+Clients list events, subscribers follow the live tail with their own filters, and an appender
+adds events at a steady rate, for a fixed time, twice in the same run against fresh databases:
+- baseline: the live service of the commit before the shared tail reader (each subscriber reads
+  the database itself), extracted with `git archive` and run from the same environment;
+- fan-out: this tree (one reader shares each new batch among the subscribers).
+Printed per variant: per-RPC p50/p99, errors by status code, delivery (every subscriber got
+exactly its matching events, once, in order), the live process's RSS and CPU; then the ratios.
+
+Every process runs on free ports against a database created for the run (nothing else is
+touched). Needs PostgreSQL at TAPEDECK_BENCH_POSTGRES and git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+from bench.live.__main__ import bench_database, event, percentile
+from bench.services import cpu_seconds, service_process
+from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tests.live.support import GENERATE_EVENTS
+from tests.support import eventually
+
+REPO = Path(__file__).resolve().parents[2]
+RUNS = 10  # appended events cycle over run-0..run-9; subscribers filter on them
+TYPES = (live_pb2.EVENT_TYPE_ORDER_FILLED, live_pb2.EVENT_TYPE_RUN_STARTED)
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    appended: list[tuple[str, str, int]] = field(default_factory=list)  # id, run, type
+
+
+def subscriber_filter(index: int) -> live_pb2.EventFilter:
+    """Fifty different filters: by run, by type, both, or everything."""
+    kind = index % 4
+    run = f"run-{index % RUNS}"
+    if kind == 0:
+        return live_pb2.EventFilter(run_id=run)
+    if kind == 1:
+        return live_pb2.EventFilter(types=[TYPES[index % 2]])
+    if kind == 2:
+        return live_pb2.EventFilter(run_id=run, types=[TYPES[index % 2]])
+    return live_pb2.EventFilter()
+
+
+def matches(subscription: live_pb2.EventFilter, run: str, kind: int) -> bool:
+    return (not subscription.run_id or subscription.run_id == run) and (
+        not subscription.types or kind in subscription.types
+    )
+
+
+async def timed_call(results: Results, name: str, call: object) -> None:
+    started = time.perf_counter()
+    try:
+        await call  # type: ignore[misc]
+    except grpc.aio.AioRpcError as error:
+        results.errors[f"{name} {error.code().name}"] += 1
+        return
+    results.latencies[name].append((time.perf_counter() - started) * 1000)
+
+
+async def client(
+    stub: live_pb2_grpc.LiveServiceStub, results: Results, stop: float, think: float, index: int
+) -> None:
+    request = live_pb2.ListEventsRequest(page_size=50, filter=subscriber_filter(index))
+    while time.monotonic() < stop:
+        await timed_call(results, "ListEvents", stub.ListEvents(request, timeout=30))
+        await asyncio.sleep(think)
+
+
+async def appender(
+    stub: live_pb2_grpc.LiveServiceStub, results: Results, stop: float, rate: int
+) -> None:
+    sequence = 0
+    tick = 0.1
+    per_tick = max(1, round(rate * tick))
+    next_at = time.monotonic()
+    while time.monotonic() < stop:
+        batch = []
+        for _ in range(per_tick):
+            run, kind = f"run-{sequence % RUNS}", TYPES[(sequence // RUNS) % 2]
+            message = event(f"load-{sequence:07d}", run_id=run)
+            message.type = kind
+            batch.append(message)
+            results.appended.append((message.event_id, run, kind))
+            sequence += 1
+        await timed_call(
+            results,
+            "AppendEvents",
+            stub.AppendEvents(live_pb2.AppendEventsRequest(events=batch), timeout=30),
+        )
+        next_at += tick
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+async def subscriber(
+    stub: live_pb2_grpc.LiveServiceStub,
+    index: int,
+    ready: asyncio.Event,
+    received: list[str],
+    results: Results,
+) -> None:
+    call = stub.SubscribeEvents(
+        live_pb2.SubscribeEventsRequest(filter=subscriber_filter(index), tail_only=True)
+    )
+    try:
+        first = True
+        async for message in call:
+            if first:
+                ready.set()
+                first = False
+            received.extend(e.event_id for e in message.events)
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.CANCELLED:
+            results.errors[f"SubscribeEvents {error.code().name}"] += 1
+    except asyncio.CancelledError:
+        call.cancel()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextlib.contextmanager
+def baseline_tree(ref: str) -> Iterator[Path]:
+    """Extract the live service's package at `ref` into a temporary directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "archive", ref, "services/live/src"], cwd=REPO, check=True, capture_output=True
+        ).stdout
+        archive_path = Path(tmp) / "live.tar"
+        archive_path.write_bytes(archive)
+        with tarfile.open(archive_path) as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp) / "services" / "live" / "src"
+
+
+async def run_variant(
+    name: str, args: argparse.Namespace, pythonpath: Path | None
+) -> dict[str, float]:
+    print(f"\n== {name}")
+    async with bench_database() as dsn:
+        conn = await asyncpg.connect(dsn)
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"LIVE_DATABASE_URL": dsn, "LIVE_HEARTBEAT_SECONDS": "10"}
+            if pythonpath is not None:
+                env["PYTHONPATH"] = str(pythonpath)
+            async with service_process(
+                "tapedeck_live", prefix="LIVE_", directory=Path(tmp), env=env
+            ) as (port, pid):
+                await conn.execute(GENERATE_EVENTS, args.events)
+                await conn.execute("VACUUM ANALYZE events")
+                results = Results()
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stub = live_pb2_grpc.LiveServiceStub(channel)
+                    received: list[list[str]] = [[] for _ in range(args.subscribers)]
+                    readies = [asyncio.Event() for _ in range(args.subscribers)]
+                    subs = [
+                        asyncio.create_task(subscriber(stub, i, readies[i], received[i], results))
+                        for i in range(args.subscribers)
+                    ]
+                    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+                    idle_rss = rss_mb(pid)
+                    cpu_before = cpu_seconds(pid)
+                    stop = time.monotonic() + args.seconds
+                    await asyncio.gather(
+                        appender(stub, results, stop, args.rate),
+                        *(client(stub, results, stop, args.think, i) for i in range(args.clients)),
+                    )
+                    cpu = cpu_seconds(pid) - cpu_before
+                    loaded_rss = rss_mb(pid)
+                    # Let the tail deliver what was appended last.
+                    wanted = [
+                        [
+                            eid
+                            for eid, run, kind in results.appended
+                            if matches(subscriber_filter(i), run, kind)
+                        ]
+                        for i in range(args.subscribers)
+                    ]
+
+                    async def delivered() -> bool:
+                        return all(len(r) >= len(w) for r, w in zip(received, wanted, strict=True))
+
+                    with contextlib.suppress(AssertionError):
+                        await eventually(delivered, timeout=30, interval=0.2, message="delivery")
+                    for task in subs:
+                        task.cancel()
+                    await asyncio.gather(*subs, return_exceptions=True)
+        await conn.close()
+    exact = sum(r == w for r, w in zip(received, wanted, strict=True))
+    for rpc, samples in sorted(results.latencies.items()):
+        print(
+            f"  {rpc:<14} p50 {percentile(samples, 0.5):9.1f} ms   p99 {percentile(samples, 0.99):9.1f} ms   n={len(samples)}"
+        )
+    print(f"  errors by code: {dict(results.errors) or 'none'}")
+    print(
+        f"  delivery: {exact}/{args.subscribers} subscribers got exactly their events, once, in order ({sum(map(len, wanted)):,} expected deliveries)"
+    )
+    print(
+        f"  live process: RSS {idle_rss:.0f} MB subscribed, {loaded_rss:.0f} MB after the load; CPU {cpu:.1f} s over {args.seconds} s"
+    )
+    list_events = results.latencies["ListEvents"]
+    return {"p50": percentile(list_events, 0.5), "p99": percentile(list_events, 0.99), "cpu": cpu}
+
+
+def fanout_parent() -> str:
+    fanout = subprocess.run(
+        ["git", "log", "--format=%H", "-1", "--grep=^Live tail fan-out"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not fanout:
+        raise SystemExit("the fan-out commit is not in this history: pass --baseline-ref")
+    return f"{fanout}^"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=150)
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="seconds each client waits between calls"
+    )
+    parser.add_argument("--subscribers", type=int, default=50)
+    parser.add_argument("--rate", type=int, default=100, help="appended events per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--events", type=int, default=100_000, help="events in the store before the load"
+    )
+    parser.add_argument("--baseline-ref", default=None, help="git ref of the per-subscriber reads")
+    args = parser.parse_args()
+    ref = args.baseline_ref or fanout_parent()
+    print(
+        f"{args.clients} clients (ListEvents, {args.think:g} s between calls), {args.subscribers} subscribers, {args.rate} events/s for {args.seconds:g} s, {args.events:,} events stored"
+    )
+    with baseline_tree(ref) as tree:
+        baseline = await run_variant(f"baseline: per-subscriber reads ({ref})", args, tree)
+    fanout = await run_variant("fan-out: one shared reader (this tree)", args, None)
+    print("\nListEvents under load, baseline / fan-out:")
+    for key in ("p50", "p99"):
+        print(
+            f"  {key}: {baseline[key]:.1f} ms / {fanout[key]:.1f} ms = {baseline[key] / fanout[key]:.1f}x"
+        )
+    print(
+        f"  live CPU: {baseline['cpu']:.1f} s / {fanout['cpu']:.1f} s = {baseline['cpu'] / max(fanout['cpu'], 0.01):.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

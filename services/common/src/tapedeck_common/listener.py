@@ -1,0 +1,87 @@
+"""A PostgreSQL LISTEN that wakes something in process (live subscribers, a run queue)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+
+class PostgresListener:
+    """LISTEN on a dedicated asyncpg connection and call `wake`; reconnect when it is lost.
+
+    `wake` is also called on every (re)connection: what was notified while nobody listened is
+    picked up then.
+    """
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        channel: str,
+        application: str,
+        wake: Callable[[], None],
+        retry_seconds: float,
+        probe_seconds: float = 5.0,
+    ) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._application = application
+        self._wake = wake
+        self._retry_seconds = retry_seconds
+        self._probe_seconds = probe_seconds
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        """Start listening in the background."""
+        self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                logger.warning("LISTEN connection lost, retrying: %s", error)
+            self.listening.clear()
+            # Readers re-read while the connection is down, so nothing waits on a lost NOTIFY.
+            self._wake()
+            await asyncio.sleep(self._retry_seconds)
+
+    async def _listen_once(self) -> None:
+        connection = await asyncpg.connect(
+            self._dsn, timeout=10, server_settings={"application_name": self._application}
+        )
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(self._channel, self._on_notify)
+            self.listening.set()
+            # What was notified while we were not listening is picked up by this wake-up.
+            self._wake()
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self._probe_seconds)
+                if not lost.is_set():
+                    # A half-open TCP connection only shows itself when used.
+                    await connection.fetchval("SELECT 1", timeout=self._probe_seconds)
+            raise OSError("the server closed the LISTEN connection")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._wake()

@@ -1,0 +1,96 @@
+"""The run queue does no idle work: it wakes on a notification, and keeps its workers warm."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import asyncpg
+import pytest
+
+from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tests.backtest.runs_support import running_service, spec, worker_pool
+from tests.live.support import running_live
+from tests.support import POSTGRES_ADMIN_DSN, eventually, postgres_database
+
+# Longer than any test here: only a notification can start a run.
+NO_POLL = {"queue_poll_seconds": 3600.0, "live_poll_seconds": 3600.0}
+# PostgreSQL 15 reports a backend's transaction counts when it goes idle, at most every 10 s.
+STATS_FLUSH_SECONDS = 11.0
+
+
+async def transactions(database: str) -> int:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1",
+                database,
+            )
+        )
+    finally:
+        await admin.close()
+
+
+@pytest.mark.postgres
+async def test_an_idle_stack_of_two_replicas_commits_nothing_then_a_run_queued_on_one_runs_on_the_other(
+    tmp_path,
+):
+    async with postgres_database() as url:
+        database = url.rsplit("/", 1)[1]
+        async with (
+            # The runs' live events go to a live service of the test's own.
+            running_live(f"sqlite+aiosqlite:///{tmp_path / 'live.db'}", tmp_path) as live,
+            running_service(
+                url,
+                tmp_path / "api",
+                workers=0,
+                live_address=f"127.0.0.1:{live.app.port}",
+                **NO_POLL,
+            ) as api,
+        ):
+            dataset = await api.import_trades(rows=1000)
+            async with running_service(
+                url,
+                tmp_path / "pool",
+                workers=1,
+                catalog_dir=tmp_path / "api" / "catalog",
+                live_address=f"127.0.0.1:{live.app.port}",
+                **NO_POLL,
+            ) as pool:
+                # Let start-up's transactions be reported, then watch an idle window.
+                await asyncio.sleep(STATS_FLUSH_SECONDS)
+                before = await transactions(database)
+                await asyncio.sleep(STATS_FLUSH_SECONDS)
+                idle = await transactions(database) - before
+
+                # The API-only replica has no pool: the other one hears of the run by NOTIFY.
+                created = await api.stub.CreateBacktest(
+                    pb.CreateBacktestRequest(spec=spec(dataset))
+                )
+                final = await pool.wait(created.backtest.name, seconds=60)
+
+        assert idle == 0
+        assert final.state == pb.BACKTEST_STATE_SUCCEEDED
+
+
+async def test_a_worker_that_dies_while_idle_is_replaced_at_once(database_url, data_dir):
+    async with running_service(database_url, data_dir, workers=2, **NO_POLL) as service:
+        pool = worker_pool(service.app)
+
+        async def warm() -> set[int] | None:
+            now = set(pool.peak_rss_mb())
+            return now if len(now) == 2 else None
+
+        pids = await eventually(warm, timeout=30, message="two warm workers")
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+
+        async def replaced() -> set[int] | None:
+            now = set(pool.peak_rss_mb())
+            return now if len(now) == 2 and victim not in now else None
+
+        after = await eventually(replaced, timeout=20, message="a fresh worker")
+        assert after - pids  # a new process, beside the survivor
+        assert pids - {victim} <= after
