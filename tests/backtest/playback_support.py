@@ -35,6 +35,7 @@ from tapedeck_backtest.runs.results import (
     candles_from_prices,
     write_results,
 )
+from tapedeck_backtest.runs.stats import CALENDAR_DAYS_PER_YEAR, TradeFigures
 from tapedeck_common.database import session_factory
 from tapedeck_common.runtime import ServiceApp
 from tapedeck_common.validation import new_id
@@ -102,6 +103,7 @@ def write_run(
         end_ns=int(prices.times[-1]) + interval_ns,
         bar_interval_ns=interval_ns,
         run_seconds=0.1,
+        periods_per_year=CALENDAR_DAYS_PER_YEAR,
     )
     write_results(
         directory=results_root / run_id,
@@ -111,10 +113,18 @@ def write_run(
         fills=sorted(fills, key=lambda f: f.time),
         positions_report=None,
         account_report=None,
+        trades=[],
+        trade_figures=NO_TRADES,
     )
     return SyntheticRun(
         run_id, prices, sorted(fills, key=lambda f: f.time), account, balances, interval_ns
     )
+
+
+# A synthetic run has fills but no NautilusTrader positions: no round trips to figure.
+NO_TRADES = TradeFigures(
+    0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), 0.0
+)
 
 
 def sessions_of(app: ServiceApp) -> async_sessionmaker[AsyncSession]:

@@ -74,11 +74,12 @@ async def test_each_fold_runs_its_in_sample_winner_out_of_sample(database_url, d
             winner = sweep.results[0]
             assert dict(fold.best_parameters) == dict(winner.parameters)
             assert fold.in_sample_value == pytest.approx(winner.stats.total_return)
-            # Every in-sample run saw only its window: nothing at or after the fold's out start.
+            # Every in-sample run saw only its window: its last point is the bar closing at the
+            # fold's out-of-sample start at the latest (that bar holds only earlier trades).
             for result in sweep.results:
                 times, _ = await equity(service.stub, result.backtest)
                 assert in_start <= times[0]
-                assert times[-1] < out_start
+                assert times[-1] <= out_start
             run = (
                 await service.stub.GetBacktest(
                     pb.GetBacktestRequest(name=fold.out_of_sample_backtest)
@@ -92,8 +93,8 @@ async def test_each_fold_runs_its_in_sample_winner_out_of_sample(database_url, d
                 out_end,
             )
             times, _ = await equity(service.stub, run.name)
-            assert out_start <= times[0]
-            assert times[-1] < out_end
+            assert out_start < times[0]
+            assert times[-1] <= out_end
             assert fold.out_of_sample_value == pytest.approx(run.stats.total_return)
             in_rate = winner.stats.total_return * YEAR_NS / (in_end - in_start)
             out_rate = run.stats.total_return * YEAR_NS / (out_end - out_start)
