@@ -63,6 +63,7 @@ class Publisher:
 
     live_address: str
     live_retry_max_seconds: float = 0.2
+    live_poll_seconds: float = 5.0
     service_token: SecretStr | None = None
 
 

@@ -143,6 +143,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
+            health_reporters=[live_events.report_to],
             probes=[*run_probes(sessions), *live_events.probes(), *playback_probes(results)],
             results=results,
             pool=pool,

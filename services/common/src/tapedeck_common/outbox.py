@@ -12,6 +12,13 @@ events leave within milliseconds instead of at the next poll; a rolled-back tran
 nobody. (In a process running several services, such as the tests, a wake of another service's
 drainer only costs it one empty query.)
 
+While the receiver is unreachable the drainer backs off (1 s, x1.5, up to `retry_max_seconds`),
+but it also waits on the sender's `wait_ready` and retries as soon as the receiver is serving
+again. A receiver that rejects the publisher's credential (`Rejected`) is a configuration error:
+it is logged once, the drainer's health (`health_name`, reported through `report_to`) turns
+NOT_SERVING, and the batch is retried quietly at the longest backoff or when the receiver
+restarts, until a send succeeds and the health is SERVING again.
+
 Each publishing service adds `outbox_repository.outbox_table(Base.metadata, name=...)` to its
 models and a migration for it.
 """
@@ -26,6 +33,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -48,11 +56,19 @@ class RetryLater(Exception):
     """The receiver could not be reached or did not answer; the batch is sent again later."""
 
 
+class Rejected(Exception):
+    """The receiver rejected the publisher's credential: a configuration error, not an outage."""
+
+
 class Sender(Protocol):
     """Delivers batches of serialized events to their receiver, all or nothing."""
 
     async def send(self, events: Sequence[bytes]) -> None:
-        """Return once the receiver stored the batch; raise `Refused` or `RetryLater` if not."""
+        """Return once the receiver stored the batch; raise `Refused`, `Rejected` or `RetryLater`."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Return once the receiver is serving again after being down or not serving."""
         ...
 
     async def close(self) -> None:
@@ -109,6 +125,25 @@ class OutboxDrainer:
         self._base, self._factor, self._cap = min(1.0, retry_max_seconds), 1.5, retry_max_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._rejected: str | None = None
+        self._health: health.aio.HealthServicer | None = None
+
+    @property
+    def health_name(self) -> str:
+        """The name under which the service's gRPC health reports this outbox."""
+        return f"tapedeck.outbox.{self._table.name}"
+
+    async def report_to(self, servicer: health.aio.HealthServicer) -> None:
+        """Report this outbox's health (NOT_SERVING while its credential is rejected)."""
+        self._health = servicer
+        await self._report()
+
+    async def _report(self) -> None:
+        if self._health is not None:
+            status = health_pb2.HealthCheckResponse
+            await self._health.set(
+                self.health_name, status.NOT_SERVING if self._rejected else status.SERVING
+            )
 
     def start(self) -> OutboxDrainer:
         """Start draining in the background; commits of `publish` wake it from now on."""
@@ -188,18 +223,46 @@ class OutboxDrainer:
             await outbox_repository.remove(
                 session=session, table=self._table, ids=[row.id for row in rows]
             )
+        if self._rejected is not None:
+            logger.info("outbox %s: the receiver accepts the credential again", self._table.name)
+            self._rejected = None
+            await self._report()
 
     async def _run(self) -> None:
         delay = self._base
         while True:
+            ready = False
             try:
                 while await self.drain_once() > 0:
                     pass
                 delay = self._base
                 wait = self._poll_seconds
+            except Rejected as error:
+                if self._rejected is None:
+                    logger.error(
+                        "configuration error: the receiver of outbox %s rejects this service's"
+                        " credential (%s); its health %s is NOT_SERVING until it is accepted",
+                        self._table.name,
+                        error,
+                        self.health_name,
+                    )
+                    self._rejected = str(error)
+                    await self._report()
+                wait, ready = self._cap, True
             except (RetryLater, OSError) as error:
                 logger.warning("outbox receiver unreachable (%s); retrying in %.1fs", error, delay)
-                wait, delay = delay, min(delay * self._factor, self._cap)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                wait, delay, ready = delay, min(delay * self._factor, self._cap), True
+            await self._sleep(wait, until_ready=ready)
             self._wake.clear()
+
+    async def _sleep(self, seconds: float, *, until_ready: bool) -> None:
+        """Wait `seconds`, a wake-up, or (after a failure) the receiver serving again."""
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
+        if until_ready:
+            waits.append(asyncio.ensure_future(self._sender.wait_ready()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)

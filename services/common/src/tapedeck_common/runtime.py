@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grpc_health.v1 import health
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -62,6 +63,10 @@ class Components:
     """The service's domain gauges, sampled in the background while metrics are served."""
     on_drain: list[Callable[[], None]] = field(default_factory=list)
     """Called when the server starts refusing new calls (before the grace): end server streams."""
+    # Given the server's health servicer once it serves, to report statuses of their own.
+    health_reporters: list[Callable[[health.aio.HealthServicer], Awaitable[None]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass
@@ -116,6 +121,8 @@ async def start_service(
             tokens=tokens,
             access_log=settings.access_log,
         )
+        for report_to in components.health_reporters:
+            await report_to(server.health)
     except BaseException:
         await engine.dispose()
         raise

@@ -86,6 +86,7 @@ async def start(settings: WalletsSettings) -> ServiceApp:
                 cache.close,
                 reconciler.stop,
             ],
+            health_reporters=[live_events.report_to],
             probes=live_events.probes(),
         )
 
