@@ -128,6 +128,8 @@ export class LaunchForm {
     private readonly launched: Launched,
   ) {
     this.paramsSlot.style.display = "contents";
+    // Total return is defined for every finished run; Sharpe and Sortino need five daily returns.
+    this.metric.value = String(RankMetric.TOTAL_RETURN);
     // The status of the run launched last follows its state as the table learns it.
     scope.add(
       store.subscribe((next, previous) => {
