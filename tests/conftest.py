@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import postgres_database
+
+# Ray reads this when first imported: every Ray process of a test (the service's driver included)
+# then talks over 127.0.0.1, never the machine's outward address.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

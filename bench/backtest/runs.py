@@ -151,9 +151,12 @@ async def _sweep(stub: Any, base: Any, periods: tuple[int, ...]) -> tuple[float,
 
 
 async def _pool_only(
-    root: Path, workers: int, periods: tuple[int, ...], attempt: int = 0
+    root: Path, workers: int, periods: tuple[int, ...], attempt: int = 0, **more: Any
 ) -> tuple[float, float, float, list[float]]:
-    """Start a service with `workers` processes (started before timing), time one sweep."""
+    """Start a service with `workers` processes (started before timing), time one sweep.
+
+    `more` are further service settings (the executor and its cluster).
+    """
     import grpc
 
     from tapedeck.backtest.v1 import backtest_pb2_grpc
@@ -161,7 +164,11 @@ async def _pool_only(
     from tapedeck_backtest.settings import BacktestSettings
 
     settings = BacktestSettings(
-        port=0, data_dir=root / f"data-{workers}-{attempt}", data_root=root / "raw", workers=workers
+        port=0,
+        data_dir=root / f"data-{workers}-{attempt}-{more.get('executor', 'local')}",
+        data_root=root / "raw",
+        workers=workers,
+        **more,
     )
     app = await server.start(settings)
     try:

@@ -1,4 +1,4 @@
-"""Playback benchmark: StreamCandles, GetPortfolioState, StreamEquity vs the old REST baseline.
+"""Playback benchmark: StreamCandles, GetPortfolioState, StreamEquity, ListTrades vs the old REST baseline.
 
     .venv/bin/python -m bench.playback            # default sizes, a few minutes on 2 cores
     .venv/bin/python -m bench.playback --full     # also the whole 10M-point curve streamed
@@ -398,6 +398,30 @@ def main() -> None:
                     report(
                         f"equity {label} points -> max_points 2,000", path, p50, p99, size, base50
                     )
+
+            # --- trades (round trips): a page of 1,000 from a random exit instant
+            run = runs["fills_big"]
+            trades_file = results / run.run_id / "trades.parquet"
+            instants = rng.integers(int(run.fill_times[0]), int(run.fill_times[-1]), 10_000)
+            label = f"trades page 1,000 of {len(run.fill_times) // 2:,}"
+            base50, base99, base_size = measure(
+                3,
+                lambda rep: len(baseline.trades_page_json(trades_file, int(instants[rep]), 1_000)),
+            )
+            report(label, "baseline", base50, base99, base_size, None)
+            for path, call in (("direct", native_unary), ("envoy grpc-web", via_envoy)):
+                p50, p99, size = measure(
+                    reps,
+                    lambda rep, call=call: call(
+                        "ListTrades",
+                        pb.ListTradesRequest(
+                            backtest=f"backtests/{run.run_id}",
+                            time_range=window(int(instants[rep % 10_000]), None),
+                            page_size=1_000,
+                        ),
+                    ),
+                )
+                report(label, path, p50, p99, size, base50)
 
             print()
             print(service_memory(stack))

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from bench.playback.synthetic import START_CASH, Written
 
@@ -53,6 +55,13 @@ def trades(run: Written) -> list[dict[str, Any]]:
         {"time": int(t), "side": str(s), "quantity": str(run.quantity), "price": f"{p:.2f}"}
         for t, s, p in zip(run.fill_times, run.fill_sides, run.fill_prices, strict=True)
     ]
+
+
+def trades_page_json(path: Path, start_ns: int, size: int) -> bytes:
+    """Load every round trip, keep those exiting from `start_ns`, serialise a page of them."""
+    rows = pq.read_table(path).to_pylist()
+    page = [row for row in rows if row["exit_time"] >= start_ns][:size]
+    return json.dumps(page).encode()
 
 
 def portfolio_json(rows: list[dict[str, Any]], until_ns: int) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tapedeck_backtest.runs.results import ROW_GROUP_SIZE, Candles, indicators
+from tapedeck_backtest.runs.trades import Trade
+from tapedeck_backtest.runs.trades import table as trades_table
 
 MINUTE = 60_000_000_000
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z
@@ -161,6 +164,29 @@ def write_run(
         ),
         directory / "equity.parquet",
         row_group_size=ROW_GROUP_SIZE,
+    )
+    # Each buy and the next sell are one round trip.
+    fees_text = [str(f) for f in _text(commission[0::2] + commission[1::2]).to_pylist()]
+    pnl_text = _text(quantity * (prices[1::2] - prices[0::2]) - commission[0::2] - commission[1::2])
+    trades = [
+        Trade(
+            trade_id=f"P-{i}#1",
+            position_id=f"P-{i}",
+            side="LONG",
+            quantity=Decimal(str(quantity)),
+            entry_time=int(fill_times[2 * i]),
+            exit_time=int(fill_times[2 * i + 1]),
+            average_entry_price=Decimal(repr(float(prices[2 * i]))),
+            average_exit_price=Decimal(repr(float(prices[2 * i + 1]))),
+            realized_pnl=Decimal(pnl),
+            fees=Decimal(fee),
+            mae=0.0,
+            mfe=0.0,
+        )
+        for i, (pnl, fee) in enumerate(zip(pnl_text.to_pylist(), fees_text, strict=True))
+    ]
+    pq.write_table(
+        trades_table(trades), directory / "trades.parquet", row_group_size=ROW_GROUP_SIZE
     )
     for name in ("positions", "account"):
         pq.write_table(

@@ -25,6 +25,17 @@ BTCUSDT = backtest_pb2.Instrument(
     maker_fee="0.001",
     taker_fee="0.001",
 )
+# The BTCUSDT perpetual of the real one-minute bars (btc-perp-20211231-20220201_1m.csv).
+BTCUSDT_PERP = backtest_pb2.Instrument(
+    instrument_id="BTCUSDT-PERP.BINANCE",
+    kind=backtest_pb2.INSTRUMENT_KIND_PERPETUAL,
+    base_currency="BTC",
+    quote_currency="USDT",
+    price_precision=3,
+    size_precision=4,
+    maker_fee="0.0002",
+    taker_fee="0.0004",
+)
 BTCUSDT_SPEC = InstrumentSpec(
     instrument_id="BTCUSDT.BINANCE",
     kind=InstrumentKind.SPOT,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import pickle
+import sys
 import tempfile
 import textwrap
 from collections.abc import AsyncIterator
@@ -19,8 +22,14 @@ from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.backtest.v1 import backtest_pb2_grpc
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest import server
+from tapedeck_backtest.datasets.service import load_dataset_source
+from tapedeck_backtest.runs.domain import resolve_spec
+from tapedeck_backtest.runs.engine import RunJob
+from tapedeck_backtest.runs.messages import spec_request
 from tapedeck_backtest.runs.workers import WorkerPool
 from tapedeck_backtest.settings import BacktestSettings
+from tapedeck_backtest.strategies import load_registry
+from tapedeck_common.database import session_factory
 from tapedeck_common.runtime import ServiceApp
 from tests.backtest.reference import BTCUSDT as INSTRUMENT
 
@@ -261,3 +270,33 @@ def worker_pool(app: ServiceApp) -> WorkerPool:
 def worker_pids(app: ServiceApp) -> dict[str, int]:
     """Return the pid of the worker process running each run."""
     return worker_pool(app).worker_pids()
+
+
+async def worker_job(service: Service, request: pb.BacktestSpec, run_id: str, out: Path) -> RunJob:
+    """Return the job a worker gets for this spec: the dataset's source and the resolved spec."""
+    checked = spec_request(request, field="spec")
+    async with session_factory(service.app.engine)() as session:
+        source = await load_dataset_source(
+            session=session,
+            catalog_dir=service.app.settings.resolved_catalog_dir,
+            dataset_id=checked.dataset_id,
+        )
+    return RunJob(run_id, source, resolve_spec(checked, source, load_registry(), field="spec"), out)
+
+
+async def run_in_child(script: str, job: RunJob, directory: Path, *, seconds: float) -> str:
+    """Run `script` in a fresh interpreter (one engine per process) with the pickled job's path
+    as its argument; return the last line it printed."""
+    job_file = directory / f"{job.run_id}.pkl"
+    job_file.write_bytes(pickle.dumps(job))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        str(job_file),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(child.communicate(), seconds)
+    assert child.returncode == 0, stderr.decode()[-2000:]
+    return stdout.decode().strip().splitlines()[-1]

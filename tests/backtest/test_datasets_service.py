@@ -233,6 +233,36 @@ async def test_paths_outside_the_data_root_are_refused(scratch_service: Service,
     assert "source_path" in field_violations(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("a" * 300 + ".csv", "has a name longer than 255 bytes"),
+        ("a/" * 2100 + "x.csv", "is longer than 4096 characters"),
+    ],
+)
+async def test_a_path_too_long_to_name_a_file_is_refused_briefly(
+    scratch_service: Service, path: str, why: str
+):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await import_file(scratch_service.stub, path, BTCUSDT, backtest_pb2.DATA_KIND_TRADES)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(caught.value) == {"source_path": why}
+
+
+# 2**63 itself, and milliseconds that overflow only once scaled to nanoseconds (year 2264).
+@pytest.mark.parametrize("far", ["9223372036854775808", "9300000000000000"])
+async def test_timestamps_past_int64_are_reported_with_their_row(
+    scratch_service: Service, far: str
+):
+    (scratch_service.root / "far.csv").write_text(
+        f"ts,price,size,side\n1610064000000,100.5,1.0,BUY\n{far},100.5,1.0,BUY\n"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await import_file(scratch_service.stub, "far.csv", BTCUSDT, backtest_pb2.DATA_KIND_TRADES)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "far.csv line 3" in field_violations(caught.value)["source_path"]
+
+
 async def test_a_missing_file_is_not_found(scratch_service: Service):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await import_file(scratch_service.stub, "nope.csv", BTCUSDT, backtest_pb2.DATA_KIND_TRADES)

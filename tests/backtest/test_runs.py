@@ -83,6 +83,18 @@ async def test_same_spec_returns_the_finished_run_as_cached(database_url, data_d
         assert different.backtest.spec_hash != finished.spec_hash
 
 
+async def test_identical_specs_created_at_once_share_one_run(database_url, data_dir):
+    async with running_service(database_url, data_dir) as service:
+        dataset = await service.import_trades()
+        request = pb.CreateBacktestRequest(spec=slow_spec(dataset))
+        created = await asyncio.gather(*(service.stub.CreateBacktest(request) for _ in range(8)))
+        assert len({reply.backtest.name for reply in created}) == 1
+        assert sorted(reply.cached for reply in created) == [False] + [True] * 7
+        listed = await service.stub.ListBacktests(pb.ListBacktestsRequest())
+        assert [run.name for run in listed.backtests] == [created[0].backtest.name]
+        await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=created[0].backtest.name))
+
+
 async def test_cancel_stops_a_running_run_and_frees_its_worker(database_url, data_dir):
     async with running_service(database_url, data_dir) as service:
         dataset = await service.import_trades()

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tests.backtest.reference import REAL
+from tests.backtest.reference import BTCUSDT_PERP, REAL
 from tests.backtest.runs_support import running_service, spec
 from tests.support import missing_dependency
 
@@ -31,16 +31,7 @@ async def test_ema_cross_on_the_real_btc_perpetual_bars_with_five_minute_candles
             pb.ImportDatasetRequest(
                 source_path=BARS,
                 kind=pb.DATA_KIND_BARS,
-                instrument=pb.Instrument(
-                    instrument_id="BTCUSDT-PERP.BINANCE",
-                    kind=pb.INSTRUMENT_KIND_PERPETUAL,
-                    base_currency="BTC",
-                    quote_currency="USDT",
-                    price_precision=3,
-                    size_precision=4,
-                    maker_fee="0.0002",
-                    taker_fee="0.0004",
-                ),
+                instrument=BTCUSDT_PERP,
             )
         ):
             imported = message

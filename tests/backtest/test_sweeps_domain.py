@@ -150,3 +150,24 @@ def test_ranking_puts_the_best_first_and_unfinished_or_unrankable_points_last():
     assert by_return == [("c", 1), ("e", 2), ("a", 3), ("b", 0), ("d", 0)]
     by_drawdown = [(p.run.id, rank) for p, rank in ranked(points, SweepMetric.MAX_DRAWDOWN)]
     assert by_drawdown[:4] == [("e", 1), ("c", 2), ("a", 3), ("d", 4)]
+
+
+@pytest.mark.parametrize(
+    "metric", [SweepMetric.CAGR, SweepMetric.CALMAR_RATIO, SweepMetric.EXPECTANCY]
+)
+def test_ranking_by_cagr_calmar_or_expectancy_puts_the_highest_first_and_n_a_last(metric):
+    def with_figure(value: float) -> Stats:
+        return dataclasses.replace(stats(0.0), **{metric.value: value})
+
+    points = sweep(
+        run("a", RunState.SUCCEEDED, ended=1, result=with_figure(0.5)),
+        run("b", RunState.SUCCEEDED, ended=2, result=with_figure(float("nan"))),
+        run("c", RunState.SUCCEEDED, ended=3, result=with_figure(2.0)),
+        run("d", RunState.SUCCEEDED, ended=4, result=with_figure(-1.0)),
+    ).points
+    assert [(p.run.id, rank) for p, rank in ranked(points, metric)] == [
+        ("c", 1),
+        ("a", 2),
+        ("d", 3),
+        ("b", 0),
+    ]

@@ -49,6 +49,37 @@ def lost(original: Any, round_trip: Any, path: str = "") -> list[str]:
     return []
 
 
+# KubeRay's RayCluster (ray.io/v1) is a custom resource the client has no model for: its own
+# fields are checked by name, and each pod template round-trips through V1PodTemplateSpec.
+RAY_CLUSTER_SPEC = {"rayVersion", "enableInTreeAutoscaling", "headGroupSpec", "workerGroupSpecs"}
+RAY_HEAD_GROUP = {"rayStartParams", "serviceType", "template"}
+RAY_WORKER_GROUP = {"groupName", "replicas", "minReplicas", "maxReplicas", "rayStartParams"}
+
+
+def ray_cluster_problems(client: Any, document: dict[str, Any]) -> list[str]:
+    """Problems in a RayCluster: unknown fields, pod templates the core models reject."""
+    spec = document.get("spec", {})
+    groups = [("headGroupSpec", spec.get("headGroupSpec", {}), RAY_HEAD_GROUP)]
+    for index, group in enumerate(spec.get("workerGroupSpecs", [])):
+        groups.append((f"workerGroupSpecs[{index}]", group, RAY_WORKER_GROUP | {"template"}))
+    problems = [f".spec.{key}: unknown field" for key in set(spec) - RAY_CLUSTER_SPEC]
+    for where, group, known in groups:
+        problems += [f".spec.{where}.{key}: unknown field" for key in set(group) - known]
+        problems += [
+            f".spec.{where}.rayStartParams.{key}: not a string"
+            for key, value in group.get("rayStartParams", {}).items()
+            if not isinstance(value, str)
+        ]
+        template = group.get("template")
+        if template is None:
+            problems.append(f".spec.{where}.template: missing")
+            continue
+        instance = client._ApiClient__deserialize(template, "V1PodTemplateSpec")
+        round_trip = client.sanitize_for_serialization(instance)
+        problems += lost(template, round_trip, f".spec.{where}.template")
+    return problems
+
+
 def check(paths: list[str]) -> list[str]:
     """Every problem in the manifests at `paths`."""
     client = ApiClient()
@@ -58,6 +89,9 @@ def check(paths: list[str]) -> list[str]:
             if not document:
                 continue
             where = f"{name} {document.get('kind')}/{document.get('metadata', {}).get('name')}"
+            if (document.get("apiVersion"), document.get("kind")) == ("ray.io/v1", "RayCluster"):
+                problems.extend(f"{where}{p}" for p in ray_cluster_problems(client, document))
+                continue
             model = MODELS.get((document.get("apiVersion"), document.get("kind")))
             if model is None:
                 problems.append(f"{where}: no model for {document.get('apiVersion')}")

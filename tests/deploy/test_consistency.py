@@ -56,9 +56,7 @@ def test_the_check_catches_a_misspelt_or_misplaced_variable() -> None:
         "REDIS_URL",
     ]
     # The front service reads none of the services' stack-wide settings.
-    assert unknown_env_names("tapedeck_gateway", ["TAPEDECK_TOKENS_FILE"]) == [
-        "TAPEDECK_TOKENS_FILE"
-    ]
+    assert unknown_env_names("tapedeck_gateway", ["TAPEDECK_DATA_DIR"]) == ["TAPEDECK_DATA_DIR"]
     assert unknown_env_names("tapedeck_live", ["DATABASE_URL_FILE", "LIVE_PORT_FILE"]) == [
         "LIVE_PORT_FILE"
     ]
@@ -313,4 +311,52 @@ def test_compose_wires_postgres_redis_tokens_and_workers() -> None:
     assert int(interpolated(compose_env(backtest)["BACKTEST_WORKERS"])) >= 1
     assert "backtest-data:/var/lib/tapedeck" in backtest["volumes"]
     assert compose_env(backtest)["TAPEDECK_DATA_DIR"] == "/var/lib/tapedeck"
-    assert set(compose()["volumes"]) == {"postgres-data", "backtest-data"}
+    assert set(compose()["volumes"]) == {"postgres-data", "backtest-data", "prometheus-data"}
+
+
+# --- the Ray cluster (BACKTEST_EXECUTOR=ray) ---------------------------------------------------
+
+
+def test_the_ray_overlay_points_the_backtest_service_at_its_ray_cluster() -> None:
+    overlay = yaml.safe_load((K8S / "ray" / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["..", "raycluster.yaml"]
+    (patch,) = overlay["patches"]
+    assert patch["target"] == {"kind": "Deployment", "name": "backtest"}
+    env = {op["value"]["name"]: op["value"]["value"] for op in yaml.safe_load(patch["patch"])}
+    assert unknown_env_names("tapedeck_backtest", list(env)) == []
+    (cluster,) = yaml.safe_load_all((K8S / "ray" / "raycluster.yaml").read_text())
+    assert env == {
+        "BACKTEST_EXECUTOR": "ray",
+        # KubeRay names the head's Service <cluster>-head-svc; the GCS listens on 6379.
+        "BACKTEST_RAY_ADDRESS": f"{cluster['metadata']['name']}-head-svc:6379",
+    }
+    (claim,) = k8s_objects("PersistentVolumeClaim").values()
+    backtest_image = containers(k8s_objects("Deployment")["backtest"])[0]["image"]
+    head = cluster["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # the head runs no backtest
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        pod = group["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == backtest_image  # same Ray, same engine code as the driver
+        data = next(v for v in pod["volumes"] if "persistentVolumeClaim" in v)
+        assert data["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        mount = next(m for m in container["volumeMounts"] if m["name"] == data["name"])
+        assert mount["mountPath"] == "/var/lib/tapedeck"
+
+
+def test_compose_ray_nodes_share_the_backtest_image_and_volume() -> None:
+    services = compose()["services"]
+    backtest = services["backtest"]
+    env = compose_env(backtest)
+    assert interpolated(env["BACKTEST_EXECUTOR"]) == "local"  # Ray only when asked
+    host, port = env["BACKTEST_RAY_ADDRESS"].split(":")
+    assert host in services
+    assert f"--port={port}" in services[host]["command"]
+    for name in ("ray-head", "ray-worker"):
+        node = services[name]
+        assert node["profiles"] == ["ray"]
+        assert node["image"] == backtest["image"]
+        assert node["command"][:2] == ["ray", "start"]
+        assert "--block" in node["command"]
+        assert "backtest-data:/var/lib/tapedeck" in node["volumes"]
+    assert f"--address={host}:{port}" in services["ray-worker"]["command"]

@@ -307,7 +307,8 @@ def test_kubernetes_manifests_round_trip_through_the_official_api_models() -> No
     python = tools.kubernetes_python()
     if python is None:
         missing_dependency("the kubernetes client package (see tests/deploy/tools.py)")
-    manifests = sorted(str(p) for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    manifests = sorted(str(p) for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+    assert str(K8S / "ray" / "raycluster.yaml") in manifests
     result = subprocess.run(
         [python, str(Path(__file__).with_name("k8s_models.py")), *manifests],
         capture_output=True,
@@ -351,3 +352,24 @@ def test_compose_file_matches_the_compose_specification_schema() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_manifest_check_catches_a_misspelt_ray_cluster_field(tmp_path: Path) -> None:
+    python = tools.kubernetes_python()
+    if python is None:
+        missing_dependency("the kubernetes client package (see tests/deploy/tools.py)")
+    cluster = yaml.safe_load((K8S / "ray" / "raycluster.yaml").read_text())
+    cluster["spec"]["workerGroupSpecs"][0]["replica"] = 3
+    pod = cluster["spec"]["headGroupSpec"]["template"]["spec"]
+    pod["containers"][0]["volumeMount"] = pod["containers"][0].pop("volumeMounts")
+    broken = tmp_path / "raycluster.yaml"
+    broken.write_text(yaml.safe_dump(cluster))
+    result = subprocess.run(
+        [python, str(Path(__file__).with_name("k8s_models.py")), str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert ".spec.workerGroupSpecs[0].replica: unknown field" in result.stdout
+    assert "containers[0].volumeMount: unknown field" in result.stdout

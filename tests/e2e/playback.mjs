@@ -77,6 +77,14 @@ await withPage(async (page, screenshot) => {
     `playback: portfolio at ${target} matches GetPortfolioState (equity ${expected.equity})`,
   );
 
+  // The run panel shows GetBacktest's figures; a run of minutes has no daily figures: "n/a".
+  const stats = backtest("GetBacktest", { name: `backtests/${run}` }).backtest.stats;
+  const panel = await page.locator("[data-testid=stats]").innerText();
+  assert.match(panel, new RegExp(`Trades\\s+${stats.tradeCount ?? 0}\\s`), panel);
+  assert.equal(stats.dailyFiguresAvailable ?? false, false);
+  assert.match(panel, /Sharpe[^\n]*\s+n\/a\s/, panel);
+  assert.match(panel, /CAGR\s+n\/a\s/, panel);
+
   // Compare with another run's equity curve.
   if (other) {
     await page.selectOption("select[name=compare]", other);

@@ -30,11 +30,12 @@ def _free(port: int) -> bool:
 
 
 def free_ports() -> tuple[int, int, int]:
-    """Return (listen, admin, base) with base..base+3 all free."""
+    """Return (listen, admin, base) with base..base+3 and the metrics ports base+7..+9 free."""
     for _ in range(200):
         base = random.randrange(20000, 60000, 10)
         listen, admin = base + 5, base + 6
-        if all(_free(p) for p in (base, base + 1, base + 2, base + 3, listen, admin)):
+        ports = (base, base + 1, base + 2, base + 3, listen, admin, base + 7, base + 8, base + 9)
+        if all(_free(p) for p in ports):
             return listen, admin, base
     raise RuntimeError("no free ports")
 

@@ -34,6 +34,7 @@ class FakeWallets(wallets_pb2_grpc.WalletServiceServicer):
 
     wallets: dict[str, wallets_pb2.Wallet] = field(default_factory=dict)
     delay: float = 0.0
+    unavailable_first: int = 0
     calls: list[dict[str, object]] = field(default_factory=list)
 
     async def GetWallet(self, request, context):
@@ -44,6 +45,8 @@ class FakeWallets(wallets_pb2_grpc.WalletServiceServicer):
                 "authorization": dict(context.invocation_metadata()).get("authorization"),
             }
         )
+        if len(self.calls) <= self.unavailable_first:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
         if self.delay:
             await asyncio.sleep(self.delay)
         wallet = self.wallets.get(request.name)
@@ -302,6 +305,17 @@ async def test_a_wallet_service_slower_than_our_cap_is_unavailable(database_url,
 
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "0.3s" in caught.value.details()
+
+
+async def test_a_wallet_service_briefly_unavailable_is_retried_by_the_channel(
+    database_url, data_dir
+):
+    async with slow_gate(database_url, data_dir) as (wallets, live):
+        wallets.unavailable_first = 2
+        reply = await live.stub.CheckOrder(order(), timeout=10)
+
+        assert reply is not None
+        assert len(wallets.calls) == 3
 
 
 async def test_the_wallet_service_down_is_unavailable_and_the_order_not_allowed(

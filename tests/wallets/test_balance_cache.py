@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from prometheus_client import REGISTRY
+
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_dev.emulator import Fault, FaultKind
 from tests.support import eventually, missing_dependency
@@ -130,3 +132,25 @@ async def test_redis_cache_is_shared_by_two_service_instances(
     for pid, _ in portfolios:
         assert exchange.emulator.first_pages[pid] == 1
     assert any(res.from_cache for r in reports for res in r.results)
+
+
+async def test_cache_hits_misses_and_exchange_calls_are_counted(service, exchange):
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def counts() -> tuple[float, float, float]:
+        return (
+            sample("tapedeck_balance_cache_lookups_total", result="hit"),
+            sample("tapedeck_balance_cache_lookups_total", result="miss"),
+            sample("tapedeck_exchange_call_duration_seconds_count", outcome="ok"),
+        )
+
+    async with service(balance_cache_ttl_seconds=60) as svc:
+        await svc.create_wallet("w", exchange_balances={"BTC": ("1", "0")})
+        before = counts()
+        await svc.finished((await svc.reconcile()).name)
+        await svc.finished((await svc.reconcile()).name)
+        after = counts()
+
+    hits, misses, calls = (a - b for a, b in zip(after, before, strict=True))
+    assert (hits, misses, calls) == (1, 1, 1)

@@ -1,4 +1,5 @@
 """The gateway's front service: reflection over the contract, health aggregated from upstreams,
+and the stack's status read from the services' metrics (`tapedeck.stack.v1.StackService`),
 and WhoAmI (the caller's token name and role, for the browser app's header and disabled actions).
 
 Envoy routes `grpc.reflection.*` and `grpc.health.v1.Health/*` here, so an operator talking to the
@@ -24,11 +25,13 @@ from tapedeck.backtest.v1 import backtest_pb2
 from tapedeck.common.v1 import common_pb2
 from tapedeck.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from tapedeck.live.v1 import live_pb2
+from tapedeck.stack.v1 import stack_pb2, stack_pb2_grpc
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_common.auth import TokenStore, current_principal
 from tapedeck_common.interceptors import ServiceInterceptor
 from tapedeck_gateway.documented_pool import DocumentedPool
 from tapedeck_gateway.settings import FrontSettings
+from tapedeck_gateway.stack_status import StackStatus
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ CONTRACT_SERVICES = (
     wallets_pb2.DESCRIPTOR.services_by_name["WalletService"].full_name,
     live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name,
 )
+STACK_SERVICE = stack_pb2.DESCRIPTOR.services_by_name["StackService"].full_name
 GATEWAY_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 CONTRACT_DESCRIPTOR_SET = Path(tapedeck.__file__).parent / "contract.binpb"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -53,6 +57,7 @@ class FrontApp:
     port: int
     watchers: list[asyncio.Task[None]]
     grace_seconds: float
+    stack: StackStatus
 
     async def stop(self) -> None:
         """Report NOT_SERVING, stop watching upstreams, stop the server."""
@@ -62,6 +67,7 @@ class FrontApp:
         for task in self.watchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.stack.stop()
         await self.server.stop(self.grace_seconds)
 
 
@@ -72,6 +78,10 @@ class StackHealth:
         self._servicer = servicer
         self._upstreams = dict(upstreams)
         self._status = dict.fromkeys(upstreams, NOT_SERVING)
+
+    def serving(self, name: str) -> bool:
+        """Tell whether the upstream service reported SERVING last."""
+        return bool(self._status.get(name) == SERVING)
 
     async def start(self) -> list[asyncio.Task[None]]:
         """Set every service NOT_SERVING and start one watcher per upstream."""
@@ -142,10 +152,26 @@ async def start_front(settings: FrontSettings) -> FrontApp:
     server = grpc.aio.server(interceptors=[ServiceInterceptor(tokens)])
     gateway_pb2_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(), server)
     servicer = health.aio.HealthServicer()
+    stack_health = StackHealth(servicer, upstreams)
+    short = {backtest: "backtest", wallets: "wallets", live: "live"}
+    metrics = {
+        "backtest": settings.backtest_metrics_address,
+        "wallets": settings.wallets_metrics_address,
+        "live": settings.live_metrics_address,
+    }
+    full = {name: service for service, name in short.items()}
+    stack = StackStatus(
+        metrics={name: address for name, address in metrics.items() if address},
+        serving=lambda name: stack_health.serving(full[name]),
+        interval=settings.stack_status_seconds,
+        window=settings.stack_status_window_seconds,
+    )
+    stack_pb2_grpc.add_StackServiceServicer_to_server(stack, server)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection(
         (
             *CONTRACT_SERVICES,
+            STACK_SERVICE,
             GATEWAY_SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
@@ -155,7 +181,8 @@ async def start_front(settings: FrontSettings) -> FrontApp:
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    watchers = await StackHealth(servicer, upstreams).start()
+    watchers = await stack_health.start()
+    stack.start()
     logger.info("front listening", extra={"address": f"{host}:{bound}"})
     return FrontApp(
         server=server,
@@ -163,4 +190,5 @@ async def start_front(settings: FrontSettings) -> FrontApp:
         port=bound,
         watchers=watchers,
         grace_seconds=settings.shutdown_grace_seconds,
+        stack=stack,
     )

@@ -142,6 +142,10 @@ class StackConfig:
             + {"front": 0, "backtest": 1, "wallets": 2, "live": 3, "exchange": 4}[name]
         )
 
+    def metrics_port(self, name: str) -> int:
+        """Return the port of a service's Prometheus /metrics."""
+        return self.base_port + {"backtest": 7, "wallets": 8, "live": 9}[name]
+
     @property
     def emulator_info(self) -> Path:
         """Return where the demo's exchange emulator describes its portfolios."""
@@ -216,6 +220,8 @@ def build_children(config: StackConfig) -> list[Child]:
         prefix = name.upper()
         env[f"{prefix}_HOST"] = config.host
         env[f"{prefix}_PORT"] = str(config.service_port(name))
+        env.setdefault(f"{prefix}_METRICS_HOST", config.host)
+        env.setdefault(f"{prefix}_METRICS_PORT", str(config.metrics_port(name)))
         env.setdefault("LIVE_WALLETS_ADDRESS", addresses["wallets"])
         env.setdefault("BACKTEST_LIVE_ADDRESS", addresses["live"])
         env.setdefault("WALLETS_LIVE_ADDRESS", addresses["live"])
@@ -235,6 +241,10 @@ def build_children(config: StackConfig) -> list[Child]:
         FRONT_BACKTEST_ADDRESS=addresses["backtest"],
         FRONT_WALLETS_ADDRESS=addresses["wallets"],
         FRONT_LIVE_ADDRESS=addresses["live"],
+        **{
+            f"FRONT_{name.upper()}_METRICS_ADDRESS": f"{config.host}:{config.metrics_port(name)}"
+            for name in ("backtest", "wallets", "live")
+        },
     )
     front_address = f"{config.host}:{config.service_port('front')}"
     children.append(
@@ -397,7 +407,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--base-port",
         type=int,
         default=int(env("TAPEDECK_BASE_PORT", "50060")),
-        help="front service port; backtest, wallets and live use the next three",
+        help="front service port; backtest, wallets and live use the next three, their metrics +7..+9",
     )
     parser.add_argument("--data-dir", type=Path, default=Path(env("TAPEDECK_DATA_DIR", "var")))
     parser.add_argument(

@@ -60,7 +60,7 @@ function show(): void {
   app.dataset.view = route.view;
   switch (route.view) {
     case "overview":
-      void renderOverview(app, clients);
+      renderOverview(app, clients, scope);
       break;
     case "runs":
       renderRuns(app, clients, route, scope);

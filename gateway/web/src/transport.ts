@@ -3,6 +3,7 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BacktestService } from "./gen/tapedeck/backtest/v1/backtest_pb";
 import { GatewayService } from "./gen/tapedeck/gateway/v1/gateway_pb";
 import { LiveService } from "./gen/tapedeck/live/v1/live_pb";
+import { StackService } from "./gen/tapedeck/stack/v1/stack_pb";
 import { WalletService } from "./gen/tapedeck/wallets/v1/wallets_pb";
 import { currentToken } from "./auth";
 
@@ -10,6 +11,7 @@ export interface Clients {
   backtest: Client<typeof BacktestService>;
   wallets: Client<typeof WalletService>;
   live: Client<typeof LiveService>;
+  stack: Client<typeof StackService>;
   gateway: Client<typeof GatewayService>;
 }
 
@@ -26,6 +28,7 @@ export function createClients(baseUrl: string = window.location.origin): Clients
     backtest: createClient(BacktestService, transport),
     wallets: createClient(WalletService, transport),
     live: createClient(LiveService, transport),
+    stack: createClient(StackService, transport),
     gateway: createClient(GatewayService, transport),
   };
 }

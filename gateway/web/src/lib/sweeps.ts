@@ -131,6 +131,18 @@ export function sweepColumns(
       (n) => formatNumber(n),
     ),
     stat(
+      "cagr",
+      "CAGR",
+      (s) => s.cagr,
+      (n) => formatPercent(n),
+    ),
+    stat(
+      "calmar",
+      "Calmar",
+      (s) => s.calmarRatio,
+      (n) => formatNumber(n),
+    ),
+    stat(
       "dd",
       "Max DD",
       (s) => s.maxDrawdown,
@@ -146,6 +158,12 @@ export function sweepColumns(
       "pf",
       "Profit factor",
       (s) => s.profitFactor,
+      (n) => formatNumber(n),
+    ),
+    stat(
+      "expectancy",
+      "Expectancy",
+      (s) => s.expectancy,
       (n) => formatNumber(n),
     ),
     stat(

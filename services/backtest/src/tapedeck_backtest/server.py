@@ -14,9 +14,12 @@ from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.service import Datasets
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
 from tapedeck_backtest.models import live_outbox
+from tapedeck_backtest.playback.metrics import playback_probes
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_backtest.playback.servicer import PlaybackRpcs
 from tapedeck_backtest.playback.store import ResultStore
+from tapedeck_backtest.runs.executors import Executor, LocalExecutor
+from tapedeck_backtest.runs.metrics import run_probes
 from tapedeck_backtest.runs.queue import RunQueue
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
@@ -42,6 +45,15 @@ class BacktestComponents(Components):
 
     results: ResultStore | None = None
     pool: WorkerPool | None = None  # None with no workers in this process
+
+
+def _executor(settings: BacktestSettings) -> Executor:
+    if settings.executor == "ray":
+        # Imported only here: Ray costs start-up time and memory a local executor has no use for.
+        from tapedeck_backtest.runs.ray_executor import RayExecutor  # noqa: PLC0415
+
+        return RayExecutor(address=settings.ray_address)
+    return LocalExecutor()
 
 
 async def start(settings: BacktestSettings) -> ServiceApp:
@@ -74,6 +86,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 jobs=jobs.job_for,
                 workers=settings.workers,
                 results_root=settings.resolved_results_dir,
+                executor=_executor(settings),
                 strategy_paths=tuple(str(path) for path in settings.strategy_paths),
                 max_attempts=settings.run_max_attempts,
                 lease_seconds=settings.run_lease_seconds,
@@ -108,6 +121,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         return BacktestComponents(
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
+            probes=[*run_probes(sessions), *live_events.probes(), *playback_probes(results)],
             results=results,
             pool=pool,
         )

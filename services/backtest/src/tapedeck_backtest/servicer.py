@@ -155,3 +155,9 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
     ) -> pb.ListFillsResponse:
         """Return a page of a finished run's fills in a time range."""
         return await self.playback.ListFills(request, context)
+
+    async def ListTrades(
+        self, request: pb.ListTradesRequest, context: Context
+    ) -> pb.ListTradesResponse:
+        """Return a page of a finished run's trades in a time range."""
+        return await self.playback.ListTrades(request, context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -31,8 +31,13 @@ class BacktestSettings(ServiceSettings):
     strategy_paths: Annotated[tuple[Path, ...], NoDecode] = ()
 
     # --- runs and sweeps ---
-    # Worker processes running backtests in this process (BACKTEST_WORKERS); 0: API only.
+    # Runs executed at once by this service (BACKTEST_WORKERS); 0: API only. With the local
+    # executor, worker processes here; with Ray, tasks in flight on the cluster.
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0, le=256)
+    executor: Literal["local", "ray"] = "local"
+    """Where engines run: `local` (worker processes here) or `ray` (one Ray task per run)."""
+    ray_address: str | None = None
+    """Ray cluster head (host:port) for `ray`; unset: RAY_ADDRESS, else a Ray started here."""
     # Where each run's result files go (default: <data_dir>/runs).
     results_dir: Path | None = None
     # Times a run is started before a dying worker fails it for good.

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from tapedeck_common.settings import ServiceSettings
+from tapedeck_common.tracing import trace_statements
 
 
 def database_url(settings: ServiceSettings, *, service: str) -> URL:
@@ -42,6 +43,7 @@ def create_engine(settings: ServiceSettings, *, service: str) -> AsyncEngine:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        trace_statements(engine)
         return engine
     engine = create_async_engine(
         url,
@@ -53,6 +55,7 @@ def create_engine(settings: ServiceSettings, *, service: str) -> AsyncEngine:
     )
     if settings.db_pool_pre_ping:
         _ping_after_idle(engine, settings.db_pool_pre_ping_idle_seconds)
+    trace_statements(engine)
     return engine
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from tapedeck_common.logs import configure_logging
+from tapedeck_common.tracing import configure_tracing, shutdown_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def run_service[S: ProcessSettings](
             print(f"tapedeck-{service}: bad setting {name}: {problem['msg']}", file=sys.stderr)
         sys.exit(2)
     configure_logging(service=service, level=settings.log_level)
+    configure_tracing(service=service)
     try:
         asyncio.run(_serve_until_signal(start, settings))
     except StartupError as error:
@@ -72,6 +74,8 @@ def run_service[S: ProcessSettings](
         sys.exit(1)
     except KeyboardInterrupt:
         pass
+    finally:
+        shutdown_tracing()
     sys.exit(0)
 
 

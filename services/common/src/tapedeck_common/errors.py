@@ -9,6 +9,13 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from tapedeck_common.limits import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_VIOLATIONS,
+    clip,
+)
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -17,6 +24,11 @@ class FieldViolation:
     field: str
     description: str
 
+    def __post_init__(self) -> None:
+        # Both may carry what the caller sent; an error must stay far below Envoy's header limit.
+        object.__setattr__(self, "field", clip(self.field, MAX_DESCRIPTION_CHARS))
+        object.__setattr__(self, "description", clip(self.description, MAX_DESCRIPTION_CHARS))
+
 
 class TapedeckError(Exception):
     """Base of every error a caller may see; the message is safe to show."""
@@ -24,6 +36,7 @@ class TapedeckError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(self, message: str) -> None:
+        message = clip(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
 
@@ -40,8 +53,11 @@ class InvalidArgument(TapedeckError):
     def __init__(self, violations: Sequence[FieldViolation] | str, description: str = "") -> None:
         if isinstance(violations, str):
             violations = [FieldViolation(violations, description)]
-        self.violations = list(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+        # The first violations are named; the rest only counted.
+        self.violations = list(violations[:MAX_VIOLATIONS])
+        self.omitted = max(0, len(violations) - MAX_VIOLATIONS)
+        named = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"{named}; and {self.omitted} more" if self.omitted else named)
 
     def to_status(self) -> status_pb2.Status:
         detail = any_pb2.Any()
@@ -79,9 +95,21 @@ class FailedPrecondition(TapedeckError):
 
 
 class Unavailable(TapedeckError):
-    """A dependency is down; the caller may retry."""
+    """A dependency is down; the caller may retry, after `retry_after` seconds when given."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_status(self) -> status_pb2.Status:
+        status = super().to_status()
+        if self.retry_after is not None:
+            info = error_details_pb2.RetryInfo()
+            info.retry_delay.FromNanoseconds(int(self.retry_after * 1_000_000_000))
+            status.details.add().Pack(info)
+        return status
 
 
 class DeadlineExceeded(TapedeckError):

@@ -1,10 +1,13 @@
-"""The one place requests are authenticated and domain errors become gRPC status codes."""
+"""The one place requests are authenticated and domain errors become gRPC status codes.
+
+The caller is authenticated from the metadata before the body is decoded: handlers receive the
+raw bytes, and a body is decoded (and held to `limits`) only for a caller allowed to send it.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +24,10 @@ from tapedeck_common.auth import (
     current_principal,
     required_role,
 )
-from tapedeck_common.errors import TapedeckError
+from tapedeck_common.database_faults import as_unavailable
+from tapedeck_common.errors import FieldViolation, InvalidArgument, TapedeckError
+from tapedeck_common.limits import oversized_field
+from tapedeck_common.request_ids import current_request_id, new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,24 @@ if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]
     Context = grpc.aio.ServicerContext[Any, Any]
     Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
+
+
+def unary_handler(handler: Handler, behavior: Any) -> Handler:
+    """Return a unary handler serving `behavior` with `handler`'s (de)serializers."""
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def stream_handler(handler: Handler, behavior: Any) -> Handler:
+    """Return a server-streaming handler serving `behavior` with `handler`'s (de)serializers."""
+    return grpc.unary_stream_rpc_method_handler(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
@@ -53,28 +77,27 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             ),
             None,
         )
+        decode: Any = handler.request_deserializer
         if handler.unary_unary is not None:
             unary: Any = handler.unary_unary
 
-            async def unary_behavior(request: Any, context: Context) -> Any:
+            async def unary_behavior(body: bytes, context: Context) -> Any:
                 try:
                     current_principal.set(self._principal(method, authorization))
-                    return await unary(request, context)
+                    return await unary(_decoded(decode, body), context)
                 except Exception as error:
                     await _abort(context, method, error)
 
             return grpc.unary_unary_rpc_method_handler(
-                unary_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                unary_behavior, response_serializer=handler.response_serializer
             )
         if handler.unary_stream is not None:
             stream: Any = handler.unary_stream
 
-            async def stream_behavior(request: Any, context: Context) -> AsyncIterator[Any]:
+            async def stream_behavior(body: bytes, context: Context) -> AsyncIterator[Any]:
                 try:
                     current_principal.set(self._principal(method, authorization))
-                    produced = stream(request, context)
+                    produced = stream(_decoded(decode, body), context)
                     if inspect.isawaitable(produced):
                         # Handlers may write with context.write() instead of yielding.
                         await produced
@@ -85,9 +108,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, method, error)
 
             return grpc.unary_stream_rpc_method_handler(
-                stream_behavior,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                stream_behavior, response_serializer=handler.response_serializer
             )
         return handler
 
@@ -102,9 +123,24 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         return principal
 
 
+def _decoded(decode: Callable[[bytes], Any], body: bytes) -> Any:
+    try:
+        request = decode(body)
+    except Exception:
+        # Corrupt wire format, bad UTF-8, nesting too deep: the caller's mistake, not ours.
+        raise InvalidArgument(
+            [FieldViolation("request", "body could not be decoded as the method's message")]
+        ) from None
+    oversized = oversized_field(request)
+    if oversized is not None:
+        raise InvalidArgument([FieldViolation(*oversized)])
+    return request
+
+
 async def _abort(context: Context, method: str, error: Exception) -> None:
     if isinstance(error, grpc.aio.AbortError):
         raise error
+    error = as_unavailable(error) or error
     if isinstance(error, TapedeckError):
         if error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             logger.warning("%s: %s", method, error.message)
@@ -113,6 +149,7 @@ async def _abort(context: Context, method: str, error: Exception) -> None:
     if isinstance(error, NotImplementedError):
         # The generated servicer base raises this for RPCs a later release builds.
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
-    reference = uuid.uuid4().hex[:12]
+    # The request id: the same reference finds the call in every service's logs.
+    reference = current_request_id.get() or new_request_id()
     logger.error("unhandled error in %s (ref %s)", method, reference, exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (ref {reference})")

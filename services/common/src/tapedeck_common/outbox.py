@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import Table, event
@@ -29,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from tapedeck_common import outbox_repository
+from tapedeck_common.metrics import Probe, Sample
 from tapedeck_common.outbox_repository import Event, Pending
+from tapedeck_common.request_ids import bound, current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +67,9 @@ async def publish(*, session: AsyncSession, table: Table, events: Sequence[Event
     """Enqueue events in the session's transaction and wake the drainers once it commits."""
     if not events:
         return
-    await outbox_repository.enqueue(session=session, table=table, events=events)
+    await outbox_repository.enqueue(
+        session=session, table=table, events=events, request_id=current_request_id.get()
+    )
     sync_session = session.sync_session
     if not sync_session.info.get(_WAKE_KEY):
         sync_session.info[_WAKE_KEY] = True
@@ -129,9 +135,39 @@ class OutboxDrainer:
             rows = await outbox_repository.pending(
                 session=session, table=self._table, limit=self._batch_size
             )
-        if rows:
-            await self._deliver(rows)
+        # Each run of events is sent under the id of the request that published it, so the
+        # receiver's logs of the delivery carry that id too.
+        for request_id, run in itertools.groupby(rows, key=lambda row: row.request_id):
+            with bound(request_id):
+                await self._deliver(list(run))
         return len(rows)
+
+    def probes(self) -> list[Probe]:
+        """Return the gauges of this outbox: events waiting and the age of the oldest."""
+        labels = (self._table.name,)
+
+        async def waiting() -> list[Sample]:
+            count, _oldest = await self._backlog()
+            return [(labels, float(count))]
+
+        async def oldest_age() -> list[Sample]:
+            _count, oldest = await self._backlog()
+            age = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+            return [(labels, max(age, 0.0))]
+
+        return [
+            Probe("tapedeck_outbox_events", "Events waiting in the outbox.", ("outbox",), waiting),
+            Probe(
+                "tapedeck_outbox_oldest_event_age_seconds",
+                "Age of the oldest event waiting in the outbox (0 when empty).",
+                ("outbox",),
+                oldest_age,
+            ),
+        ]
+
+    async def _backlog(self) -> tuple[int, datetime | None]:
+        async with self._sessions() as session:
+            return await outbox_repository.backlog(session=session, table=self._table)
 
     async def _deliver(self, rows: list[Pending]) -> None:
         try:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -40,6 +41,7 @@ class Pending:
 
     id: int
     body: bytes
+    request_id: str | None
 
 
 def outbox_table(metadata: MetaData, *, name: str) -> Table:
@@ -52,18 +54,26 @@ def outbox_table(metadata: MetaData, *, name: str) -> Table:
         Column("event", LargeBinary, nullable=False),  # the serialized message
         Column("create_time", DateTime(timezone=True), nullable=False),
         Column("refused", Text, nullable=True),  # why the receiver refused it, if it did
+        Column("request_id", String(64), nullable=True),  # of the request that published it
     )
 
 
-async def enqueue(*, session: AsyncSession, table: Table, events: Sequence[Event]) -> None:
-    """Add events to the outbox in the session's transaction."""
+async def enqueue(
+    *, session: AsyncSession, table: Table, events: Sequence[Event], request_id: str | None = None
+) -> None:
+    """Add events to the outbox in the session's transaction, with the publishing request's id."""
     if not events:
         return
     now = datetime.now(UTC)
     await session.execute(
         insert(table),
         [
-            {"event_id": e.event_id, "event": e.SerializeToString(), "create_time": now}
+            {
+                "event_id": e.event_id,
+                "event": e.SerializeToString(),
+                "create_time": now,
+                "request_id": request_id,
+            }
             for e in events
         ],
     )
@@ -72,12 +82,24 @@ async def enqueue(*, session: AsyncSession, table: Table, events: Sequence[Event
 async def pending(*, session: AsyncSession, table: Table, limit: int) -> list[Pending]:
     """Return the oldest rows not refused, at most `limit`."""
     result = await session.execute(
-        select(table.c.id, table.c.event)
+        select(table.c.id, table.c.event, table.c.request_id)
         .where(table.c.refused.is_(None))
         .order_by(table.c.id)
         .limit(limit)
     )
-    return [Pending(id=row.id, body=row.event) for row in result]
+    return [Pending(id=row.id, body=row.event, request_id=row.request_id) for row in result]
+
+
+async def backlog(*, session: AsyncSession, table: Table) -> tuple[int, datetime | None]:
+    """Return how many rows wait to be sent and when the oldest of them was written."""
+    waiting = table.c.refused.is_(None)
+    row = (
+        await session.execute(select(func.count(), func.min(table.c.create_time)).where(waiting))
+    ).one()
+    oldest = row[1]
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    return int(row[0]), oldest
 
 
 async def remove(*, session: AsyncSession, table: Table, ids: Sequence[int]) -> None:

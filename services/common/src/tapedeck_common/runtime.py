@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tapedeck_common.auth import TokenError, TokenStore
 from tapedeck_common.database import create_engine, database_url
 from tapedeck_common.entrypoint import StartupError
+from tapedeck_common.metrics import MetricsServer, Probe, Sample, Sampler, serve_metrics
 from tapedeck_common.migrations import upgrade_to_head
 from tapedeck_common.server import Registration, RunningServer, start_server
 from tapedeck_common.settings import ServiceSettings
@@ -57,6 +58,8 @@ class Components:
 
     registrations: list[Registration]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    probes: list[Probe] = field(default_factory=list)
+    """The service's domain gauges, sampled in the background while metrics are served."""
 
 
 @dataclass
@@ -67,6 +70,8 @@ class ServiceApp:
     engine: AsyncEngine
     server: RunningServer
     components: Components
+    metrics: MetricsServer | None = None
+    sampler: Sampler | None = None
 
     @property
     def port(self) -> int:
@@ -76,6 +81,10 @@ class ServiceApp:
     async def stop(self) -> None:
         """Report NOT_SERVING, drain calls for the grace period, stop workers, release the database."""
         await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self.sampler is not None:
+            await self.sampler.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         for close in reversed(self.components.on_stop):
             try:
                 await close()
@@ -101,8 +110,33 @@ async def start_service(
             port=settings.port,
             registrations=components.registrations,
             tokens=tokens,
+            access_log=settings.access_log,
         )
     except BaseException:
         await engine.dispose()
         raise
-    return ServiceApp(settings=settings, engine=engine, server=server, components=components)
+    app = ServiceApp(settings=settings, engine=engine, server=server, components=components)
+    try:
+        app.metrics = serve_metrics(host=settings.metrics_host, port=settings.metrics_port)
+    except BaseException:
+        await app.stop()
+        raise
+    if app.metrics is not None:
+        probes = [pool_probe(engine), *components.probes]
+        app.sampler = Sampler(probes, interval=settings.metrics_sample_seconds).start()
+    return app
+
+
+def pool_probe(engine: AsyncEngine) -> Probe:
+    """Return the probe of the connections the engine's pool has handed out."""
+
+    async def read() -> list[Sample]:
+        checked_out = getattr(engine.pool, "checkedout", None)
+        return [] if checked_out is None else [((), float(checked_out()))]
+
+    return Probe(
+        "tapedeck_db_pool_connections_in_use",
+        "Database connections checked out of the pool now.",
+        (),
+        read,
+    )

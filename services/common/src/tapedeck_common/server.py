@@ -15,10 +15,12 @@ from grpc_reflection.v1alpha import reflection
 from tapedeck_common.auth import TokenStore
 from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.interceptors import ServiceInterceptor
+from tapedeck_common.limits import MAX_HEADER_BYTES, MAX_REQUEST_BYTES
+from tapedeck_common.metrics import MetricsInterceptor
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,16 @@ async def start_server(
     port: int,
     registrations: Sequence[Registration],
     tokens: TokenStore | None,
+    access_log: bool = False,
 ) -> RunningServer:
     """Build and start the server with health SERVING for each service and for ""."""
     server = grpc.aio.server(
-        interceptors=[ServiceInterceptor(tokens)],
+        # The metrics interceptor is outermost: it sets the request id the other one logs.
+        interceptors=[MetricsInterceptor(access_log=access_log), ServiceInterceptor(tokens)],
         options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ("grpc.max_metadata_size", MAX_HEADER_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )

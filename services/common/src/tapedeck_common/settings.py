@@ -59,6 +59,14 @@ class ServiceSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("TAPEDECK_TOKENS_FILE")
     )
     """JSON file of bearer tokens and roles; without it (development only) authentication is off."""
+    metrics_host: str = "127.0.0.1"
+    """Interface the Prometheus `/metrics` HTTP server binds to."""
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the Prometheus `/metrics` HTTP server (0: metrics are not served)."""
+    metrics_sample_seconds: float = Field(default=5.0, gt=0)
+    """Seconds between samples of the database-backed gauges (queue depth, outbox age, ...)."""
+    access_log: bool = Field(default=False, validation_alias=AliasChoices("TAPEDECK_ACCESS_LOG"))
+    """Log one line per call (method, status code, seconds, request id)."""
     service_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TAPEDECK_SERVICE_TOKEN")
     )

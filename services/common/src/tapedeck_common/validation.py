@@ -6,15 +6,19 @@ import re
 import uuid
 from decimal import Decimal, InvalidOperation
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tapedeck.common.v1 import common_pb2
 from tapedeck_common.errors import FieldViolation, InvalidArgument
+from tapedeck_common.limits import MAX_DECIMAL_CHARS, echo
 
 _MAX_DECIMAL_DIGITS = 38
 # Amounts are stored as NUMERIC(38, 18): 20 digits before the point and 18 after.
 _MAX_INTEGER_DIGITS = 20
 _MAX_DECIMAL_PLACES = 18
+# Times are int64 nanoseconds in storage and queries: the last one is 2262-04-11T23:47:16.854775807Z.
+_MAX_NANOS = 2**63 - 1
 
 
 def resource_id(name: str, *, collection: str, field: str = "name") -> str:
@@ -23,7 +27,9 @@ def resource_id(name: str, *, collection: str, field: str = "name") -> str:
     if name == "":
         raise InvalidArgument([FieldViolation(field, f"is required, e.g. {prefix}<id>")])
     if not name.startswith(prefix) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name[len(prefix) :]):
-        raise InvalidArgument([FieldViolation(field, f"must look like {prefix}<id>, got {name!r}")])
+        raise InvalidArgument(
+            [FieldViolation(field, f"must look like {prefix}<id>, got {echo(name)}")]
+        )
     return name[len(prefix) :]
 
 
@@ -48,14 +54,19 @@ def decimal_string(
         if default is None:
             raise InvalidArgument([FieldViolation(field, "is required (a decimal string)")])
         return default
+    if len(value) > MAX_DECIMAL_CHARS:
+        # Refused unread: a long spelling is never a number we store.
+        raise InvalidArgument(
+            [FieldViolation(field, f"is longer than {MAX_DECIMAL_CHARS} characters")]
+        )
     try:
         number = Decimal(value)
     except InvalidOperation:
         raise InvalidArgument(
-            [FieldViolation(field, f"{value!r} is not a decimal number")]
+            [FieldViolation(field, f"{echo(value)} is not a decimal number")]
         ) from None
     if not number.is_finite() or len(number.as_tuple().digits) > _MAX_DECIMAL_DIGITS:
-        raise InvalidArgument([FieldViolation(field, f"{value!r} is not a finite decimal")])
+        raise InvalidArgument([FieldViolation(field, f"{echo(value)} is not a finite decimal")])
     if number.as_tuple().exponent < -_MAX_DECIMAL_PLACES:  # type: ignore[operator]
         raise InvalidArgument(
             [FieldViolation(field, f"has more than {_MAX_DECIMAL_PLACES} decimal places")]
@@ -73,9 +84,21 @@ def decimal_string(
 
 def timestamp_nanos(ts: Timestamp, *, field: str) -> int:
     """Return a Timestamp as integer nanoseconds since the epoch, refusing out-of-range values."""
-    if ts.nanos < 0 or ts.nanos >= 1_000_000_000 or ts.seconds < 0 or ts.seconds > 253402300799:
+    if ts.nanos < 0 or ts.nanos >= 1_000_000_000 or ts.seconds < 0:
         raise InvalidArgument([FieldViolation(field, "is not a valid timestamp")])
-    return ts.seconds * 1_000_000_000 + ts.nanos
+    nanos = ts.seconds * 1_000_000_000 + ts.nanos
+    if nanos > _MAX_NANOS:
+        raise InvalidArgument([FieldViolation(field, "must be before 2262-04-11T23:47:16Z")])
+    return nanos
+
+
+def duration_seconds(duration: Duration, *, field: str, maximum: float) -> float:
+    """Return a non-negative Duration as seconds, refusing one over `maximum` seconds."""
+    if duration.seconds < 0 or duration.nanos < 0 or duration.nanos >= 1_000_000_000:
+        raise InvalidArgument([FieldViolation(field, "must not be negative")])
+    if duration.seconds > maximum:
+        raise InvalidArgument([FieldViolation(field, f"must be at most {maximum:g} seconds")])
+    return duration.seconds + duration.nanos / 1_000_000_000
 
 
 def time_range_nanos(

@@ -11,7 +11,9 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+from tapedeck_common.channels import service_channel
 from tapedeck_common.outbox import OutboxDrainer, Refused, RetryLater
+from tapedeck_common.request_ids import outgoing
 from tapedeck_common.settings import secret_value
 
 # Statuses a resend cannot fix: the event is parked with the reason instead of blocking the queue.
@@ -37,7 +39,10 @@ class LiveEventsSender:
     def __init__(
         self, *, address: str, service_token: str | None, timeout_seconds: float = 10.0
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(address)  # connects lazily, on first call
+        # Connects lazily, on first call; AppendEvents is idempotent on event_id.
+        self._channel = service_channel(
+            address, idempotent=[("tapedeck.live.v1.LiveService", "AppendEvents")]
+        )
         self._stub = live_pb2_grpc.LiveServiceStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (
             () if service_token is None else (("authorization", f"Bearer {service_token}"),)
@@ -50,7 +55,9 @@ class LiveEventsSender:
             events=[live_pb2.Event.FromString(event) for event in events]
         )
         try:
-            await self._stub.AppendEvents(request, timeout=self._timeout, metadata=self._metadata)
+            await self._stub.AppendEvents(
+                request, timeout=self._timeout, metadata=outgoing(self._metadata)
+            )
         except grpc.aio.AioRpcError as error:
             reason = f"{error.code().name}: {error.details()}"
             if error.code() in _REFUSED:

@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 import grpc
 
 from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+from tapedeck_common.channels import service_channel
 from tapedeck_common.errors import DeadlineExceeded, Unavailable
+from tapedeck_common.request_ids import outgoing
 from tapedeck_live.domain import WalletBalance
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,10 @@ class WalletDirectory:
         self._metadata: tuple[tuple[str, str], ...] = (
             () if service_token is None else (("authorization", f"Bearer {service_token}"),)
         )
-        self._channel = grpc.aio.insecure_channel(address)
+        # GetWallet only reads: safe to send again when the wallet service was unreachable.
+        self._channel = service_channel(
+            address, idempotent=[("tapedeck.wallets.v1.WalletService", "GetWallet")]
+        )
         self._stub = wallets_pb2_grpc.WalletServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -49,7 +54,7 @@ class WalletDirectory:
             reply = await self._stub.GetWallet(
                 wallets_pb2.GetWalletRequest(name=f"wallets/{wallet_id}"),
                 timeout=timeout,
-                metadata=self._metadata,
+                metadata=outgoing(self._metadata),
             )
         except grpc.aio.AioRpcError as error:
             code = error.code()

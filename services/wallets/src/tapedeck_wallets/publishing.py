@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck.live.v1 import live_pb2
@@ -22,6 +23,13 @@ from tapedeck_wallets.models import live_outbox
 from tapedeck_wallets.reconciliations.domain import WalletResult, WalletStatus
 
 MISMATCH_REASON = "balance_mismatch"
+
+# Counted as the events are enqueued: a batch whose transaction then fails is counted again
+# when retried, which errs on the side of alerting.
+RECONCILIATION_MISMATCHES = Counter(
+    "tapedeck_reconciliation_mismatches",
+    "Wallets found mismatched (stored vs exchange beyond threshold) by reconciliations.",
+)
 
 
 def mismatch_event(
@@ -68,12 +76,10 @@ async def publish_mismatches(
     now: datetime,
 ) -> None:
     """Enqueue an event for each mismatched wallet among results stored in this transaction."""
-    await publish(
-        session=session,
-        table=live_outbox,
-        events=[
-            mismatch_event(reconciliation_id=reconciliation_id, result=result, now=now)
-            for result in results
-            if result.status is WalletStatus.MISMATCHED
-        ],
-    )
+    events = [
+        mismatch_event(reconciliation_id=reconciliation_id, result=result, now=now)
+        for result in results
+        if result.status is WalletStatus.MISMATCHED
+    ]
+    await publish(session=session, table=live_outbox, events=events)
+    RECONCILIATION_MISMATCHES.inc(len(events))

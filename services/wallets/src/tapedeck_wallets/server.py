@@ -86,6 +86,7 @@ async def start(settings: WalletsSettings) -> ServiceApp:
                 cache.close,
                 reconciler.stop,
             ],
+            probes=live_events.probes(),
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

@@ -1,10 +1,9 @@
 // The small panels beside the charts: the run's statistics and the indicator toggles.
 import { BacktestState, type Backtest } from "../../gen/tapedeck/backtest/v1/backtest_pb";
-import { formatDecimal } from "../../lib/decimal";
 import { OVERLAYS, PANES } from "../../lib/indicators";
 import { toggleOverlay, togglePane, type PlaybackState } from "../../lib/playback";
 import type { Store } from "../../lib/store";
-import { formatPercent } from "../../lib/time";
+import { statsRows } from "../../lib/stats";
 import { h } from "../../ui/dom";
 
 export function statsPanel(backtest: Backtest): HTMLElement {
@@ -18,16 +17,7 @@ export function statsPanel(backtest: Backtest): HTMLElement {
     panel.append(h("div", { class: "status empty", text }));
     return panel;
   }
-  const rows: Array<[string, string]> = [
-    ["Return", formatPercent(s.totalReturn)],
-    ["PnL", formatDecimal(s.pnl, { maxFractionDigits: 2 })],
-    ["Sharpe", s.sharpeRatio.toFixed(2)],
-    ["Max drawdown", formatPercent(s.maxDrawdown)],
-    ["Win rate", formatPercent(s.winRate)],
-    ["Trades", s.tradeCount.toString()],
-    ["Fees", formatDecimal(s.fees, { maxFractionDigits: 2 })],
-  ];
-  const list = rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]);
+  const list = statsRows(s).flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]);
   panel.append(h("dl", { class: "portfolio" }, ...list));
   panel.classList.add("portfolio");
   return panel;

@@ -92,6 +92,9 @@ _TRUE = {"TRUE", "T", "1", "YES"}
 _FALSE = {"FALSE", "F", "0", "NO"}
 _HISTDATA = r"^(\d{4})(\d{2})(\d{2}) (\d{2})(\d{2})(\d{2})(\d{3})$"
 _DIGITS = r"^-?\d+$"
+# Times are int64 nanoseconds: the last one is in 2262.
+_LAST_NANOS = 2**63 - 1
+_PAST_INT64 = "is past 2262-04-11, the last time int64 nanoseconds can hold"
 
 
 class MalformedInput(Exception):
@@ -576,9 +579,7 @@ class _Converter:
             nanos = pc.cast(column, pa.timestamp("ns", tz=kind.tz)).cast(pa.int64())
             values = nanos.to_numpy(zero_copy_only=False)
         elif pa.types.is_integer(kind):
-            values = self._epoch_integers(
-                np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
-            )
+            values = self._epoch_integers(batch, column)
         elif pa.types.is_floating(kind):
             values = self._epoch_floats(
                 batch, np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
@@ -616,8 +617,17 @@ class _Converter:
             )
         return self._epoch_unit
 
-    def _epoch_integers(self, values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def _epoch_integers(self, batch: _Batch, column: pa.Array) -> npt.NDArray[np.int64]:
+        try:
+            values = np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+        except pa.ArrowInvalid:
+            raise self._error(
+                batch, _first_failing_cast(column, pa.int64()), "ts", _PAST_INT64
+            ) from None
         unit = self._unit(float(values[0]) if len(values) else 0.0)
+        over = np.abs(values) > _LAST_NANOS // unit
+        if over.any():
+            raise self._error(batch, int(np.argmax(over)), "ts", _PAST_INT64)
         return values * unit
 
     def _epoch_floats(
@@ -626,7 +636,11 @@ class _Converter:
         if not np.isfinite(numbers).all():
             raise self._error(batch, int(np.argmax(~np.isfinite(numbers))), "ts", "is not finite")
         unit = self._unit(float(numbers[0]) if len(numbers) else 0.0)
-        return np.round(numbers * unit).astype(np.int64)
+        scaled = np.round(numbers * unit)
+        over = np.abs(scaled) >= float(_LAST_NANOS)
+        if over.any():
+            raise self._error(batch, int(np.argmax(over)), "ts", _PAST_INT64)
+        return scaled.astype(np.int64)
 
     def _text_timestamps(self, batch: _Batch, column: pa.Array) -> npt.NDArray[np.int64]:
         if self._text_format is None:
@@ -639,8 +653,7 @@ class _Converter:
                 raise self._error(
                     batch, index, "ts", f"{column[index].as_py()!r} is not a whole number of time"
                 )
-            digits = np.asarray(column.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
-            return self._epoch_integers(digits)
+            return self._epoch_integers(batch, column)
         if fmt == "histdata":
             column = pc.replace_substring_regex(
                 column, pattern=_HISTDATA, replacement=r"\1-\2-\3 \4:\5:\6.\7"

@@ -42,6 +42,8 @@ FILE_FORMATS = EnumMapping(
     {pb.FILE_FORMAT_CSV: FileFormat.CSV, pb.FILE_FORMAT_PARQUET: FileFormat.PARQUET},
 )
 MAX_DISPLAY_NAME = 200
+# Linux's NAME_MAX: a longer name cannot be a file (the whole path is held to limits.MAX_STRING_CHARS).
+MAX_PATH_COMPONENT = 255
 
 
 def dataset_id(name: str) -> str:
@@ -106,6 +108,10 @@ def import_request(request: pb.ImportDatasetRequest) -> ImportRequest:
     violations: list[FieldViolation] = []
     if request.source_path.strip() == "":
         violations.append(FieldViolation("source_path", "is required (a path under the data root)"))
+    elif any(len(part.encode()) > MAX_PATH_COMPONENT for part in request.source_path.split("/")):
+        violations.append(
+            FieldViolation("source_path", f"has a name longer than {MAX_PATH_COMPONENT} bytes")
+        )
     file_format: FileFormat | None = None
     if request.format != pb.FILE_FORMAT_UNSPECIFIED:  # unset: from the file name's extension
         try:

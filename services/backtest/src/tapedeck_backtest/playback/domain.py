@@ -161,6 +161,20 @@ class FillQuery:
 
 
 @dataclass(frozen=True)
+class TradeQuery:
+    """A run's trades that exit at times in [start, end), of one side or both (None)."""
+
+    run_id: str
+    start_ns: int | None
+    end_ns: int | None
+    side: str | None  # LONG or SHORT
+
+    def fingerprint(self) -> str:
+        """Return what a page token of this query is bound to (not the page size)."""
+        return f"{self.run_id}|{self.start_ns}|{self.end_ns}|{self.side}"
+
+
+@dataclass(frozen=True)
 class PagePosition:
     """Where a page of a run's results resumes: the results' content version and an offset."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from google.protobuf.duration_pb2 import Duration
+
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest.playback.candles import CandleBlock, CandleWindow
@@ -13,9 +15,11 @@ from tapedeck_backtest.playback.domain import (
     FillQuery,
     PagePosition,
     PortfolioAt,
+    TradeQuery,
 )
 from tapedeck_backtest.runs.domain import Fill
 from tapedeck_backtest.runs.messages import run_id
+from tapedeck_backtest.runs.trades import Trade
 from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.paging import Page, Position
@@ -38,6 +42,9 @@ INDICATORS = EnumMapping(
     },
 )
 SIDES = EnumMapping(pb.OrderSide.DESCRIPTOR, {pb.ORDER_SIDE_BUY: "BUY", pb.ORDER_SIDE_SELL: "SELL"})
+TRADE_SIDES = EnumMapping(
+    pb.TradeSide.DESCRIPTOR, {pb.TRADE_SIDE_LONG: "LONG", pb.TRADE_SIDE_SHORT: "SHORT"}
+)
 MAX_CANDLES = 10_000_000
 MAX_POINTS = 1_000_000
 EQUITY_PAGE_MAX = 2**31 - 1  # page_size 0: the whole selection
@@ -106,6 +113,18 @@ def fill_query(request: pb.ListFillsRequest) -> FillQuery:
     backtest = run_id(request.backtest, field="backtest")
     start, end = time_range_nanos(request.time_range, field="time_range")
     return FillQuery(backtest, start, end)
+
+
+def trade_query(request: pb.ListTradesRequest) -> TradeQuery:
+    """Return a checked ListTrades request (its page size and token are read by paging)."""
+    backtest = run_id(request.backtest, field="backtest")
+    start, end = time_range_nanos(request.time_range, field="time_range")
+    side = (
+        None
+        if request.side == pb.TRADE_SIDE_UNSPECIFIED
+        else TRADE_SIDES.from_proto(request.side, field="side")
+    )
+    return TradeQuery(backtest, start, end, side)
 
 
 def page_position(after: Position | None) -> PagePosition | None:
@@ -201,4 +220,25 @@ def fill_to_proto(fill: Fill) -> pb.Fill:
         commission_currency=fill.commission_currency,
         order_id=fill.order_id,
         position_id=fill.position_id,
+    )
+
+
+def trade_to_proto(trade: Trade) -> pb.Trade:
+    """Return one trade, amounts exactly as the run stored them."""
+    holding = Duration()
+    holding.FromNanoseconds(trade.holding_ns)
+    return pb.Trade(
+        trade_id=trade.trade_id,
+        position_id=trade.position_id,
+        side=TRADE_SIDES.to_proto(trade.side),
+        quantity=str(trade.quantity),
+        entry_time=nanos_to_timestamp(trade.entry_time),
+        exit_time=nanos_to_timestamp(trade.exit_time),
+        average_entry_price=str(trade.average_entry_price),
+        average_exit_price=str(trade.average_exit_price),
+        realized_pnl=str(trade.realized_pnl),
+        fees=str(trade.fees),
+        holding_time=holding,
+        mae=trade.mae,
+        mfe=trade.mfe,
     )

@@ -11,19 +11,21 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
-from tapedeck_backtest.playback import candles, equity, fills
+from tapedeck_backtest.playback import candles, equity, fills, trades
 from tapedeck_backtest.playback.domain import (
     CandleQuery,
     EquityQuery,
     FillQuery,
     PagePosition,
     PortfolioAt,
+    TradeQuery,
     resume_offset,
 )
 from tapedeck_backtest.playback.files import FloatArray, IntArray
 from tapedeck_backtest.playback.portfolio import portfolio_at
 from tapedeck_backtest.playback.store import ResultStore
 from tapedeck_backtest.runs.domain import Fill
+from tapedeck_backtest.runs.trades import Trade
 
 # Work above this many source rows goes to a thread so the event loop stays responsive.
 _OFF_LOOP_ROWS = 200_000
@@ -61,6 +63,15 @@ class FillPage:
 
     version: str
     fills: list[Fill]
+    next_offset: int | None
+
+
+@dataclass(frozen=True)
+class TradePage:
+    """A page of trades; `next_offset` is None on the last page."""
+
+    version: str
+    trades: list[Trade]
     next_offset: int | None
 
 
@@ -128,3 +139,15 @@ class Playback:
         page = fills.page(files, span, offset=offset, size=size)
         following = offset + len(page)
         return FillPage(version, page, following if following < len(span) else None)
+
+    async def trades(
+        self, query: TradeQuery, *, after: PagePosition | None, size: int
+    ) -> TradePage:
+        """Return a page of `size` trades of the window and side, by exit time."""
+        version, results = await self._store.results(query.run_id)
+        offset = resume_offset(after, version=version)
+        selected, page = await asyncio.to_thread(
+            trades.page, results, query, offset=offset, size=size
+        )
+        following = offset + len(page)
+        return TradePage(version, page, following if following < selected else None)

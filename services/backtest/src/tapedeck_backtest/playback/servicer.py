@@ -20,7 +20,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class PlaybackRpcs:
-    """StreamCandles, GetPortfolioState, StreamEquity and ListFills."""
+    """StreamCandles, GetPortfolioState, StreamEquity, ListFills and ListTrades."""
 
     def __init__(self, playback: Playback, *, page_tokens: PageTokens) -> None:
         self._playback = playback
@@ -101,6 +101,27 @@ class PlaybackRpcs:
         )
         return pb.ListFillsResponse(
             fills=[messages.fill_to_proto(fill) for fill in result.fills],
+            next_page_token=messages.next_page_token(page, result.version, result.next_offset),
+            content_version=result.version,
+        )
+
+    async def ListTrades(
+        self, request: pb.ListTradesRequest, context: Context
+    ) -> pb.ListTradesResponse:
+        """Return a page of a finished run's trades exiting in a time range, by exit time."""
+        query = messages.trade_query(request)
+        page = self._page_tokens.page(
+            request,
+            query=f"ListTrades:{query.fingerprint()}",
+            keys=messages.POSITION_KEYS,
+            default_size=messages.FILLS_PAGE_DEFAULT,
+            max_size=messages.FILLS_PAGE_MAX,
+        )
+        result = await self._playback.trades(
+            query, after=messages.page_position(page.after), size=page.size
+        )
+        return pb.ListTradesResponse(
+            trades=[messages.trade_to_proto(trade) for trade in result.trades],
             next_page_token=messages.next_page_token(page, result.version, result.next_offset),
             content_version=result.version,
         )

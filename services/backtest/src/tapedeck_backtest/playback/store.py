@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tapedeck_backtest.playback.files import RunFiles, build_sidecar, open_run, sidecar_ready
+from tapedeck_backtest.playback.metrics import CACHE_HIT, CACHE_MISS
 from tapedeck_backtest.runs.domain import Run, RunState
 from tapedeck_backtest.runs.results import ResultFiles
 from tapedeck_common.errors import FailedPrecondition, NotFound
@@ -66,8 +67,10 @@ class ResultStore:
         key = (run_id, version)
         files = self._open.get(key)
         if files is not None:
+            CACHE_HIT.inc()
             self._open.move_to_end(key)
             return version, files
+        CACHE_MISS.inc()
         lock = self._building.setdefault(run_id, asyncio.Lock())
         async with lock:
             files = self._open.get(key)
@@ -76,6 +79,14 @@ class ResultStore:
                 self._remember(key, files)
         self._building.pop(run_id, None)
         return version, files
+
+    async def results(self, run_id: str) -> tuple[str, ResultFiles]:
+        """Return a SUCCEEDED run's content version and its Parquet result files."""
+        version = await self.content_version(run_id)
+        results = ResultFiles(self._root / run_id)
+        if not results.exists():
+            raise NotFound(f"the results of backtests/{run_id} are missing from the result store")
+        return version, results
 
     def _load(self, run_id: str) -> RunFiles:
         run_dir = self._root / run_id

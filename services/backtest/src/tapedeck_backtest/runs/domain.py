@@ -20,7 +20,7 @@ from tapedeck_backtest.strategies.registry import Scalar, StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 # Bump when the engine or the result files change meaning: older cached runs stop matching.
-RESULTS_FORMAT = "nautilus_trader-1.231.0/results-1"
+RESULTS_FORMAT = "nautilus_trader-1.231.0/results-2"
 
 NANOS_PER_SECOND = 1_000_000_000
 MINUTE_NS = 60 * NANOS_PER_SECOND
@@ -252,6 +252,19 @@ class Stats:
     ending_equity: str
     fill_count: int
     run_seconds: float
+    # Added with the daily statistics; runs stored before them read these as n/a.
+    periods_per_year: int = 0  # 252 (weekday markets) or 365 (every day), 0 before the change
+    daily_returns: int = 0  # daily figures are NaN (n/a) below stats.MIN_DAILY_RETURNS
+    cagr: float = math.nan
+    annual_volatility: float = math.nan
+    calmar_ratio: float = math.nan
+    best_day: float = math.nan
+    worst_day: float = math.nan
+    max_drawdown_seconds: float = math.nan
+    expectancy: float = math.nan
+    average_win: float = math.nan
+    average_loss: float = math.nan
+    average_holding_seconds: float = math.nan
 
     def to_json(self) -> str:
         """Return the stats as JSON; non-finite ratios are stored as null."""

@@ -39,6 +39,8 @@ from tapedeck_backtest.datasets.catalog import data_directory, fixed128_to_float
 from tapedeck_backtest.datasets.domain import DataKind, DatasetSource, stored_bar_type
 from tapedeck_backtest.datasets.instruments import InstrumentKind
 from tapedeck_backtest.runs import results
+from tapedeck_backtest.runs import stats as stats_math
+from tapedeck_backtest.runs import trades as round_trips
 from tapedeck_backtest.runs.domain import MINUTE_NS, AccountKind, RunProgress, RunSpec, Stats
 from tapedeck_backtest.strategies import load_registry
 
@@ -243,6 +245,15 @@ def execute(
     fills = results.fills_from_report(engine.trader.generate_fills_report())
     positions = engine.trader.generate_positions_report()
     account = engine.trader.generate_account_report(loaded.venue)
+    trips = round_trips.round_trips(engine.cache)
+    trades = round_trips.build(trips, price_times=loaded.prices.times, prices=loaded.prices.prices)
+    figures = _trade_figures(
+        engine,
+        loaded.venue,
+        [trip.position for trip in trips],
+        trades,
+        job.source.instrument.quote_currency,
+    )
     candles = _candles(loaded, spec.bar_interval_ns)
     instrument = job.source.instrument
     context = results.RunContext(
@@ -256,6 +267,7 @@ def execute(
         end_ns=spec.end_ns,
         bar_interval_ns=spec.bar_interval_ns,
         run_seconds=run_seconds,
+        periods_per_year=stats_math.periods_per_year(instrument.kind),
     )
     return results.write_results(
         directory=job.results_dir,
@@ -265,7 +277,17 @@ def execute(
         fills=fills,
         positions_report=positions,
         account_report=account,
+        trades=trades,
+        trade_figures=figures,
     )
+
+
+def _trade_figures(
+    engine: Any, venue: Any, closed: list[Any], trades: list[Any], quote_currency: str
+) -> stats_math.TradeFigures:
+    analyzer = engine.portfolio.analyzer
+    analyzer.calculate_statistics(engine.cache.account_for_venue(venue), closed)
+    return stats_math.trade_figures(analyzer, trades, Currency.from_str(quote_currency))
 
 
 def _holds_base(job: RunJob) -> bool:

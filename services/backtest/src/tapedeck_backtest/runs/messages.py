@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,7 @@ from tapedeck_backtest.runs.domain import (
     Stats,
 )
 from tapedeck_backtest.runs.search import DEFAULT_PARALLEL
+from tapedeck_backtest.runs.stats import MIN_DAILY_RETURNS
 from tapedeck_backtest.runs.sweeps import (
     Axis,
     ParameterRange,
@@ -71,6 +73,9 @@ METRICS = EnumMapping(
         pb.RANK_METRIC_PROFIT_FACTOR: SweepMetric.PROFIT_FACTOR,
         pb.RANK_METRIC_MAX_DRAWDOWN: SweepMetric.MAX_DRAWDOWN,
         pb.RANK_METRIC_WIN_RATE: SweepMetric.WIN_RATE,
+        pb.RANK_METRIC_CAGR: SweepMetric.CAGR,
+        pb.RANK_METRIC_CALMAR_RATIO: SweepMetric.CALMAR_RATIO,
+        pb.RANK_METRIC_EXPECTANCY: SweepMetric.EXPECTANCY,
     },
     unspecified=SweepMetric.SHARPE_RATIO,
 )
@@ -284,7 +289,29 @@ def stats_to_proto(stats: Stats) -> pb.BacktestStats:
         ending_equity=stats.ending_equity,
         fill_count=stats.fill_count,
         run_seconds=stats.run_seconds,
+        periods_per_year=stats.periods_per_year,
+        daily_return_count=stats.daily_returns,
+        daily_figures_available=stats.daily_returns >= MIN_DAILY_RETURNS,
+        cagr=stats.cagr,
+        annual_volatility=stats.annual_volatility,
+        calmar_ratio=stats.calmar_ratio,
+        best_day=stats.best_day,
+        worst_day=stats.worst_day,
+        max_drawdown_duration=_seconds(stats.max_drawdown_seconds),
+        expectancy=stats.expectancy,
+        average_win=stats.average_win,
+        average_loss=stats.average_loss,
+        average_holding_time=_seconds(stats.average_holding_seconds),
     )
+
+
+def _seconds(value: float) -> Duration | None:
+    """Return seconds as a Duration; None (unset) when undefined."""
+    if not math.isfinite(value):
+        return None
+    duration = Duration()
+    duration.FromNanoseconds(round(value * 1e9))
+    return duration
 
 
 def run_to_proto(run: Run) -> pb.Backtest:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_backtest.keyset_repository import newest_first
@@ -93,6 +93,36 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
     )
 
 
+async def hold_spec(*, session: AsyncSession, spec_hash: str) -> None:
+    """Make creations of runs with this spec wait for each other until the transaction ends."""
+    if session.get_bind().dialect.name == "sqlite":
+        # Only reads came before (the driver opens no transaction for them): take the write
+        # lock now, so the look-up that follows sees every run committed before it.
+        await session.execute(text("BEGIN IMMEDIATE"))
+    else:
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(spec_hash))))
+
+
+async def find_reusable(*, session: AsyncSession, spec_hash: str) -> Run | None:
+    """Return the run a new one with this spec would repeat: SUCCEEDED, else QUEUED or RUNNING."""
+    row = await session.scalar(
+        select(BacktestRow)
+        .where(
+            BacktestRow.spec_hash == spec_hash,
+            BacktestRow.state.in_(
+                (RunState.SUCCEEDED.value, RunState.QUEUED.value, RunState.RUNNING.value)
+            ),
+        )
+        .order_by(
+            case((BacktestRow.state == RunState.SUCCEEDED.value, 0), else_=1),
+            BacktestRow.create_time,
+            BacktestRow.id,
+        )
+        .limit(1)
+    )
+    return None if row is None else _run(row)
+
+
 async def find_succeeded(*, session: AsyncSession, spec_hash: str) -> Run | None:
     """Return the oldest SUCCEEDED run with this spec hash, if any."""
     row = await session.scalar(
@@ -102,6 +132,17 @@ async def find_succeeded(*, session: AsyncSession, spec_hash: str) -> Run | None
         .limit(1)
     )
     return None if row is None else _run(row)
+
+
+async def count_by_state(*, session: AsyncSession) -> dict[RunState, int]:
+    """Return how many runs are in each state (states without runs count 0)."""
+    result = await session.execute(
+        select(BacktestRow.state, func.count()).group_by(BacktestRow.state)
+    )
+    counts = dict.fromkeys(RunState, 0)
+    for state, count in result:
+        counts[RunState(state)] = int(count)
+    return counts
 
 
 async def get_run(*, session: AsyncSession, run_id: str) -> Run:

@@ -26,6 +26,10 @@ Layout of `<data_dir>/runs/<run_id>/` (all times int64 nanoseconds since the epo
   `realized_pnl`, `commissions` (decimal strings), `realized_return`.
 - `account.parquet`: NautilusTrader's account report: `time`, `currency`, `total`, `free`,
   `locked` (decimal strings), for audit.
+- `trades.parquet`: one row per round trip, by exit time (see `runs/trades.py`): `trade_id`,
+  `position_id`, `side` (LONG/SHORT), `quantity`, `entry_time`, `exit_time`,
+  `average_entry_price`, `average_exit_price`, `realized_pnl` (net of fees), `fees` (decimal
+  strings), `mae`, `mfe` (float64, quote currency).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ import talib
 
 from tapedeck_backtest.runs import stats as stats_math
 from tapedeck_backtest.runs.domain import AccountKind, Fill, Holdings, Stats, book, equity
+from tapedeck_backtest.runs.trades import Trade
+from tapedeck_backtest.runs.trades import table as trades_table
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,6 +65,7 @@ RESULT_FILES = (
     "equity.parquet",
     "positions.parquet",
     "account.parquet",
+    "trades.parquet",
 )
 INDICATOR_COLUMNS = (
     "sma_20",
@@ -111,6 +118,7 @@ class RunContext:
     end_ns: int
     bar_interval_ns: int
     run_seconds: float
+    periods_per_year: int  # annualisation of daily figures: 252 or 365
 
 
 def candles_from_prices(series: PriceSeries, *, interval_ns: int) -> Candles:
@@ -211,6 +219,8 @@ def write_results(
     fills: list[Fill],
     positions_report: Any,
     account_report: Any,
+    trades: list[Trade],
+    trade_figures: stats_math.TradeFigures,
 ) -> Stats:
     """Write every result file into `directory` atomically and return the run's stats."""
     portfolio = _portfolio(context, fills)
@@ -218,15 +228,14 @@ def write_results(
     equity_times, equity_values, equity_marks, equity_kinds = _equity_curve(
         context, candles, portfolio, marks_at_fills
     )
-    closed_pnls, positions_table = _positions(positions_report)
     stats = _stats(
         context=context,
         prices=prices,
         portfolio=portfolio,
         fills=fills,
+        equity_times=equity_times,
         equity=equity_values,
-        equity_kinds=equity_kinds,
-        closed_pnls=closed_pnls,
+        trades=trade_figures,
     )
     tables = {
         "candles.parquet": _candles_table(candles),
@@ -240,8 +249,9 @@ def write_results(
                 "kind": pa.array(equity_kinds, pa.uint8()),
             }
         ),
-        "positions.parquet": positions_table,
+        "positions.parquet": _positions(positions_report),
         "account.parquet": _account_table(account_report),
+        "trades.parquet": trades_table(trades),
     }
     manifest = {
         "format": "tapedeck-run-results/1",
@@ -391,25 +401,28 @@ def _stats(
     prices: PriceSeries,
     portfolio: _Portfolio,
     fills: list[Fill],
+    equity_times: IntArray,
     equity: FloatArray,
-    equity_kinds: npt.NDArray[np.uint8],
-    closed_pnls: FloatArray,
+    trades: stats_math.TradeFigures,
 ) -> Stats:
     first_mark = Decimal(repr(float(prices.prices[0]))) if prices.prices.size else Decimal(0)
     last_mark = Decimal(repr(float(prices.prices[-1]))) if prices.prices.size else Decimal(0)
     starting = portfolio.start.cash + portfolio.start.base_balance * first_mark
     ending = _exact_equity(context, portfolio, last_mark)
-    bar_equity = equity[equity_kinds == 0]
     positions_after = portfolio.column("position")
+    daily = stats_math.daily_figures(
+        stats_math.daily_returns(equity_times, equity, starting_equity=float(starting)),
+        periods_per_year=context.periods_per_year,
+    )
     return Stats(
         total_return=float(ending / starting - 1) if starting != 0 else math.nan,
         pnl=str(ending - starting),
-        sharpe_ratio=stats_math.sharpe_ratio(bar_equity, bar_interval_ns=context.bar_interval_ns),
-        sortino_ratio=stats_math.sortino_ratio(bar_equity, bar_interval_ns=context.bar_interval_ns),
+        sharpe_ratio=daily.sharpe_ratio,
+        sortino_ratio=daily.sortino_ratio,
         max_drawdown=stats_math.max_drawdown(equity),
-        win_rate=stats_math.win_rate(closed_pnls),
-        profit_factor=stats_math.profit_factor(closed_pnls),
-        trade_count=int(closed_pnls.size),
+        win_rate=trades.win_rate,
+        profit_factor=trades.profit_factor,
+        trade_count=trades.trade_count,
         exposure=stats_math.exposure(
             np.array(portfolio.times, dtype=np.int64),
             positions_after,
@@ -421,6 +434,18 @@ def _stats(
         ending_equity=str(ending),
         fill_count=len(fills),
         run_seconds=context.run_seconds,
+        periods_per_year=daily.periods_per_year,
+        daily_returns=daily.daily_returns,
+        cagr=daily.cagr,
+        annual_volatility=daily.annual_volatility,
+        calmar_ratio=daily.calmar_ratio,
+        best_day=daily.best_day,
+        worst_day=daily.worst_day,
+        max_drawdown_seconds=stats_math.max_drawdown_duration(equity_times, equity) / 1e9,
+        expectancy=trades.expectancy,
+        average_win=trades.average_win,
+        average_loss=trades.average_loss,
+        average_holding_seconds=trades.average_holding_seconds,
     )
 
 
@@ -461,7 +486,7 @@ def _money_amount(value: Any) -> str:
     return str(value).partition(" ")[0]
 
 
-def _positions(report: Any) -> tuple[FloatArray, pa.Table]:
+def _positions(report: Any) -> pa.Table:
     rows: dict[str, list[Any]] = {
         "position_id": [],
         "entry": [],
@@ -474,7 +499,6 @@ def _positions(report: Any) -> tuple[FloatArray, pa.Table]:
         "commissions": [],
         "realized_return": [],
     }
-    closed_pnls: list[float] = []
     if report is not None and len(report) > 0:
         for position_id, row in report.iterrows():
             closed = row.get("ts_closed")
@@ -496,9 +520,7 @@ def _positions(report: Any) -> tuple[FloatArray, pa.Table]:
                 ",".join(str(c) for c in commissions) if isinstance(commissions, list) else ""
             )
             rows["realized_return"].append(float(row["realized_return"]))
-            if closed_ns:
-                closed_pnls.append(float(Decimal(pnl)))
-    table = pa.table(
+    return pa.table(
         {
             "position_id": pa.array(rows["position_id"], pa.string()),
             "entry": pa.array(rows["entry"], pa.string()),
@@ -512,7 +534,6 @@ def _positions(report: Any) -> tuple[FloatArray, pa.Table]:
             "realized_return": pa.array(rows["realized_return"], pa.float64()),
         }
     )
-    return np.array(closed_pnls, dtype=np.float64), table
 
 
 def _account_table(report: Any) -> pa.Table:

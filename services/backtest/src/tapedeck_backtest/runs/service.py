@@ -85,14 +85,15 @@ class Runs:
     # -- runs
 
     async def create(self, request: SpecRequest) -> tuple[Run, bool]:
-        """Store a QUEUED run, or return the SUCCEEDED run with the same spec (cached)."""
+        """Store a QUEUED run, or return the run with the same spec (cached): done, queued or running."""
         async with self._sessions.begin() as session:
             source = await load_dataset_source(
                 session=session, catalog_dir=self._catalog_dir, dataset_id=request.dataset_id
             )
             spec = resolve_spec(request, source, self._registry, field="spec")
             digest = spec_hash(spec, data_identity=source.identity)
-            cached = await repository.find_succeeded(session=session, spec_hash=digest)
+            await repository.hold_spec(session=session, spec_hash=digest)
+            cached = await repository.find_reusable(session=session, spec_hash=digest)
             if cached is not None:
                 return cached, True
             run = new_run(new_id(), spec, digest, sweep_id=None, now=_now())

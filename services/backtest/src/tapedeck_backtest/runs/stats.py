@@ -1,43 +1,124 @@
-"""Summary statistics of a run from its equity curve and closed positions."""
+"""Summary statistics of a run: return and risk figures from the equity curve's daily returns
+through empyrical-reloaded, trade figures from NautilusTrader's PortfolioAnalyzer.
+
+Return and risk figures follow the field's convention: the equity curve is resampled to UTC days
+(the last value of each day that has data, the starting equity before the first), and its daily
+simple returns are annualised with 252 periods a year for instruments that trade on weekdays (FX)
+or 365 for those that trade every day (crypto). A run with fewer than `MIN_DAILY_RETURNS` daily
+returns has no daily figures (NaN, reported as "n/a"): annualising per-bar returns instead gives
+numbers no quant recognises.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
+import empyrical
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-NANOS_PER_YEAR = 365 * 86_400 * 1_000_000_000  # crypto trades every day; one year of bars
+from tapedeck_backtest.datasets.instruments import InstrumentKind
+from tapedeck_backtest.runs.trades import Trade
+
+MIN_DAILY_RETURNS = 5
+TRADING_DAYS_PER_YEAR = 252
+CALENDAR_DAYS_PER_YEAR = 365
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def periods_per_year(bar_interval_ns: int) -> float:
-    """Return how many bars of this width fit in a year, the annualisation factor's square."""
-    return NANOS_PER_YEAR / bar_interval_ns
+@dataclass(frozen=True)
+class DailyFigures:
+    """Return and risk figures from daily returns; NaN when the run is too short for them."""
+
+    periods_per_year: int
+    daily_returns: int
+    sharpe_ratio: float
+    sortino_ratio: float
+    cagr: float
+    annual_volatility: float
+    calmar_ratio: float
+    best_day: float
+    worst_day: float
 
 
-def sharpe_ratio(bar_equity: FloatArray, *, bar_interval_ns: int) -> float:
-    """Annualised Sharpe ratio (risk-free 0) of per-bar simple returns; NaN below two returns."""
-    returns = _returns(bar_equity)
-    if returns.size < 2:
-        return math.nan
-    deviation = float(np.std(returns, ddof=1))
-    if deviation == 0.0:
-        return 0.0
-    return float(np.mean(returns)) / deviation * math.sqrt(periods_per_year(bar_interval_ns))
+@dataclass(frozen=True)
+class TradeFigures:
+    """Figures over closed positions (round trips), from NautilusTrader's PortfolioAnalyzer.
+
+    Win rate, expectancy and average win and loss are over realized PnL in the quote currency;
+    profit factor, as NautilusTrader defines it, is over the positions' realized returns.
+    """
+
+    trade_count: int
+    win_rate: float
+    profit_factor: float
+    expectancy: float
+    average_win: float
+    average_loss: float
+    average_holding_seconds: float
 
 
-def sortino_ratio(bar_equity: FloatArray, *, bar_interval_ns: int) -> float:
-    """Annualised Sortino ratio: mean return over downside deviation (target 0); NaN if none."""
-    returns = _returns(bar_equity)
-    if returns.size < 2:
-        return math.nan
-    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
-    if downside == 0.0:
-        return math.nan
-    return float(np.mean(returns)) / downside * math.sqrt(periods_per_year(bar_interval_ns))
+def periods_per_year(kind: InstrumentKind) -> int:
+    """Return the annualisation of daily figures: FX trades on weekdays, crypto every day."""
+    return TRADING_DAYS_PER_YEAR if kind is InstrumentKind.FX else CALENDAR_DAYS_PER_YEAR
+
+
+def daily_returns(times: IntArray, equity: FloatArray, *, starting_equity: float) -> pd.Series:
+    """Return the daily simple returns of an equity curve: last value per UTC day with data."""
+    if times.size == 0:
+        return pd.Series(dtype=np.float64)
+    curve = pd.Series(equity, index=pd.to_datetime(times, unit="ns", utc=True))
+    closes = curve.resample("1D").last().dropna()
+    before = pd.Series([starting_equity], index=[closes.index[0] - pd.Timedelta(days=1)])
+    returns: pd.Series = pd.concat((before, closes)).pct_change().iloc[1:]
+    return returns
+
+
+def daily_figures(returns: pd.Series, *, periods_per_year: int) -> DailyFigures:
+    """Compute Sharpe, Sortino, CAGR, volatility, Calmar, best and worst day with empyrical."""
+    if returns.size < MIN_DAILY_RETURNS:
+        nan = math.nan
+        return DailyFigures(periods_per_year, int(returns.size), nan, nan, nan, nan, nan, nan, nan)
+    year = {"annualization": periods_per_year}
+    return DailyFigures(
+        periods_per_year=periods_per_year,
+        daily_returns=int(returns.size),
+        sharpe_ratio=float(empyrical.sharpe_ratio(returns, **year)),
+        sortino_ratio=float(empyrical.sortino_ratio(returns, **year)),
+        cagr=float(empyrical.cagr(returns, **year)),
+        annual_volatility=float(empyrical.annual_volatility(returns, **year)),
+        calmar_ratio=float(empyrical.calmar_ratio(returns, **year)),
+        best_day=float(returns.max()),
+        worst_day=float(returns.min()),
+    )
+
+
+def trade_figures(analyzer: Any, trades: list[Trade], currency: Any) -> TradeFigures:
+    """Read the trade figures from NautilusTrader's PortfolioAnalyzer; holding time from trades.
+
+    `analyzer` must already have `calculate_statistics(account, closed positions)` applied.
+    """
+    pnls = analyzer.get_performance_stats_pnls(currency)
+    returns = analyzer.get_performance_stats_returns()
+    held = [trade.holding_ns / 1e9 for trade in trades]
+    return TradeFigures(
+        trade_count=len(trades),
+        win_rate=_figure(pnls.get("Win Rate")) if trades else math.nan,
+        profit_factor=_figure(returns.get("Profit Factor")),
+        expectancy=_figure(pnls.get("Expectancy")) if trades else math.nan,
+        average_win=_figure(pnls.get("Avg Winner")),
+        average_loss=_figure(pnls.get("Avg Loser")),
+        average_holding_seconds=float(np.mean(held)) if held else math.nan,
+    )
+
+
+def _figure(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else math.nan
 
 
 def max_drawdown(equity: FloatArray) -> float:
@@ -48,19 +129,16 @@ def max_drawdown(equity: FloatArray) -> float:
     return float(np.max(1.0 - equity / peaks))
 
 
-def win_rate(closed_pnls: FloatArray) -> float:
-    """Winning closed positions over closed positions; NaN with none."""
-    if closed_pnls.size == 0:
-        return math.nan
-    return float(np.count_nonzero(closed_pnls > 0) / closed_pnls.size)
-
-
-def profit_factor(closed_pnls: FloatArray) -> float:
-    """Gross profit over gross loss of closed positions; NaN when there is no loss."""
-    loss = -float(np.sum(closed_pnls[closed_pnls < 0]))
-    if loss == 0.0:
-        return math.nan
-    return float(np.sum(closed_pnls[closed_pnls > 0])) / loss
+def max_drawdown_duration(times: IntArray, equity: FloatArray) -> int:
+    """Nanoseconds from the peak before the largest drawdown until equity regains it (or the end)."""
+    if equity.size == 0:
+        return 0
+    peaks = np.maximum.accumulate(equity)
+    trough = int(np.argmax(1.0 - equity / peaks))
+    peak = int(np.flatnonzero(equity[: trough + 1] == peaks[trough])[0])
+    recovered = np.flatnonzero(equity[trough:] >= peaks[trough])
+    end = trough + int(recovered[0]) if recovered.size else equity.size - 1
+    return int(times[end] - times[peak])
 
 
 def exposure(
@@ -72,10 +150,3 @@ def exposure(
     bounds = np.append(np.clip(fill_times, start_ns, end_ns), end_ns)
     held = np.diff(bounds)[positions_after != 0.0]
     return float(np.sum(held) / (end_ns - start_ns))
-
-
-def _returns(bar_equity: FloatArray) -> FloatArray:
-    if bar_equity.size < 2:
-        return np.empty(0)
-    previous = bar_equity[:-1]
-    return np.diff(bar_equity) / previous

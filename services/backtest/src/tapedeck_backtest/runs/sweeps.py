@@ -25,6 +25,9 @@ class SweepMetric(StrEnum):
     PROFIT_FACTOR = "profit_factor"
     MAX_DRAWDOWN = "max_drawdown"
     WIN_RATE = "win_rate"
+    CAGR = "cagr"
+    CALMAR_RATIO = "calmar_ratio"
+    EXPECTANCY = "expectancy"
 
     @property
     def lower_is_better(self) -> bool:

@@ -1,7 +1,8 @@
 """The worker pool: processes that each run one NautilusTrader engine, fed from the durable queue.
 
 The supervisor is an asyncio task in the service process. It claims QUEUED runs from the database
-(so any replica can take any run), hands each to an idle worker process over a pipe, writes the
+(so any replica can take any run), hands each to an idle worker (a process of this service, or a
+task on a Ray cluster: see `executors.py`; the rest of this module is the same for both), writes the
 progress the worker reports back into the database (so `WatchBacktest` works from any replica),
 renews a lease (heartbeat) on the runs it holds, and watches for:
 - cancel: the run's row left RUNNING; the worker's cancel flag is set (the engine stops at its
@@ -19,30 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tapedeck_backtest.runs import publishing
 from tapedeck_backtest.runs.domain import Run, RunProgress, RunState, Stats
-from tapedeck_backtest.runs.engine import (
-    LoadedEngine,
-    RunCancelled,
-    RunJob,
-    error_message,
-    execute,
-    load_engine,
-    strategy_builder,
-)
+from tapedeck_backtest.runs.engine import RunJob, error_message
+from tapedeck_backtest.runs.executors import Executor, LocalExecutor, Worker
 from tapedeck_backtest.runs.publishing import Denial
 from tapedeck_backtest.runs.queue import RunQueue
 
@@ -52,7 +42,6 @@ CANCEL_GRACE_SECONDS = 0.8
 PROGRESS_WRITE_SECONDS = 0.25
 TICK_SECONDS = 0.1
 CANCEL_CHECK_SECONDS = 0.2
-FORKSERVER_PRELOAD = ["tapedeck_backtest.runs.engine", "nautilus_trader.backtest.engine"]
 
 # The owners of the pools running in this process: alive whatever their pid says (tests run two
 # replicas in one process).
@@ -77,65 +66,12 @@ def remove_stale_staging(results_root: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-# --- the worker process ---
-
-
-def worker_main(conn: Connection, cancel: Any, strategy_paths: tuple[str, ...]) -> None:
-    """Serve jobs from the pipe until told to stop; exit after an engine error."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when workers stop
-    build_strategy = strategy_builder(strategy_paths)
-    loaded: LoadedEngine | None = None
-    while True:
-        try:
-            job: RunJob | None = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        run_id = job.run_id
-
-        def report(progress: RunProgress, run_id: str = run_id) -> None:
-            conn.send(("progress", run_id, progress))
-
-        try:
-            if loaded is None or loaded.key != job.engine_key:
-                if loaded is not None:
-                    return  # one engine per process: the supervisor starts a fresh one
-                loaded = load_engine(job)
-            stats = execute(
-                loaded, job, build_strategy=build_strategy, report=report, cancel=cancel
-            )
-        except RunCancelled:
-            conn.send(("cancelled", run_id, None))
-        except Exception as error:
-            _send_denials(conn, run_id, loaded)
-            conn.send(("failed", run_id, error_message(error)))
-            return  # the engine may be half way through a run: never reuse it
-        else:
-            _send_denials(conn, run_id, loaded)
-            conn.send(("done", run_id, stats))
-        try:
-            if loaded is not None:
-                loaded.reset()
-        except Exception:
-            return
-
-
-def _send_denials(conn: Connection, run_id: str, loaded: LoadedEngine | None) -> None:
-    # Before the run's outcome, so the supervisor publishes them with it in one transaction.
-    denials = publishing.denials_after_run(loaded)
-    if denials:
-        conn.send(("denials", run_id, denials))
-
-
 # --- the supervisor ---
 
 
 @dataclass
 class _Slot:
-    process: Any = None
-    conn: Connection | None = None
-    cancel: Any = None
+    worker: Worker | None = None
     key: str | None = None
     run_id: str | None = None
     progress: RunProgress | None = None
@@ -147,7 +83,7 @@ class _Slot:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.is_alive()
+        return self.worker is not None and self.worker.is_alive()
 
 
 class WorkerPool:
@@ -160,6 +96,7 @@ class WorkerPool:
         jobs: JobResolver,
         workers: int,
         results_root: Path,
+        executor: Executor | None = None,
         strategy_paths: tuple[str, ...] = (),
         max_attempts: int = 2,
         lease_seconds: float = 15.0,
@@ -177,12 +114,20 @@ class WorkerPool:
         self.owner = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        self._executor = executor if executor is not None else LocalExecutor()
 
     def worker_pids(self) -> dict[str, int]:
         """Return the pid of the process running each run (for operators and tests)."""
-        return {s.run_id: s.process.pid for s in self._slots if s.run_id and s.alive}
+        return {
+            s.run_id: s.worker.pid
+            for s in self._slots
+            if s.run_id and s.worker is not None and s.alive and s.worker.pid is not None
+        }
+
+    @property
+    def executor(self) -> Executor:
+        """Return where this pool's engines run."""
+        return self._executor
 
     def notify(self) -> None:
         """Wake the supervisor: a run was queued or cancelled in this process."""
@@ -192,9 +137,9 @@ class WorkerPool:
         """Return each live worker process's peak resident memory in MB (Linux /proc)."""
         peaks: dict[int, float] = {}
         for slot in self._slots:
-            if not slot.alive:
+            pid = slot.worker.pid if slot.worker is not None and slot.alive else None
+            if pid is None:
                 continue
-            pid = slot.process.pid
             with contextlib.suppress(OSError):
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
@@ -204,6 +149,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Recover runs orphaned by a dead service, start the workers, then supervise."""
         _OWNERS_HERE.add(self.owner)
+        await self._executor.start()
         await self._recover_stale()
         await asyncio.to_thread(remove_stale_staging, self._results_root)
         # Start the processes now, so the first runs do not wait for them.
@@ -224,6 +170,7 @@ class WorkerPool:
                     logger.exception("could not give a run back to the queue")
                 slot.run_id = None
             await asyncio.to_thread(self._end_process, slot, graceful=True)
+        await self._executor.stop()
         _OWNERS_HERE.discard(self.owner)
 
     async def _supervise(self) -> None:
@@ -253,13 +200,14 @@ class WorkerPool:
     # -- messages and process deaths
 
     async def _drain(self) -> None:
+        await asyncio.to_thread(self._executor.refresh)
         for slot in self._slots:
-            while slot.conn is not None and slot.run_id is not None:
+            while slot.worker is not None and slot.run_id is not None:
                 if slot.pending is None:
                     try:
-                        if not slot.conn.poll():
+                        if not slot.worker.poll():
                             break
-                        slot.pending = slot.conn.recv()
+                        slot.pending = slot.worker.recv()
                     except (EOFError, OSError):
                         break
                 # Kept until handled: a database error retries it instead of losing a result.
@@ -267,7 +215,7 @@ class WorkerPool:
                 await self._handle(slot, kind, run_id, payload)
                 slot.pending = None
             await self._flush_progress(slot)
-            if slot.process is not None and not slot.process.is_alive():
+            if slot.worker is not None and not slot.worker.is_alive():
                 await self._reap(slot)
 
     async def _handle(self, slot: _Slot, kind: str, run_id: str, payload: Any) -> None:
@@ -299,12 +247,10 @@ class WorkerPool:
         self._free(slot)
 
     async def _reap(self, slot: _Slot) -> None:
-        exitcode = slot.process.exitcode if slot.process is not None else None
-        pid = slot.process.pid if slot.process is not None else None
+        reason = f"{slot.worker.exit_reason()} during the run" if slot.worker is not None else ""
         run_id = slot.run_id
         self._forget_process(slot)
         if run_id is not None:
-            reason = f"worker process {pid} exited with code {exitcode} during the run"
             if slot.cancel_deadline is None:
                 state = await self._release(run_id, reason, count_attempt=True)
                 logger.warning("worker died", extra={"run_id": run_id, "outcome": str(state)})
@@ -332,7 +278,8 @@ class WorkerPool:
                 continue
             if slot.cancel_deadline is None:
                 slot.cancel_deadline = now + CANCEL_GRACE_SECONDS
-                slot.cancel.set()
+                assert slot.worker is not None
+                slot.worker.request_cancel()
             elif now >= slot.cancel_deadline:
                 await asyncio.to_thread(self._end_process, slot, graceful=False)
                 self._free(slot)
@@ -404,21 +351,20 @@ class WorkerPool:
                 await self._finish(run_id, RunState.FAILED, error_message=error_message(error))
                 continue
             slot = self._choose_slot(job.engine_key)
-            if slot.process is not None and slot.key not in (None, job.engine_key):
+            if slot.worker is not None and slot.key not in (None, job.engine_key):
                 # Another dataset's engine is loaded: one engine per process, so a fresh one.
                 await asyncio.to_thread(self._end_process, slot, graceful=True)
             if not slot.alive:
                 self._forget_process(slot)
-                self._spawn(slot)
+                await asyncio.to_thread(self._spawn, slot)
             slot.key = job.engine_key
             slot.run_id = run_id
             slot.progress = None
             slot.progress_written = 0.0
             slot.cancel_deadline = None
             slot.started = time.monotonic()
-            slot.cancel.clear()
-            assert slot.conn is not None
-            slot.conn.send(job)
+            assert slot.worker is not None
+            await asyncio.to_thread(slot.worker.send, job)
 
     def _choose_slot(self, key: str) -> _Slot:
         # Best: a worker with this data loaded; then a started worker without an engine yet;
@@ -438,38 +384,19 @@ class WorkerPool:
             self._spawn(slot)
 
     def _spawn(self, slot: _Slot) -> None:
-        parent, child = self._context.Pipe()
-        slot.cancel = self._context.Event()
-        slot.process = self._context.Process(
-            target=worker_main,
-            args=(child, slot.cancel, self._strategy_paths),
-            name="tapedeck-backtest-worker",
-            daemon=True,
-        )
-        slot.process.start()
-        child.close()
-        slot.conn = parent
+        slot.worker = self._executor.spawn(self._strategy_paths)
         slot.key = None
 
     def _end_process(self, slot: _Slot, *, graceful: bool) -> None:
-        process = slot.process
-        if process is not None:
-            if graceful and slot.conn is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    slot.conn.send(None)
-                process.join(1.0)
-            if process.is_alive():
-                process.kill()
-                process.join(2.0)
+        if slot.worker is not None:
+            slot.worker.stop(graceful=graceful)
         self._forget_process(slot)
 
     @staticmethod
     def _forget_process(slot: _Slot) -> None:
-        if slot.conn is not None:
-            slot.conn.close()
-        if slot.process is not None and not slot.process.is_alive():
-            slot.process.close()
-        slot.process = slot.conn = None
+        if slot.worker is not None:
+            slot.worker.close()
+        slot.worker = None
         slot.key = None
 
     @staticmethod

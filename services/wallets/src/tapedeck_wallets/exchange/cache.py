@@ -17,6 +17,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tapedeck_wallets.exchange.domain import ExchangeAccount, ExchangeBalance, ExchangeSnapshot
+from tapedeck_wallets.exchange.metrics import CACHE_HIT, CACHE_MISS
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,9 @@ class BalanceCache:
             logger.warning("balance cache unreadable, fetching directly: %s", type(error).__name__)
             cached = None
         if cached is not None and _age(cached) <= limit:
+            CACHE_HIT.inc()
             return replace(cached, from_cache=True)
+        CACHE_MISS.inc()
         # A fetch already in flight is joined even with max_age zero: it was sent at most one
         # exchange round trip ago, and a second call would only add load to the same answer.
         task = self._inflight.get(key)
@@ -219,6 +222,8 @@ class BalanceCache:
                 fresh[account] = ExchangeSnapshot(
                     balances=snapshot.balances, fetch_time=snapshot.fetch_time, from_cache=True
                 )
+        # The accounts not here go on to `get`, which counts them once, as a hit or a miss.
+        CACHE_HIT.inc(len(fresh))
         return fresh
 
     def _forget(self, key: str, task: asyncio.Task[ExchangeSnapshot]) -> None:

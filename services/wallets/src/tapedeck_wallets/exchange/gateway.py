@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from dataclasses import dataclass
 
 import certifi
@@ -18,6 +19,7 @@ from tapedeck_wallets.exchange.domain import (
     ExchangeBalance,
     ExchangeFailure,
 )
+from tapedeck_wallets.exchange.metrics import EXCHANGE_CALLS
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +99,11 @@ class ExchangeGateway:
         async with self._slots:
             client = await self.client(account)
             self.stats.fetches += 1
+            started = time.perf_counter()
             try:
-                return await client.fetch_balances()
+                balances = await client.fetch_balances()
             except ExchangeFailure as failure:
+                EXCHANGE_CALLS.labels(failure.kind.value).observe(time.perf_counter() - started)
                 if (
                     failure.kind is ErrorKind.AUTHENTICATION
                     and self._clients.get(account) is client
@@ -108,6 +112,8 @@ class ExchangeGateway:
                     del self._clients[account]
                     await client.close()
                 raise
+            EXCHANGE_CALLS.labels("ok").observe(time.perf_counter() - started)
+            return balances
 
     @property
     def client_count(self) -> int:

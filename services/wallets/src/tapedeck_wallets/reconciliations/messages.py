@@ -7,7 +7,7 @@ from decimal import Decimal
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
-from tapedeck_common.validation import decimal_string, resource_id
+from tapedeck_common.validation import decimal_string, duration_seconds, resource_id
 from tapedeck_wallets.amounts import decimal_text
 from tapedeck_wallets.exchange.domain import ErrorKind
 from tapedeck_wallets.reconciliations.domain import (
@@ -21,6 +21,8 @@ from tapedeck_wallets.timestamps import stamp
 from tapedeck_wallets.wallets.messages import wallet_id
 
 _MAX_WALLETS_PER_RECONCILIATION = 10_000
+# Any age past the cache TTL means the TTL; the bound only keeps the arithmetic finite.
+_MAX_CACHE_AGE_SECONDS = 365 * 86_400
 
 _STATES = EnumMapping(
     wallets_pb2.ReconciliationState.DESCRIPTOR,
@@ -68,10 +70,9 @@ def reconciliation_request(request: wallets_pb2.ReconcileWalletsRequest) -> Reco
     threshold = decimal_string(request.threshold, field="threshold", default=Decimal(0))
     max_age: float | None = None
     if request.HasField("max_cache_age"):
-        duration = request.max_cache_age
-        if duration.seconds < 0 or duration.nanos < 0:
-            raise InvalidArgument([FieldViolation("max_cache_age", "must not be negative")])
-        max_age = duration.ToTimedelta().total_seconds()
+        max_age = duration_seconds(
+            request.max_cache_age, field="max_cache_age", maximum=_MAX_CACHE_AGE_SECONDS
+        )
     return ReconciliationRequest.stated(
         wallet_ids=wallet_ids,
         threshold=threshold,

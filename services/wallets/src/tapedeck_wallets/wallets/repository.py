@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -350,6 +351,12 @@ async def delete_wallet(*, session: AsyncSession, wallet_id: str) -> None:
 
 
 async def _locked_wallet(session: AsyncSession, wallet_id: str) -> WalletRow | None:
+    # The first statement of its transaction. SQLite ignores FOR UPDATE and its driver begins a
+    # transaction only at the first write, so two writers would both read the balances before
+    # either wrote (one then breaking the unique asset key): take the write lock first instead,
+    # waiting for it as PostgreSQL waits for the row lock.
+    if session.get_bind().dialect.name == "sqlite":
+        await session.execute(text("BEGIN IMMEDIATE"))
     return await session.scalar(
         select(WalletRow)
         .where(WalletRow.id == wallet_id)

@@ -1,0 +1,189 @@
+"""A real Ray cluster for the executor tests: a head and a second node, on 127.0.0.1 only.
+
+Each node is a `ray start --block` process in a session of its own, so the test ends exactly the
+processes it started (the node's raylet, object store and workers) by signalling that process
+group; `ray stop` would end every Ray process on the machine. Every port is chosen free, the
+dashboard is off, and every node runs with --node-ip-address=127.0.0.1 and
+RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (see `ray_node.py`; set for the test process, which hosts the
+service's Ray driver, in tests/conftest.py), so no process uses the machine's outward address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support import missing_dependency
+
+RAY = Path(sys.executable).parent / "ray"
+REPO = Path(__file__).resolve().parents[2]
+STARTED = b"Ray runtime started."
+NODE_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Two cores shared by many: give a node's agents and workers minutes, not seconds, to start.
+    "RAY_agent_register_timeout_ms": "120000",
+    "RAY_raylet_start_wait_time_s": "120",
+    "RAY_worker_register_timeout_seconds": "120",
+}
+HEAD_RESOURCE = "tapedeck_test_head"
+SECOND_RESOURCE = "tapedeck_test_second"
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass
+class RayNode:
+    """One `ray start --block` process and the session it leads."""
+
+    process: subprocess.Popen[bytes]
+    resource: str
+    log: Path
+
+    def started(self) -> bool:
+        """Wait until `ray start` says the node runs (True) or gives up (False)."""
+        deadline = time.monotonic() + 360
+        while time.monotonic() < deadline:
+            if STARTED in self.log.read_bytes():
+                return True
+            if self.process.poll() is not None:
+                return False
+            time.sleep(0.2)
+        return False
+
+    def check(self) -> None:
+        """Fail with the end of the node's log when its process ended."""
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise AssertionError(f"Ray node {self.resource} exited:\n{tail}")
+
+    def kill(self) -> None:
+        """End every process of the node at once (a machine lost mid-run)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+
+
+@dataclass
+class RayCluster:
+    """A head node and a second node; `address` is the head's GCS."""
+
+    address: str
+    temp_dir: Path
+    nodes: list[RayNode] = field(default_factory=list)
+
+    def start_node(self, *, head: bool, resource: str) -> RayNode:
+        """Start a node with one CPU and a custom resource naming it; wait until it runs.
+
+        `ray start` gives a node's agents 30 s to come up, which a loaded machine can miss: a node
+        that gave up is started again (three times at most).
+        """
+        for _ in range(3):
+            node = self._start_node(head=head, resource=resource)
+            self.nodes.append(node)  # stopped with the cluster whatever happens next
+            if node.started():
+                return node
+            tail = node.log.read_text(errors="replace")[-2000:]
+            node.kill()
+            self.nodes.remove(node)
+        raise AssertionError(f"Ray node {resource} did not start:\n{tail}")
+
+    def _start_node(self, *, head: bool, resource: str) -> RayNode:
+        ports = _free_ports(14)
+        port = self.address.rsplit(":", 1)[1]
+        command = [
+            sys.executable,
+            "-m",
+            "tests.backtest.ray_node",
+            "start",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            f"--resources={json.dumps({resource: 1})}",
+            "--object-store-memory=100000000",
+            f"--temp-dir={self.temp_dir}",
+            "--disable-usage-stats",
+            f"--node-manager-port={ports[0]}",
+            f"--object-manager-port={ports[1]}",
+            f"--dashboard-agent-listen-port={ports[2]}",
+            f"--dashboard-agent-grpc-port={ports[3]}",
+            f"--metrics-export-port={ports[4]}",
+            f"--runtime-env-agent-port={ports[5]}",
+            # One port per worker process alive at once (a run's task, the channel actor).
+            f"--worker-port-list={','.join(str(p) for p in ports[8:])}",
+            "--include-log-monitor=false",
+        ]
+        if head:
+            command += [
+                "--head",
+                f"--port={port}",
+                "--include-dashboard=false",
+                f"--ray-client-server-port={ports[6]}",
+                # The head still runs the dashboard's API process: never on the default 8265.
+                f"--dashboard-port={ports[7]}",
+            ]
+        else:
+            command.append(f"--address={self.address}")
+        env = {**os.environ, **NODE_ENV}
+        log_path = self.temp_dir / f"{resource}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                cwd=REPO,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return RayNode(process, resource, log_path)
+
+    def stop(self) -> None:
+        """End the nodes this cluster started, and only those."""
+        for node in reversed(self.nodes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.process.pid, signal.SIGTERM)
+        for node in reversed(self.nodes):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.process.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.process.wait(5)
+
+
+@contextlib.contextmanager
+def ray_cluster() -> Iterator[RayCluster]:
+    """Start a head and a second node (one CPU each) on 127.0.0.1; end them afterwards."""
+    if not RAY.exists():
+        missing_dependency("ray")
+    # Ray's socket paths must stay short: a temp dir under /tmp, not pytest's deep tmp_path.
+    temp_dir = Path(tempfile.mkdtemp(prefix="tdray", dir="/tmp"))
+    (port,) = _free_ports(1)
+    cluster = RayCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir)
+    try:
+        cluster.start_node(head=True, resource=HEAD_RESOURCE)
+        cluster.start_node(head=False, resource=SECOND_RESOURCE)
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,0 +1,230 @@
+"""Runs and sweeps on a real Ray cluster (a head and a second node on 127.0.0.1).
+
+The backtest service stays the control plane: the same gRPC calls, states, progress and results
+as with local workers; only the engines run as Ray tasks. One cluster serves the module (starting
+one costs seconds of this machine's two cores); the test that kills a node runs last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck_backtest.runs.ray_executor import RayExecutor
+from tapedeck_backtest.runs.results import RESULT_FILES
+from tests.backtest.ray_support import SECOND_RESOURCE, RayCluster, ray_cluster
+from tests.backtest.runs_support import Service, running_service, spec, worker_pool
+from tests.backtest.test_runs import running_with_progress, slow_spec
+from tests.support import eventually
+
+# Starting a cluster on this shared machine can take minutes; the first test pays for it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RayCluster]:
+    with ray_cluster() as started:
+        yield started
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    # The executor does not touch the database: the queue tests cover both backends.
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+def ray_service(cluster: RayCluster, url: str, data_dir: Path, **settings: object):  # type: ignore[no-untyped-def]
+    return running_service(
+        url, data_dir, workers=2, executor="ray", ray_address=cluster.address, **settings
+    )
+
+
+def executor(service: Service) -> RayExecutor:
+    found = worker_pool(service.app).executor
+    assert isinstance(found, RayExecutor)
+    return found
+
+
+def nodes_up(cluster: RayCluster) -> Callable[[], Awaitable[bool]]:
+    async def both_nodes_alive() -> bool:
+        for node in cluster.nodes:
+            node.check()
+        alive = [node for node in ray.nodes() if node["Alive"]]
+        assert {node["NodeManagerAddress"] for node in alive} == {"127.0.0.1"}
+        return len(alive) == 2
+
+    return both_nodes_alive
+
+
+def second_node_id() -> str:
+    (node,) = [n for n in ray.nodes() if n["Alive"] and SECOND_RESOURCE in n["Resources"]]
+    return str(node["NodeID"])
+
+
+UUID = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def assert_same_result_files(one: Path, other: Path) -> None:
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (one, other)]
+    for manifest in manifests:
+        del manifest["run_id"], manifest["stats"]["run_seconds"]
+    assert manifests[0] == manifests[1]
+    for name in RESULT_FILES:
+        tables = [pq.read_table(d / name).to_pandas() for d in (one, other)]
+        if name == "positions.parquet":  # a closed netting position's id ends in a random uuid
+            for table in tables:
+                table["position_id"] = table["position_id"].str.replace(UUID, "", regex=True)
+        assert tables[0].equals(tables[1]), name  # NaNs (indicator warm-up) compare equal
+
+
+def comparable(stats: Any) -> Any:
+    copy = type(stats)()
+    copy.CopyFrom(stats)
+    copy.ClearField("run_seconds")
+    return copy
+
+
+async def test_a_run_on_ray_gives_the_fills_stats_and_files_of_the_same_local_run(
+    cluster, sqlite_url, tmp_path
+):
+    finished = {}
+    for executor_name in ("local", "ray"):
+        data_dir = tmp_path / executor_name
+        data_dir.mkdir()
+        url = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+        settings = {"executor": executor_name, "ray_address": cluster.address}
+        async with running_service(url, data_dir, workers=1, **settings) as service:
+            dataset = await service.import_trades()
+            created = await service.stub.CreateBacktest(
+                pb.CreateBacktestRequest(spec=spec(dataset))
+            )
+            final = await service.wait(created.backtest.name)
+            assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+            assert final.progress.percent == pytest.approx(100.0)
+            finished[executor_name] = (final, data_dir / "runs" / final.name.split("/")[1])
+    (local, local_dir), (remote, remote_dir) = finished["local"], finished["ray"]
+    assert remote.stats.fill_count > 0
+    assert comparable(remote.stats) == comparable(local.stats)
+    assert remote.progress.events_processed == local.progress.events_processed
+    assert_same_result_files(remote_dir, local_dir)
+
+
+async def test_a_sweep_of_eight_runs_spreads_over_both_nodes(cluster, sqlite_url, data_dir):
+    async with ray_service(cluster, sqlite_url, data_dir) as service:
+        await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")
+        dataset = await service.import_trades()
+        base = spec(dataset)
+        base.parameters["trade_size"].double_value = 0.1
+        created = await service.stub.CreateSweep(
+            pb.CreateSweepRequest(
+                base_spec=base,
+                axes=[
+                    pb.ParameterAxis(
+                        name="fast_period", values=[pb.ParameterValue(int_value=v) for v in (3, 5)]
+                    ),
+                    pb.ParameterAxis(
+                        name="slow_period",
+                        values=[pb.ParameterValue(int_value=v) for v in (12, 16, 20, 30)],
+                    ),
+                ],
+                metric=pb.RANK_METRIC_TOTAL_RETURN,
+            )
+        )
+        assert created.sweep.total_runs == 8
+        nodes: set[str] = set()
+
+        async def watch_nodes() -> None:
+            while True:
+                nodes.update(executor(service).running_nodes().values())
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch_nodes())
+        results, final = [], None
+        try:
+            async for message in service.stub.WatchSweep(
+                pb.WatchSweepRequest(name=created.sweep.name), timeout=240
+            ):
+                if message.WhichOneof("event") == "result":
+                    results.append(message.result)
+                else:
+                    final = message.sweep
+        finally:
+            watcher.cancel()
+        assert final is not None
+        assert final.state == pb.SWEEP_STATE_SUCCEEDED
+        assert len(results) == 8
+        assert all(r.state == pb.BACKTEST_STATE_SUCCEEDED for r in results)
+        assert [r.rank for r in final.results] == list(range(1, 9))
+        alive = {str(n["NodeID"]) for n in ray.nodes() if n["Alive"]}
+        assert nodes == alive, "every node ran some of the sweep's runs"
+
+
+async def test_cancel_stops_the_remote_engine_within_two_seconds(cluster, sqlite_url, data_dir):
+    async with ray_service(cluster, sqlite_url, data_dir) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset))
+        )
+        name = created.backtest.name
+        run_id = name.split("/")[1]
+        # WatchBacktest shows a remote run's progress as it does a local one's.
+        running = await running_with_progress(service, name)
+        assert 0 < running.progress.percent < 100
+        pids = worker_pool(service.app).worker_pids()
+        pid = pids[run_id]
+
+        reply = await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=name))
+        assert reply.backtest.state == pb.BACKTEST_STATE_CANCELLED
+
+        async def engine_stopped() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return run_id not in executor(service).running_nodes()
+
+        await eventually(engine_stopped, timeout=2.0, message="the remote engine to stop")
+        final = await service.wait(name)
+        assert final.state == pb.BACKTEST_STATE_CANCELLED
+        assert final.progress.percent < 100
+        assert not (data_dir / "runs" / run_id).exists()
+
+
+async def test_killing_the_node_of_a_run_fails_it_with_the_reason(cluster, sqlite_url, data_dir):
+    async with ray_service(cluster, sqlite_url, data_dir, run_max_attempts=1) as service:
+        await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")
+        second = second_node_id()
+        dataset = await service.import_trades()
+        names = []
+        for sleep in (0.02, 0.021):  # two runs, one per node
+            created = await service.stub.CreateBacktest(
+                pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=sleep))
+            )
+            names.append(created.backtest.name)
+
+        async def run_on_second_node() -> str | None:
+            for run_id, node in executor(service).running_nodes().items():
+                if node == second:
+                    return run_id
+            return None
+
+        victim = await eventually(run_on_second_node, timeout=60, message="a run on node 2")
+        await running_with_progress(service, f"backtests/{victim}")
+        cluster.nodes[1].kill()
+
+        final = await service.wait(f"backtests/{victim}", seconds=120)
+        assert final.state == pb.BACKTEST_STATE_FAILED
+        assert "the Ray task failed" in final.error_message
+        assert "during the run" in final.error_message
+        (survivor,) = [n for n in names if n != f"backtests/{victim}"]
+        other = await service.wait(survivor, seconds=120)
+        assert other.state == pb.BACKTEST_STATE_SUCCEEDED, other.error_message
