@@ -24,13 +24,15 @@ await withPage(async (page, screenshot) => {
   // Append while watching: it appears in the tail within a second.
   const runId = `tail-${Date.now()}`;
   const started = Date.now();
+  const eventTime = new Date();
   append({
     event_id: runId,
     type: "EVENT_TYPE_TRADE_BLOCKED",
     run_id: runId,
     symbol: "BTC-USD",
     reason: "stale_balance",
-    time: new Date().toISOString(),
+    time: eventTime.toISOString(),
+    payload: { note: `${"wide ".repeat(60)}end-of-payload`, requested: "12345.6789" },
   });
   const row = page.locator("[data-testid=events] .vt-row", { hasText: runId });
   await row.waitFor({ timeout: 5000 });
@@ -42,6 +44,31 @@ await withPage(async (page, screenshot) => {
   // Its block reason is counted too.
   await page.locator('[data-testid=reason-counts] .reason[data-reason="stale_balance"]').waitFor();
   await screenshot("live-tail");
+
+  // Clicking the row shows its whole payload (the column cuts it); clicking again hides it.
+  await row.locator("div[role=cell]").nth(6).click();
+  const detail = page.locator("[data-testid=event-detail]");
+  await detail.waitFor();
+  const full = await detail.innerText();
+  assert.match(full, /end-of-payload/);
+  assert.match(full, /12345\.6789/);
+  await screenshot("live-event-detail");
+  await row.locator("div[role=cell]").nth(6).click();
+  await detail.waitFor({ state: "hidden" });
+  // Its run id links to the run's playback at the event's time.
+  const runLink = row.locator("[data-testid=run-link]");
+  const href = await runLink.getAttribute("href");
+  assert.match(href, new RegExp(`^#/playback/${runId}\\?t=\\d+$`));
+  const linked = Number(new URL(href.slice(1), origin).searchParams.get("t"));
+  assert.ok(
+    Math.abs(linked * 1000 - eventTime.getTime()) <= 500,
+    `link at ${linked}, event at ${eventTime.toISOString()}`,
+  );
+  await runLink.click();
+  await page.waitForFunction((id) => window.location.hash.startsWith(`#/playback/${id}?t=`), runId);
+  assert.equal(await detail.count(), 0, "the link opens the playback, not the row");
+  await page.goto(`${origin}/#/live`);
+  await page.locator('[data-testid="tail-state"][data-state="live"]').waitFor({ timeout: 15000 });
 
   // Filters go into the address (shareable) and into the query.
   await page.selectOption("select[name=type]", { label: "order_filled" });

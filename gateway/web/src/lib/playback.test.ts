@@ -186,8 +186,9 @@ describe("playback state: cursor and transport", () => {
     expect(rangeFollowing(view, 1500)).toBeNull();
     expect(rangeFollowing(view, 1950)).toEqual({ from: 1850, to: 2850 });
     expect(rangeFollowing(view, 500)).toEqual({ from: 400, to: 1400 });
-    // Replay scrolls along, the cursor a tenth from the right edge.
-    expect(rangeFollowing(view, 1950, "replay")).toEqual({ from: 1050, to: 2050 });
+    // Replay pages: the cursor goes back to 60% of the span, and stays put until the last tenth.
+    expect(rangeFollowing(view, 1950, "replay")).toEqual({ from: 1350, to: 2350 });
+    expect(rangeFollowing({ from: 1350, to: 2350 }, 2200, "replay")).toBeNull();
   });
 });
 

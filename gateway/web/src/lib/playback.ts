@@ -323,9 +323,10 @@ export function togglePane(state: PlaybackState, pane: Pane, on: boolean): Playb
   return toggles === state.toggles ? state : { ...state, toggles };
 }
 
-// The visible range that keeps the cursor on screen, or null when it is in view. Replay scrolls
-// with the cursor, holding it a tenth from the right edge once it gets there; analysis brings it
-// back to a tenth from the left edge when it has left the range or reached its last tenth.
+// The visible range that keeps the cursor on screen, or null when it is in view. Replay pages
+// with the cursor: once it reaches the last tenth, the view moves it back to 60% of the span (the
+// range changes once per 30% of the span, not on every frame of play); analysis brings it back to
+// a tenth from the left edge when it has left the range or reached its last tenth.
 export function rangeFollowing(
   view: { from: number; to: number },
   cursor: number,
@@ -333,6 +334,6 @@ export function rangeFollowing(
 ): { from: number; to: number } | null {
   const span = view.to - view.from;
   if (cursor >= view.from && cursor <= view.from + span * 0.9) return null;
-  if (mode === "replay") return { from: cursor - span * 0.9, to: cursor + span * 0.1 };
+  if (mode === "replay") return { from: cursor - span * 0.6, to: cursor + span * 0.4 };
   return { from: cursor - span * 0.1, to: cursor + span * 0.9 };
 }

@@ -15,6 +15,7 @@ import {
 } from "../../lib/live";
 import type { Store } from "../../lib/store";
 import { Tail } from "../../lib/tail";
+import { formatRoute } from "../../lib/router";
 import { formatTime, timestampSeconds } from "../../lib/time";
 import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
@@ -34,6 +35,13 @@ export class EventList {
   private readonly status = h("div");
   private readonly more = h("button", { type: "button", text: "Load older", hidden: true });
   private readonly table: VirtualTable<Event>;
+  // The full payload of the row clicked, under the table (rows are one line high).
+  private readonly detail = h("pre", {
+    class: "event-detail",
+    "data-testid": "event-detail",
+    hidden: true,
+  });
+  private open: bigint | null = null; // the sequence of the row expanded
   readonly element: HTMLElement;
 
   // `blocked` runs when a blocked trade arrives through the tail (the counts change).
@@ -66,7 +74,7 @@ export class EventList {
           render: (e) => eventTypeName(e.type),
           className: (e) => `type-${eventTypeName(e.type)}`,
         },
-        { key: "run", title: "Run", width: "10rem", render: (e) => e.runId || "—" },
+        { key: "run", title: "Run", width: "10rem", render: runLink },
         { key: "symbol", title: "Symbol", width: "10rem", render: (e) => e.symbol || "—" },
         { key: "reason", title: "Reason", width: "11rem", render: (e) => e.reason || "—" },
         {
@@ -78,14 +86,23 @@ export class EventList {
       ],
       {
         rowKey: (e) => e.sequence.toString(),
-        rowClass: (e) => (store.state.fresh.has(e.sequence) ? "fresh" : ""),
+        rowClass: (e) =>
+          `${store.state.fresh.has(e.sequence) ? "fresh" : ""}${e.sequence === this.open ? " selected" : ""}`,
+        onRowClick: (e) => this.expand(e),
         empty: "No events match these filters yet. New ones appear here as they happen.",
         testId: "events",
         height: "55vh",
       },
     );
     scope.add(() => this.table.dispose());
-    this.element = h("section", { class: "panel" }, this.status, this.table.element, this.more);
+    this.element = h(
+      "section",
+      { class: "panel" },
+      this.status,
+      this.table.element,
+      this.detail,
+      this.more,
+    );
     this.more.addEventListener("click", () => void this.loadPage().catch(() => undefined));
     this.showTail(store.state);
     scope.add(
@@ -95,6 +112,18 @@ export class EventList {
         if (next.tail !== previous.tail) this.showTail(next);
       }),
     );
+  }
+
+  // Clicking a row shows its whole payload; clicking it again hides it.
+  private expand(event: Event): void {
+    this.open = this.open === event.sequence ? null : event.sequence;
+    this.detail.hidden = this.open === null;
+    this.detail.dataset.sequence = this.open === null ? "" : this.open.toString();
+    this.detail.textContent =
+      this.open === null
+        ? ""
+        : `#${event.sequence} ${eventTypeName(event.type)}\n${JSON.stringify(event.payload ?? {}, null, 2)}`;
+    this.table.setRows(this.store.state.events);
   }
 
   // The newest page, then the tail from the newest event listed.
@@ -151,4 +180,19 @@ export class EventList {
         store.update((s) => tailChanged(s, { kind: "stopped", error: fatal }));
     });
   }
+}
+
+// A run id opens its playback at the event's time (the click does not expand the row).
+function runLink(event: Event): string | Node {
+  if (event.runId === "") return "—";
+  const time = timestampSeconds(event.time);
+  const params: Record<string, string> = time === null ? {} : { t: String(Math.round(time)) };
+  const link = h("a", {
+    href: formatRoute("playback", event.runId, params),
+    text: event.runId,
+    title: `Playback of ${event.runId} at this event`,
+    "data-testid": "run-link",
+  });
+  link.addEventListener("click", (click) => click.stopPropagation());
+  return link;
 }

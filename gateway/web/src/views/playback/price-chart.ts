@@ -37,8 +37,9 @@ export interface PriceChartEvents {
 
 // Labels on markers only when they fit; arrows always (hover the candle for the portfolio).
 const MAX_LABELLED_MARKERS = 40;
-// A replay appends up to this many bars one by one; a longer jump redraws.
-const MAX_APPENDED_BARS = 64;
+// A replay appends the bars the cursor passed one by one, up to this many or as many as are drawn
+// already (whichever is more); a longer jump redraws.
+const MIN_APPENDED_BARS = 64;
 
 interface Series {
   api: IChartApi;
@@ -140,16 +141,18 @@ export class PriceChart {
     }
   }
 
-  // The replay's cursor moved: append the bars it reached, or redraw after a jump back or far.
+  // The replay's cursor moved: append the bars it passed (series.update, no redraw), or redraw
+  // after a jump back, or forward by more bars than are drawn already.
   private replayTo(state: PlaybackState, previous: PlaybackState): void {
     const n = shownBars(state);
-    if (n < this.shown || n - this.shown > MAX_APPENDED_BARS) {
+    if (n < this.shown || n - this.shown > Math.max(MIN_APPENDED_BARS, this.shown)) {
       this.keepingView(previous, () => this.draw(state));
       return;
     }
     const data = state.candles;
-    const { candles, volume, lines, macdHistogram } = this.series;
+    const { api, candles, volume, lines, macdHistogram } = this.series;
     const range = this.span.current(previous.candles.times, lastBucket(previous));
+    const before = api.timeScale().getVisibleLogicalRange();
     this.link.quietly(() => {
       for (let i = this.shown; i < n; i++) {
         candles.update(candleAt(data, i));
@@ -157,8 +160,11 @@ export class PriceChart {
         for (const [indicator, series] of lines) series.update(lineAt(data, indicator, i));
         macdHistogram?.update(macdAt(data, i));
       }
-      // The chart keeps its distance from the last bar as bars arrive: hold the span instead.
-      if (range !== null) this.span.show(data.times, lastBucket(state), range);
+      // Should the chart have shifted as bars arrived, it goes back to the span it showed (at
+      // most once per frame: the cursor moves once per frame).
+      const after = api.timeScale().getVisibleLogicalRange();
+      const moved = before?.from !== after?.from || before?.to !== after?.to;
+      if (range !== null && moved) this.span.show(data.times, lastBucket(state), range);
     });
     this.shown = n;
     this.element.dataset.points = String(n);

@@ -1,6 +1,7 @@
 // The cursor's controls: play/pause, speed, the scrubber and the cursor's time, with the keys
 // (Space: play/pause, arrows: one bar). While playing, each animation frame advances the cursor
-// by the wall-clock time since the last one.
+// by the wall-clock time since the last one. Scrubber moves are coalesced: the cursor takes the
+// newest position once per animation frame, however many input events arrived.
 import {
   advance,
   moveCursor,
@@ -32,6 +33,8 @@ export class Transport {
   readonly cursorTime = h("span", { class: "num", "data-testid": "cursor-time", text: "—" });
   private frame = 0; // the pending animation frame while playing
   private lastFrame: number | null = null; // its timestamp
+  private scrubTo: number | null = null; // the scrubber's newest position, not applied yet
+  private scrubFrame = 0; // the animation frame that applies it
   private readonly unsubscribe: () => void;
   private readonly onKey = (event: KeyboardEvent) => this.key(event);
 
@@ -48,9 +51,7 @@ export class Transport {
     this.speed.addEventListener("change", () =>
       store.update((s) => setSpeed(s, Number(this.speed.value))),
     );
-    this.scrubber.addEventListener("input", () =>
-      this.move((s) => moveCursor(s, Number(this.scrubber.value))),
-    );
+    this.scrubber.addEventListener("input", () => this.scrub(Number(this.scrubber.value)));
     window.addEventListener("keydown", this.onKey);
     this.unsubscribe = store.subscribe((next, previous) => this.render(next, previous));
   }
@@ -59,6 +60,18 @@ export class Transport {
     this.unsubscribe();
     window.removeEventListener("keydown", this.onKey);
     cancelAnimationFrame(this.frame);
+    cancelAnimationFrame(this.scrubFrame);
+  }
+
+  private scrub(time: number): void {
+    const waiting = this.scrubTo !== null;
+    this.scrubTo = time;
+    if (waiting) return;
+    this.scrubFrame = requestAnimationFrame(() => {
+      const to = this.scrubTo;
+      this.scrubTo = null;
+      if (to !== null) this.move((s) => moveCursor(s, to));
+    });
   }
 
   private move(transition: (state: PlaybackState) => PlaybackState): void {
