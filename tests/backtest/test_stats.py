@@ -18,11 +18,11 @@ import pytest
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.datasets.instruments import InstrumentKind
 from tapedeck_backtest.runs import stats
-from tests.backtest.reference import BTCUSDT_PERP, REAL
+from tests.backtest.reference import BTC_PERP_BARS, BTCUSDT_PERP, REAL
 from tests.backtest.runs_support import run_in_child, running_service, spec, worker_job
 from tests.support import missing_dependency
 
-BARS = "btc-perp-20211231-20220201_1m.csv"
+BARS = BTC_PERP_BARS
 
 # Runs the same job in a fresh interpreter (one engine per process) and asks a PortfolioAnalyzer
 # of its own, with NautilusTrader's statistics registered, about the run's closed positions.
@@ -67,14 +67,7 @@ async def _real_run(tmp: Path) -> tuple[pb.Backtest, Path, dict[str, float]]:
     async with running_service(
         f"sqlite+aiosqlite:///{tmp / 'stats.db'}", data_dir, data_root=REAL
     ) as service:
-        imported = None
-        async for message in service.stub.ImportDataset(
-            pb.ImportDatasetRequest(
-                source_path=BARS, kind=pb.DATA_KIND_BARS, instrument=BTCUSDT_PERP
-            )
-        ):
-            imported = message
-        assert imported is not None
+        imported = await service.import_file(BARS, kind=pb.DATA_KIND_BARS, instrument=BTCUSDT_PERP)
         request = spec(
             imported.dataset.name,
             account_type=pb.ACCOUNT_TYPE_MARGIN,
