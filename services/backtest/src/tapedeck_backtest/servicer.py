@@ -181,3 +181,11 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
     ) -> pb.ListTradesResponse:
         """Return a page of a finished run's trades in a time range."""
         return await self.playback.ListTrades(request, context)
+
+    async def ExportBacktest(
+        self, request: pb.ExportBacktestRequest, context: Context
+    ) -> AsyncIterator[pb.ExportBacktestResponse]:
+        """Stream a finished run's results as files."""
+        async with aclosing(self.playback.ExportBacktest(request, context)) as messages:
+            async for message in messages:
+                yield message

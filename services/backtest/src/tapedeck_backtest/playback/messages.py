@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
@@ -17,8 +18,16 @@ from tapedeck_backtest.playback.domain import (
     PortfolioAt,
     TradeQuery,
 )
-from tapedeck_backtest.runs.domain import Fill
-from tapedeck_backtest.runs.messages import run_id
+from tapedeck_backtest.playback.exports import (
+    ALL_PARTS,
+    ExportFile,
+    ExportFormat,
+    ExportPart,
+    ExportQuery,
+    json_file,
+)
+from tapedeck_backtest.runs.domain import Fill, Run
+from tapedeck_backtest.runs.messages import run_id, spec_to_proto, stats_to_proto
 from tapedeck_backtest.runs.trades import Trade
 from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
@@ -44,6 +53,22 @@ INDICATORS = EnumMapping(
 SIDES = EnumMapping(pb.OrderSide.DESCRIPTOR, {pb.ORDER_SIDE_BUY: "BUY", pb.ORDER_SIDE_SELL: "SELL"})
 TRADE_SIDES = EnumMapping(
     pb.TradeSide.DESCRIPTOR, {pb.TRADE_SIDE_LONG: "LONG", pb.TRADE_SIDE_SHORT: "SHORT"}
+)
+EXPORT_PARTS = EnumMapping(
+    pb.ExportPart.DESCRIPTOR,
+    {
+        pb.EXPORT_PART_CANDLES: ExportPart.CANDLES,
+        pb.EXPORT_PART_FILLS: ExportPart.FILLS,
+        pb.EXPORT_PART_TRADES: ExportPart.TRADES,
+        pb.EXPORT_PART_EQUITY: ExportPart.EQUITY,
+        pb.EXPORT_PART_SPEC: ExportPart.SPEC,
+        pb.EXPORT_PART_STATISTICS: ExportPart.STATISTICS,
+    },
+)
+EXPORT_FORMATS = EnumMapping(
+    pb.ExportFormat.DESCRIPTOR,
+    {pb.EXPORT_FORMAT_CSV: ExportFormat.CSV, pb.EXPORT_FORMAT_PARQUET: ExportFormat.PARQUET},
+    unspecified=ExportFormat.CSV,
 )
 MAX_CANDLES = 10_000_000
 MAX_TIMEFRAME_NS = 52 * 7 * 86_400 * 1_000_000_000
@@ -270,3 +295,27 @@ def trade_to_proto(trade: Trade) -> pb.Trade:
         mae=trade.mae,
         mfe=trade.mfe,
     )
+
+
+def export_query(request: pb.ExportBacktestRequest) -> ExportQuery:
+    """Return what an ExportBacktest request asks."""
+    parts = tuple(
+        EXPORT_PARTS.from_proto(part, field=f"parts[{index}]")
+        for index, part in enumerate(request.parts)
+    )
+    if len(set(parts)) != len(parts):
+        raise InvalidArgument([FieldViolation("parts", "names a part more than once")])
+    return ExportQuery(
+        run_id=run_id(request.backtest, field="backtest"),
+        form=EXPORT_FORMATS.from_proto(request.format, field="format"),
+        parts=parts or ALL_PARTS,
+        chunk_size=_chunk_size(request.chunk_size, default=1 << 20, low=64 << 10, high=3 << 20),
+    )
+
+
+def json_part(part: ExportPart, run: Run) -> ExportFile:
+    """Return the spec or statistics of a run as GetBacktest shows them, in proto JSON."""
+    if part is ExportPart.SPEC:
+        return json_file(part, json_format.MessageToJson(spec_to_proto(run.spec)))
+    assert run.stats is not None  # a SUCCEEDED run has statistics
+    return json_file(part, json_format.MessageToJson(stats_to_proto(run.stats)))

@@ -21,10 +21,11 @@ from tapedeck_backtest.playback.domain import (
     TradeQuery,
     resume_offset,
 )
+from tapedeck_backtest.playback.exports import ExportFile, ExportPart, ExportQuery, table_file
 from tapedeck_backtest.playback.files import FloatArray, IntArray
 from tapedeck_backtest.playback.portfolio import portfolio_at
 from tapedeck_backtest.playback.store import ResultStore
-from tapedeck_backtest.runs.domain import Fill
+from tapedeck_backtest.runs.domain import Fill, Run
 from tapedeck_backtest.runs.trades import Trade
 
 # Work above this many source rows goes to a thread so the event loop stays responsive.
@@ -143,6 +144,20 @@ class Playback:
         page = fills.page(files, span, offset=offset, size=size)
         following = offset + len(page)
         return FillPage(version, page, following if following < len(span) else None)
+
+    async def export(self, query: ExportQuery) -> tuple[Run, dict[ExportPart, ExportFile]]:
+        """Return a SUCCEEDED run and its result tables written as the query's files."""
+        _, results = await self._store.results(query.run_id)
+        run = await self._store.run(query.run_id)
+
+        def work() -> dict[ExportPart, ExportFile]:
+            return {
+                part: table_file(part, results.table(part.result_file), query.form)
+                for part in query.parts
+                if part.result_file is not None
+            }
+
+        return run, await asyncio.to_thread(work)
 
     async def trades(
         self, query: TradeQuery, *, after: PagePosition | None, size: int

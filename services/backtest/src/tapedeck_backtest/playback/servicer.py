@@ -6,6 +6,7 @@ the run is resolved. A page token is bound to its request and to the results' co
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -13,6 +14,7 @@ import grpc
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.playback import messages
+from tapedeck_backtest.playback.exports import chunks
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_common.paging import PageTokens
 
@@ -129,3 +131,23 @@ class PlaybackRpcs:
             next_page_token=messages.next_page_token(page, result.version, result.next_offset),
             content_version=result.version,
         )
+
+    async def ExportBacktest(
+        self, request: pb.ExportBacktestRequest, context: Context
+    ) -> AsyncGenerator[pb.ExportBacktestResponse, None]:
+        """Stream a finished run's results as files, each in chunks ending with its SHA-256."""
+        query = messages.export_query(request)
+        run, tables = await self._playback.export(query)
+        for part in query.parts:
+            file = tables.get(part) or messages.json_part(part, run)
+            pieces = list(chunks(file.data, query.chunk_size))
+            for index, piece in enumerate(pieces):
+                last = index == len(pieces) - 1
+                yield pb.ExportBacktestResponse(
+                    file_name=file.name,
+                    content_type=file.content_type,
+                    data=piece,
+                    last_chunk=last,
+                    file_size=len(file.data) if last else 0,
+                    sha256=hashlib.sha256(file.data).hexdigest() if last else "",
+                )

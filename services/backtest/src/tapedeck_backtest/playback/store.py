@@ -80,6 +80,10 @@ class ResultStore:
         self._building.pop(run_id, None)
         return version, files
 
+    async def run(self, run_id: str) -> Run:
+        """Return the run as stored."""
+        return await self._get_run(run_id)
+
     async def results(self, run_id: str) -> tuple[str, ResultFiles]:
         """Return a SUCCEEDED run's content version and its Parquet result files."""
         version = await self.content_version(run_id)
