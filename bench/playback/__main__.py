@@ -1,4 +1,4 @@
-"""Playback benchmark: StreamCandles, GetPortfolioState, StreamEquity, ListTrades vs the old REST baseline.
+"""Playback benchmark: StreamCandles, GetPortfolioState, StreamEquity, ListTrades, ExportBacktest vs the old REST baseline.
 
     .venv/bin/python -m bench.playback            # default sizes, a few minutes on 2 cores
     .venv/bin/python -m bench.playback --full     # also the whole 10M-point curve streamed
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=200, help="samples of the fast cases")
     parser.add_argument("--big-equity", type=int, default=10_000_000)
     parser.add_argument("--big-fills", type=int, default=1_000_000)
+    parser.add_argument("--export-candles", type=int, default=1_000_000)
     args = parser.parse_args()
     reps = args.reps
     os.environ["BACKTEST_WORKERS"] = (
@@ -212,6 +213,14 @@ def main() -> None:
                     fills=0,
                     equity_points=100_000,
                     seed=4,
+                ),
+                "export": write_run(
+                    results,
+                    "benchexport",
+                    candles=args.export_candles,
+                    fills=0,
+                    equity_points=0,
+                    seed=6,
                 ),
                 "equity_big": write_run(
                     results,
@@ -422,6 +431,33 @@ def main() -> None:
                     ),
                 )
                 report(label, path, p50, p99, size, base50)
+
+            # --- export: a whole run's candles with indicators as one file
+            run = runs["export"]
+            candles_file = results / run.run_id / "candles.parquet"
+            label = f"export {args.export_candles:,} candles"
+            base50, base99, base_size = measure(
+                3, lambda rep: len(baseline.candles_csv(candles_file))
+            )
+            report(f"{label}, CSV", "baseline", base50, base99, base_size, None)
+            for form, name in (
+                (pb.EXPORT_FORMAT_CSV, "CSV"),
+                (pb.EXPORT_FORMAT_PARQUET, "Parquet"),
+            ):
+                for path, call in (("direct", native_stream), ("envoy grpc-web", via_envoy)):
+                    p50, p99, size = measure(
+                        3,
+                        lambda rep, call=call, form=form: call(
+                            "ExportBacktest",
+                            pb.ExportBacktestRequest(
+                                backtest=f"backtests/{run.run_id}",
+                                format=form,
+                                parts=[pb.EXPORT_PART_CANDLES],
+                                chunk_size=3 << 20,
+                            ),
+                        ),
+                    )
+                    report(f"{label}, {name}", path, p50, p99, size, base50)
 
             print()
             print(service_memory(stack))

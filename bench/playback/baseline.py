@@ -2,7 +2,8 @@
 
 - candles: slice the candles, recompute the 11 indicators with pandas, return JSON records;
 - portfolio state: replay every trade up to the instant, row by row, in Decimal;
-- equity: the whole curve as JSON (no pages, no sampling).
+- equity: the whole curve as JSON (no pages, no sampling);
+- export: the candles file read with pandas and written as CSV in one piece.
 
 Measured without HTTP, so the baseline is flattered, never handicapped.
 """
@@ -112,3 +113,8 @@ def equity_json(times: np.ndarray, values: np.ndarray) -> bytes:
     return json.dumps(
         [{"time": int(t), "equity": float(v)} for t, v in zip(times, values, strict=True)]
     ).encode()
+
+
+def candles_csv(candles_file: Path) -> bytes:
+    """Read a run's candles and write them as one CSV, as a script with pandas would."""
+    return pd.read_parquet(candles_file).to_csv(index=False).encode()
