@@ -34,7 +34,7 @@ from nautilus_trader.model.enums import (
     OrderSide,
     OrderStatus,
 )
-from nautilus_trader.model.events import OrderDenied, OrderFilled, OrderRejected
+from nautilus_trader.model.events import OrderDenied, OrderFilled, OrderRejected, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId, Symbol, TradeId, TraderId, Venue
 from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.objects import Money, Price, Quantity
@@ -145,6 +145,7 @@ class Recorder(Actor):
     def __init__(self) -> None:
         super().__init__()
         self.positions: list[dict[str, str]] = []
+        self.closed: list[dict[str, Any]] = []
         self.accounts: set[str] = set()
 
     def register_base(self, portfolio: Any, msgbus: Any, cache: Any, clock: Any) -> None:
@@ -154,6 +155,17 @@ class Recorder(Actor):
 
     def _position(self, event: Any) -> None:
         self.positions.append({"type": type(event).__name__, "id": str(event.id)})
+        if isinstance(event, PositionClosed):
+            self.closed.append(
+                {
+                    "position_id": str(event.position_id),
+                    "long": event.entry == OrderSide.BUY,
+                    "peak_quantity": str(event.peak_qty),
+                    "realized_pnl": str(event.realized_pnl.as_decimal()),
+                    "ts_opened": event.ts_opened,
+                    "ts_closed": event.ts_closed,
+                }
+            )
 
     def _account(self, event: Any) -> None:
         self.accounts.add(str(event.id))
@@ -300,6 +312,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
         "refused": refused,
         "denied_seen_by_strategy": strategy.denied,
         "positions": recorder.positions,
+        "closed": recorder.closed,
         "accounts": sorted(recorder.accounts),
         "orders": [
             {

@@ -117,6 +117,22 @@ async def session_events(
             return sorted(found, key=lambda event: event.sequence)
 
 
+async def session_trades(
+    stub: live_pb2_grpc.LiveServiceStub, session: str
+) -> list[live_pb2.SessionTrade]:
+    """Return every round trip of a session, latest closed first (paging in small pages)."""
+    found: list[live_pb2.SessionTrade] = []
+    token = ""
+    while True:
+        page = await stub.ListSessionTrades(
+            live_pb2.ListSessionTradesRequest(run_id=session, page_size=7, page_token=token)
+        )
+        found.extend(page.trades)
+        token = page.next_page_token
+        if not token:
+            return found
+
+
 def of_type(events: list[live_pb2.Event], *types: int) -> list[live_pb2.Event]:
     """Return the events of these types."""
     return [event for event in events if event.type in types]

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from tapedeck.live.v1 import live_pb2
 from tapedeck_nautilus.queue import EventQueue
-from tests.bridge.support import EngineChild, drain, of_type, run_id, session_events, spec
+from tests.bridge.support import (
+    EngineChild,
+    drain,
+    of_type,
+    run_id,
+    session_events,
+    session_trades,
+    spec,
+)
 from tests.live.support import running_live
 from tests.support import eventually
 
@@ -78,6 +86,7 @@ async def test_every_fill_denial_rejection_and_position_event_arrives_once_acros
                 return reply.sessions if done else None
 
             listed = await eventually(summarized, message="session summarized")
+            trades = await session_trades(live.stub, session)
     finally:
         await child.kill()
 
@@ -116,6 +125,38 @@ async def test_every_fill_denial_rejection_and_position_event_arrives_once_acros
     assert sorted(e.payload["nautilus_event_id"] for e in accounts) == seen["accounts"]
     balances = {b["currency"] for b in accounts[-1].payload["balances"]}
     assert balances == {"BTC", "USDT"}
+
+    # Its round trips: one per closed position, as NautilusTrader closed them, with the fees of
+    # their fills (NautilusTrader's realized PnL is the price move less those commissions).
+    assert [
+        (
+            t.position_id,
+            t.side == live_pb2.POSITION_SIDE_LONG,
+            t.quantity,
+            t.realized_pnl.amount,
+            t.entry_time.ToNanoseconds(),
+            t.exit_time.ToNanoseconds(),
+        )
+        for t in trades
+    ] == [
+        (
+            c["position_id"],
+            c["long"],
+            c["peak_quantity"],
+            c["realized_pnl"],
+            c["ts_opened"],
+            c["ts_closed"],
+        )
+        for c in reversed(seen["closed"])
+    ]
+    for trade in trades:
+        direction = 1 if trade.side == live_pb2.POSITION_SIDE_LONG else -1
+        move = Decimal(trade.average_exit_price) - Decimal(trade.average_entry_price)
+        gross = direction * Decimal(trade.quantity) * move
+        assert Decimal(trade.fees) > 0
+        assert abs(gross - Decimal(trade.fees) - Decimal(trade.realized_pnl.amount)) <= Decimal(
+            "0.01"
+        )
 
     (summary,) = listed
     assert (summary.run_id, summary.trader_id, summary.event_count) == (

@@ -10,12 +10,14 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
-from tapedeck_common.errors import FieldViolation, InvalidArgument
+from tapedeck_common.errors import FieldViolation, InvalidArgument, NotFound
 from tapedeck_common.paging import PageTokens
+from tapedeck_common.validation import nanos_to_timestamp
 from tapedeck_live import messages, repository, session_messages, session_repository, tail
 from tapedeck_live.domain import EventFilter, EventType
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier
+from tapedeck_live.sessions import SummarizedEvent, closed_trade
 from tapedeck_live.tail import Fanout, ShieldedReads
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -200,4 +202,44 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             ],
             next_page_token=token,
             summarized_sequence=through,
+        )
+
+    async def ListSessionTrades(
+        self, request: live_pb2.ListSessionTradesRequest, context: Context
+    ) -> live_pb2.ListSessionTradesResponse:
+        """Return a page of a session's round trips, the latest closed first, with their fees."""
+        closed_filter = session_messages.trades_filter(request)
+        page = self._page_tokens.page(
+            request,
+            query=f"ListSessionTrades:{closed_filter.fingerprint()}",
+            keys=(int,),
+            default_size=DEFAULT_PAGE_SIZE,
+            max_size=MAX_PAGE_SIZE,
+        )
+        before = None if page.after is None else int(page.after[0])
+        run_id = request.run_id
+        async with self._reads() as session:
+            bounds = await session_repository.session_bounds(session=session, run_id=run_id)
+            if bounds is None:
+                raise NotFound(f"no session has run_id {run_id[:64]!r}")
+            stored = await repository.list_events(
+                session=session, event_filter=closed_filter, before=before, limit=page.fetch
+            )
+            kept, token = page.cut(stored, lambda event: (event.sequence,))
+            closed = [
+                trade
+                for trade in (
+                    closed_trade(SummarizedEvent(e.sequence, e.type, e.run_id, e.ts_ns, e.payload))
+                    for e in kept
+                )
+                if trade is not None
+            ]
+            trades = await session_repository.with_their_fees(
+                session=session, run_id=run_id, closed=closed
+            )
+        return live_pb2.ListSessionTradesResponse(
+            trades=[session_messages.trade_message(trade) for trade in trades],
+            next_page_token=token,
+            session_start_time=nanos_to_timestamp(bounds[0]),
+            session_last_time=nanos_to_timestamp(bounds[1]),
         )

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_live.domain import EventType
 from tapedeck_live.models import EventRow, SessionPositionRow, SessionRow, SummaryCursorRow
-from tapedeck_live.sessions import PositionSummary, SessionSummary, SummarizedEvent
+from tapedeck_live.sessions import (
+    PositionSummary,
+    SessionSummary,
+    SessionTrade,
+    SummarizedEvent,
+    with_fees,
+)
 
 _CURSOR = "sessions"
 
@@ -144,6 +150,42 @@ async def open_positions(
         .order_by(SessionPositionRow.opened_ns, SessionPositionRow.position_id)
     )
     return [_position(row) for row in await session.scalars(statement)]
+
+
+async def session_bounds(*, session: AsyncSession, run_id: str) -> tuple[int, int] | None:
+    """Return the times (ns) of a session's first and latest summarized events, None if unknown."""
+    statement = select(SessionRow.first_ts_ns, SessionRow.last_ts_ns).where(
+        SessionRow.run_id == run_id, SessionRow.instance_id != ""
+    )
+    row = (await session.execute(statement)).first()
+    return None if row is None else (row.first_ts_ns, row.last_ts_ns)
+
+
+async def with_their_fees(
+    *, session: AsyncSession, run_id: str, closed: list[SessionTrade]
+) -> list[SessionTrade]:
+    """Return the round trips with the commissions of their fills (read in one statement)."""
+    if not closed:
+        return []
+    position_ids = sorted({trade.position_id for trade in closed})
+    statement = select(EventRow.sequence, EventRow.ts_ns, EventRow.payload).where(
+        EventRow.type == EventType.ORDER_FILLED.value,
+        EventRow.run_id == run_id,
+        EventRow.ts_ns >= min(trade.entry_ns for trade in closed),
+        EventRow.ts_ns <= max(trade.exit_ns for trade in closed),
+        EventRow.payload["position_id"].as_string().in_(position_ids),
+    )
+    fills = [
+        SummarizedEvent(
+            sequence=row.sequence,
+            type=EventType.ORDER_FILLED,
+            run_id=run_id,
+            ts_ns=row.ts_ns,
+            payload=row.payload,
+        )
+        for row in await session.execute(statement)
+    ]
+    return with_fees(closed, fills)
 
 
 def _summary(row: SessionRow) -> SessionSummary:

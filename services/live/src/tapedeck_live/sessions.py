@@ -10,7 +10,7 @@ from before that (a gate refusal can reach the store before the bridge's first e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -153,3 +153,91 @@ def _int(value: object, *, default: int) -> int:
         return int(str(value))
     except ValueError:
         return default
+
+
+@dataclass(frozen=True)
+class SessionTrade:
+    """One round trip of a session's position: what its position_closed event says, and its fees.
+
+    `realized_pnl` is NautilusTrader's, net of commissions; `fees` sums the commissions of the
+    position's fills from entry to exit that are in the PnL's currency.
+    """
+
+    sequence: int
+    position_id: str
+    instrument_id: str
+    strategy_id: str
+    long: bool
+    quantity: Decimal
+    entry_ns: int
+    exit_ns: int
+    entry_price: Decimal
+    exit_price: Decimal
+    realized_pnl: Decimal
+    currency: str
+    fees: Decimal = Decimal(0)
+
+
+def closed_trade(event: SummarizedEvent) -> SessionTrade | None:
+    """Return the round trip a position_closed event of the bridge ends; None for anything else."""
+    payload = event.payload
+    if event.type is not EventType.POSITION_CLOSED or payload.get("entry") not in ("BUY", "SELL"):
+        return None
+    try:
+        realized = payload["realized_pnl"]
+        trade = SessionTrade(
+            sequence=event.sequence,
+            position_id=_text(payload["position_id"]),
+            instrument_id=_text(payload.get("instrument_id", "")),
+            strategy_id=_text(payload.get("strategy_id", "")),
+            long=payload["entry"] == "BUY",
+            quantity=_finite(payload["peak_quantity"]),
+            entry_ns=int(str(payload["ts_opened"])),
+            exit_ns=_int(payload.get("ts_closed"), default=event.ts_ns) or event.ts_ns,
+            entry_price=_finite(payload["average_open_price"]),
+            exit_price=_finite(payload["average_close_price"]),
+            realized_pnl=_finite(realized["amount"]),
+            currency=_text(realized["currency"]),
+        )
+    except (KeyError, TypeError, ValueError, InvalidOperation):
+        return None  # not a position_closed the bridge sent: listed as an event, not a trade
+    return trade if trade.position_id else None
+
+
+def with_fees(trades: list[SessionTrade], fills: list[SummarizedEvent]) -> list[SessionTrade]:
+    """Return the trades with the commissions of their fills added up.
+
+    A fill belongs to the round trip of its position id whose entry-to-exit span holds its time
+    (a netting position reuses its id for the next round trip); commissions in another currency
+    than the trade's PnL are not added.
+    """
+    fees: dict[int, Decimal] = {}
+    spans: dict[str, list[SessionTrade]] = {}
+    for trade in trades:
+        spans.setdefault(trade.position_id, []).append(trade)
+    for fill in fills:
+        commission = fill.payload.get("commission")
+        owners = spans.get(str(fill.payload.get("position_id", "")), [])
+        owner = next((t for t in owners if t.entry_ns <= fill.ts_ns <= t.exit_ns), None)
+        if owner is None or not isinstance(commission, dict):
+            continue
+        try:
+            amount = _finite(commission["amount"])
+        except (KeyError, TypeError, InvalidOperation):
+            continue
+        if commission.get("currency") == owner.currency:
+            fees[owner.sequence] = fees.get(owner.sequence, Decimal(0)) + amount
+    return [replace(trade, fees=fees.get(trade.sequence, Decimal(0))) for trade in trades]
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or len(value) > _MAX_ID:
+        raise TypeError
+    return value
+
+
+def _finite(value: object) -> Decimal:
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise InvalidOperation
+    return number
