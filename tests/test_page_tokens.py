@@ -43,7 +43,11 @@ from tests.support import field_violations
 ADMIN_TOKEN = "admin-token-0123456789"
 METADATA = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 # A well-formed name of a run that does not exist: the token must be refused before any lookup.
-RESOURCE_FIELDS = {"backtest": "backtests/0123456789abcdef0123456789abcdef"}
+# Required fields of some List requests, so that only the page token is wrong.
+RESOURCE_FIELDS = {
+    "backtest": "backtests/0123456789abcdef0123456789abcdef",
+    "run_id": "TRADER-001:0c6f6a52-5b5e-4c61-9c55-0d7e9d2b1c11",
+}
 
 
 @dataclass(frozen=True)

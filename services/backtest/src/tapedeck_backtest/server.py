@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
-from tapedeck_backtest.analysis.service import SweepAnalyses
+from tapedeck_backtest.analysis.drift import MAX_DRIFT_TRADES
+from tapedeck_backtest.analysis.service import SessionDrifts, SweepAnalyses
 from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.service import Datasets
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
@@ -34,7 +35,9 @@ from tapedeck_common.listener import PostgresListener
 from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import Components, ServiceApp, start_service
 from tapedeck_common.server import GrpcService, Registration
+from tapedeck_common.settings import secret_value
 from tapedeck_live_client.events import start_live_events
+from tapedeck_live_client.sessions import LiveSessions
 
 SERVICE = "backtest"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -122,6 +125,10 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         )
         await runs.resume_drivers()
         on_stop.append(runs.stop_drivers)
+        live_sessions = LiveSessions(
+            address=settings.live_address, service_token=secret_value(settings.service_token)
+        )
+        on_stop.append(live_sessions.close)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
             get_run=runs.get,
@@ -137,7 +144,14 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                     get_sweep=runs.get_sweep,
                     get_walk_forward=runs.get_walk_forward,
                     results=results,
-                )
+                ),
+                SessionDrifts(
+                    get_run=runs.get,
+                    get_dataset=datasets.get,
+                    results=results,
+                    live=live_sessions,
+                    max_trades=MAX_DRIFT_TRADES,
+                ),
             ),
         )
         return BacktestComponents(

@@ -128,6 +128,12 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         """Return a sweep's heatmap, neighbourhood scores and overfitting odds."""
         return await self.analysis.AnalyzeSweep(request, context)
 
+    async def CompareWithSession(
+        self, request: pb.CompareWithSessionRequest, context: Context
+    ) -> pb.CompareWithSessionResponse:
+        """Return the drift between a finished run and a live session, trade by trade."""
+        return await self.analysis.CompareWithSession(request, context)
+
     async def CreateWalkForward(
         self, request: pb.CreateWalkForwardRequest, context: Context
     ) -> pb.CreateWalkForwardResponse:

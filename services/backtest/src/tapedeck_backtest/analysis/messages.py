@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
+
+from google.protobuf.duration_pb2 import Duration
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck.common.v1 import common_pb2
+from tapedeck.live.v1 import live_pb2
 from tapedeck_backtest.analysis.domain import (
     DEFAULT_SPLITS,
     MAX_SPLITS,
@@ -13,12 +18,23 @@ from tapedeck_backtest.analysis.domain import (
     ScoredPoint,
     SweepAnalysis,
 )
-from tapedeck_backtest.runs.messages import METRICS, sweep_id
+from tapedeck_backtest.analysis.drift import (
+    DEFAULT_MAX_ENTRY_GAP_NS,
+    MAX_ENTRY_GAP_SECONDS,
+    DriftQuery,
+    MatchedTrade,
+    RoundTrip,
+    SessionDrift,
+)
+from tapedeck_backtest.runs.messages import METRICS, run_id, sweep_id
 from tapedeck_backtest.runs.sweeps import Axis
 from tapedeck_backtest.strategies.messages import parameter_value_to_proto
 from tapedeck_common.errors import FieldViolation, InvalidArgument
+from tapedeck_common.validation import duration_seconds, nanos_to_timestamp
 
 MIN_SPLITS = 4
+_MAX_SESSION = 128
+_MAX_INSTRUMENT_ID = 64
 
 
 def analysis_query(request: pb.AnalyzeSweepRequest) -> AnalysisQuery:
@@ -102,3 +118,109 @@ def analysis_to_proto(analysis: SweepAnalysis) -> pb.AnalyzeSweepResponse:
         ),
         odds=_odds(analysis.odds),
     )
+
+
+def drift_query(request: pb.CompareWithSessionRequest) -> DriftQuery:
+    """Return the comparison a CompareWithSession request asks."""
+    violations: list[FieldViolation] = []
+    if not request.session:
+        violations.append(FieldViolation("session", "is required: a live session's run_id"))
+    for name, limit in (("session", _MAX_SESSION), ("instrument_id", _MAX_INSTRUMENT_ID)):
+        if len(getattr(request, name)) > limit:
+            violations.append(FieldViolation(name, f"is longer than {limit} characters"))
+    gap_ns = DEFAULT_MAX_ENTRY_GAP_NS
+    if request.HasField("max_entry_gap"):
+        try:
+            seconds = duration_seconds(
+                request.max_entry_gap, field="max_entry_gap", maximum=MAX_ENTRY_GAP_SECONDS
+            )
+        except InvalidArgument as error:
+            violations.extend(error.violations)
+        else:
+            gap_ns = request.max_entry_gap.ToNanoseconds()
+            if seconds == 0:
+                violations.append(FieldViolation("max_entry_gap", "must be positive"))
+    if violations:
+        raise InvalidArgument(violations)
+    return DriftQuery(
+        run_id=run_id(request.backtest, field="backtest"),
+        session=request.session,
+        instrument_id=request.instrument_id or None,
+        max_entry_gap_ns=gap_ns,
+    )
+
+
+def live_round_trip(trade: live_pb2.SessionTrade) -> RoundTrip:
+    """Return a live session's trade (as the live service lists it) as the comparison sees it."""
+    return RoundTrip(
+        trade_id=trade.position_id,
+        long=trade.side == live_pb2.POSITION_SIDE_LONG,
+        quantity=Decimal(trade.quantity),
+        entry_ns=trade.entry_time.ToNanoseconds(),
+        exit_ns=trade.exit_time.ToNanoseconds(),
+        entry_price=Decimal(trade.average_entry_price),
+        exit_price=Decimal(trade.average_exit_price),
+        realized_pnl=Decimal(trade.realized_pnl.amount),
+        fees=Decimal(trade.fees),
+    )
+
+
+def drift_to_proto(result: SessionDrift) -> pb.CompareWithSessionResponse:
+    """Return the proto of a comparison."""
+    drift, summary = result.drift, result.drift.summary
+    return pb.CompareWithSessionResponse(
+        window=common_pb2.TimeRange(
+            start_time=nanos_to_timestamp(result.start_ns),
+            end_time=nanos_to_timestamp(result.end_ns),
+        ),
+        currency=result.currency,
+        matched=[_matched(pair) for pair in drift.matched],
+        live_only=[_trade(trade) for trade in drift.live_only],
+        backtest_only=[_trade(trade) for trade in drift.backtest_only],
+        summary=pb.DriftSummary(
+            live_pnl=str(summary.live_pnl),
+            backtest_pnl=str(summary.backtest_pnl),
+            pnl_gap=str(summary.gap),
+            missing_trades=str(summary.missing_trades),
+            slippage=str(summary.slippage),
+            fees=str(summary.fees),
+            other=str(summary.other),
+            matched_count=len(drift.matched),
+            live_only_count=len(drift.live_only),
+            backtest_only_count=len(drift.backtest_only),
+        ),
+    )
+
+
+def _matched(pair: MatchedTrade) -> pb.TradeDrift:
+    return pb.TradeDrift(
+        live=_trade(pair.live),
+        backtest=_trade(pair.backtest),
+        entry_delay=_signed_duration(pair.entry_delay_ns),
+        exit_delay=_signed_duration(pair.exit_delay_ns),
+        entry_slippage=str(pair.entry_slippage),
+        exit_slippage=str(pair.exit_slippage),
+        slippage_cost=str(pair.slippage_cost),
+        fee_difference=str(pair.fee_difference),
+        pnl_difference=str(pair.pnl_difference),
+    )
+
+
+def _trade(trade: RoundTrip) -> pb.DriftTrade:
+    return pb.DriftTrade(
+        trade_id=trade.trade_id,
+        side=pb.TRADE_SIDE_LONG if trade.long else pb.TRADE_SIDE_SHORT,
+        quantity=str(trade.quantity),
+        entry_time=nanos_to_timestamp(trade.entry_ns),
+        exit_time=nanos_to_timestamp(trade.exit_ns),
+        average_entry_price=str(trade.entry_price),
+        average_exit_price=str(trade.exit_price),
+        realized_pnl=str(trade.realized_pnl),
+        fees=str(trade.fees),
+    )
+
+
+def _signed_duration(nanos: int) -> Duration:
+    duration = Duration()
+    duration.FromNanoseconds(nanos)
+    return duration

@@ -8,13 +8,19 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from tapedeck_backtest.analysis import domain
+from tapedeck_backtest.analysis import domain, messages
+from tapedeck_backtest.analysis import drift as domain_drift
 from tapedeck_backtest.analysis.domain import AnalysisQuery, FloatArray, IntArray, SweepAnalysis
+from tapedeck_backtest.analysis.drift import DriftQuery, SessionDrift
+from tapedeck_backtest.datasets.domain import Dataset
+from tapedeck_backtest.playback import trades
+from tapedeck_backtest.playback.domain import TradeQuery
 from tapedeck_backtest.playback.store import ResultStore
-from tapedeck_backtest.runs.domain import RunState
+from tapedeck_backtest.runs.domain import Run, RunState
 from tapedeck_backtest.runs.sweeps import Sweep, SweepState
 from tapedeck_backtest.runs.walkforward import WalkForward, WalkForwardState, stitch
 from tapedeck_common.errors import FailedPrecondition
+from tapedeck_live_client.sessions import LiveSessions
 
 
 class SweepAnalyses:
@@ -69,3 +75,59 @@ class SweepAnalyses:
             )
 
         return await asyncio.to_thread(work)
+
+
+class SessionDrifts:
+    """CompareWithSession: a finished run's trades against a live session's, over their overlap."""
+
+    def __init__(
+        self,
+        *,
+        get_run: Callable[[str], Awaitable[Run]],
+        get_dataset: Callable[[str], Awaitable[Dataset]],
+        results: ResultStore,
+        live: LiveSessions,
+        max_trades: int,
+    ) -> None:
+        self._get_run = get_run
+        self._get_dataset = get_dataset
+        self._results = results
+        self._live = live
+        self._max_trades = max_trades
+
+    async def compare(self, query: DriftQuery) -> SessionDrift:
+        """Return the drift between the run and the session in the run's window while it lived."""
+        _, files = await self._results.results(query.run_id)
+        run = await self._get_run(query.run_id)
+        instrument = (await self._get_dataset(run.spec.dataset_id)).instrument
+        session = await self._live.trades(
+            query.session,
+            instrument_id=query.instrument_id or instrument.instrument_id,
+            start_ns=run.spec.start_ns,
+            end_ns=run.spec.end_ns,
+            limit=self._max_trades,
+        )
+        # The run's window while the session lived, widened by the gap: a trade the session made
+        # a little late at its start still finds its backtest partner.
+        gap = query.max_entry_gap_ns
+        start = max(run.spec.start_ns, session.start_ns - gap)
+        end = min(run.spec.end_ns, session.last_ns + gap + 1)
+        selected, ran = await asyncio.to_thread(
+            trades.page,
+            files,
+            TradeQuery(query.run_id, None, None, None),
+            offset=0,
+            size=self._max_trades,
+        )
+        if selected > self._max_trades:
+            raise FailedPrecondition(
+                f"the run has more than {self._max_trades} trades; compare a shorter run"
+            )
+        live = [messages.live_round_trip(t) for t in session.trades]
+        backtest = [domain_drift.of_trade(t) for t in ran]
+        drift = domain_drift.compare(
+            [t for t in live if start <= t.entry_ns < end],
+            [t for t in backtest if start <= t.entry_ns < end],
+            max_entry_gap_ns=query.max_entry_gap_ns,
+        )
+        return SessionDrift(drift, start, max(start, end), instrument.quote_currency)

@@ -9,7 +9,7 @@ import grpc
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.analysis import messages
-from tapedeck_backtest.analysis.service import SweepAnalyses
+from tapedeck_backtest.analysis.service import SessionDrifts, SweepAnalyses
 from tapedeck_backtest.playback.messages import equity_chunk_size
 from tapedeck_backtest.runs.messages import walk_forward_id
 
@@ -17,10 +17,18 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AnalysisRpcs:
-    """AnalyzeSweep and StreamWalkForwardEquity."""
+    """AnalyzeSweep, StreamWalkForwardEquity and CompareWithSession."""
 
-    def __init__(self, analyses: SweepAnalyses) -> None:
+    def __init__(self, analyses: SweepAnalyses, drifts: SessionDrifts) -> None:
         self._analyses = analyses
+        self._drifts = drifts
+
+    async def CompareWithSession(
+        self, request: pb.CompareWithSessionRequest, context: Context
+    ) -> pb.CompareWithSessionResponse:
+        """Return the drift between a finished run and a live session, trade by trade."""
+        drift = await self._drifts.compare(messages.drift_query(request))
+        return messages.drift_to_proto(drift)
 
     async def AnalyzeSweep(
         self, request: pb.AnalyzeSweepRequest, context: Context
