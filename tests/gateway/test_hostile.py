@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import Iterator
 
 import grpc
@@ -167,3 +169,28 @@ async def test_generated_requests_over_every_rpc_get_no_internal_unknown_hang_or
     assert outcome.failures == [], outcome.codes
     assert outcome.collateral == []
     assert "Traceback" not in stack.log()
+
+
+async def test_a_client_deadline_on_a_stream_through_the_gateway_ends_deadline_exceeded(
+    stack: Stack,
+) -> None:
+    # Envoy must never race the client's own timer with a reset of its own (seen as INTERNAL).
+    metadata = _metadata(stack)
+    codes: list[grpc.StatusCode] = []
+    async with grpc.aio.insecure_channel(stack.address) as channel:
+        live = live_pb2_grpc.LiveServiceStub(channel)
+
+        async def subscribe(timeout: float) -> None:
+            stream = live.SubscribeEvents(
+                live_pb2.SubscribeEventsRequest(tail_only=True), metadata=metadata, timeout=timeout
+            )
+            try:
+                async for _ in stream:
+                    pass
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())
+            else:
+                codes.append(grpc.StatusCode.OK)
+
+        await asyncio.gather(*(subscribe(0.2 + 0.01 * i) for i in range(60)))
+    assert collections.Counter(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED: 60}
