@@ -215,7 +215,10 @@ await withPage(async (page, screenshot) => {
     await page.goto(`${playback}?compare=${foreign}`);
     const message = page.locator("[data-testid=compare-state] .status.error");
     await message.waitFor({ timeout: 30000 });
-    assert.match(await message.innerText(), /Cannot compare: this run trades BTCUSDT\.BINANCE/);
+    assert.match(
+      await message.innerText(),
+      /^Cannot compare: this run trades BTCUSDT\.BINANCE \(BTC synthetic\), run \w{8} trades ETHUSDT\.BINANCE \(ETH synthetic\)\.$/,
+    );
     assert.equal(await page.locator("[data-testid=equity]").getAttribute("data-compare"), "");
     await screenshot("analysis-cannot-compare");
     console.log(`analysis: ${await message.innerText()}`);

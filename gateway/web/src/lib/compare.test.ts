@@ -19,6 +19,9 @@ describe("comparing runs", () => {
     const own = { id: "aaaaaaaa1", dataset: "datasets/a", instrument: "BTCUSDT.BINANCE" };
     expect(instrumentProblem(own, { ...own, id: "bbbbbbbb2" })).toBeNull();
     expect(instrumentProblem(own, { ...own, id: "b", dataset: "datasets/b" })).toBeNull();
+    expect(instrumentProblem(own, { ...own, id: "dddddddd4", instrument: "" })).toBe(
+      "Cannot compare: this run trades BTCUSDT.BINANCE (datasets/a), run dddddddd trades an unknown instrument (datasets/a).",
+    );
     expect(
       instrumentProblem(own, {
         id: "cccccccc3",

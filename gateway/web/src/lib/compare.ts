@@ -5,7 +5,7 @@ import { bucketIndex } from "./series";
 
 export interface RunIdentity {
   readonly id: string;
-  readonly dataset: string;
+  readonly dataset: string; // as a person reads it: the display name, else the resource name
   readonly instrument: string; // the dataset's instrument id; "" when unknown
 }
 
@@ -31,9 +31,8 @@ export function alignedTo(
 }
 
 // Why `other` cannot be compared with `own`, or null when it can: runs on different instruments
-// are different markets.
+// (or an instrument unknown) are different markets, whatever their datasets.
 export function instrumentProblem(own: RunIdentity, other: RunIdentity): string | null {
-  if (own.dataset === other.dataset) return null;
   if (own.instrument !== "" && own.instrument === other.instrument) return null;
   const market = (r: RunIdentity) => `${r.instrument || "an unknown instrument"} (${r.dataset})`;
   const otherId = other.id.slice(0, 8);

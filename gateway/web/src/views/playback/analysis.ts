@@ -42,7 +42,11 @@ export class TradesTable {
     this.next.addEventListener("click", () => void this.load(this.tokens.forward()));
     this.body.addEventListener("click", (event) => {
       const row = (event.target as HTMLElement).closest("tr");
-      if (row?.dataset.entry) this.pick(Number(row.dataset.entry));
+      if (!row?.dataset.entry) return;
+      for (const picked of this.body.querySelectorAll("tr[aria-current]"))
+        picked.removeAttribute("aria-current");
+      row.setAttribute("aria-current", "true");
+      this.pick(Number(row.dataset.entry));
     });
     this.element = h(
       "section",

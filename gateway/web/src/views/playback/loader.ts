@@ -145,7 +145,8 @@ export class PlaybackLoader {
     const name = backtest.spec?.dataset ?? "";
     const { dataset } = await this.clients.backtest.getDataset({ name }, { signal: this.signal });
     const id = backtest.name.split("/").pop() ?? "";
-    return { id, dataset: name, instrument: dataset?.instrument?.instrumentId ?? "" };
+    const shown = dataset?.displayName || name;
+    return { id, dataset: shown, instrument: dataset?.instrument?.instrumentId ?? "" };
   }
 
   // The whole run again at `timeframe` seconds per candle (null: Auto, sized to `widthPx`).
