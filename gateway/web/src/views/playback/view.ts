@@ -1,6 +1,6 @@
 // Playback of a finished run: candles with volume, overlays and indicator panes, fills as
-// markers, a time cursor with play/pause and speed, the portfolio at the cursor, and the equity
-// curve in sync.
+// markers, a time cursor with play/pause and speed, the portfolio at the cursor, the equity curve
+// and its drawdown in sync, and the run's analysis: its statistics, trades and downloads.
 // The view composes its components around one PlaybackState (lib/playback.ts): the loader puts
 // data into it, the transport and the charts move its cursor, and each component draws its part.
 import { describeError } from "../../errors";
