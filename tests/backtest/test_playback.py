@@ -572,6 +572,26 @@ async def test_max_points_keeps_the_first_and_last_and_pages_the_same_points(
     assert points == one_page
 
 
+@pytest.mark.parametrize("max_points", [3, 4, 50, 400])
+async def test_max_points_keeps_the_deepest_drawdown_so_a_drawdown_pane_reaches_it(
+    equity_run: tuple[Service, str, pd.DataFrame], max_points: int
+) -> None:
+    service, name, curve = equity_run
+    request = pb.StreamEquityRequest(backtest=name, max_points=max_points, include_drawdown=True)
+    drawdowns: list[float] = []
+    times: list[int] = []
+    async for message in service.stub.StreamEquity(request):
+        drawdowns.extend(message.chunk.drawdown)
+        times.extend(message.chunk.times)
+    assert len(times) == max_points
+    assert times[0] == int(curve.time.iloc[0])
+    assert times[-1] == int(curve.time.iloc[-1])
+    assert times == sorted(set(times))
+    values = curve.equity.to_numpy()
+    deepest = float((1 - values / np.maximum.accumulate(values)).max())
+    assert max(drawdowns) == pytest.approx(deepest, rel=0, abs=1e-12)
+
+
 # --- ListFills
 
 

@@ -269,6 +269,78 @@ def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(
     print(out)
 
 
+def _foreign_run(stack: Stack) -> str:
+    """A succeeded run on another instrument's dataset: it cannot be compared with BTC runs."""
+    raw = stack.data_dir / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tapedeck_dev.synth",
+            str(raw / "eth.csv"),
+            "--ticks",
+            "5000",
+            "--seed",
+            "7",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    dataset = rpc(
+        stack,
+        "tapedeck.backtest.v1.BacktestService/ImportDataset",
+        {
+            "source_path": "eth.csv",
+            "kind": "DATA_KIND_TRADES",
+            "display_name": "ETH synthetic",
+            "instrument": {
+                "instrument_id": "ETHUSDT.BINANCE",
+                "kind": "INSTRUMENT_KIND_SPOT",
+                "base_currency": "ETH",
+                "quote_currency": "USDT",
+                "price_precision": 2,
+                "size_precision": 4,
+                "maker_fee": "0.001",
+                "taker_fee": "0.001",
+            },
+        },
+    )["dataset"]["name"]
+    spec = {
+        "dataset": dataset,
+        "strategy": "strategies/ema_cross",
+        "starting_balances": [{"currency": "USDT", "amount": "100000"}],
+    }
+    created = rpc(stack, "tapedeck.backtest.v1.BacktestService/CreateBacktest", {"spec": spec})
+    name = str(created["backtest"]["name"])
+    final = rpc(stack, "tapedeck.backtest.v1.BacktestService/WatchBacktest", {"name": name})
+    assert final["backtest"]["state"] == "BACKTEST_STATE_SUCCEEDED", final
+    return name.rsplit("/", maxsplit=1)[-1]
+
+
+def test_playback_analyses_the_run_trades_drawdown_statistics_downloads_and_compare(
+    stack: Stack, launched: tuple[str, str]
+) -> None:
+    run, other = launched
+    foreign = _foreign_run(stack)
+    out = run_scenario(
+        "analysis",
+        link(stack),
+        str(GRPCURL),
+        stack.address,
+        stack.admin_token(),
+        run,
+        other,
+        foreign,
+    )
+    assert "as ListTrades lists them" in out
+    assert "is the max drawdown" in out
+    assert "as declared" in out
+    assert "Cannot compare" in out
+    print(out)
+
+
 def test_playback_replays_up_to_the_cursor_and_keeps_the_view_in_time(
     stack: Stack, launched: tuple[str, str]
 ) -> None:

@@ -88,3 +88,8 @@ export function formatDecimal(text: string, options: DecimalFormat = {}): string
   const sign = d.negative && !zero ? "-" : options.plusSign === true && !zero ? "+" : "";
   return frac === "" ? `${sign}${int}` : `${sign}${int}.${frac}`;
 }
+
+// Money: two decimals, always shown, with thousands separators (one style across the app).
+export function formatMoney(text: string): string {
+  return formatDecimal(text, { maxFractionDigits: 2, minFractionDigits: 2 });
+}

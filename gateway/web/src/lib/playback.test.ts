@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import {
   advance,
   backToOverview,
+  compareLoaded,
+  compareProblem,
   equityOverviewLoaded,
   equityWindowLoaded,
   initialPlayback,
@@ -246,5 +248,22 @@ describe("playback state: timeframe", () => {
     expect(timeframeFits(run, 300)).toBe(false); // 105,120 candles
     expect(timeframeFits(run, 3600)).toBe(true);
     expect(timeframeFits(null, 60)).toBe(true);
+  });
+});
+
+describe("comparing with another run", () => {
+  const own = equityOverviewLoaded(initialPlayback(new URLSearchParams()), columns([60, 120]));
+
+  it("draws a run of the same market that shares time with this one", () => {
+    expect(compareProblem(own)).toBeNull();
+    expect(compareProblem(compareLoaded(own, "other", columns([90, 300]), null))).toBeNull();
+  });
+
+  it("says why a run cannot be drawn: another market, or no time in common", () => {
+    const market = "Cannot compare: this run trades A (a), run other trades B (b).";
+    expect(compareProblem(compareLoaded(own, "other", emptyColumns(), market))).toBe(market);
+    expect(compareProblem(compareLoaded(own, "later-run", columns([600, 660]), null))).toBe(
+      "Cannot compare: run later-ru covers no time of this run.",
+    );
   });
 });

@@ -1,5 +1,6 @@
 // The playback view's one state object and its transitions. Every change the view makes goes
 // through one of these pure functions; the components draw what changed (see views/playback/).
+import { overlapProblem } from "./compare";
 import {
   DEFAULT_PRECISION,
   readToggles,
@@ -51,7 +52,12 @@ export type Mode = "replay" | "analysis";
 export interface Compare {
   readonly id: string;
   readonly equity: CandleColumns;
+  readonly problem: string | null; // why it cannot be drawn beside this run (lib/compare.ts)
 }
+
+// Equity columns carry each point's drawdown (1 - equity / peak so far, from StreamEquity) as the
+// indicator column of this key: 0 is INDICATOR_UNSPECIFIED, never a real indicator.
+export const DRAWDOWN = 0;
 
 // What a chart or the fills line says instead of (or under) its data; null: nothing to say.
 export type Notice = {
@@ -237,8 +243,18 @@ export function compareLoaded(
   state: PlaybackState,
   id: string,
   equity: CandleColumns,
+  problem: string | null,
 ): PlaybackState {
-  return { ...state, compare: { id, equity } };
+  return { ...state, compare: { id, equity, problem } };
+}
+
+// Why the compared run is not drawn (another market, or no time in common); null when it is.
+export function compareProblem(state: PlaybackState): string | null {
+  const compare = state.compare;
+  if (compare === null) return null;
+  return (
+    compare.problem ?? overlapProblem(state.equityOverview.times, compare.equity.times, compare.id)
+  );
 }
 
 export function fillsLoaded(state: PlaybackState, fills: readonly FillLike[]): PlaybackState {

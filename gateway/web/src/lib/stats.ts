@@ -1,6 +1,6 @@
 // A finished run's statistics as label/value rows, the same figures GetBacktest returns.
 import type { BacktestStats } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { formatDecimal } from "./decimal";
+import { formatMoney } from "./decimal";
 import { formatDuration, formatNumber, formatPercent } from "./time";
 
 type DurationLike = { seconds: bigint; nanos: number } | undefined;
@@ -11,17 +11,26 @@ function seconds(d: DurationLike): number {
   return d === undefined ? Number.NaN : Number(d.seconds) + d.nanos / 1e9;
 }
 
-// Daily figures: "n/a" when the run has too few daily returns to annualise them.
-export function dailyFigure(s: BacktestStats, value: number, format = formatNumber): string {
-  return s.dailyFiguresAvailable ? format(value) : NOT_AVAILABLE;
+// A figure the server leaves undefined (NaN, or an unset duration) is "n/a".
+function figure(value: number, format: (n: number) => string = formatNumber): string {
+  return Number.isFinite(value) ? format(value) : NOT_AVAILABLE;
 }
 
+// Daily figures: "n/a" when the run has too few daily returns to annualise them.
+function dailyFigure(s: BacktestStats, value: number, format = formatNumber): string {
+  return s.dailyFiguresAvailable ? figure(value, format) : NOT_AVAILABLE;
+}
+
+// Every figure of BacktestStats, labelled, in the order a trader reads them.
 export function statsRows(s: BacktestStats): Array<[string, string]> {
   const year = s.periodsPerYear > 0 ? ` (${s.periodsPerYear} d/yr)` : "";
   const percent = (n: number) => formatPercent(n);
+  const count = (n: bigint | number) => n.toLocaleString("en-US");
   return [
-    ["Return", formatPercent(s.totalReturn)],
-    ["PnL", formatDecimal(s.pnl, { maxFractionDigits: 2 })],
+    ["Return", figure(s.totalReturn, percent)],
+    ["PnL", formatMoney(s.pnl)],
+    ["Starting equity", formatMoney(s.startingEquity)],
+    ["Ending equity", formatMoney(s.endingEquity)],
     [`Sharpe${year}`, dailyFigure(s, s.sharpeRatio)],
     [`Sortino${year}`, dailyFigure(s, s.sortinoRatio)],
     ["CAGR", dailyFigure(s, s.cagr, percent)],
@@ -29,15 +38,19 @@ export function statsRows(s: BacktestStats): Array<[string, string]> {
     ["Calmar", dailyFigure(s, s.calmarRatio)],
     ["Best day", dailyFigure(s, s.bestDay, percent)],
     ["Worst day", dailyFigure(s, s.worstDay, percent)],
-    ["Max drawdown", formatPercent(s.maxDrawdown)],
-    ["Drawdown duration", formatDuration(seconds(s.maxDrawdownDuration))],
-    ["Trades", s.tradeCount.toString()],
-    ["Win rate", formatPercent(s.winRate)],
-    ["Profit factor", formatNumber(s.profitFactor)],
-    ["Expectancy", formatNumber(s.expectancy)],
-    ["Avg win", formatNumber(s.averageWin)],
-    ["Avg loss", formatNumber(s.averageLoss)],
-    ["Avg holding", formatDuration(seconds(s.averageHoldingTime))],
-    ["Fees", formatDecimal(s.fees, { maxFractionDigits: 2 })],
+    ["Daily returns", count(s.dailyReturnCount)],
+    ["Max drawdown", figure(s.maxDrawdown, percent)],
+    ["Drawdown duration", figure(seconds(s.maxDrawdownDuration), formatDuration)],
+    ["Exposure", figure(s.exposure, percent)],
+    ["Trades", count(s.tradeCount)],
+    ["Fills", count(s.fillCount)],
+    ["Win rate", figure(s.winRate, percent)],
+    ["Profit factor", figure(s.profitFactor)],
+    ["Expectancy", figure(s.expectancy)],
+    ["Avg win", figure(s.averageWin)],
+    ["Avg loss", figure(s.averageLoss)],
+    ["Avg holding", figure(seconds(s.averageHoldingTime), formatDuration)],
+    ["Fees", formatMoney(s.fees)],
+    ["Engine time", figure(s.runSeconds, (n) => `${formatNumber(n)} s`)],
   ];
 }

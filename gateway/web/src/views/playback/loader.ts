@@ -9,6 +9,7 @@ import {
   type PortfolioState,
 } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { describeError } from "../../errors";
+import { instrumentProblem, type RunIdentity } from "../../lib/compare";
 import { Superseding } from "../../lib/abort";
 import { formatDecimal } from "../../lib/decimal";
 import { INDICATORS } from "../../lib/indicators";
@@ -17,6 +18,7 @@ import { stateName } from "../../lib/runs";
 import {
   backToOverview,
   compareLoaded,
+  DRAWDOWN,
   equityOverviewLoaded,
   equityWindowLoaded,
   fillsLoaded,
@@ -122,9 +124,29 @@ export class PlaybackLoader {
     this.store.update((s) => equityOverviewLoaded(s, data));
   }
 
-  async compare(id: string, widthPx: number): Promise<void> {
-    const data = await this.equityOf(`backtests/${id}`, null, widthPx, this.signal);
-    this.store.update((s) => compareLoaded(s, id, data));
+  // Another run's equity to draw beside this one's, unless it trades another market.
+  async compare(id: string, own: Backtest, widthPx: number): Promise<void> {
+    const name = `backtests/${id}`;
+    const { backtest: other } = await this.clients.backtest.getBacktest(
+      { name },
+      { signal: this.signal },
+    );
+    if (other === undefined) throw new Error(`run ${id} not found`);
+    const problem =
+      own.spec?.dataset === other.spec?.dataset
+        ? null
+        : instrumentProblem(await this.identity(own), await this.identity(other));
+    const data =
+      problem === null ? await this.equityOf(name, null, widthPx, this.signal) : emptyColumns();
+    this.store.update((s) => compareLoaded(s, id, data, problem));
+  }
+
+  private async identity(backtest: Backtest): Promise<RunIdentity> {
+    const name = backtest.spec?.dataset ?? "";
+    const { dataset } = await this.clients.backtest.getDataset({ name }, { signal: this.signal });
+    const id = backtest.name.split("/").pop() ?? "";
+    const shown = dataset?.displayName || name;
+    return { id, dataset: shown, instrument: dataset?.instrument?.instrumentId ?? "" };
   }
 
   // The whole run again at `timeframe` seconds per candle (null: Auto, sized to `widthPx`).
@@ -267,7 +289,9 @@ export class PlaybackLoader {
     signal: AbortSignal,
   ): Promise<CandleColumns> {
     const into = emptyColumns();
-    const request = { backtest: name, timeRange: timeRange(window), maxPoints };
+    // This run's points carry their drawdown (the pane under the equity); a compared run's not.
+    const includeDrawdown = name === this.runName;
+    const request = { backtest: name, timeRange: timeRange(window), maxPoints, includeDrawdown };
     for await (const message of this.clients.backtest.streamEquity(request, { signal })) {
       const chunk = message.chunk;
       if (chunk === undefined) continue;
@@ -279,7 +303,7 @@ export class PlaybackLoader {
         low: equity,
         close: equity,
         volume: [],
-        indicators: [],
+        indicators: includeDrawdown ? [{ indicator: DRAWDOWN, values: chunk.drawdown }] : [],
       });
     }
     return into;

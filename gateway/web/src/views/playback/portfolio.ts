@@ -3,7 +3,7 @@
 // stops, and shows only the answer for the newest time asked (lib/latest.ts).
 import type { PortfolioState } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { describeError } from "../../errors";
-import { formatDecimal } from "../../lib/decimal";
+import { formatDecimal, formatMoney as money } from "../../lib/decimal";
 import { Latest } from "../../lib/latest";
 import type { Precision } from "../../lib/indicators";
 import type { PlaybackState } from "../../lib/playback";
@@ -16,7 +16,6 @@ const ASK_EVERY_MS = 100;
 
 type Result = { ok: true; value: PortfolioState | undefined } | { ok: false; error: unknown };
 
-const money = (s: string) => formatDecimal(s, { maxFractionDigits: 2, minFractionDigits: 2 });
 const signed = (s: string) => (s.startsWith("-") ? "mismatch" : "ok");
 
 function item(label: string, field: string, value: string, cls = "", raw = value): HTMLElement[] {

@@ -1,14 +1,16 @@
 // Playback of a finished run: candles with volume, overlays and indicator panes, fills as
-// markers, a time cursor with play/pause and speed, the portfolio at the cursor, and the equity
-// curve in sync.
+// markers, a time cursor with play/pause and speed, the portfolio at the cursor, the equity curve
+// and its drawdown in sync, and the run's analysis: its statistics, trades and downloads.
 // The view composes its components around one PlaybackState (lib/playback.ts): the loader puts
 // data into it, the transport and the charts move its cursor, and each component draws its part.
 import { describeError } from "../../errors";
 import { toggleParams } from "../../lib/indicators";
 import {
+  compareProblem,
   initialPlayback,
   moveCursor,
   noticed,
+  pause,
   rangeFollowing,
   setMode,
   shownFills,
@@ -28,6 +30,7 @@ import { EquityChart } from "./equity-chart";
 import { ChartFrame } from "./frame";
 import { TimeLink } from "../../lib/timelink";
 import { PlaybackLoader } from "./loader";
+import { downloadsPanel, TradesTable } from "./analysis";
 import { indicatorsPanel, statsPanel } from "./panels";
 import { PortfolioPanel } from "./portfolio";
 import { PriceChart } from "./price-chart";
@@ -67,6 +70,7 @@ export function renderPlayback(
   const priceFrame = new ChartFrame("main", "candles");
   const equityFrame = new ChartFrame("equity", "equity");
   const fillsNote = h("div", { class: "muted", "data-testid": "fills-state" });
+  const compareNote = h("div", { "data-testid": "compare-state" });
   const statsSlot = h("section", { class: "panel", "data-testid": "stats" });
   const transport = new Transport(store, () => reveal());
   const compare = compareSelect(clients, scope, { id, compare: compareId }, (other) =>
@@ -101,6 +105,12 @@ export function renderPlayback(
     void loader.resample(chosen, price.width()).catch(fail("candles", "Candles"));
   });
   const portfolio = new PortfolioPanel(store, (time) => loader.portfolio(time));
+  // A trade clicked: the cursor goes to its entry, and the charts bring it into view.
+  const trades = new TradesTable(clients, `backtests/${id}`, store, scope.signal, (entry) => {
+    store.update((s) => moveCursor(pause(s), entry));
+    reveal();
+  });
+  scope.add(() => trades.dispose());
   scope.add(() => transport.dispose());
   scope.add(() => portfolio.dispose());
 
@@ -126,9 +136,24 @@ export function renderPlayback(
     h(
       "div",
       { class: "playback" },
-      h("div", { class: "charts" }, priceFrame.element, fillsNote, equityFrame.element),
-      h("div", {}, portfolio.element, statsSlot, indicatorsPanel(store)),
+      h(
+        "div",
+        { class: "charts" },
+        priceFrame.element,
+        fillsNote,
+        compareNote,
+        equityFrame.element,
+      ),
+      h(
+        "div",
+        {},
+        portfolio.element,
+        statsSlot,
+        indicatorsPanel(store),
+        downloadsPanel(clients, `backtests/${id}`, scope.signal),
+      ),
     ),
+    trades.element,
   );
 
   // The charts size themselves to their frames, which are in the page now.
@@ -169,6 +194,10 @@ export function renderPlayback(
     const text = `${fills?.text ?? ""}${passed ? ` · ${shownFills(next).toLocaleString("en-US")} by the cursor` : ""}`;
     if (fills !== previous.notices.fills || fillsNote.textContent !== text)
       setStatus(fillsNote, fills === null ? null : fills.kind, text);
+    if (next.compare !== previous.compare || next.equityOverview !== previous.equityOverview) {
+      const problem = compareProblem(next);
+      setStatus(compareNote, problem === null ? null : "error", problem ?? "");
+    }
     if (next.toggles !== previous.toggles || next.mode !== previous.mode) writeUrl.trigger();
     if (next.timeframe !== previous.timeframe) writeUrl.trigger();
     if (next.run !== previous.run) {
@@ -189,8 +218,9 @@ export function renderPlayback(
       noticed(s, key, { kind: "error", text: `${what}: ${describeError(error)}` }),
     );
   };
+  const described = loader.describe();
   void (async () => {
-    const backtest = await loader.describe();
+    const backtest = await described;
     summary.textContent = `${strategyOf(backtest)} · ${stateName(backtest.state)}`;
     statsSlot.replaceWith(statsPanel(backtest));
     void loader.instrument(backtest).catch(() => undefined); // default precision stays
@@ -202,5 +232,11 @@ export function renderPlayback(
     void loader.fills(null);
   })().catch(fail("candles", "Candles"));
   void loader.equity(equity.width()).catch(fail("equity", "Equity"));
-  if (compareId) void loader.compare(compareId, equity.width()).catch(fail("fills", "Compare"));
+  if (compareId)
+    void described
+      .then((backtest) => loader.compare(compareId, backtest, equity.width()))
+      .catch((error: unknown) => {
+        if (!scope.signal.aborted)
+          setStatus(compareNote, "error", `Compare: ${describeError(error)}`);
+      });
 }

@@ -61,7 +61,28 @@ def select(
     x = np.ascontiguousarray(times[lo:hi:step])  # a view unless sampling strides it
     y = np.ascontiguousarray(files.equity_values[lo:hi:step])
     picked = lttb(x, y, max_points)
+    picked = with_deepest_drawdown(picked, files.equity_drawdowns[lo:hi:step])
     return EquitySelection(lo, hi, step, lo + picked * step)
+
+
+def with_deepest_drawdown(
+    picked: npt.NDArray[np.int64], drawdowns: FloatArray
+) -> npt.NDArray[np.int64]:
+    """Return LTTB's indices with the deepest drawdown in place of its nearest inner neighbour.
+
+    LTTB keeps what is visually significant, which need not be the trough itself: a drawdown
+    drawn from its points would stop short of the run's max drawdown.
+    """
+    trough = int(np.argmax(drawdowns))
+    at = int(np.searchsorted(picked, trough))
+    if drawdowns[trough] <= 0 or (at < picked.size and picked[at] == trough):
+        return picked
+    # The first and last indices are always picked, so the trough lies strictly between two.
+    inner = [i for i in (at - 1, at) if 0 < i < picked.size - 1]
+    nearest = min(inner, key=lambda i: abs(int(picked[i]) - trough))
+    kept = picked.copy()
+    kept[nearest] = trough
+    return kept
 
 
 def lttb(x: IntArray, y: FloatArray, n_out: int) -> npt.NDArray[np.int64]:
