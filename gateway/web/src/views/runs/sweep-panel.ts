@@ -52,7 +52,7 @@ function lower(name: string | undefined): string {
 export class SweepPanel {
   private readonly status = h("div");
   private readonly list = h("div", { class: "toolbar" });
-  private readonly summary = h("p");
+  private readonly summary = h("div", { "data-testid": "sweep-summary" });
   private readonly progress = h("div");
   private readonly results = h("div");
   private readonly analysis = h("div", { class: "sweep-analysis" });

@@ -26,7 +26,7 @@ const POLL_MS = 2000;
 const EQUITY_HEIGHT = 240;
 
 export class WalkForwardPanel {
-  private readonly summary = h("p");
+  private readonly summary = h("div", { "data-testid": "walk-forward-summary" });
   private readonly folds = h("div");
   private readonly chartSlot = h("div", { class: "walk-forward-equity" });
   readonly element = h(
