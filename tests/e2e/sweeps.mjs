@@ -196,7 +196,9 @@ await withPage(async (page, screenshot) => {
       })),
     );
   assert.equal(folds.length, 2);
-  const seconds = (ts) => Date.parse(ts) / 1000;
+  // RFC 3339 with up to nanoseconds: whole seconds from Date.parse, the fraction from the text.
+  const seconds = (ts) =>
+    Math.floor(Date.parse(ts) / 1000) + Number(`0.${ts.match(/\.(\d+)Z$/)?.[1] ?? "0"}`);
   folds.forEach((fold, i) => {
     const want = walkForward.folds[i];
     assert.deepEqual(fold.outOfSample, [
