@@ -125,9 +125,7 @@ export interface SearchFields {
 }
 
 // The SearchSpec of the form's search fields (undefined for a grid), or each field's error.
-export function searchSpec(
-  fields: SearchFields,
-):
+export function searchSpec(fields: SearchFields):
   | {
       ok: true;
       value:
@@ -170,9 +168,7 @@ function hours(text: string): { seconds: bigint; nanos: number } | string {
 }
 
 // The WalkForwardSpec of the form's walk-forward fields, or each field's error.
-export function walkForwardSpec(
-  fields: WalkForwardFields,
-):
+export function walkForwardSpec(fields: WalkForwardFields):
   | {
       ok: true;
       value: {
