@@ -4,6 +4,7 @@ import {
   AccountType,
   ParameterSpecSchema,
   ParameterType,
+  RankMetric,
   SearchAlgorithm,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import {
@@ -88,7 +89,13 @@ describe("launch form", () => {
 });
 
 describe("search and walk-forward fields", () => {
-  const search = { budget: "30", parallel: "2", seed: "7" };
+  const search = {
+    budget: "30",
+    parallel: "2",
+    seed: "7",
+    metric: RankMetric.SHARPE_RATIO,
+    against: RankMetric.MAX_DRAWDOWN,
+  };
 
   it("sends no search for a grid, and a search spec with whole numbers in range", () => {
     expect(searchSpec({ algorithm: SearchAlgorithm.GRID, ...search })).toEqual({
@@ -97,9 +104,27 @@ describe("search and walk-forward fields", () => {
     });
     expect(searchSpec({ algorithm: SearchAlgorithm.TPE, ...search })).toEqual({
       ok: true,
-      value: { algorithm: SearchAlgorithm.TPE, trialBudget: 30, parallelTrials: 2, seed: 7n },
+      value: {
+        algorithm: SearchAlgorithm.TPE,
+        trialBudget: 30,
+        parallelTrials: 2,
+        seed: 7n,
+        objectives: [],
+      },
     });
+    const nsga2 = searchSpec({ algorithm: SearchAlgorithm.NSGA2, ...search });
+    expect(nsga2.ok && nsga2.value?.objectives).toEqual([
+      RankMetric.SHARPE_RATIO,
+      RankMetric.MAX_DRAWDOWN,
+    ]);
+    const same = searchSpec({
+      ...search,
+      algorithm: SearchAlgorithm.NSGA2,
+      against: RankMetric.SHARPE_RATIO,
+    });
+    expect(same.ok ? [] : [...same.errors.keys()]).toEqual(["against"]);
     const bad = searchSpec({
+      ...search,
       algorithm: SearchAlgorithm.RANDOM,
       budget: "0",
       parallel: "1.5",

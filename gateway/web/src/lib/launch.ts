@@ -6,6 +6,7 @@ import {
   AccountType,
   ParameterType,
   ParameterValueSchema,
+  RankMetric,
   SearchAlgorithm,
   type ParameterSpec,
   type ParameterValue,
@@ -122,6 +123,8 @@ export interface SearchFields {
   budget: string;
   parallel: string;
   seed: string;
+  metric: RankMetric; // what the sweep ranks by: NSGA-II's first objective
+  against: RankMetric; // NSGA-II's second objective
 }
 
 // The SearchSpec of the form's search fields (undefined for a grid), or each field's error.
@@ -129,7 +132,13 @@ export function searchSpec(fields: SearchFields):
   | {
       ok: true;
       value:
-        | { algorithm: SearchAlgorithm; trialBudget: number; parallelTrials: number; seed: bigint }
+        | {
+            algorithm: SearchAlgorithm;
+            trialBudget: number;
+            parallelTrials: number;
+            seed: bigint;
+            objectives: RankMetric[];
+          }
         | undefined;
     }
   | { ok: false; errors: Map<string, string> } {
@@ -141,13 +150,19 @@ export function searchSpec(fields: SearchFields):
   if (typeof budget === "string") errors.set("budget", `Trial budget ${budget}.`);
   if (typeof parallel === "string") errors.set("parallel", `Parallel trials ${parallel}.`);
   if (typeof seed === "string") errors.set("seed", `Seed ${seed}.`);
+  const nsga2 = fields.algorithm === SearchAlgorithm.NSGA2;
+  if (nsga2 && fields.against === fields.metric)
+    errors.set("against", "NSGA-II needs a second metric other than the one ranked by.");
   if (typeof budget === "string" || typeof parallel === "string" || typeof seed === "string")
     return { ok: false, errors };
+  if (errors.size > 0) return { ok: false, errors };
   const value = {
     algorithm: fields.algorithm,
     trialBudget: budget,
     parallelTrials: parallel,
     seed: BigInt(seed),
+    // Only NSGA-II takes objectives; the others optimise the metric ranked by.
+    objectives: nsga2 ? [fields.metric, fields.against] : [],
   };
   return { ok: true, value };
 }

@@ -8,6 +8,8 @@ import {
   RankMetric,
   ScoredPointSchema,
   SweepHeatmapSchema,
+  SearchAlgorithm,
+  SearchSpecSchema,
   SweepResultSchema,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import {
@@ -17,6 +19,7 @@ import {
   liveRanks,
   sortedResults,
   sweepColumns,
+  sweepKind,
   withRunStates,
 } from "./sweeps";
 
@@ -164,5 +167,19 @@ describe("a search's progress", () => {
       { trial: 3, x: 100, y: 0 },
     ]);
     expect(curvePoints([2], 100, 10)).toEqual([{ trial: 1, x: 0, y: 5 }]);
+  });
+});
+
+describe("a sweep's kind", () => {
+  it("names the grid, or the sampler with its budget and NSGA-II's objectives", () => {
+    expect(sweepKind(undefined)).toBe("grid");
+    const tpe = create(SearchSpecSchema, { algorithm: SearchAlgorithm.TPE, trialBudget: 30 });
+    expect(sweepKind(tpe)).toBe("TPE search, budget 30");
+    const nsga2 = create(SearchSpecSchema, {
+      algorithm: SearchAlgorithm.NSGA2,
+      trialBudget: 8,
+      objectives: [RankMetric.SHARPE_RATIO, RankMetric.MAX_DRAWDOWN],
+    });
+    expect(sweepKind(nsga2)).toBe("NSGA-II search of sharpe ratio against max drawdown, budget 8");
   });
 });

@@ -2,7 +2,9 @@
 import {
   BacktestState,
   RankMetric,
+  SearchAlgorithm,
   type Backtest,
+  type SearchSpec,
   type SweepHeatmap,
   type SweepResult,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
@@ -72,6 +74,24 @@ export const METRICS: readonly RankMetric[] = [...METRIC.keys()].filter(
 export function metricName(metric: RankMetric): string {
   const known = metric === RankMetric.UNSPECIFIED ? RankMetric.SHARPE_RATIO : metric;
   return (RankMetric[known] ?? "").toLowerCase().replace(/_/g, " ");
+}
+
+const SEARCHES: ReadonlyMap<SearchAlgorithm, string> = new Map([
+  [SearchAlgorithm.GRID, "grid"],
+  [SearchAlgorithm.RANDOM, "random search"],
+  [SearchAlgorithm.TPE, "TPE search"],
+  [SearchAlgorithm.NSGA2, "NSGA-II search"],
+]);
+
+// How a sweep picks its points: "grid" or the search's sampler, budget and objectives.
+export function sweepKind(search: SearchSpec | undefined): string {
+  if (search === undefined) return "grid";
+  const name = SEARCHES.get(search.algorithm) ?? "search";
+  const objectives =
+    search.objectives.length > 1
+      ? ` of ${search.objectives.map(metricName).join(" against ")}`
+      : "";
+  return `${name}${objectives}, budget ${search.trialBudget}`;
 }
 
 export function higherIsBetter(metric: RankMetric): boolean {

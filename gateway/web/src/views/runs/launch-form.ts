@@ -44,6 +44,7 @@ const SAMPLERS: Array<[SearchAlgorithm, string]> = [
   [SearchAlgorithm.GRID, "every point (grid)"],
   [SearchAlgorithm.TPE, "TPE search (Bayesian)"],
   [SearchAlgorithm.RANDOM, "random search"],
+  [SearchAlgorithm.NSGA2, "NSGA-II search (two objectives)"],
 ];
 
 export interface Launched {
@@ -127,6 +128,11 @@ export class LaunchForm {
     { name: "sampler", "aria-label": "Points" },
     ...SAMPLERS.map(([value, text]) => h("option", { value: String(value), text })),
   );
+  private readonly against = h(
+    "select",
+    { name: "against", "aria-label": "Against" },
+    ...METRICS.map((m) => h("option", { value: String(m), text: metricName(m) })),
+  );
   private readonly budget = h("input", { name: "budget", value: "30", inputmode: "numeric" });
   private readonly parallel = h("input", { name: "parallel", value: "2", inputmode: "numeric" });
   private readonly seed = h("input", { name: "seed", value: "0", inputmode: "numeric" });
@@ -146,6 +152,8 @@ export class LaunchForm {
     h("label", { text: "Points" }),
     this.sampler,
   ];
+  // NSGA-II optimises the ranked metric and this one together.
+  private readonly againstRows = [h("label", { text: "Against" }), this.against];
   private readonly searchRows = [
     h("label", { text: "Trial budget" }),
     this.budget,
@@ -179,6 +187,7 @@ export class LaunchForm {
     this.paramsSlot.style.display = "contents";
     // Total return is defined for every finished run; Sharpe and Sortino need five daily returns.
     this.metric.value = String(RankMetric.TOTAL_RETURN);
+    this.against.value = String(RankMetric.MAX_DRAWDOWN);
     // The status of the run launched last follows its state as the table learns it.
     scope.add(
       store.subscribe((next, previous) => {
@@ -192,9 +201,11 @@ export class LaunchForm {
     this.strategy.addEventListener("change", () => this.onStrategy());
     this.mode.addEventListener("change", () => this.onStrategy());
     this.sampler.addEventListener("change", () => {
-      for (const el of this.searchRows) el.hidden = !this.searching;
+      this.showSearchRows();
       this.validate();
     });
+    this.metric.addEventListener("change", () => this.validate());
+    this.against.addEventListener("change", () => this.validate());
     for (const input of [this.budget, this.parallel, this.seed, this.folds, this.inSample])
       input.addEventListener("input", () => this.validate());
     this.outOfSample.addEventListener("input", () => this.validate());
@@ -222,6 +233,7 @@ export class LaunchForm {
       h("label", { text: "To (UTC)" }),
       this.to,
       ...this.sweepRows,
+      ...this.againstRows,
       ...this.searchRows,
       ...this.walkRows,
       this.optionsError,
@@ -257,12 +269,20 @@ export class LaunchForm {
     return this.sweep && Number(this.sampler.value) !== SearchAlgorithm.GRID;
   }
 
+  private showSearchRows(): void {
+    for (const el of this.searchRows) el.hidden = !this.searching;
+    const nsga2 = this.searching && Number(this.sampler.value) === SearchAlgorithm.NSGA2;
+    for (const el of this.againstRows) el.hidden = !nsga2;
+  }
+
   private options() {
     const search = searchSpec({
       algorithm: this.sweep ? Number(this.sampler.value) : SearchAlgorithm.GRID,
       budget: this.budget.value,
       parallel: this.parallel.value,
       seed: this.seed.value,
+      metric: Number(this.metric.value),
+      against: Number(this.against.value),
     });
     const walk = walkForwardSpec({
       folds: this.folds.value,
@@ -348,7 +368,7 @@ export class LaunchForm {
       this.inputs.push({ spec, input, error });
     }
     for (const el of this.sweepRows) el.hidden = !sweep;
-    for (const el of this.searchRows) el.hidden = !this.searching;
+    this.showSearchRows();
     for (const el of this.walkRows) el.hidden = this.mode.value !== "walkforward";
     this.submit.textContent =
       this.mode.value === "walkforward"

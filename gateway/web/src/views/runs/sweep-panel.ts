@@ -30,6 +30,7 @@ import {
   metricName,
   sortedResults,
   sweepColumns,
+  sweepKind,
   withRunStates,
   type HeatmapScore,
 } from "../../lib/sweeps";
@@ -213,15 +214,9 @@ export class SweepPanel {
 
   private showSummary(sweep: Sweep): void {
     const phase = lower(SweepState[sweep.state]);
-    const search = sweep.search;
-    const kind =
-      search === undefined
-        ? "grid"
-        : `${["", "grid", "random", "TPE", "NSGA-II"][search.algorithm] ?? ""} search, ` +
-          `budget ${search.trialBudget}`;
     this.summary.replaceChildren(
       h("code", { text: shortId(sweep.name) }),
-      ` ${kind} · ${phase} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
+      ` ${sweepKind(sweep.search)} · ${phase} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
       ` · ranked by ${metricName(sweep.metric)}`,
     );
   }
