@@ -227,4 +227,23 @@ await withPage(async (page, screenshot) => {
     await screenshot(`sweeps-walk-forward-${width}x${height}`);
   }
   console.log(`walk-forward ${walkId}: ${folds.length} folds, ${points} equity points`);
+
+  // NSGA-II needs a second objective other than the ranked metric; the sweep names both.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.selectOption("select[name=mode]", "sweep");
+  await page.selectOption("select[name=sampler]", "4"); // SearchAlgorithm.NSGA2
+  await form.locator("input[name=param-fast_period]").fill(`${base}:${base + 3}:1`);
+  await form.locator("input[name=param-slow_period]").fill(`${base + 10}:${base + 13}:1`);
+  await form.locator("input[name=budget]").fill("4");
+  await page.selectOption("select[name=against]", TOTAL_RETURN);
+  await form.locator(".field-error", { hasText: "NSGA-II needs a second metric" }).waitFor();
+  assert.equal(await form.locator("button[type=submit]").isDisabled(), true);
+  await page.selectOption("select[name=against]", MAX_DRAWDOWN);
+  await form.locator("button[type=submit]").click();
+  await page
+    .locator("[data-testid=sweep-summary]", {
+      hasText: "NSGA-II search of total return against max drawdown, budget 4",
+    })
+    .waitFor({ timeout: 20000 });
+  console.log("NSGA-II search launched");
 });
