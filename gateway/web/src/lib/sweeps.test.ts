@@ -167,6 +167,8 @@ describe("a search's progress", () => {
       { trial: 3, x: 100, y: 0 },
     ]);
     expect(curvePoints([2], 100, 10)).toEqual([{ trial: 1, x: 0, y: 5 }]);
+    // Two trials of a budget of five: the first two fifths of the box.
+    expect(curvePoints([1, 2], 100, 10, 5).map((p) => p.x)).toEqual([0, 25]);
   });
 });
 

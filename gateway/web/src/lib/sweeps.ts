@@ -251,17 +251,20 @@ export function bestSoFarValue(best: SweepResult | undefined, metric: RankMetric
   return Number.isFinite(value) ? value : null;
 }
 
-// The curve's points in a width x height box (y down), trial i at x = i; null values are skipped.
+// The curve's points in a width x height box (y down), the box `slots` trials wide (a search's
+// budget: the curve fills it as trials finish); null values are skipped.
 export function curvePoints(
   values: readonly (number | null)[],
   width: number,
   height: number,
+  slots = values.length,
 ): Array<{ trial: number; x: number; y: number }> {
   const known = values.filter((v): v is number => v !== null);
   const low = Math.min(...known);
   const high = Math.max(...known);
   const span = high - low;
-  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const across = Math.max(slots, values.length);
+  const step = across > 1 ? width / (across - 1) : 0;
   const points: Array<{ trial: number; x: number; y: number }> = [];
   values.forEach((value, i) => {
     if (value === null) return;

@@ -28,7 +28,11 @@ function svg<K extends keyof SVGElementTagNameMap>(
 }
 
 // The best value so far after each trial as a step line, one dot per trial that had a value.
-export function progressChart(values: readonly (number | null)[], metric: RankMetric): HTMLElement {
+export function progressChart(
+  values: readonly (number | null)[],
+  metric: RankMetric,
+  trials: number, // in all: the search's budget or the grid's size
+): HTMLElement {
   const name = metricName(metric);
   const known = values.filter((v): v is number => v !== null);
   const caption = h(
@@ -46,7 +50,7 @@ export function progressChart(values: readonly (number | null)[], metric: RankMe
     figure.append(caption, h("div", { class: "status empty", text: "No trial has a value yet." }));
     return figure;
   }
-  const points = curvePoints(values, WIDTH, HEIGHT);
+  const points = curvePoints(values, WIDTH, HEIGHT, trials);
   const step = points.map((p, i) => (i === 0 ? `M${p.x},${p.y}` : `H${p.x}V${p.y}`)).join("");
   const low = Math.min(...known);
   const high = Math.max(...known);
@@ -60,7 +64,11 @@ export function progressChart(values: readonly (number | null)[], metric: RankMe
     svg("text", { x: -6, y: 4, "text-anchor": "end" }, metricText(metric, high)),
     svg("text", { x: -6, y: HEIGHT, "text-anchor": "end" }, metricText(metric, low)),
     svg("text", { x: 0, y: HEIGHT + 16 }, "trial 1"),
-    svg("text", { x: WIDTH, y: HEIGHT + 16, "text-anchor": "end" }, `trial ${values.length}`),
+    svg(
+      "text",
+      { x: WIDTH, y: HEIGHT + 16, "text-anchor": "end" },
+      `trial ${Math.max(trials, values.length)}`,
+    ),
     svg("path", { d: step, class: "line" }),
     ...points.map((p) =>
       svg(

@@ -201,7 +201,7 @@ export class SweepPanel {
         this.results.querySelector<HTMLElement>(`th[data-key="${state.sweepSort.key}"]`)?.focus();
     }
     if (state.bestSoFar !== previous.bestSoFar || sweep !== previous.sweep)
-      this.progress.replaceChildren(progressChart(state.bestSoFar, sweep.metric));
+      this.progress.replaceChildren(progressChart(state.bestSoFar, sweep.metric, sweep.totalRuns));
     if (state.analysisMetric !== previous.analysisMetric) this.analyze();
     if (
       state.analysis !== previous.analysis ||
