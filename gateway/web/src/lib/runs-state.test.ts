@@ -23,6 +23,7 @@ import {
   runsToWatch,
   runUpdated,
   analysisMetricChosen,
+  heatmapAxisChosen,
   sweepAnalyzed,
   sweepLoaded,
   sweepOpened,
@@ -194,5 +195,25 @@ describe("a sweep's progress and analysis", () => {
     expect(sweepAnalyzed(state, "sweeps/s", analysis).analysis).toBe(analysis);
     const stale = create(AnalyzeSweepResponseSchema, { metric: RankMetric.SHARPE_RATIO });
     expect(sweepAnalyzed(state, "sweeps/s", stale).analysis).toBe(analysis);
+  });
+
+  it("spreads out the two parameters chosen, swapping when one is taken by the other axis", () => {
+    const three = create(SweepSchema, {
+      name: "sweeps/t",
+      axes: [{ name: "a" }, { name: "b" }, { name: "c" }],
+    });
+    let state = sweepLoaded(initialRuns(), three);
+    state = heatmapAxisChosen(state, "y", "c");
+    expect(state.heatmapAxes).toEqual(["a", "c"]);
+    state = heatmapAxisChosen(state, "x", "c");
+    expect(state.heatmapAxes).toEqual(["c", "a"]);
+    const of = (x: string, y: string) =>
+      create(AnalyzeSweepResponseSchema, {
+        metric: RankMetric.SHARPE_RATIO,
+        heatmap: { xParameter: x, yParameter: y },
+      });
+    expect(sweepAnalyzed(state, "sweeps/t", of("a", "b")).analysis).toBeNull();
+    expect(sweepAnalyzed(state, "sweeps/t", of("c", "a")).analysis).not.toBeNull();
+    expect(sweepLoaded(state, three).heatmapAxes).toEqual(["c", "a"]);
   });
 });

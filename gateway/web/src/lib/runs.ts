@@ -72,6 +72,8 @@ export interface RunsState {
   readonly analysis: AnalyzeSweepResponse | null; // AnalyzeSweep of the open sweep
   readonly analysisMetric: RankMetric; // what the heatmap maps and scores
   readonly heatmapScore: HeatmapScore;
+  // The heatmap's parameters (across, down); null: the sweep's first two axes.
+  readonly heatmapAxes: readonly [string, string] | null;
   readonly walkForward: WalkForward | null; // the open walk-forward
   readonly runSort: { readonly key: RunColumn; readonly direction: Direction };
   readonly runFilter: RunFilter;
@@ -101,6 +103,7 @@ export function initialRuns(): RunsState {
     analysis: null,
     analysisMetric: RankMetric.SHARPE_RATIO,
     heatmapScore: "value",
+    heatmapAxes: null,
     walkForward: null,
     runSort: { key: "created", direction: "desc" },
     runFilter: { strategy: "", dataset: "", state: "" },
@@ -233,6 +236,7 @@ export function sweepLoaded(state: RunsState, sweep: Sweep): RunsState {
     bestSoFar: [],
     analysis: same ? state.analysis : null,
     analysisMetric: same ? state.analysisMetric : own,
+    heatmapAxes: same ? state.heatmapAxes : null,
   };
 }
 
@@ -248,14 +252,27 @@ export function trialFinished(
   return { ...sweepResultArrived(state, result), bestSoFar };
 }
 
-// An analysis arrived; it is kept if it is of the open sweep and the chosen metric.
+// An analysis arrived; it is kept if it is of the open sweep, the chosen metric and parameters.
 export function sweepAnalyzed(
   state: RunsState,
   name: string,
   analysis: AnalyzeSweepResponse,
 ): RunsState {
-  const current = state.sweep?.name === name && analysis.metric === state.analysisMetric;
+  const axes = state.heatmapAxes;
+  const map = analysis.heatmap;
+  const current =
+    state.sweep?.name === name &&
+    analysis.metric === state.analysisMetric &&
+    (axes === null || (map?.xParameter === axes[0] && map?.yParameter === axes[1]));
   return current ? { ...state, analysis } : state;
+}
+
+// The heatmap's parameters: choosing one that is on the other axis swaps them.
+export function heatmapAxisChosen(state: RunsState, axis: "x" | "y", name: string): RunsState {
+  const [x = "", y = ""] = state.heatmapAxes ?? state.sweep?.axes.map((a) => a.name) ?? [];
+  const next: [string, string] =
+    axis === "x" ? [name, name === y ? x : y] : [name === x ? y : x, name];
+  return { ...state, heatmapAxes: next };
 }
 
 export function analysisMetricChosen(state: RunsState, metric: RankMetric): RunsState {

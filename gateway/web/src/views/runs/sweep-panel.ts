@@ -12,6 +12,7 @@ import { Superseding } from "../../lib/abort";
 import { Latest } from "../../lib/latest";
 import {
   analysisMetricChosen,
+  heatmapAxisChosen,
   heatmapScoreChosen,
   shortId,
   sweepAnalyzed,
@@ -74,6 +75,7 @@ export class SweepPanel {
     this.detail,
   );
   private readonly watching: Superseding;
+  // Keyed by the request as JSON: the newest asked is the one shown.
   private readonly analyzer: Latest<string, AnalyzeSweepResponse>;
   private readonly reanalyze = new Throttle(ANALYSIS_INTERVAL_MS, () => this.analyze());
   private pending: Array<[SweepResult, SweepResult | undefined]> = [];
@@ -88,13 +90,9 @@ export class SweepPanel {
   ) {
     this.watching = new Superseding(scope.signal);
     this.analyzer = new Latest(
-      (key) => {
-        const [name = "", metric] = key.split("|");
-        const request = { name, metric: Number(metric) };
-        return clients.backtest.analyzeSweep(request, { signal: scope.signal });
-      },
+      (key) => clients.backtest.analyzeSweep(JSON.parse(key), { signal: scope.signal }),
       (key, result) => {
-        const name = key.split("|")[0] ?? "";
+        const { name } = JSON.parse(key) as { name: string };
         if (result.ok) this.store.update((s) => sweepAnalyzed(s, name, result.value));
         else if (!scope.signal.aborted)
           setStatus(this.analysis, "error", describeError(result.error));
@@ -172,7 +170,10 @@ export class SweepPanel {
 
   private analyze(): void {
     const { sweep, analysisMetric } = this.store.state;
-    if (sweep !== null) this.analyzer.request(`${sweep.name}|${analysisMetric}`);
+    if (sweep === null) return;
+    const [xParameter = "", yParameter = ""] = this.store.state.heatmapAxes ?? [];
+    const request = { name: sweep.name, metric: analysisMetric, xParameter, yParameter };
+    this.analyzer.request(JSON.stringify(request));
   }
 
   private render(state: RunsState, previous: RunsState): void {
@@ -202,11 +203,16 @@ export class SweepPanel {
     }
     if (state.bestSoFar !== previous.bestSoFar || sweep !== previous.sweep)
       this.progress.replaceChildren(progressChart(state.bestSoFar, sweep.metric, sweep.totalRuns));
-    if (state.analysisMetric !== previous.analysisMetric) this.analyze();
+    if (
+      state.analysisMetric !== previous.analysisMetric ||
+      state.heatmapAxes !== previous.heatmapAxes
+    )
+      this.analyze();
     if (
       state.analysis !== previous.analysis ||
       state.heatmapScore !== previous.heatmapScore ||
       state.analysisMetric !== previous.analysisMetric ||
+      state.heatmapAxes !== previous.heatmapAxes ||
       sweep.name !== previous.sweep?.name
     )
       this.showAnalysis(state);
@@ -283,6 +289,33 @@ export class SweepPanel {
     chooseScore.addEventListener("change", () =>
       this.store.update((s) => heatmapScoreChosen(s, chooseScore.value as HeatmapScore)),
     );
+    const toolbar = h(
+      "div",
+      { class: "toolbar" },
+      h("label", {}, "Heatmap of ", chooseMetric),
+      " ",
+      h("label", {}, "showing ", chooseScore),
+    );
+    // With more than two parameters, which two the map spreads out (the best over the others).
+    const names = state.sweep?.axes.map((a) => a.name) ?? [];
+    if (names.length > 2) {
+      const [x, y] = state.heatmapAxes ?? names;
+      for (const [axis, title, value] of [
+        ["x", "across", x],
+        ["y", "down", y],
+      ] as const) {
+        const choose = h(
+          "select",
+          { name: `heatmap-${axis}`, "aria-label": `Heatmap ${title}` },
+          ...names.map((n) => h("option", { value: n, text: n })),
+        );
+        choose.value = value ?? "";
+        choose.addEventListener("change", () =>
+          this.store.update((s) => heatmapAxisChosen(s, axis, choose.value)),
+        );
+        toolbar.append(" ", h("label", {}, `${title} `, choose));
+      }
+    }
     const analysis = state.analysis;
     const map =
       analysis?.heatmap === undefined
@@ -307,16 +340,6 @@ export class SweepPanel {
               h("p", { class: "hint", text: explain }),
               h("div", { class: "table-scroll" }, heatmapTable(map)),
             );
-    this.analysis.replaceChildren(
-      h(
-        "div",
-        { class: "toolbar" },
-        h("label", {}, "Heatmap of ", chooseMetric),
-        " ",
-        h("label", {}, "showing ", chooseScore),
-      ),
-      heatmap,
-      overfittingPanel(analysis?.odds),
-    );
+    this.analysis.replaceChildren(toolbar, heatmap, overfittingPanel(analysis?.odds));
   }
 }
