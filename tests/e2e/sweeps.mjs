@@ -30,11 +30,12 @@ await withPage(async (page, screenshot) => {
   const base = 3 + (Date.now() % 5);
   await form.locator("input[name=param-fast_period]").fill(`${base}:${base + 3}:1`);
   await form.locator("input[name=param-slow_period]").fill(`${base + 10}:${base + 13}:1`);
+  await form.locator("input[name=param-trade_size]").fill("0.5,1");
   await form.locator("input[name=budget]").fill("6");
   await form.locator("input[name=parallel]").fill("2");
   await form.locator("input[name=seed]").fill(String(Date.now() % 1000));
   await form
-    .locator("[data-testid=grid-size]", { hasText: "6 trials sampled from 16 points" })
+    .locator("[data-testid=grid-size]", { hasText: "6 trials sampled from 32 points" })
     .waitFor();
   await form.locator("button[type=submit]").click();
   await form
@@ -72,8 +73,8 @@ await withPage(async (page, screenshot) => {
   // The heatmap is AnalyzeSweep's matrix: each cell's run and value, as values then as
   // neighbourhood scores.
   const heatmap = page.locator("[data-testid=sweep-heatmap]");
-  async function matches(metric, score) {
-    const analysis = call("AnalyzeSweep", { name, metric: Number(metric) });
+  async function matches(metric, score, [xParameter, yParameter] = ["", ""]) {
+    const analysis = call("AnalyzeSweep", { name, metric: Number(metric), xParameter, yParameter });
     const want = analysis.heatmap.cells.map((cell) => {
       const value = score === "value" ? cell.point.value : cell.point.neighbourhoodScore;
       return [cell.xIndex ?? 0, cell.yIndex ?? 0, cell.point.backtest.split("/")[1], value ?? null];
@@ -111,6 +112,12 @@ await withPage(async (page, screenshot) => {
   await matches(MAX_DRAWDOWN, "neighbourhood");
   await page.selectOption("select[name=heatmap-score]", "value");
   await matches(MAX_DRAWDOWN, "value");
+  // Three parameters: the map spreads out the two chosen, the best over the third.
+  await page.selectOption("select[name=heatmap-y]", "trade_size");
+  await page
+    .locator("[data-testid=sweep-heatmap] th", { hasText: "trade_size ↓ · fast_period →" })
+    .waitFor({ timeout: 20000 });
+  await matches(MAX_DRAWDOWN, "value", ["fast_period", "trade_size"]);
 
   // The overfitting figures are AnalyzeSweep's, each with its one-line meaning (or its reason).
   const odds = analysis.odds ?? {};
