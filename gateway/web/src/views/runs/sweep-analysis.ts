@@ -61,8 +61,13 @@ export function progressChart(
       role: "img",
       "aria-label": `Best ${name} so far by trial`,
     },
-    svg("text", { x: -6, y: 4, "text-anchor": "end" }, metricText(metric, high)),
-    svg("text", { x: -6, y: HEIGHT, "text-anchor": "end" }, metricText(metric, low)),
+    // A flat curve (every trial since the first was no better) sits mid-height, with one label.
+    ...(high > low
+      ? [
+          svg("text", { x: -6, y: 4, "text-anchor": "end" }, metricText(metric, high)),
+          svg("text", { x: -6, y: HEIGHT, "text-anchor": "end" }, metricText(metric, low)),
+        ]
+      : [svg("text", { x: -6, y: HEIGHT / 2 + 4, "text-anchor": "end" }, metricText(metric, low))]),
     svg("text", { x: 0, y: HEIGHT + 16 }, "trial 1"),
     svg(
       "text",
