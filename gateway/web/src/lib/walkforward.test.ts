@@ -7,7 +7,7 @@ import {
   WalkForwardState,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import { setZone } from "./time";
-import { equityPoints, foldRows, hasOutOfSampleEquity, walkForwardFinal } from "./walkforward";
+import { equityPoints, foldRows, hasStitchedEquity, walkForwardFinal } from "./walkforward";
 
 const at = (hour: number) => ({ seconds: BigInt(hour * 3600), nanos: 0 });
 
@@ -60,7 +60,8 @@ describe("walk-forward folds", () => {
     expect(second).toMatchObject({ parameters: "", inSampleText: "", runId: "", phase: "queued" });
     expect(walkForwardFinal(walk)).toBe(false);
     expect(walkForwardFinal({ ...walk, state: WalkForwardState.FAILED })).toBe(true);
-    expect(hasOutOfSampleEquity(walk)).toBe(true);
+    expect(hasStitchedEquity(walk)).toBe(false);
+    expect(hasStitchedEquity({ ...walk, state: WalkForwardState.SUCCEEDED })).toBe(true);
   });
 
   it("turns the stitched curve into strictly increasing seconds, the last of a second kept", () => {

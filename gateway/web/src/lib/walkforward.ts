@@ -59,9 +59,9 @@ export function walkForwardFinal(walk: WalkForward): boolean {
   return walk.state !== WalkForwardState.RUNNING && walk.state !== WalkForwardState.UNSPECIFIED;
 }
 
-// Whether any out-of-sample run has succeeded, so the stitched curve has points.
-export function hasOutOfSampleEquity(walk: WalkForward): boolean {
-  return walk.folds.some((f) => f.outOfSampleState === BacktestState.SUCCEEDED);
+// Whether StreamWalkForwardEquity can send the stitched curve: only once every fold succeeded.
+export function hasStitchedEquity(walk: WalkForward): boolean {
+  return walk.state === WalkForwardState.SUCCEEDED;
 }
 
 export function walkForwardSummary(walk: WalkForward): string {

@@ -12,7 +12,7 @@ import { metricName } from "../../lib/sweeps";
 import {
   equityPoints,
   foldRows,
-  hasOutOfSampleEquity,
+  hasStitchedEquity,
   walkForwardFinal,
   walkForwardSummary,
 } from "../../lib/walkforward";
@@ -69,8 +69,9 @@ export class WalkForwardPanel {
         await new Promise((resolve) => window.setTimeout(resolve, POLL_MS));
         if (signal.aborted) return;
       }
-      if (!hasOutOfSampleEquity(this.store.state.walkForward!)) {
-        setStatus(this.chartSlot, "empty", "No fold ran out of sample.");
+      if (!hasStitchedEquity(this.store.state.walkForward!)) {
+        const text = "No stitched curve: a fold had no in-sample winner to run out of sample.";
+        setStatus(this.chartSlot, "empty", text);
         return;
       }
       await this.streamEquity(name, signal);
