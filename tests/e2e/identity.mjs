@@ -23,6 +23,10 @@ await withPage(async (page, screenshot) => {
     await page.locator("[data-testid=launch-refused]").innerText(),
     /Launching needs the operator role/,
   );
+  // The walk-forward and search launches are the same form, gated the same way.
+  await page.selectOption("[data-testid=launch] select[name=mode]", "walkforward");
+  await page.locator("[data-testid=launch] button", { hasText: "Launch walk-forward" }).waitFor();
+  assert.equal(await launch.isDisabled(), true, "a viewer can launch a walk-forward");
   await screenshot("identity-viewer-runs");
   await page.goto(`${origin}/#/wallets`);
   const reconcile = page.locator("button", { hasText: "Reconcile all" });

@@ -151,15 +151,25 @@ await withPage(async (page, screenshot) => {
     .locator("[data-testid=sweep-results] tbody tr")
     .first()
     .getAttribute("data-run");
-  // The heatmap: fast periods across, slow periods down, every cell a finished run.
+  // The heatmap (AnalyzeSweep's matrix): fast periods across, slow periods down, every cell a
+  // finished run.
   const heatmap = page.locator("[data-testid=sweep-heatmap]");
   assert.deepEqual(await heatmap.locator("thead th.num").allInnerTexts(), [
     String(fastPeriod),
     String(fastPeriod + 1),
   ]);
+  await page.waitForFunction(
+    () =>
+      document.querySelectorAll(
+        "[data-testid=sweep-heatmap] tbody td[data-value]:not([data-value=''])",
+      ).length === 4,
+    null,
+    { timeout: 20000 },
+  );
   assert.equal(await heatmap.locator("tbody td a").count(), 4);
-  await page.selectOption("select[name=heatmap-metric]", "return");
-  await heatmap.locator("tbody td a").first().waitFor();
+  // Another metric: AnalyzeSweep maps it (5 is RANK_METRIC_MAX_DRAWDOWN).
+  await page.selectOption("select[name=heatmap-metric]", "5");
+  await page.locator("[data-testid=sweep-heatmap][data-metric='5'] tbody td a").first().waitFor();
   await screenshot("runs-sweep");
   console.log(`other ${other}`);
   // The URL keeps the open sweep; its button counts its finished runs.

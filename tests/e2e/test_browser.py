@@ -350,6 +350,16 @@ def test_playback_replays_up_to_the_cursor_and_keeps_the_view_in_time(
     print(out)
 
 
+def test_a_search_draws_its_progress_and_heatmap_and_a_walk_forward_its_folds_and_equity(
+    stack: Stack, launched: tuple[str, str]
+) -> None:
+    # After `launched`: the dataset is imported. The scenario checks the page against
+    # GetSweep, AnalyzeSweep and GetWalkForward through the gateway.
+    out = run_scenario("sweeps", link(stack), str(GRPCURL), stack.address, stack.admin_token())
+    assert "walk-forward" in out
+    print(out)
+
+
 def test_the_header_names_the_role_and_gates_actions_and_a_bad_token_signs_in(
     stack: Stack, launched: tuple[str, str]
 ) -> None:

@@ -4,8 +4,17 @@ import {
   AccountType,
   ParameterSpecSchema,
   ParameterType,
+  RankMetric,
+  SearchAlgorithm,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { collectParams, launchSpec, toSpec, valueText } from "./launch";
+import {
+  collectParams,
+  launchSpec,
+  searchSpec,
+  toSpec,
+  valueText,
+  walkForwardSpec,
+} from "./launch";
 
 const fast = toSpec(
   create(ParameterSpecSchema, {
@@ -76,5 +85,80 @@ describe("launch form", () => {
     const from = launchSpec({ ...fields, from: "2024-01-02T03:04" }, {});
     expect(from.timeRange?.startTime?.seconds).toBe(BigInt(Date.UTC(2024, 0, 2, 3, 4) / 1000));
     expect(from.timeRange?.endTime).toBeUndefined();
+  });
+});
+
+describe("search and walk-forward fields", () => {
+  const search = {
+    budget: "30",
+    parallel: "2",
+    seed: "7",
+    metric: RankMetric.SHARPE_RATIO,
+    against: RankMetric.MAX_DRAWDOWN,
+  };
+
+  it("sends no search for a grid, and a search spec with whole numbers in range", () => {
+    expect(searchSpec({ algorithm: SearchAlgorithm.GRID, ...search })).toEqual({
+      ok: true,
+      value: undefined,
+    });
+    expect(searchSpec({ algorithm: SearchAlgorithm.TPE, ...search })).toEqual({
+      ok: true,
+      value: {
+        algorithm: SearchAlgorithm.TPE,
+        trialBudget: 30,
+        parallelTrials: 2,
+        seed: 7n,
+        objectives: [],
+      },
+    });
+    const nsga2 = searchSpec({ algorithm: SearchAlgorithm.NSGA2, ...search });
+    expect(nsga2.ok && nsga2.value?.objectives).toEqual([
+      RankMetric.SHARPE_RATIO,
+      RankMetric.MAX_DRAWDOWN,
+    ]);
+    const same = searchSpec({
+      ...search,
+      algorithm: SearchAlgorithm.NSGA2,
+      against: RankMetric.SHARPE_RATIO,
+    });
+    expect(same.ok ? [] : [...same.errors.keys()]).toEqual(["against"]);
+    const bad = searchSpec({
+      ...search,
+      algorithm: SearchAlgorithm.RANDOM,
+      budget: "0",
+      parallel: "1.5",
+      seed: "",
+    });
+    expect(bad.ok ? [] : [...bad.errors.values()]).toEqual([
+      "Trial budget must be between 1 and 10000.",
+      "Parallel trials must be a whole number.",
+      "Seed must be a whole number.",
+    ]);
+  });
+
+  it("cuts hours into whole seconds and names each bad field", () => {
+    const ok = walkForwardSpec({
+      folds: "3",
+      anchored: true,
+      inSampleHours: "1.5",
+      outOfSampleHours: "0.5",
+    });
+    expect(ok).toEqual({
+      ok: true,
+      value: {
+        folds: 3,
+        anchored: true,
+        inSampleDuration: { seconds: 5400n, nanos: 0 },
+        outOfSampleDuration: { seconds: 1800n, nanos: 0 },
+      },
+    });
+    const bad = walkForwardSpec({
+      folds: "51",
+      anchored: false,
+      inSampleHours: "-1",
+      outOfSampleHours: "0.001",
+    });
+    expect(bad.ok ? [] : [...bad.errors.keys()]).toEqual(["folds", "in-sample", "out-of-sample"]);
   });
 });

@@ -1,9 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
+  AnalyzeSweepResponseSchema,
   BacktestSchema,
   BacktestState,
   DatasetSchema,
+  RankMetric,
   SweepResultSchema,
   SweepSchema,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
@@ -20,8 +22,13 @@ import {
   runsSortedBy,
   runsToWatch,
   runUpdated,
+  analysisMetricChosen,
+  heatmapAxisChosen,
+  sweepAnalyzed,
+  sweepLoaded,
   sweepOpened,
   sweepResultArrived,
+  trialFinished,
   sweepsListed,
   sweepSortedBy,
 } from "./runs";
@@ -151,5 +158,62 @@ describe("runs table rows", () => {
     expect(ids(runsFiltered(state, { state: "running" }))).toEqual(["b"]);
     const none = runsFiltered(state, { strategy: "strategies/ema", state: "running" });
     expect(ids(none)).toEqual([]);
+  });
+});
+
+describe("a sweep's progress and analysis", () => {
+  const scored = (id: string, ret: number | null) =>
+    create(SweepResultSchema, {
+      backtest: `backtests/${id}`,
+      state: ret === null ? BacktestState.FAILED : BacktestState.SUCCEEDED,
+      stats: ret === null ? undefined : { totalReturn: ret },
+    });
+  const sweep = create(SweepSchema, {
+    name: "sweeps/s",
+    metric: RankMetric.TOTAL_RETURN,
+    totalRuns: 3,
+  });
+
+  it("appends the best value so far after each trial, and starts again when reopened", () => {
+    let state = sweepLoaded(initialRuns(), sweep);
+    expect(state.analysisMetric).toBe(RankMetric.TOTAL_RETURN);
+    state = trialFinished(state, scored("a", null), scored("a", null));
+    state = trialFinished(state, scored("b", 0.02), scored("b", 0.02));
+    state = trialFinished(state, scored("c", 0.01), scored("b", 0.02));
+    expect(state.bestSoFar).toEqual([null, 0.02, 0.02]);
+    expect(state.sweep?.finishedRuns).toBe(3);
+    expect(sweepLoaded(state, sweep).bestSoFar).toEqual([]);
+  });
+
+  it("keeps an analysis only of the open sweep and the chosen metric", () => {
+    let state = sweepLoaded(initialRuns(), sweep);
+    const analysis = create(AnalyzeSweepResponseSchema, { metric: RankMetric.TOTAL_RETURN });
+    expect(sweepAnalyzed(state, "sweeps/other", analysis).analysis).toBeNull();
+    state = sweepAnalyzed(state, "sweeps/s", analysis);
+    expect(state.analysis).toBe(analysis);
+    state = analysisMetricChosen(state, RankMetric.MAX_DRAWDOWN);
+    expect(sweepAnalyzed(state, "sweeps/s", analysis).analysis).toBe(analysis);
+    const stale = create(AnalyzeSweepResponseSchema, { metric: RankMetric.SHARPE_RATIO });
+    expect(sweepAnalyzed(state, "sweeps/s", stale).analysis).toBe(analysis);
+  });
+
+  it("spreads out the two parameters chosen, swapping when one is taken by the other axis", () => {
+    const three = create(SweepSchema, {
+      name: "sweeps/t",
+      axes: [{ name: "a" }, { name: "b" }, { name: "c" }],
+    });
+    let state = sweepLoaded(initialRuns(), three);
+    state = heatmapAxisChosen(state, "y", "c");
+    expect(state.heatmapAxes).toEqual(["a", "c"]);
+    state = heatmapAxisChosen(state, "x", "c");
+    expect(state.heatmapAxes).toEqual(["c", "a"]);
+    const of = (x: string, y: string) =>
+      create(AnalyzeSweepResponseSchema, {
+        metric: RankMetric.SHARPE_RATIO,
+        heatmap: { xParameter: x, yParameter: y },
+      });
+    expect(sweepAnalyzed(state, "sweeps/t", of("a", "b")).analysis).toBeNull();
+    expect(sweepAnalyzed(state, "sweeps/t", of("c", "a")).analysis).not.toBeNull();
+    expect(sweepLoaded(state, three).heatmapAxes).toEqual(["c", "a"]);
   });
 });

@@ -2,14 +2,17 @@
 // parameters, and the progress label.
 import {
   BacktestState,
+  RankMetric,
+  type AnalyzeSweepResponse,
   type Backtest,
   type Dataset,
   type Strategy,
   type Sweep,
   type SweepResult,
+  type WalkForward,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import { nextDirection, sortRows, type Direction, type SortKey } from "./sort";
-import type { SweepSort } from "./sweeps";
+import { bestSoFarValue, type HeatmapScore, type SweepSort } from "./sweeps";
 import { formatDuration, timestampSeconds } from "./time";
 
 export type RunPhase = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "unspecified";
@@ -64,7 +67,14 @@ export interface RunsState {
   readonly sweeps: readonly Sweep[];
   readonly sweep: Sweep | null; // the sweep whose results are open
   readonly sweepSort: SweepSort;
-  readonly heatmapMetric: string; // a key of HEATMAP_METRICS (lib/sweeps.ts)
+  // After each finished trial of the open sweep, its best value so far (null: none yet).
+  readonly bestSoFar: readonly (number | null)[];
+  readonly analysis: AnalyzeSweepResponse | null; // AnalyzeSweep of the open sweep
+  readonly analysisMetric: RankMetric; // what the heatmap maps and scores
+  readonly heatmapScore: HeatmapScore;
+  // The heatmap's parameters (across, down); null: the sweep's first two axes.
+  readonly heatmapAxes: readonly [string, string] | null;
+  readonly walkForward: WalkForward | null; // the open walk-forward
   readonly runSort: { readonly key: RunColumn; readonly direction: Direction };
   readonly runFilter: RunFilter;
 }
@@ -89,7 +99,12 @@ export function initialRuns(): RunsState {
     sweeps: [],
     sweep: null,
     sweepSort: { key: null, direction: "desc" },
-    heatmapMetric: "sharpe",
+    bestSoFar: [],
+    analysis: null,
+    analysisMetric: RankMetric.SHARPE_RATIO,
+    heatmapScore: "value",
+    heatmapAxes: null,
+    walkForward: null,
     runSort: { key: "created", direction: "desc" },
     runFilter: { strategy: "", dataset: "", state: "" },
   };
@@ -211,8 +226,65 @@ export function sweepResultArrived(state: RunsState, result: SweepResult): RunsS
   return sweepOpened(state, { ...sweep, results, finishedRuns });
 }
 
-export function heatmapMetricChosen(state: RunsState, metric: string): RunsState {
-  return metric === state.heatmapMetric ? state : { ...state, heatmapMetric: metric };
+// A sweep opened afresh: its progress is replayed by WatchSweep and analysed again; another sweep
+// is mapped by its own metric.
+export function sweepLoaded(state: RunsState, sweep: Sweep): RunsState {
+  const same = state.sweep?.name === sweep.name;
+  const own = sweep.metric === RankMetric.UNSPECIFIED ? RankMetric.SHARPE_RATIO : sweep.metric;
+  return {
+    ...sweepOpened(state, sweep),
+    bestSoFar: [],
+    analysis: same ? state.analysis : null,
+    analysisMetric: same ? state.analysisMetric : own,
+    heatmapAxes: same ? state.heatmapAxes : null,
+  };
+}
+
+// A trial finished (WatchSweep's result) with `best` the best result so far.
+export function trialFinished(
+  state: RunsState,
+  result: SweepResult,
+  best: SweepResult | undefined,
+) {
+  const sweep = state.sweep;
+  if (sweep === null) return state;
+  const bestSoFar = [...state.bestSoFar, bestSoFarValue(best, sweep.metric)];
+  return { ...sweepResultArrived(state, result), bestSoFar };
+}
+
+// An analysis arrived; it is kept if it is of the open sweep, the chosen metric and parameters.
+export function sweepAnalyzed(
+  state: RunsState,
+  name: string,
+  analysis: AnalyzeSweepResponse,
+): RunsState {
+  const axes = state.heatmapAxes;
+  const map = analysis.heatmap;
+  const current =
+    state.sweep?.name === name &&
+    analysis.metric === state.analysisMetric &&
+    (axes === null || (map?.xParameter === axes[0] && map?.yParameter === axes[1]));
+  return current ? { ...state, analysis } : state;
+}
+
+// The heatmap's parameters: choosing one that is on the other axis swaps them.
+export function heatmapAxisChosen(state: RunsState, axis: "x" | "y", name: string): RunsState {
+  const [x = "", y = ""] = state.heatmapAxes ?? state.sweep?.axes.map((a) => a.name) ?? [];
+  const next: [string, string] =
+    axis === "x" ? [name, name === y ? x : y] : [name === x ? y : x, name];
+  return { ...state, heatmapAxes: next };
+}
+
+export function analysisMetricChosen(state: RunsState, metric: RankMetric): RunsState {
+  return metric === state.analysisMetric ? state : { ...state, analysisMetric: metric };
+}
+
+export function heatmapScoreChosen(state: RunsState, score: HeatmapScore): RunsState {
+  return score === state.heatmapScore ? state : { ...state, heatmapScore: score };
+}
+
+export function walkForwardOpened(state: RunsState, walkForward: WalkForward): RunsState {
+  return { ...state, walkForward };
 }
 
 export function sweepSortedBy(state: RunsState, key: string): RunsState {

@@ -4,10 +4,24 @@ import {
   BacktestSchema,
   BacktestState,
   BacktestStatsSchema,
+  ParameterValueSchema,
   RankMetric,
+  ScoredPointSchema,
+  SweepHeatmapSchema,
+  SearchAlgorithm,
+  SearchSpecSchema,
   SweepResultSchema,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
-import { liveRanks, sortedResults, sweepColumns, sweepHeatmap, withRunStates } from "./sweeps";
+import {
+  bestSoFarValue,
+  curvePoints,
+  heatmapGrid,
+  liveRanks,
+  sortedResults,
+  sweepColumns,
+  sweepKind,
+  withRunStates,
+} from "./sweeps";
 
 const result = (fast: number, sharpe: number | null, rank: number) =>
   create(SweepResultSchema, {
@@ -83,46 +97,91 @@ describe("a sweep while it runs", () => {
 });
 
 describe("sweep heatmap", () => {
-  const point = (fast: number, slow: number, sharpe: number | null) =>
-    create(SweepResultSchema, {
-      backtest: `backtests/f${fast}s${slow}`,
-      state: sharpe === null ? BacktestState.RUNNING : BacktestState.SUCCEEDED,
-      parameters: {
-        fast_period: { kind: { case: "intValue", value: BigInt(fast) } },
-        slow_period: { kind: { case: "intValue", value: BigInt(slow) } },
-      },
-      stats: sharpe === null ? undefined : create(BacktestStatsSchema, { sharpeRatio: sharpe }),
+  const point = (backtest: string, value?: number, neighbourhoodScore?: number, rank = 0) =>
+    create(ScoredPointSchema, {
+      backtest,
+      value,
+      neighbourhoodScore,
+      rank,
+      neighbourhoodRank: rank,
     });
-  const results = [point(10, 30, 1), point(5, 30, -1), point(5, 20, 0), point(10, 20, null)];
+  const int = (v: number) =>
+    create(ParameterValueSchema, { kind: { case: "intValue", value: BigInt(v) } });
+  const map = create(SweepHeatmapSchema, {
+    xParameter: "fast_period",
+    xValues: [int(5), int(10)],
+    yParameter: "slow_period",
+    yValues: [int(20), int(30)],
+    cells: [
+      { xIndex: 0, yIndex: 0, point: point("backtests/a", 0, 0.5, 2) },
+      { xIndex: 1, yIndex: 0, point: point("backtests/b") },
+      { xIndex: 0, yIndex: 1, point: point("backtests/c", -1, 0, 3) },
+      { xIndex: 1, yIndex: 1, point: point("backtests/d", 1, 0.25, 1) },
+    ],
+  });
 
-  it("lays a two-parameter sweep out on a grid, in numeric order, shaded best to worst", () => {
-    const map = sweepHeatmap(["fast_period", "slow_period"], results, "sharpe")!;
-    expect([map.x, map.y, map.xs, map.ys]).toEqual([
+  it("lays AnalyzeSweep's matrix out by row, shaded best to worst, a missing value unshaded", () => {
+    const grid = heatmapGrid(map, RankMetric.SHARPE_RATIO, "value")!;
+    expect([grid.x, grid.y, grid.xs, grid.ys]).toEqual([
       "fast_period",
       "slow_period",
       ["5", "10"],
       ["20", "30"],
     ]);
-    const shades = map.cells.map((row) => row.map((cell) => cell?.shade ?? null));
-    expect(shades).toEqual([
+    expect(grid.cells.map((row) => row.map((cell) => cell?.shade ?? null))).toEqual([
       [0.5, null],
       [0, 1],
     ]);
-    expect(map.cells[1]![1]).toEqual({
-      backtest: "backtests/f10s30",
+    expect(grid.cells[1]![1]).toEqual({
+      backtest: "backtests/d",
+      value: 1,
       text: "1.00",
+      rank: 1,
       shade: 1,
-      succeeded: true,
     });
-    expect(map.cells[0]![1]!.succeeded).toBe(false);
+    expect(grid.cells[0]![1]!.text).toBe("");
   });
 
-  it("shades lower-is-better metrics the other way, and needs exactly two axes", () => {
-    const drawdown = [point(5, 20, 1), point(10, 20, 1)];
-    drawdown[0]!.stats!.maxDrawdown = 0.1;
-    drawdown[1]!.stats!.maxDrawdown = 0.3;
-    const map = sweepHeatmap(["fast_period", "slow_period"], drawdown, "dd")!;
-    expect(map.cells[0]!.map((cell) => cell?.shade)).toEqual([1, 0]);
-    expect(sweepHeatmap(["fast_period"], results, "sharpe")).toBeNull();
+  it("shows the neighbourhood score, shades lower-is-better the other way, needs a y axis", () => {
+    const plateau = heatmapGrid(map, RankMetric.SHARPE_RATIO, "neighbourhood")!;
+    expect(plateau.cells[0]![0]!.value).toBe(0.5);
+    expect(plateau.cells[0]![0]!.shade).toBe(1);
+    const drawdown = heatmapGrid(map, RankMetric.MAX_DRAWDOWN, "value")!;
+    expect(drawdown.cells[1]![1]!.shade).toBe(0);
+    expect(drawdown.cells[1]![1]!.text).toBe("100.00%");
+    expect(heatmapGrid({ ...map, yParameter: "" }, RankMetric.SHARPE_RATIO, "value")).toBeNull();
+  });
+});
+
+describe("a search's progress", () => {
+  it("is the best result's metric after each trial, null before any trial has a value", () => {
+    const failed = create(SweepResultSchema, { state: BacktestState.FAILED });
+    expect(bestSoFarValue(undefined, RankMetric.SHARPE_RATIO)).toBeNull();
+    expect(bestSoFarValue(failed, RankMetric.SHARPE_RATIO)).toBeNull();
+    expect(bestSoFarValue(result(1, 2.5, 1), RankMetric.SHARPE_RATIO)).toBe(2.5);
+  });
+
+  it("draws trial i at x = i step, the best at the top, skipping trials without a value", () => {
+    expect(curvePoints([null, 1, 3], 100, 10)).toEqual([
+      { trial: 2, x: 50, y: 10 },
+      { trial: 3, x: 100, y: 0 },
+    ]);
+    expect(curvePoints([2], 100, 10)).toEqual([{ trial: 1, x: 0, y: 5 }]);
+    // Two trials of a budget of five: the first two fifths of the box.
+    expect(curvePoints([1, 2], 100, 10, 5).map((p) => p.x)).toEqual([0, 25]);
+  });
+});
+
+describe("a sweep's kind", () => {
+  it("names the grid, or the sampler with its budget and NSGA-II's objectives", () => {
+    expect(sweepKind(undefined)).toBe("grid");
+    const tpe = create(SearchSpecSchema, { algorithm: SearchAlgorithm.TPE, trialBudget: 30 });
+    expect(sweepKind(tpe)).toBe("TPE search, budget 30");
+    const nsga2 = create(SearchSpecSchema, {
+      algorithm: SearchAlgorithm.NSGA2,
+      trialBudget: 8,
+      objectives: [RankMetric.SHARPE_RATIO, RankMetric.MAX_DRAWDOWN],
+    });
+    expect(sweepKind(nsga2)).toBe("NSGA-II search of sharpe ratio against max drawdown, budget 8");
   });
 });

@@ -2,7 +2,10 @@
 import {
   BacktestState,
   RankMetric,
+  SearchAlgorithm,
   type Backtest,
+  type SearchSpec,
+  type SweepHeatmap,
   type SweepResult,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import { formatDecimal } from "./decimal";
@@ -58,7 +61,54 @@ const METRIC: ReadonlyMap<RankMetric, readonly [(s: Stats) => number, boolean]> 
   [RankMetric.PROFIT_FACTOR, [(s: Stats) => s.profitFactor, true]],
   [RankMetric.MAX_DRAWDOWN, [(s: Stats) => s.maxDrawdown, false]],
   [RankMetric.WIN_RATE, [(s: Stats) => s.winRate, true]],
+  [RankMetric.CAGR, [(s: Stats) => s.cagr, true]],
+  [RankMetric.CALMAR_RATIO, [(s: Stats) => s.calmarRatio, true]],
+  [RankMetric.EXPECTANCY, [(s: Stats) => s.expectancy, true]],
 ]);
+
+// The metrics a user can rank, map or score by.
+export const METRICS: readonly RankMetric[] = [...METRIC.keys()].filter(
+  (m) => m !== RankMetric.UNSPECIFIED,
+);
+
+export function metricName(metric: RankMetric): string {
+  const known = metric === RankMetric.UNSPECIFIED ? RankMetric.SHARPE_RATIO : metric;
+  return (RankMetric[known] ?? "").toLowerCase().replace(/_/g, " ");
+}
+
+const SEARCHES: ReadonlyMap<SearchAlgorithm, string> = new Map([
+  [SearchAlgorithm.GRID, "grid"],
+  [SearchAlgorithm.RANDOM, "random search"],
+  [SearchAlgorithm.TPE, "TPE search"],
+  [SearchAlgorithm.NSGA2, "NSGA-II search"],
+]);
+
+// How a sweep picks its points: "grid" or the search's sampler, budget and objectives.
+export function sweepKind(search: SearchSpec | undefined): string {
+  if (search === undefined) return "grid";
+  const name = SEARCHES.get(search.algorithm) ?? "search";
+  const objectives =
+    search.objectives.length > 1
+      ? ` of ${search.objectives.map(metricName).join(" against ")}`
+      : "";
+  return `${name}${objectives}, budget ${search.trialBudget}`;
+}
+
+export function higherIsBetter(metric: RankMetric): boolean {
+  return (METRIC.get(metric) ?? METRIC.get(RankMetric.UNSPECIFIED)!)[1];
+}
+
+const FRACTIONS: ReadonlySet<RankMetric> = new Set([
+  RankMetric.TOTAL_RETURN,
+  RankMetric.MAX_DRAWDOWN,
+  RankMetric.WIN_RATE,
+  RankMetric.CAGR,
+]);
+
+// A metric's value as the results table shows it: fractions as percentages.
+export function metricText(metric: RankMetric, value: number): string {
+  return FRACTIONS.has(metric) ? formatPercent(value) : formatNumber(value);
+}
 
 // Ranks (1 = best; ties share a rank) among the runs that have succeeded, by run name: while a
 // sweep runs, the unfinished runs have none.
@@ -191,67 +241,96 @@ export function sortedResults(
   return column === undefined ? results : sortRows(results, column.sortKey, sort.direction);
 }
 
-// The statistics a heatmap can colour by (keys of sweepColumns), and whether lower is better.
-export const HEATMAP_METRICS: ReadonlyArray<readonly [string, string, boolean]> = [
-  ["sharpe", "Sharpe", false],
-  ["return", "Return", false],
-  ["sortino", "Sortino", false],
-  ["dd", "Max drawdown", true],
-  ["win", "Win rate", false],
-  ["pf", "Profit factor", false],
-];
+// A search's progress: after each finished trial, the metric of the best result so far (WatchSweep's
+// best_so_far); null while no trial has a value. One value per finished trial, in the order the
+// trials finished.
+export function bestSoFarValue(best: SweepResult | undefined, metric: RankMetric): number | null {
+  if (best === undefined || best.state !== BacktestState.SUCCEEDED || best.stats === undefined)
+    return null;
+  const value = (METRIC.get(metric) ?? METRIC.get(RankMetric.UNSPECIFIED)!)[0](best.stats);
+  return Number.isFinite(value) ? value : null;
+}
+
+// The curve's points in a width x height box (y down), the box `slots` trials wide (a search's
+// budget: the curve fills it as trials finish); null values are skipped.
+export function curvePoints(
+  values: readonly (number | null)[],
+  width: number,
+  height: number,
+  slots = values.length,
+): Array<{ trial: number; x: number; y: number }> {
+  const known = values.filter((v): v is number => v !== null);
+  const low = Math.min(...known);
+  const high = Math.max(...known);
+  const span = high - low;
+  const across = Math.max(slots, values.length);
+  const step = across > 1 ? width / (across - 1) : 0;
+  const points: Array<{ trial: number; x: number; y: number }> = [];
+  values.forEach((value, i) => {
+    if (value === null) return;
+    const y = span > 0 ? height * (1 - (value - low) / span) : height / 2;
+    points.push({ trial: i + 1, x: i * step, y });
+  });
+  return points;
+}
+
+// What a heatmap cell shows: the metric or its neighbourhood score (the metric averaged over the
+// points within one step on every axis).
+export type HeatmapScore = "value" | "neighbourhood";
 
 export interface HeatmapCell {
   readonly backtest: string;
-  readonly text: string; // the metric as the table shows it; "" without a value
+  readonly value: number | null; // the score shown
+  readonly text: string; // "" without a value
+  readonly rank: number; // by the score shown; 0 without one
   readonly shade: number | null; // 0 worst .. 1 best among the cells with a value
-  readonly succeeded: boolean;
 }
 
 export interface Heatmap {
   readonly x: string; // the parameters on the axes
   readonly y: string;
-  readonly xs: readonly string[]; // their values, in order
+  readonly xs: readonly string[]; // their values, in the sweep's order
   readonly ys: readonly string[];
-  readonly cells: ReadonlyArray<ReadonlyArray<HeatmapCell | null>>; // [y][x]; null: no such run
+  readonly cells: ReadonlyArray<ReadonlyArray<HeatmapCell | null>>; // [y][x]; null: no such point
 }
 
-// A two-parameter sweep's results as a grid coloured by `metric`, built from its rows (so it fills
-// in while the sweep runs); null unless the sweep has exactly two axes.
-export function sweepHeatmap(
-  axes: readonly string[],
-  results: readonly SweepResult[],
-  metric: string,
+// AnalyzeSweep's matrix laid out as rows, coloured by the metric or its neighbourhood score; null
+// when the sweep has one axis.
+export function heatmapGrid(
+  map: SweepHeatmap,
+  metric: RankMetric,
+  score: HeatmapScore,
 ): Heatmap | null {
-  if (axes.length !== 2) return null;
-  const [x, y] = axes as [string, string];
-  const column = sweepColumns(axes).find((c) => c.key === metric);
-  const lowerIsBetter = HEATMAP_METRICS.find(([key]) => key === metric)?.[2] ?? false;
-  if (column === undefined) return null;
-  const values = (axis: string) => {
-    const seen = new Map<string, SortKey>();
-    for (const r of results) seen.set(valueText(r.parameters[axis]), parameterKey(r, axis));
-    return sortRows([...seen.keys()], (text) => seen.get(text), "asc");
+  if (map.yParameter === "") return null;
+  const xs = map.xValues.map((v) => valueText(v));
+  const ys = map.yValues.map((v) => valueText(v));
+  const scoreOf = (cell: SweepHeatmap["cells"][number]) => {
+    const point = cell.point;
+    const value = score === "value" ? point?.value : point?.neighbourhoodScore;
+    return value !== undefined && Number.isFinite(value) ? value : null;
   };
-  const xs = values(x);
-  const ys = values(y);
-  const scores = results
-    .map((r) => column.sortKey(r))
-    .filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  const scores = map.cells.map(scoreOf).filter((v): v is number => v !== null);
   const low = Math.min(...scores);
   const high = Math.max(...scores);
+  const higher = higherIsBetter(metric);
   const cells = ys.map(() => xs.map((): HeatmapCell | null => null));
-  for (const r of results) {
-    const xi = xs.indexOf(valueText(r.parameters[x]));
-    const yi = ys.indexOf(valueText(r.parameters[y]));
-    const score = column.sortKey(r);
+  for (const cell of map.cells) {
+    const row = cells[cell.yIndex];
+    if (row === undefined || cell.xIndex >= xs.length) continue;
+    const value = scoreOf(cell);
     let shade: number | null = null;
-    if (typeof score === "number" && Number.isFinite(score)) {
-      const position = high > low ? (score - low) / (high - low) : 1;
-      shade = lowerIsBetter ? 1 - position : position;
+    if (value !== null) {
+      const position = high > low ? (value - low) / (high - low) : 1;
+      shade = higher ? position : 1 - position;
     }
-    const succeeded = r.state === BacktestState.SUCCEEDED;
-    cells[yi]![xi] = { backtest: r.backtest, text: column.text(r), shade, succeeded };
+    const point = cell.point;
+    row[cell.xIndex] = {
+      backtest: point?.backtest ?? "",
+      value,
+      text: value === null ? "" : metricText(metric, value),
+      rank: (score === "value" ? point?.rank : point?.neighbourhoodRank) ?? 0,
+      shade,
+    };
   }
-  return { x, y, xs, ys, cells };
+  return { x: map.xParameter, y: map.yParameter, xs, ys, cells };
 }

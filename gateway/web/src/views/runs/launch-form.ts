@@ -1,23 +1,34 @@
-// The launch form: a run or a sweep, built from ListStrategies' parameter specs (bounds checked as
-// the user types) and ListDatasets. The inputs live in the form; the parsing is lib/launch.ts.
+// The launch form: a run, a sweep (a grid or a search) or a walk-forward, built from
+// ListStrategies' parameter specs (bounds checked as the user types) and ListDatasets. The inputs
+// live in the form; the parsing is lib/launch.ts.
 import {
   AccountType,
   BacktestState,
   DataKind,
   RankMetric,
+  SearchAlgorithm,
   type Backtest,
   type Dataset,
   type Strategy,
 } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { describeError } from "../../errors";
 import { isDecimal } from "../../lib/decimal";
-import { collectParams, launchSpec, toSpec, valueText, type Collected } from "../../lib/launch";
+import {
+  collectParams,
+  launchSpec,
+  searchSpec,
+  toSpec,
+  valueText,
+  walkForwardSpec,
+  type Collected,
+} from "../../lib/launch";
 import { gridSize, type ParamSpec } from "../../lib/params";
 import { Role } from "../../gen/tapedeck/common/v1/common_pb";
 import { gate } from "../../lib/identity";
 import { formatRoute } from "../../lib/router";
 import { shortId, stateName, type RunsState } from "../../lib/runs";
 import type { Store } from "../../lib/store";
+import { METRICS, metricName } from "../../lib/sweeps";
 import { formatTime, timestampSeconds } from "../../lib/time";
 import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
@@ -29,13 +40,17 @@ const INTERVALS = [
   ["900", "15 minutes"],
   ["3600", "1 hour"],
 ];
-const METRICS = Object.values(RankMetric).filter(
-  (v): v is RankMetric => typeof v === "number" && v !== RankMetric.UNSPECIFIED,
-);
+const SAMPLERS: Array<[SearchAlgorithm, string]> = [
+  [SearchAlgorithm.GRID, "every point (grid)"],
+  [SearchAlgorithm.TPE, "TPE search (Bayesian)"],
+  [SearchAlgorithm.RANDOM, "random search"],
+  [SearchAlgorithm.NSGA2, "NSGA-II search (two objectives)"],
+];
 
 export interface Launched {
   run: (backtest: Backtest) => void;
   sweep: (name: string) => void;
+  walkForward: (name: string) => void;
 }
 
 interface ParamInput {
@@ -66,7 +81,8 @@ export class LaunchForm {
     "select",
     { name: "mode", "aria-label": "Mode" },
     h("option", { value: "run", text: "Single run" }),
-    h("option", { value: "sweep", text: "Sweep (grid)" }),
+    h("option", { value: "sweep", text: "Sweep" }),
+    h("option", { value: "walkforward", text: "Walk-forward" }),
   );
   private readonly dataset = h("select", { name: "dataset", required: true });
   private readonly strategy = h("select", { name: "strategy", required: true });
@@ -105,14 +121,55 @@ export class LaunchForm {
   private readonly metric = h(
     "select",
     { name: "metric" },
-    ...METRICS.map((m) =>
-      h("option", {
-        value: String(m),
-        text: (RankMetric[m] ?? "").toLowerCase().replace(/_/g, " "),
-      }),
-    ),
+    ...METRICS.map((m) => h("option", { value: String(m), text: metricName(m) })),
   );
-  private readonly metricRow = [h("label", { text: "Rank by" }), this.metric];
+  private readonly sampler = h(
+    "select",
+    { name: "sampler", "aria-label": "Points" },
+    ...SAMPLERS.map(([value, text]) => h("option", { value: String(value), text })),
+  );
+  private readonly against = h(
+    "select",
+    { name: "against", "aria-label": "Against" },
+    ...METRICS.map((m) => h("option", { value: String(m), text: metricName(m) })),
+  );
+  private readonly budget = h("input", { name: "budget", value: "30", inputmode: "numeric" });
+  private readonly parallel = h("input", { name: "parallel", value: "2", inputmode: "numeric" });
+  private readonly seed = h("input", { name: "seed", value: "0", inputmode: "numeric" });
+  private readonly folds = h("input", { name: "folds", value: "4", inputmode: "numeric" });
+  private readonly anchored = h("input", { type: "checkbox", name: "anchored" });
+  private readonly inSample = h("input", { name: "in-sample", value: "24", inputmode: "decimal" });
+  private readonly outOfSample = h("input", {
+    name: "out-of-sample",
+    value: "8",
+    inputmode: "decimal",
+  });
+  private readonly optionsError = h("div", { class: "full field-error" });
+  // Shown for a sweep or a walk-forward.
+  private readonly sweepRows = [
+    h("label", { text: "Rank by" }),
+    this.metric,
+    h("label", { text: "Points" }),
+    this.sampler,
+  ];
+  // NSGA-II optimises the ranked metric and this one together.
+  private readonly againstRows = [h("label", { text: "Against" }), this.against];
+  private readonly searchRows = [
+    h("label", { text: "Trial budget" }),
+    this.budget,
+    h("label", { text: "Parallel trials" }),
+    this.parallel,
+    h("label", { text: "Seed" }),
+    this.seed,
+  ];
+  private readonly walkRows = [
+    h("label", { text: "Folds" }),
+    this.folds,
+    h("label", { text: "In-sample hours" }),
+    h("div", {}, this.inSample, " ", h("label", {}, this.anchored, " anchored")),
+    h("label", { text: "Out-of-sample hours" }),
+    this.outOfSample,
+  ];
   private readonly grid = h("div", { class: "hint", "data-testid": "grid-size" });
   private readonly submit = h("button", { type: "submit", class: "primary", text: "Launch run" });
   private readonly status = h("div", { class: "full", "data-testid": "launch-status" });
@@ -130,6 +187,7 @@ export class LaunchForm {
     this.paramsSlot.style.display = "contents";
     // Total return is defined for every finished run; Sharpe and Sortino need five daily returns.
     this.metric.value = String(RankMetric.TOTAL_RETURN);
+    this.against.value = String(RankMetric.MAX_DRAWDOWN);
     // The status of the run launched last follows its state as the table learns it.
     scope.add(
       store.subscribe((next, previous) => {
@@ -142,6 +200,15 @@ export class LaunchForm {
     this.dataset.addEventListener("change", () => this.onDataset());
     this.strategy.addEventListener("change", () => this.onStrategy());
     this.mode.addEventListener("change", () => this.onStrategy());
+    this.sampler.addEventListener("change", () => {
+      this.showSearchRows();
+      this.validate();
+    });
+    this.metric.addEventListener("change", () => this.validate());
+    this.against.addEventListener("change", () => this.validate());
+    for (const input of [this.budget, this.parallel, this.seed, this.folds, this.inSample])
+      input.addEventListener("input", () => this.validate());
+    this.outOfSample.addEventListener("input", () => this.validate());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.launch();
@@ -165,7 +232,11 @@ export class LaunchForm {
       this.from,
       h("label", { text: "To (UTC)" }),
       this.to,
-      ...this.metricRow,
+      ...this.sweepRows,
+      ...this.againstRows,
+      ...this.searchRows,
+      ...this.walkRows,
+      this.optionsError,
       h("span"),
       this.grid,
       h("span"),
@@ -189,8 +260,41 @@ export class LaunchForm {
     );
   }
 
+  // A sweep or a walk-forward: parameters take several values.
   private get sweep(): boolean {
-    return this.mode.value === "sweep";
+    return this.mode.value !== "run";
+  }
+
+  private get searching(): boolean {
+    return this.sweep && Number(this.sampler.value) !== SearchAlgorithm.GRID;
+  }
+
+  private showSearchRows(): void {
+    for (const el of this.searchRows) el.hidden = !this.searching;
+    const nsga2 = this.searching && Number(this.sampler.value) === SearchAlgorithm.NSGA2;
+    for (const el of this.againstRows) el.hidden = !nsga2;
+  }
+
+  private options() {
+    const search = searchSpec({
+      algorithm: this.sweep ? Number(this.sampler.value) : SearchAlgorithm.GRID,
+      budget: this.budget.value,
+      parallel: this.parallel.value,
+      seed: this.seed.value,
+      metric: Number(this.metric.value),
+      against: Number(this.against.value),
+    });
+    const walk = walkForwardSpec({
+      folds: this.folds.value,
+      anchored: this.anchored.checked,
+      inSampleHours: this.inSample.value,
+      outOfSampleHours: this.outOfSample.value,
+    });
+    const errors = [
+      ...(search.ok ? [] : search.errors.values()),
+      ...(walk.ok || this.mode.value !== "walkforward" ? [] : walk.errors.values()),
+    ];
+    return { search, walk, errors };
   }
 
   private show(datasets: readonly Dataset[], strategies: readonly Strategy[]): void {
@@ -263,8 +367,15 @@ export class LaunchForm {
       );
       this.inputs.push({ spec, input, error });
     }
-    for (const el of this.metricRow) el.hidden = !sweep;
-    this.submit.textContent = sweep ? "Launch sweep" : "Launch run";
+    for (const el of this.sweepRows) el.hidden = !sweep;
+    this.showSearchRows();
+    for (const el of this.walkRows) el.hidden = this.mode.value !== "walkforward";
+    this.submit.textContent =
+      this.mode.value === "walkforward"
+        ? "Launch walk-forward"
+        : sweep
+          ? "Launch sweep"
+          : "Launch run";
     this.validate();
   }
 
@@ -282,14 +393,21 @@ export class LaunchForm {
 
   private validate(): void {
     const collected = this.collect();
-    const ok = collected.errors.size === 0;
-    if (this.sweep && ok) {
+    const { errors } = this.options();
+    this.optionsError.textContent = errors.join(" ");
+    const ok = collected.errors.size === 0 && errors.length === 0;
+    if (this.searching && ok)
+      this.grid.textContent =
+        collected.axes.length === 0
+          ? "Give at least one parameter several values."
+          : `${this.budget.value} trials sampled from ${gridSize(collected.axes.map((a) => a.values)).toLocaleString()} points`;
+    else if (this.sweep && ok) {
       const size = gridSize(collected.axes.map((a) => a.values));
       const over = size > MAX_GRID ? " — at most 10,000" : "";
       this.grid.textContent =
         collected.axes.length === 0
           ? "Give at least one parameter several values."
-          : `${size.toLocaleString()} runs in the grid${over}`;
+          : `${size.toLocaleString()} runs in the grid${this.mode.value === "walkforward" ? " of each fold" : ""}${over}`;
     } else this.grid.textContent = "";
     const { datasets, strategies } = this.store.state;
     this.submit.disabled = !ok || datasets.length === 0 || strategies.length === 0;
@@ -320,15 +438,29 @@ export class LaunchForm {
     this.submit.disabled = true;
     setStatus(this.status, "loading", "Submitting…");
     const sweep = this.sweep;
+    const mode = this.mode.value;
+    const { search, walk } = this.options();
     const signal = this.scope.signal;
     void (async () => {
       try {
         this.followed = null;
-        if (sweep) {
-          if (collected.axes.length === 0)
-            throw new Error("A sweep needs at least one parameter with several values.");
-          const metric = Number(this.metric.value) as RankMetric;
-          const request = { baseSpec: spec, axes: collected.axes, metric };
+        if (sweep && collected.axes.length === 0)
+          throw new Error("A sweep needs at least one parameter with several values.");
+        if (!search.ok) throw new Error("Correct the fields marked above.");
+        const metric = Number(this.metric.value) as RankMetric;
+        const sweepRequest = { baseSpec: spec, axes: collected.axes, metric, search: search.value };
+        if (mode === "walkforward") {
+          if (!walk.ok) throw new Error("Correct the fields marked above.");
+          const request = { ...sweepRequest, walkForward: walk.value };
+          const { walkForward } = await this.clients.backtest.createWalkForward(request, {
+            signal,
+          });
+          const name = walkForward?.name ?? "";
+          const folds = walkForward?.folds.length ?? 0;
+          setStatus(this.status, "ok", `Walk-forward ${shortId(name)} started: ${folds} folds.`);
+          this.launched.walkForward(name);
+        } else if (sweep) {
+          const request = sweepRequest;
           const { sweep: created } = await this.clients.backtest.createSweep(request, { signal });
           const name = created?.name ?? "";
           const text = `Sweep ${shortId(name)} started: ${created?.totalRuns ?? 0} runs.`;

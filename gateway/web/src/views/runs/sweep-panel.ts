@@ -1,34 +1,51 @@
-// Sweeps: the recent ones as buttons, and the open sweep's results in a sortable table that fills
-// in through WatchSweep while it runs.
+// Sweeps: the recent ones as buttons, and the open sweep: its best-so-far curve and results table,
+// which fill in through WatchSweep while it runs, and AnalyzeSweep's heatmap and overfitting odds.
 import {
   BacktestState,
-  RankMetric,
   SweepState,
+  type AnalyzeSweepResponse,
   type Sweep,
   type SweepResult,
 } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { describeError } from "../../errors";
-import { formatRoute } from "../../lib/router";
+import { Superseding } from "../../lib/abort";
+import { Latest } from "../../lib/latest";
 import {
-  heatmapMetricChosen,
+  analysisMetricChosen,
+  heatmapAxisChosen,
+  heatmapScoreChosen,
   shortId,
+  sweepAnalyzed,
+  sweepLoaded,
   sweepOpened,
-  sweepResultArrived,
   sweepsListed,
   sweepSortedBy,
+  trialFinished,
   type RunsState,
 } from "../../lib/runs";
 import type { Store } from "../../lib/store";
 import {
-  HEATMAP_METRICS,
+  heatmapGrid,
   liveRanks,
+  METRICS,
+  metricName,
   sortedResults,
   sweepColumns,
-  sweepHeatmap,
+  sweepKind,
   withRunStates,
+  type HeatmapScore,
 } from "../../lib/sweeps";
+import { Throttle } from "../../lib/throttle";
+import { formatRoute } from "../../lib/router";
 import type { Clients } from "../../transport";
 import { h, setStatus, sortableHeader, type Scope } from "../../ui/dom";
+import { heatmapTable, overfittingPanel, progressChart } from "./sweep-analysis";
+import { remember } from "./route";
+
+// While a sweep runs, its analysis is asked again at most this often.
+const ANALYSIS_INTERVAL_MS = 2000;
+// Results arriving together (a finished sweep replays them all) are applied at once.
+const BATCH_MS = 50;
 
 function lower(name: string | undefined): string {
   return (name ?? "").toLowerCase().replace(/_/g, " ");
@@ -37,7 +54,18 @@ function lower(name: string | undefined): string {
 export class SweepPanel {
   private readonly status = h("div");
   private readonly list = h("div", { class: "toolbar" });
-  private readonly detail = h("div");
+  private readonly summary = h("div", { "data-testid": "sweep-summary" });
+  private readonly progress = h("div");
+  private readonly results = h("div");
+  private readonly analysis = h("div", { class: "sweep-analysis" });
+  private readonly detail = h(
+    "div",
+    { hidden: true },
+    this.summary,
+    this.progress,
+    this.results,
+    this.analysis,
+  );
   readonly element = h(
     "section",
     { class: "panel", "data-testid": "sweeps" },
@@ -46,6 +74,12 @@ export class SweepPanel {
     this.list,
     this.detail,
   );
+  private readonly watching: Superseding;
+  // Keyed by the request as JSON: the newest asked is the one shown.
+  private readonly analyzer: Latest<string, AnalyzeSweepResponse>;
+  private readonly reanalyze = new Throttle(ANALYSIS_INTERVAL_MS, () => this.analyze());
+  private pending: Array<[SweepResult, SweepResult | undefined]> = [];
+  private flushTimer = 0;
 
   // `finished` runs when an open sweep stops running (its runs are final now).
   constructor(
@@ -54,7 +88,21 @@ export class SweepPanel {
     private readonly scope: Scope,
     private readonly finished: () => void,
   ) {
+    this.watching = new Superseding(scope.signal);
+    this.analyzer = new Latest(
+      (key) => clients.backtest.analyzeSweep(JSON.parse(key), { signal: scope.signal }),
+      (key, result) => {
+        const { name } = JSON.parse(key) as { name: string };
+        if (result.ok) this.store.update((s) => sweepAnalyzed(s, name, result.value));
+        else if (!scope.signal.aborted)
+          setStatus(this.analysis, "error", describeError(result.error));
+      },
+    );
     scope.add(store.subscribe((next, previous) => this.render(next, previous)));
+    scope.add(() => {
+      this.reanalyze.cancel();
+      window.clearTimeout(this.flushTimer);
+    });
   }
 
   // The recent sweeps; `open` opens the one named `select`, if any.
@@ -65,7 +113,7 @@ export class SweepPanel {
         signal: this.scope.signal,
       });
       this.store.update((s) => sweepsListed(s, sweeps));
-      const text = "No sweeps yet. Switch the form to Sweep to run a parameter grid.";
+      const text = "No sweeps yet. Switch the form to Sweep to run a grid or a search.";
       setStatus(this.status, sweeps.length === 0 ? "empty" : null, text);
       if (select && open)
         void this.open(select.startsWith("sweeps/") ? select : `sweeps/${select}`);
@@ -74,30 +122,58 @@ export class SweepPanel {
     }
   }
 
+  // Opens a sweep: WatchSweep replays its finished trials (with the best so far after each) and
+  // follows it until every run is final.
   private async open(name: string): Promise<void> {
-    this.detail.replaceChildren(h("div", { class: "status loading", text: "Loading sweep…" }));
-    const signal = this.scope.signal;
+    const signal = this.watching.next();
+    this.detail.hidden = false;
+    setStatus(this.summary, "loading", "Loading sweep…");
     try {
       const { sweep } = await this.clients.backtest.getSweep({ name }, { signal });
       if (sweep === undefined) return;
-      this.store.update((s) => sweepOpened(s, sweep));
-      // A link to this page opens the same sweep.
-      const id = name.split("/").pop() ?? name;
-      history.replaceState(null, "", formatRoute("runs", null, { sweep: id }));
-      if (sweep.state !== SweepState.RUNNING) return;
+      this.pending = [];
+      this.store.update((s) => sweepLoaded(s, sweep));
+      remember("sweep", name.split("/").pop() ?? name);
+      this.analyze();
+      const running = sweep.state === SweepState.RUNNING;
       for await (const message of this.clients.backtest.watchSweep({ name }, { signal })) {
-        if (this.store.state.sweep?.name !== name) break;
         const event = message.event;
-        if (event.case === "result") this.store.update((s) => sweepResultArrived(s, event.value));
-        else if (event.case === "sweep") this.store.update((s) => sweepOpened(s, event.value));
+        if (event.case === "result") {
+          this.pending.push([event.value, message.bestSoFar]);
+          if (this.flushTimer === 0)
+            this.flushTimer = window.setTimeout(() => this.flush(), BATCH_MS);
+        } else if (event.case === "sweep") {
+          this.flush();
+          this.store.update((s) => sweepOpened(s, event.value));
+          this.analyze();
+        }
       }
-      void this.load(null, false);
-      this.finished();
+      if (running) {
+        void this.load(null, false);
+        this.finished();
+      }
     } catch (error) {
       if (signal.aborted) return;
-      const text = describeError(error);
-      this.detail.replaceChildren(h("div", { class: "status error", role: "alert", text }));
+      setStatus(this.summary, "error", describeError(error));
     }
+  }
+
+  private flush(): void {
+    window.clearTimeout(this.flushTimer);
+    this.flushTimer = 0;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    this.store.update((s) => batch.reduce((state, [r, best]) => trialFinished(state, r, best), s));
+    this.reanalyze.trigger();
+  }
+
+  private analyze(): void {
+    const { sweep, analysisMetric } = this.store.state;
+    if (sweep === null) return;
+    const [xParameter = "", yParameter = ""] = this.store.state.heatmapAxes ?? [];
+    const request = { name: sweep.name, metric: analysisMetric, xParameter, yParameter };
+    this.analyzer.request(JSON.stringify(request));
   }
 
   private render(state: RunsState, previous: RunsState): void {
@@ -105,26 +181,53 @@ export class SweepPanel {
       this.list.replaceChildren(
         ...state.sweeps.map((s) => {
           const progress = `${s.finishedRuns}/${s.totalRuns}`;
-          const text = `${shortId(s.name)} · ${progress} · ${lower(SweepState[s.state])}`;
+          const kind = s.search === undefined ? "grid" : "search";
+          const text = `${shortId(s.name)} · ${kind} · ${progress} · ${lower(SweepState[s.state])}`;
           const button = h("button", { type: "button", text });
           button.addEventListener("click", () => void this.open(s.name));
           return button;
         }),
       );
     const sweep = state.sweep;
-    const same =
-      sweep === previous.sweep &&
-      state.sweepSort === previous.sweepSort &&
-      state.runs === previous.runs &&
-      state.heatmapMetric === previous.heatmapMetric;
-    if (sweep === null || same) return;
-    this.showSweep(sweep, state);
-    // Keyboard sorting keeps the focus on the header that was used.
-    if (state.sweepSort !== previous.sweepSort && state.sweepSort.key !== null)
-      this.detail.querySelector<HTMLElement>(`th[data-key="${state.sweepSort.key}"]`)?.focus();
+    if (sweep === null) return;
+    if (
+      sweep !== previous.sweep ||
+      state.sweepSort !== previous.sweepSort ||
+      state.runs !== previous.runs
+    ) {
+      this.showSummary(sweep);
+      this.showResults(sweep, state);
+      // Keyboard sorting keeps the focus on the header that was used.
+      if (state.sweepSort !== previous.sweepSort && state.sweepSort.key !== null)
+        this.results.querySelector<HTMLElement>(`th[data-key="${state.sweepSort.key}"]`)?.focus();
+    }
+    if (state.bestSoFar !== previous.bestSoFar || sweep !== previous.sweep)
+      this.progress.replaceChildren(progressChart(state.bestSoFar, sweep.metric, sweep.totalRuns));
+    if (
+      state.analysisMetric !== previous.analysisMetric ||
+      state.heatmapAxes !== previous.heatmapAxes
+    )
+      this.analyze();
+    if (
+      state.analysis !== previous.analysis ||
+      state.heatmapScore !== previous.heatmapScore ||
+      state.analysisMetric !== previous.analysisMetric ||
+      state.heatmapAxes !== previous.heatmapAxes ||
+      sweep.name !== previous.sweep?.name
+    )
+      this.showAnalysis(state);
   }
 
-  private showSweep(sweep: Sweep, state: RunsState): void {
+  private showSummary(sweep: Sweep): void {
+    const phase = lower(SweepState[sweep.state]);
+    this.summary.replaceChildren(
+      h("code", { text: shortId(sweep.name) }),
+      ` ${sweepKind(sweep.search)} · ${phase} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
+      ` · ranked by ${metricName(sweep.metric)}`,
+    );
+  }
+
+  private showResults(sweep: Sweep, state: RunsState): void {
     const sort = state.sweepSort;
     const results = withRunStates(sweep.results, state.runs);
     const columns = sweepColumns(
@@ -152,78 +255,91 @@ export class SweepPanel {
       tr.append(h("td", {}, open));
       body.append(tr);
     }
-    const metric = lower(RankMetric[sweep.metric]);
-    const phase = lower(SweepState[sweep.state]);
     const table = h(
       "table",
       { class: "grid", "data-testid": "sweep-results" },
       h("thead", {}, head),
       body,
     );
-    this.detail.replaceChildren(
-      h(
-        "p",
-        {},
-        h("code", { text: shortId(sweep.name) }),
-        ` ${phase} · ${sweep.finishedRuns} of ${sweep.totalRuns} runs finished`,
-        ` · ranked by ${metric || "sharpe ratio"}`,
-      ),
+    this.results.replaceChildren(
       sweep.results.length === 0
         ? h("div", { class: "status empty", text: "No results yet; they appear as runs finish." })
         : h("div", { class: "table-scroll" }, table),
-      this.heatmap(sweep, results, state.heatmapMetric),
     );
   }
 
-  // A two-parameter sweep's grid coloured by the chosen statistic; a cell opens its run.
-  private heatmap(sweep: Sweep, results: readonly SweepResult[], metric: string): HTMLElement | "" {
-    const map = sweepHeatmap(
-      sweep.axes.map((a) => a.name),
-      results,
-      metric,
-    );
-    if (map === null) return "";
-    const choose = h(
+  // The metric (or its neighbourhood score) over two parameters, and the overfitting figures.
+  private showAnalysis(state: RunsState): void {
+    const chooseMetric = h(
       "select",
       { name: "heatmap-metric", "aria-label": "Heatmap metric" },
-      ...HEATMAP_METRICS.map(([key, title]) => h("option", { value: key, text: title })),
+      ...METRICS.map((m) => h("option", { value: String(m), text: metricName(m) })),
     );
-    choose.value = metric;
-    choose.addEventListener("change", () =>
-      this.store.update((s) => heatmapMetricChosen(s, choose.value)),
+    chooseMetric.value = String(state.analysisMetric);
+    chooseMetric.addEventListener("change", () =>
+      this.store.update((s) => analysisMetricChosen(s, Number(chooseMetric.value))),
     );
-    const head = h(
-      "tr",
-      {},
-      h("th", { text: `${map.y} ↓ · ${map.x} →` }),
-      ...map.xs.map((x) => h("th", { class: "num", text: x })),
+    const chooseScore = h(
+      "select",
+      { name: "heatmap-score", "aria-label": "Heatmap score" },
+      h("option", { value: "value", text: "its value" }),
+      h("option", { value: "neighbourhood", text: "its neighbourhood score" }),
     );
-    const rows = map.ys.map((y, yi) =>
-      h(
-        "tr",
-        {},
-        h("th", { class: "num", text: y }),
-        ...map.xs.map((_, xi) => {
-          const cell = map.cells[yi]![xi];
-          if (cell === null || cell === undefined) return h("td", {});
-          const id = cell.backtest.split("/").pop() ?? "";
-          const td = h(
-            "td",
-            { class: "num", "data-run": id, title: cell.backtest },
-            cell.succeeded ? h("a", { href: formatRoute("playback", id), text: cell.text }) : "…",
-          );
-          // Red (worst) through amber to green (best), pale enough to read the number on.
-          if (cell.shade !== null)
-            td.style.background = `hsl(${Math.round(cell.shade * 120)} 70% 50% / 0.35)`;
-          return td;
-        }),
-      ),
+    chooseScore.value = state.heatmapScore;
+    chooseScore.addEventListener("change", () =>
+      this.store.update((s) => heatmapScoreChosen(s, chooseScore.value as HeatmapScore)),
     );
-    return h(
+    const toolbar = h(
       "div",
-      { class: "heatmap", "data-testid": "sweep-heatmap" },
-      h("label", {}, "Heatmap of ", choose),
-      h("table", { class: "grid" }, h("thead", {}, head), h("tbody", {}, ...rows)),
+      { class: "toolbar" },
+      h("label", {}, "Heatmap of ", chooseMetric),
+      " ",
+      h("label", {}, "showing ", chooseScore),
     );
+    // With more than two parameters, which two the map spreads out (the best over the others).
+    const names = state.sweep?.axes.map((a) => a.name) ?? [];
+    if (names.length > 2) {
+      const [x, y] = state.heatmapAxes ?? names;
+      for (const [axis, title, value] of [
+        ["x", "across", x],
+        ["y", "down", y],
+      ] as const) {
+        const choose = h(
+          "select",
+          { name: `heatmap-${axis}`, "aria-label": `Heatmap ${title}` },
+          ...names.map((n) => h("option", { value: n, text: n })),
+        );
+        choose.value = value ?? "";
+        choose.addEventListener("change", () =>
+          this.store.update((s) => heatmapAxisChosen(s, axis, choose.value)),
+        );
+        toolbar.append(" ", h("label", {}, `${title} `, choose));
+      }
+    }
+    const analysis = state.analysis;
+    const map =
+      analysis?.heatmap === undefined
+        ? null
+        : heatmapGrid(analysis.heatmap, analysis.metric, state.heatmapScore);
+    const explain =
+      state.heatmapScore === "neighbourhood"
+        ? "Each cell averages the metric over the points one step around it: a stable plateau " +
+          "scores higher than an isolated spike."
+        : "Each cell is one run's metric; with more than two parameters, the best over the others.";
+    const heatmap =
+      analysis === null
+        ? h("div", { class: "status loading", text: "Analysing…" })
+        : map === null
+          ? h("div", {
+              class: "status empty",
+              text: "A heatmap needs a sweep over two parameters.",
+            })
+          : h(
+              "div",
+              { class: "heatmap", "data-testid": "sweep-heatmap", "data-metric": analysis.metric },
+              h("p", { class: "hint", text: explain }),
+              h("div", { class: "table-scroll" }, heatmapTable(map)),
+            );
+    this.analysis.replaceChildren(toolbar, heatmap, overfittingPanel(analysis?.odds));
   }
 }

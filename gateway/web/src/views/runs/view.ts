@@ -1,6 +1,6 @@
-// Runs: the list with live progress, a launch form (run or sweep) built from the strategies'
-// parameter specs and the datasets, sweep results as a sortable table, and a way into playback
-// for each run.
+// Runs: the list with live progress, a launch form (run, sweep or walk-forward) built from the
+// strategies' parameter specs and the datasets, the open sweep (its progress, results, heatmap and
+// overfitting odds), the open walk-forward, and a way into playback for each run.
 // The view composes the three around one RunsState (lib/runs.ts).
 import type { Route } from "../../lib/router";
 import { catalogLoaded, initialRuns, runUpdated, type RunsState } from "../../lib/runs";
@@ -10,6 +10,7 @@ import { h, type Scope } from "../../ui/dom";
 import { LaunchForm } from "./launch-form";
 import { RunsTable } from "./runs-table";
 import { SweepPanel } from "./sweep-panel";
+import { WalkForwardPanel } from "./walk-forward";
 
 const CATALOG_PAGE = 1000;
 
@@ -18,10 +19,15 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
   const table = new RunsTable(store, clients, scope);
   const refresh = () => void table.refresh().catch(() => undefined);
   const sweeps = new SweepPanel(store, clients, scope, refresh);
+  const walkForward = new WalkForwardPanel(store, clients, scope);
   const form = new LaunchForm(store, clients, scope, {
     run: (backtest) => store.update((s) => runUpdated(s, backtest)),
     sweep: (name) => {
       void sweeps.load(name);
+      refresh();
+    },
+    walkForward: (name) => {
+      void walkForward.open(name);
       refresh();
     },
   });
@@ -30,6 +36,7 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     h("div", { class: "view-head" }, h("h1", { text: "Backtest runs" })),
     h("div", { class: "layout-2" }, form.element, table.element),
     sweeps.element,
+    walkForward.element,
   );
 
   const signal = scope.signal;
@@ -43,4 +50,6 @@ export function renderRuns(root: HTMLElement, clients: Clients, route: Route, sc
     });
   table.load();
   void sweeps.load(route.params.get("sweep"));
+  const walk = route.params.get("walkForward");
+  if (walk) void walkForward.open(walk);
 }
