@@ -71,8 +71,9 @@ await withPage(async (page, screenshot) => {
   assert.equal(await form.locator("select[name=source]").inputValue(), `uploads/${fileName}`);
   assert.equal(await form.locator("select[name=kind]").inputValue(), "3");
   await form.locator("input[name=instrument-id]").fill("ETHUSDT.BINANCE");
-  await form.locator("input[name=base]").fill("ETH");
-  await form.locator("input[name=quote]").fill("USDT");
+  // Base and quote follow the instrument id.
+  assert.equal(await form.locator("input[name=base]").inputValue(), "ETH");
+  assert.equal(await form.locator("input[name=quote]").inputValue(), "USDT");
   await form.locator("input[name=price-precision]").fill("2");
   await form.locator("input[name=size-precision]").fill("3");
   await form.locator("input[name=display-name]").fill("ETH bars uploaded");

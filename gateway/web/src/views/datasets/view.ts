@@ -238,11 +238,13 @@ export function renderDatasets(
     conventionField.hidden = Number(kind.value) !== DataKind.BARS;
   };
   kind.addEventListener("change", showConvention);
-  instrumentId.addEventListener("change", () => {
-    const pair = splitSymbol(instrumentId.value);
-    if (pair === null) return;
-    if (base.value === "") base.value = pair.base;
-    if (quote.value === "") quote.value = pair.quote;
+  // Base and quote follow the instrument id as it is typed, until someone types them.
+  let suggested = { base: "", quote: "" };
+  instrumentId.addEventListener("input", () => {
+    const pair = splitSymbol(instrumentId.value) ?? { base: "", quote: "" };
+    if (base.value === suggested.base) base.value = pair.base;
+    if (quote.value === suggested.quote) quote.value = pair.quote;
+    suggested = pair;
   });
   const sourceChanged = () => {
     const file = files.find((f) => f.path === source.value);
