@@ -108,8 +108,11 @@ await withPage(async (page, screenshot) => {
   const create = page.locator("[data-testid=create-wallet]");
   await create.locator("input[name=display-name]").fill("desk-new");
   await create.locator("input[name=account-ref]").fill("acct-new");
-  await create.locator("input[name=credentials-ref]").fill("cdp-new");
+  await create.locator("input[name=credentials-ref]").fill("CDP_NEW");
   await create.locator("button[type=submit]").click();
+  const created = create.locator(".status.ok, [role=alert]");
+  await created.waitFor();
+  assert.match(await created.innerText(), /Created desk-new/);
   await count.filter({ hasText: `${Number(expected) + 1} wallets` }).waitFor();
   await detail.locator("h2", { hasText: "desk-new" }).waitFor();
   const setBalance = detail.locator("[data-testid=set-balance]");

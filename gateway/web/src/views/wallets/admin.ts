@@ -45,7 +45,12 @@ export class WalletAdmin {
     const displayName = h("input", { name: "display-name", required: true, maxlength: 200 });
     const exchange = h("input", { name: "exchange", required: true, value: "coinbase" });
     const account = h("input", { name: "account-ref", required: true });
-    const credentials = h("input", { name: "credentials-ref", required: true });
+    const credentials = h("input", {
+      name: "credentials-ref",
+      required: true,
+      placeholder: "COINBASE_DESK_KEY",
+      pattern: "[A-Za-z0-9_]+",
+    });
     const submit = h("button", { type: "submit", class: "primary", text: "Create" });
     adminOnly(submit, "Creating a wallet");
     const status = h("div");
