@@ -27,10 +27,10 @@ class BacktestSettings(ServiceSettings):
     catalog_dir: Path | None = None
     # Imports running at once; further imports wait their turn.
     import_concurrency: int = Field(default=2, ge=1, le=64)
-    # Largest file an upload may send (BACKTEST_UPLOAD_MAX_BYTES); default 2 GiB.
     upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
-    # Where unfinished uploads are kept until their last byte arrives (<data_dir>/upload-staging).
+    """Largest file StartUpload accepts, in bytes (default 2 GiB)."""
     upload_staging_dir: Path | None = None
+    """Where unfinished uploads wait for their last byte; unset: <data_dir>/upload-staging."""
     # Directories of user strategy modules (os.pathsep-separated in BACKTEST_STRATEGY_PATHS).
     strategy_paths: Annotated[tuple[Path, ...], NoDecode] = ()
 
