@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.backtest.v1 import backtest_pb2_grpc
 from tapedeck_backtest import server
-from tapedeck_backtest.datasets.uploads import MAX_CHUNK_BYTES
+from tapedeck_backtest.datasets.uploads import MAX_CHUNK_BYTES, Uploads
 from tapedeck_backtest.settings import BacktestSettings
 from tests.backtest.reference import BTCUSDT
 from tests.support import field_violations
@@ -126,6 +127,25 @@ async def test_a_chunk_at_the_wrong_offset_writes_nothing_and_names_the_offset_t
         done = await send(stub, name, content, chunk=4096)
         assert done.complete
         assert (data_dir / "raw" / "uploads" / "b.csv").read_bytes() == content
+
+
+async def test_writers_racing_for_one_offset_write_one_chunk(tmp_path: Path):
+    # Straight at the application: through one gRPC connection the chunks arrive one by one,
+    # while replicas sharing the staging folder (or threads here) do race.
+    uploads = Uploads(
+        data_root=tmp_path / "raw", staging_dir=tmp_path / "staging", max_bytes=1 << 30
+    )
+    size = MAX_CHUNK_BYTES - 10
+    chunks = [bytes([65 + i]) * (size + i) for i in range(8)]
+    for trial in range(3):
+        upload = await uploads.start(file_name=f"race{trial}.csv", total_bytes=1 << 28)
+        answers = await asyncio.gather(
+            *(uploads.write(upload.id, offset=0, data=chunk) for chunk in chunks)
+        )
+        # One chunk won; every writer is told the offset it left.
+        [offset] = {answer.next_offset for answer in answers}
+        part = tmp_path / "staging" / f"{upload.id}.part"
+        assert part.read_bytes() == chunks[offset - size]
 
 
 async def test_an_upload_resumes_after_the_service_restarts(database_url: str, data_dir: Path):

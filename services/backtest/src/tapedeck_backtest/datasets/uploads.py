@@ -9,13 +9,14 @@ place in one step, so an import never sees half a file; the part's absence then 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tapedeck_backtest.datasets.importer import check_format
@@ -98,8 +99,6 @@ class Uploads:
         self._data_root = data_root
         self._staging = staging_dir
         self.max_bytes = max_bytes
-        # Chunks of one upload are written one at a time; a second caller then sees the new offset.
-        self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self, *, file_name: str, total_bytes: int) -> Upload:
         """Begin an upload; refused if the data root already has a file of that name."""
@@ -114,13 +113,7 @@ class Uploads:
     async def write(self, upload_id: str, *, offset: int, data: bytes) -> Upload:
         """Write a chunk at `offset`; at another offset write nothing and say where to resume."""
         check_chunk(data, offset=offset)
-        await self.get(upload_id)  # only uploads that exist get a lock
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
-        async with lock:
-            upload = await asyncio.to_thread(self._write, upload_id, offset, data)
-        if upload.complete:
-            self._locks.pop(upload_id, None)
-        return upload
+        return await asyncio.to_thread(self._write, upload_id, offset, data)
 
     async def remove_stale(self) -> None:
         """Delete the files of uploads untouched for a week (finished or not)."""
@@ -160,33 +153,44 @@ class Uploads:
 
     def _write(self, upload_id: str, offset: int, data: bytes) -> Upload:
         upload = self._read(upload_id)
-        if upload.complete or offset != upload.next_offset:
+        if upload.complete:
             return upload
-        if offset + len(data) > upload.total_bytes:
-            raise InvalidArgument(
-                "data", f"runs past the upload's total_bytes ({upload.total_bytes})"
-            )
-        part = self._part(upload_id)
-        with part.open("r+b") as file:
+        try:
+            file = self._part(upload_id).open("r+b")
+        except FileNotFoundError:
+            return self._read(upload_id)  # finished meanwhile
+        with file:
+            # One writer at a time per upload, across threads and processes sharing the folder;
+            # a caller that waited sees the offset the previous one left.
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+            if not self._part(upload_id).exists():
+                return self._read(upload_id)
+            received = os.fstat(file.fileno()).st_size
+            if offset != received:
+                return replace(upload, next_offset=received)
+            if offset + len(data) > upload.total_bytes:
+                raise InvalidArgument(
+                    "data", f"runs past the upload's total_bytes ({upload.total_bytes})"
+                )
             file.seek(offset)
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        received = offset + len(data)
-        if received < upload.total_bytes:
-            return Upload(upload_id, upload.file_name, upload.total_bytes, received, False)
-        target = self._target_dir()
-        target.mkdir(parents=True, exist_ok=True)
-        hidden = self._hidden(upload_id)
-        # A rename when the staging folder shares the data root's file system, else a copy.
-        shutil.move(part, hidden)
-        os.replace(hidden, target / upload.file_name)
+            received += len(data)
+            if received < upload.total_bytes:
+                return replace(upload, next_offset=received)
+            target = self._target_dir()
+            target.mkdir(parents=True, exist_ok=True)
+            hidden = self._hidden(upload_id)
+            # A rename when the staging folder shares the data root's file system, else a copy.
+            shutil.move(self._part(upload_id), hidden)
+            os.replace(hidden, target / upload.file_name)
         os.utime(self._staging / f"{upload_id}.json")
         logger.info(
             "upload finished",
             extra={"upload": upload_id, "path": upload.source_path, "bytes": received},
         )
-        return Upload(upload_id, upload.file_name, upload.total_bytes, received, complete=True)
+        return replace(upload, next_offset=received, complete=True)
 
     def _remove_stale(self) -> None:
         if not self._staging.is_dir():
