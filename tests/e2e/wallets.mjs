@@ -83,6 +83,11 @@ await withPage(async (page, screenshot) => {
   assert.match((await row.getAttribute("class")) ?? "", /mismatch/);
   assert.match(await row.innerText(), /BTC \+0\.5/);
   assert.equal(await page.locator("[data-testid=wallets] .vt-row[data-key]").count(), 1);
+  // The asset filter finds it by the asset that differs.
+  await page.fill("input[aria-label='Filter wallets']", "BTC");
+  await page
+    .locator("[data-testid=wallet-count]", { hasText: `1 of ${expected} wallets` })
+    .waitFor();
   await row.click();
   const detail = page.locator("[data-testid=wallet-detail]");
   await detail.locator("tr.mismatch", { hasText: "BTC" }).waitFor();
@@ -100,6 +105,7 @@ await withPage(async (page, screenshot) => {
   console.log("mismatch highlighted: BTC stored 1.25, exchange 1.75");
   await screenshot("wallets-reconciled");
   await page.uncheck("input[name=only-diffs]");
+  await page.fill("input[aria-label='Filter wallets']", "");
   await screenshot("wallets-all");
 
   // An admin creates a wallet, sets a balance on it and deletes it.

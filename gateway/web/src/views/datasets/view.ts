@@ -9,6 +9,7 @@ import {
   type ImportableFile,
 } from "../../gen/tapedeck/backtest/v1/backtest_pb";
 import { Role } from "../../gen/tapedeck/common/v1/common_pb";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { describeError } from "../../errors";
 import {
   defaultKind,
@@ -376,9 +377,15 @@ export function renderDatasets(
   async function upload(file: File): Promise<void> {
     uploadButton.disabled = true;
     const key = uploadKey(file);
+    // An unfinished upload of this very file (same name, size and date) is resumed, unless the
+    // service no longer has it (a week old, or another deployment).
+    let name = window.localStorage.getItem(key);
     try {
-      // An unfinished upload of this very file (same name, size and date) is resumed.
-      let name = window.localStorage.getItem(key);
+      if (name !== null)
+        await api.get(name).catch((error: unknown) => {
+          if (ConnectError.from(error).code !== Code.NotFound) throw error;
+          name = null;
+        });
       if (name === null) {
         name = (await api.start(file.name, file.size)).name;
         window.localStorage.setItem(key, name);
@@ -409,6 +416,11 @@ export function renderDatasets(
       if (displayName.value === "") displayName.value = displayNameOf(done.sourcePath);
     } catch (error) {
       if (scope.signal.aborted) return;
+      // Refused before it began (a bad name, over the cap): nothing to resume.
+      if (name === null) {
+        setStatus(uploadStatus, "error", describeError(error));
+        return;
+      }
       setStatus(uploadStatus, "error", `${describeError(error)} — press Resume to continue.`);
       uploadButton.textContent = "Resume";
     } finally {
