@@ -1,10 +1,10 @@
 """Every paged RPC of the backtest service refuses a page token it did not issue for the request.
 
-ListDatasets, ListStrategies, ListBacktests, ListSweeps, StreamEquity and ListFills each get a
-real token (page_size 1), then, in turn: the token forged (position rewritten, signature kept),
-truncated, issued for another RPC, issued for the same RPC with another filter, issued by another
-deployment (another key), and an unsigned token of the old format with an empty position (which
-made ListBacktests answer INTERNAL). Each answer must be INVALID_ARGUMENT naming `page_token`;
+ListDatasets, ListStrategies, ListBacktests, ListImportableFiles, ListSweeps, StreamEquity and
+ListFills each get a real token (page_size 1), then, in turn: the token forged (position
+rewritten, signature kept), truncated, issued for another RPC, issued for the same RPC with
+another filter, issued by another deployment (another key), and an unsigned token of the old
+format with an empty position (which made ListBacktests answer INTERNAL). Each answer must be INVALID_ARGUMENT naming `page_token`;
 the real token must give the next page.
 """
 
@@ -100,6 +100,12 @@ def paged_rpcs(service: Service, run: str) -> list[Paged]:
             lambda r: unary(stub.ListBacktests, r, "backtests"),
             lambda: pb.ListBacktestsRequest(page_size=1),
             lambda: pb.ListBacktestsRequest(page_size=1, states=[pb.BACKTEST_STATE_QUEUED]),
+        ),
+        Paged(
+            "ListImportableFiles",
+            lambda r: unary(stub.ListImportableFiles, r, "files"),
+            lambda: pb.ListImportableFilesRequest(page_size=1),
+            None,
         ),
         Paged(
             "ListSweeps",
@@ -211,4 +217,4 @@ async def test_every_paged_rpc_refuses_tokens_it_did_not_issue_for_the_request(
             for case, bad in cases.items():
                 answers[paged.name, case] = await answer(paged, with_token(paged.request(), bad))
     assert answers == dict.fromkeys(answers, ("INVALID_ARGUMENT", True))
-    assert len(answers) == 4 * 6 + 2 * 5
+    assert len(answers) == 4 * 6 + 3 * 5

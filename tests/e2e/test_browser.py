@@ -204,8 +204,10 @@ def test_reconciling_against_the_exchange_highlights_a_mismatch(
         # Many more wallets on the first portfolio: the table must stay fast (virtualised).
         for index in range(FILLER_WALLETS):
             create({**first, "display_name": f"filler-{index:04d}"}, balances)
-    out = run_scenario("wallets", link(stack), str(FILLER_WALLETS + 2))
+    out = run_scenario("wallets", link(stack), str(FILLER_WALLETS + 2), _viewer_token(stack))
     assert "mismatch highlighted" in out
+    assert "created, balance set, deleted" in out
+    assert "viewer gated" in out
     print(out)
 
 
@@ -364,11 +366,21 @@ def test_the_header_names_the_role_and_gates_actions_and_a_bad_token_signs_in(
     stack: Stack, launched: tuple[str, str]
 ) -> None:
     # After `launched`: the form has a dataset and a strategy, so only the role disables Launch.
-    tokens = json.loads((stack.data_dir / "tokens.json").read_text())["tokens"]
-    viewer = next(entry["token"] for entry in tokens if entry["name"] == "viewer")
     origin = f"http://{stack.address}"
-    out = run_scenario("identity", origin, viewer, stack.admin_token())
+    out = run_scenario("identity", origin, _viewer_token(stack), stack.admin_token())
     assert "viewer gated" in out
+
+
+def test_an_uploaded_csv_imports_and_opens_in_playback(stack: Stack) -> None:
+    out = run_scenario("datasets", link(stack), _viewer_token(stack))
+    assert "opens in playback" in out
+    assert "viewer gated" in out
+    print(out)
+
+
+def _viewer_token(stack: Stack) -> str:
+    tokens = json.loads((stack.data_dir / "tokens.json").read_text())["tokens"]
+    return str(next(entry["token"] for entry in tokens if entry["name"] == "viewer"))
 
 
 def _service_pid(stack: Stack, module: str) -> int:

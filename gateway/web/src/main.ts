@@ -10,6 +10,7 @@ import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
 import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
+import { renderDatasets } from "./views/datasets/view";
 import { renderWallets } from "./views/wallets/view";
 import { renderLive } from "./views/live/view";
 
@@ -36,6 +37,7 @@ const clients = createClients();
 const TABS: Array<[ViewName, string]> = [
   ["runs", "Runs"],
   ["playback", "Playback"],
+  ["datasets", "Datasets"],
   ["wallets", "Wallets"],
   ["live", "Live"],
   ["overview", "Stack"],
@@ -67,6 +69,9 @@ function show(): void {
       break;
     case "playback":
       renderPlayback(app, clients, route, scope);
+      break;
+    case "datasets":
+      renderDatasets(app, clients, route, scope);
       break;
     case "wallets":
       renderWallets(app, clients, route, scope);

@@ -24,6 +24,9 @@ import {
   statusClass,
   statusText,
   tally,
+  walletRemoved,
+  walletSelected,
+  balanceFromForm,
 } from "./wallets";
 
 describe("wallet rows", () => {
@@ -165,6 +168,36 @@ describe("wallets state", () => {
     expect([...complete.rows.keys()]).toEqual(["wallets/a"]);
     expect(walletsComplete(complete, new Set(["wallets/a"]))).toBe(complete);
     expect(resultsCleared(complete).rows.get("wallets/a")?.result).toBeNull();
+  });
+
+  it("drops a deleted wallet and closes its detail", () => {
+    let state = walletsListed(initialWallets(), [wallet("a", "a", []), wallet("b", "b", [])]);
+    state = walletSelected(state, "wallets/a");
+    const gone = walletRemoved(state, "wallets/a");
+    expect([...gone.rows.keys()]).toEqual(["wallets/b"]);
+    expect(gone.selected).toBeNull();
+    expect(walletRemoved(walletSelected(state, "wallets/b"), "wallets/a").selected).toBe(
+      "wallets/b",
+    );
+  });
+
+  it("reads a typed balance exactly, with defaults, or says what is wrong", () => {
+    expect(balanceFromForm({ asset: " btc ", total: "1.250", available: "", hold: "" })).toEqual({
+      asset: "BTC",
+      total: "1.250",
+      available: "1.250",
+      hold: "0",
+    });
+    expect(
+      balanceFromForm({ asset: "ETH", total: "10.123456789012345678", available: "9", hold: "1" }),
+    ).toEqual({ asset: "ETH", total: "10.123456789012345678", available: "9", hold: "1" });
+    expect(balanceFromForm({ asset: "", total: "1", available: "", hold: "" })).toMatch(/^Asset/);
+    expect(balanceFromForm({ asset: "BTC", total: "-1", available: "", hold: "" })).toMatch(
+      /^Total/,
+    );
+    expect(balanceFromForm({ asset: "BTC", total: "1", available: "x", hold: "" })).toMatch(
+      /^Available/,
+    );
   });
 
   it("filters by words and by differences, and counts what is shown", () => {

@@ -9,7 +9,7 @@ import {
   type Wallet,
   type WalletReconciliation,
 } from "../gen/tapedeck/wallets/v1/wallets_pb";
-import { formatDecimal, signOf } from "./decimal";
+import { formatDecimal, isDecimal, signOf } from "./decimal";
 
 export interface BalanceLike {
   asset: string;
@@ -155,6 +155,39 @@ export function walletsListed(state: WalletsState, wallets: readonly Wallet[]): 
 export function walletsComplete(state: WalletsState, listed: ReadonlySet<string>): WalletsState {
   if ([...state.rows.keys()].every((name) => listed.has(name))) return state;
   return { ...state, rows: new Map([...state.rows].filter(([name]) => listed.has(name))) };
+}
+
+// A wallet deleted: its row goes, and the detail closes if it was open.
+export function walletRemoved(state: WalletsState, name: string): WalletsState {
+  const rows = new Map(state.rows);
+  rows.delete(name);
+  return { ...state, rows, selected: state.selected === name ? null : state.selected };
+}
+
+export interface BalanceForm {
+  readonly asset: string;
+  readonly total: string;
+  readonly available: string; // empty: the total
+  readonly hold: string; // empty: 0
+}
+
+// The balance an admin typed, as SetBalances takes it, or why it cannot be sent. Amounts stay
+// decimal strings; available + hold must not exceed total is the service's rule to check.
+export function balanceFromForm(
+  form: BalanceForm,
+): { asset: string; total: string; available: string; hold: string } | string {
+  const asset = form.asset.trim().toUpperCase();
+  if (!/^[A-Z0-9]{1,20}$/.test(asset)) return "Asset: letters and digits, e.g. BTC.";
+  const total = form.total.trim();
+  const available = form.available.trim() === "" ? total : form.available.trim();
+  const hold = form.hold.trim() === "" ? "0" : form.hold.trim();
+  for (const [label, value] of [
+    ["Total", total],
+    ["Available", available],
+    ["Hold", hold],
+  ] as const)
+    if (!isDecimal(value) || signOf(value) < 0) return `${label}: a non-negative decimal number.`;
+  return { asset, total, available, hold };
 }
 
 export function resultsArrived(

@@ -14,6 +14,7 @@ from tapedeck_backtest.analysis.service import SessionDrifts, SweepAnalyses
 from tapedeck_backtest.analysis.servicer import AnalysisRpcs
 from tapedeck_backtest.datasets.service import Datasets
 from tapedeck_backtest.datasets.servicer import DatasetRpcs
+from tapedeck_backtest.datasets.uploads import Uploads
 from tapedeck_backtest.models import live_outbox
 from tapedeck_backtest.playback.metrics import playback_probes
 from tapedeck_backtest.playback.service import Playback
@@ -75,6 +76,12 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             concurrency=settings.import_concurrency,
         )
         await datasets.remove_leftovers()
+        uploads = Uploads(
+            data_root=settings.resolved_data_root,
+            staging_dir=settings.resolved_upload_staging_dir,
+            max_bytes=settings.upload_max_bytes,
+        )
+        await uploads.remove_stale()
         # Stopped last (on_stop runs in reverse): a pool stopping may still publish events.
         live_events = start_live_events(settings, sessions=sessions, table=live_outbox)
         on_stop: list[Callable[[], Awaitable[None]]] = [live_events.stop]
@@ -135,7 +142,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             cache_bytes=settings.playback_cache_bytes,
         )
         servicer = BacktestServicer(
-            datasets=DatasetRpcs(datasets, page_tokens=page_tokens),
+            datasets=DatasetRpcs(datasets, uploads, page_tokens=page_tokens),
             strategies=StrategyRpcs(registry, page_tokens=page_tokens),
             runs=RunRpcs(runs, page_tokens=page_tokens),
             playback=PlaybackRpcs(Playback(results), page_tokens=page_tokens),

@@ -60,6 +60,30 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         """List datasets newest first, optionally of one instrument."""
         return await self.datasets.ListDatasets(request, context)
 
+    async def ListImportableFiles(
+        self, request: pb.ListImportableFilesRequest, context: Context
+    ) -> pb.ListImportableFilesResponse:
+        """List the files under the data root an import can read."""
+        return await self.datasets.ListImportableFiles(request, context)
+
+    async def StartUpload(
+        self, request: pb.StartUploadRequest, context: Context
+    ) -> pb.StartUploadResponse:
+        """Begin a chunked upload into the data root."""
+        return await self.datasets.StartUpload(request, context)
+
+    async def UploadChunk(
+        self, request: pb.UploadChunkRequest, context: Context
+    ) -> pb.UploadChunkResponse:
+        """Write one chunk of an upload."""
+        return await self.datasets.UploadChunk(request, context)
+
+    async def GetUpload(
+        self, request: pb.GetUploadRequest, context: Context
+    ) -> pb.GetUploadResponse:
+        """Return one upload."""
+        return await self.datasets.GetUpload(request, context)
+
     async def ListStrategies(
         self, request: pb.ListStrategiesRequest, context: Context
     ) -> pb.ListStrategiesResponse:

@@ -27,6 +27,10 @@ class BacktestSettings(ServiceSettings):
     catalog_dir: Path | None = None
     # Imports running at once; further imports wait their turn.
     import_concurrency: int = Field(default=2, ge=1, le=64)
+    upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    """Largest file StartUpload accepts, in bytes (default 2 GiB)."""
+    upload_staging_dir: Path | None = None
+    """Where unfinished uploads wait for their last byte; unset: <data_dir>/upload-staging."""
     # Directories of user strategy modules (os.pathsep-separated in BACKTEST_STRATEGY_PATHS).
     strategy_paths: Annotated[tuple[Path, ...], NoDecode] = ()
 
@@ -81,6 +85,13 @@ class BacktestSettings(ServiceSettings):
     def resolved_catalog_dir(self) -> Path:
         """Return the catalog directory, defaulting under the data directory."""
         return self.catalog_dir if self.catalog_dir is not None else self.data_dir / "catalog"
+
+    @property
+    def resolved_upload_staging_dir(self) -> Path:
+        """Return the folder of unfinished uploads, defaulting under the data directory."""
+        if self.upload_staging_dir is not None:
+            return self.upload_staging_dir
+        return self.data_dir / "upload-staging"
 
     @property
     def resolved_results_dir(self) -> Path:

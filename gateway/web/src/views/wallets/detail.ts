@@ -49,11 +49,16 @@ export class WalletDetail {
   });
   private readonly unsubscribe: () => void;
 
-  constructor(store: Store<WalletsState>) {
+  // `actions` draws the controls for the shown wallet (an admin's changes).
+  constructor(
+    store: Store<WalletsState>,
+    private readonly actions: (row: WalletRow) => HTMLElement,
+  ) {
     this.unsubscribe = store.subscribe((next, previous) => {
       const row = next.selected === null ? undefined : next.rows.get(next.selected);
       const before = previous.selected === null ? undefined : previous.rows.get(previous.selected);
-      if (row !== undefined && row !== before) this.show(row);
+      if (row === undefined) this.element.hidden = true;
+      else if (row !== before) this.show(row);
     });
   }
 
@@ -81,6 +86,7 @@ export class WalletDetail {
       h("p", { class: "muted", text: about }),
       outcome(row),
       h("table", { class: "grid" }, head, h("tbody", {}, ...rows(row))),
+      this.actions(row),
     );
   }
 }

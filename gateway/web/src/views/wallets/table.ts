@@ -74,7 +74,7 @@ export class WalletTable {
           return `${status === "ok" ? "" : status} ${selected}`;
         },
         onRowClick: (r) => store.update((s) => walletSelected(s, r.wallet.name)),
-        empty: "No wallets. An admin creates them with CreateWallet (grpcurl or the API).",
+        empty: "No wallets. An admin creates them with New wallet.",
         testId: "wallets",
       },
     );

@@ -12,6 +12,7 @@ import {
 } from "../../lib/wallets";
 import type { Clients } from "../../transport";
 import { h, setStatus, type Scope } from "../../ui/dom";
+import { WalletAdmin } from "./admin";
 import { WalletDetail } from "./detail";
 import { Reconciler } from "./reconcile";
 import { WalletTable } from "./table";
@@ -27,7 +28,8 @@ export function renderWallets(
   const store = new Store<WalletsState>(initialWallets());
   const listStatus = h("div");
   const table = new WalletTable(store);
-  const detail = new WalletDetail(store);
+  const admin = new WalletAdmin(store, clients, scope);
+  const detail = new WalletDetail(store, (row) => admin.actions(row));
   const reconciler = new Reconciler(store, clients, scope, loadWallets);
   scope.add(() => table.dispose());
   scope.add(() => detail.dispose());
@@ -48,7 +50,10 @@ export function renderWallets(
         " adopt exchange balances",
       ),
       reconciler.button,
+      admin.newButton,
     ),
+    admin.refused,
+    admin.createForm,
     reconciler.status,
     reconciler.summary,
     listStatus,

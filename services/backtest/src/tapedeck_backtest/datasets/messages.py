@@ -12,11 +12,13 @@ from tapedeck_backtest.datasets.domain import (
     ImportUpdate,
     check_column_mapping,
 )
+from tapedeck_backtest.datasets.files import ImportableFile
 from tapedeck_backtest.datasets.instruments import (
     InstrumentKind,
     InstrumentSpec,
     validate_instrument,
 )
+from tapedeck_backtest.datasets.uploads import Upload
 from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.validation import decimal_string, nanos_to_timestamp, resource_id
@@ -203,4 +205,34 @@ def import_update_to_proto(update: ImportUpdate) -> pb.ImportDatasetResponse:
             total_bytes=update.total_bytes,
             percent=round(update.percent, 2),
         )
+    )
+
+
+def importable_file_to_proto(file: ImportableFile) -> pb.ImportableFile:
+    """Return the proto form of an importable file."""
+    message = pb.ImportableFile(
+        path=file.path,
+        size_bytes=file.size_bytes,
+        modify_time=nanos_to_timestamp(file.modify_ns),
+        format=FILE_FORMATS.to_proto(file.file_format),
+    )
+    if file.guessed_kind is not None:
+        message.guessed_kind = DATA_KINDS.to_proto(file.guessed_kind)
+    return message
+
+
+def upload_id(name: str) -> str:
+    """Return the id of an `uploads/{id}` name."""
+    return resource_id(name, collection="uploads")
+
+
+def upload_to_proto(upload: Upload) -> pb.Upload:
+    """Return the proto form of an upload."""
+    return pb.Upload(
+        name=f"uploads/{upload.id}",
+        file_name=upload.file_name,
+        total_bytes=upload.total_bytes,
+        next_offset=upload.next_offset,
+        complete=upload.complete,
+        source_path=upload.source_path if upload.complete else "",
     )

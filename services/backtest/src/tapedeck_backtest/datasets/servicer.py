@@ -9,7 +9,9 @@ import grpc
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.datasets import messages
+from tapedeck_backtest.datasets.files import importable_files
 from tapedeck_backtest.datasets.service import Datasets
+from tapedeck_backtest.datasets.uploads import Uploads
 from tapedeck_backtest.keysets import KEYS, keyset, position
 from tapedeck_common.paging import PageTokens
 
@@ -17,10 +19,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class DatasetRpcs:
-    """ImportDataset, GetDataset and ListDatasets."""
+    """ImportDataset, GetDataset, ListDatasets, the importable files and uploads."""
 
-    def __init__(self, datasets: Datasets, *, page_tokens: PageTokens) -> None:
+    def __init__(self, datasets: Datasets, uploads: Uploads, *, page_tokens: PageTokens) -> None:
         self._datasets = datasets
+        self._uploads = uploads
         self._page_tokens = page_tokens
 
     async def ImportDataset(
@@ -51,3 +54,40 @@ class DatasetRpcs:
         return pb.ListDatasetsResponse(
             datasets=[messages.dataset_to_proto(d) for d in kept], next_page_token=token
         )
+
+    async def ListImportableFiles(
+        self, request: pb.ListImportableFilesRequest, context: Context
+    ) -> pb.ListImportableFilesResponse:
+        """List the importable files under the data root in path order, in pages."""
+        page = self._page_tokens.page(request, query="ListImportableFiles", keys=(str,))
+        after = None if page.after is None else str(page.after[0])
+        files = await importable_files(self._datasets.data_root, after=after, limit=page.fetch)
+        kept, token = page.cut(files, lambda f: (f.path,))
+        return pb.ListImportableFilesResponse(
+            files=[messages.importable_file_to_proto(f) for f in kept], next_page_token=token
+        )
+
+    async def StartUpload(
+        self, request: pb.StartUploadRequest, context: Context
+    ) -> pb.StartUploadResponse:
+        """Begin an upload into the data root's uploads/ folder."""
+        upload = await self._uploads.start(
+            file_name=request.file_name, total_bytes=request.total_bytes
+        )
+        return pb.StartUploadResponse(upload=messages.upload_to_proto(upload))
+
+    async def UploadChunk(
+        self, request: pb.UploadChunkRequest, context: Context
+    ) -> pb.UploadChunkResponse:
+        """Write one chunk at its offset, or say where to resume."""
+        upload = await self._uploads.write(
+            messages.upload_id(request.name), offset=request.offset, data=request.data
+        )
+        return pb.UploadChunkResponse(upload=messages.upload_to_proto(upload))
+
+    async def GetUpload(
+        self, request: pb.GetUploadRequest, context: Context
+    ) -> pb.GetUploadResponse:
+        """Return one upload."""
+        upload = await self._uploads.get(messages.upload_id(request.name))
+        return pb.GetUploadResponse(upload=messages.upload_to_proto(upload))
