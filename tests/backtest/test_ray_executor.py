@@ -8,22 +8,26 @@ one costs seconds of this machine's two cores); the test that kills a node runs 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 import ray
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.runs.ray_executor import RayExecutor
-from tapedeck_backtest.runs.results import RESULT_FILES
 from tests.backtest.ray_support import SECOND_RESOURCE, RayCluster, ray_cluster
-from tests.backtest.runs_support import Service, running_service, spec, worker_pool
+from tests.backtest.runs_support import (
+    Service,
+    assert_same_result_files,
+    comparable,
+    running_service,
+    spec,
+    worker_pool,
+)
 from tests.backtest.test_runs import running_with_progress, slow_spec
+from tests.s3_support import S3Server
 from tests.support import eventually
 
 # Starting a cluster on this shared machine can take minutes; the first test pays for it.
@@ -31,8 +35,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RayCluster]:
-    with ray_cluster() as started:
+def cluster(s3: S3Server) -> Iterator[RayCluster]:
+    # Every node finds the object store through its own environment, as on a team's cluster.
+    with ray_cluster(env=s3.env) as started:
         yield started
 
 
@@ -68,29 +73,6 @@ def nodes_up(cluster: RayCluster) -> Callable[[], Awaitable[bool]]:
 def second_node_id() -> str:
     (node,) = [n for n in ray.nodes() if n["Alive"] and SECOND_RESOURCE in n["Resources"]]
     return str(node["NodeID"])
-
-
-UUID = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-
-
-def assert_same_result_files(one: Path, other: Path) -> None:
-    manifests = [json.loads((d / "manifest.json").read_text()) for d in (one, other)]
-    for manifest in manifests:
-        del manifest["run_id"], manifest["stats"]["run_seconds"]
-    assert manifests[0] == manifests[1]
-    for name in RESULT_FILES:
-        tables = [pq.read_table(d / name).to_pandas() for d in (one, other)]
-        if name == "positions.parquet":  # a closed netting position's id ends in a random uuid
-            for table in tables:
-                table["position_id"] = table["position_id"].str.replace(UUID, "", regex=True)
-        assert tables[0].equals(tables[1]), name  # NaNs (indicator warm-up) compare equal
-
-
-def comparable(stats: Any) -> Any:
-    copy = type(stats)()
-    copy.CopyFrom(stats)
-    copy.ClearField("run_seconds")
-    return copy
 
 
 async def test_a_run_on_ray_gives_the_fills_stats_and_files_of_the_same_local_run(

@@ -23,8 +23,9 @@ class BacktestSettings(ServiceSettings):
     # --- datasets and strategies ---
     # Raw files are imported only from under this directory (default: <data_dir>/raw).
     data_root: Path | None = None
-    # Where imported datasets live, one NautilusTrader catalog per dataset (<data_dir>/catalog).
-    catalog_dir: Path | None = None
+    # Where imported datasets live, one NautilusTrader catalog per dataset (<data_dir>/catalog):
+    # a local directory or an fsspec URL (s3://bucket/prefix/catalog) every Ray node can read.
+    catalog_dir: str | None = None
     # Imports running at once; further imports wait their turn.
     import_concurrency: int = Field(default=2, ge=1, le=64)
     # Directories of user strategy modules (os.pathsep-separated in BACKTEST_STRATEGY_PATHS).
@@ -38,8 +39,12 @@ class BacktestSettings(ServiceSettings):
     """Where engines run: `local` (worker processes here) or `ray` (one Ray task per run)."""
     ray_address: str | None = None
     """Ray cluster head (host:port) for `ray`; unset: RAY_ADDRESS, else a Ray started here."""
-    # Where each run's result files go (default: <data_dir>/runs).
-    results_dir: Path | None = None
+    # Where each run's result files go (default: <data_dir>/runs): a local directory or an fsspec
+    # URL (s3://bucket/prefix/runs). Remote results are read through a local copy (cache_dir).
+    results_dir: str | None = None
+    # Local files of a remote catalog or result store: import staging, downloaded results and their
+    # playback files (default: <data_dir>/cache).
+    cache_dir: Path | None = None
     # Times a run is started before a dying worker fails it for good.
     run_max_attempts: int = Field(default=2, ge=1, le=10)
     # Idle worker pools wake on a notification; they also look at the queue this often.
@@ -65,6 +70,11 @@ class BacktestSettings(ServiceSettings):
     live_poll_seconds: float = Field(default=30.0, gt=0, le=86_400.0)
     """The outbox's safety poll; a commit in this process sends its events at once."""
 
+    @field_validator("catalog_dir", "results_dir", mode="before")
+    @classmethod
+    def _location(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
     @field_validator("strategy_paths", mode="before")
     @classmethod
     def _split_strategy_paths(cls, value: object) -> object:
@@ -78,11 +88,16 @@ class BacktestSettings(ServiceSettings):
         return self.data_root if self.data_root is not None else self.data_dir / "raw"
 
     @property
-    def resolved_catalog_dir(self) -> Path:
-        """Return the catalog directory, defaulting under the data directory."""
-        return self.catalog_dir if self.catalog_dir is not None else self.data_dir / "catalog"
+    def resolved_catalog_dir(self) -> str:
+        """Return the catalog location (path or URL), defaulting under the data directory."""
+        return self.catalog_dir if self.catalog_dir is not None else str(self.data_dir / "catalog")
 
     @property
-    def resolved_results_dir(self) -> Path:
-        """Return the run results directory, defaulting under the data directory."""
-        return self.results_dir if self.results_dir is not None else self.data_dir / "runs"
+    def resolved_results_dir(self) -> str:
+        """Return the run results location (path or URL), defaulting under the data directory."""
+        return self.results_dir if self.results_dir is not None else str(self.data_dir / "runs")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        """Return the directory for local copies of remote files, defaulting under the data directory."""
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
