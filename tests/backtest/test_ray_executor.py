@@ -27,6 +27,7 @@ from tests.backtest.runs_support import (
     worker_pool,
 )
 from tests.backtest.test_runs import running_with_progress, slow_spec
+from tests.backtest.test_storage import on_s3, played_back
 from tests.s3_support import S3Server
 from tests.support import eventually
 
@@ -148,6 +149,29 @@ async def test_a_sweep_of_eight_runs_spreads_over_both_nodes(cluster, sqlite_url
         assert [r.rank for r in final.results] == list(range(1, 9))
         alive = {str(n["NodeID"]) for n in ray.nodes() if n["Alive"]}
         assert nodes == alive, "every node ran some of the sweep's runs"
+
+
+async def test_a_run_on_ray_with_s3_storage_plays_back_from_the_bucket(
+    cluster, s3, tmp_path, monkeypatch
+):
+    # The service finds the bucket through its environment; the nodes through theirs (cluster).
+    for variable, value in s3.env.items():
+        monkeypatch.setenv(variable, value)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    url = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+    async with ray_service(cluster, url, data_dir, **on_s3(s3)) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        final = await service.wait(created.backtest.name, seconds=240)
+        assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+        playback = await played_back(service, final.name)
+    assert len(playback["fills"]) == final.stats.fill_count > 0
+    assert sum(len(chunk.times) for chunk in playback["candles"]) > 0
+    assert playback["states"][-1].fill_count <= final.stats.fill_count
+    # The task read the catalog from the bucket and wrote its results there.
+    assert not (data_dir / "catalog").exists()
+    assert not (data_dir / "runs").exists()
 
 
 async def test_cancel_stops_the_remote_engine_within_two_seconds(cluster, sqlite_url, data_dir):
