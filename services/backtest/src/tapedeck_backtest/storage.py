@@ -46,6 +46,15 @@ def protocol(url: str) -> str:
     return found or "file"
 
 
+# What every process (service and Ray node) reads to reach an S3 bucket; deployments set these.
+ENVIRONMENT = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)
 # NautilusTrader's Rust reader (its own object store, not fsspec) -> the AWS variable it needs.
 _RUST_S3_OPTIONS = {
     "endpoint_url": "AWS_ENDPOINT_URL",
