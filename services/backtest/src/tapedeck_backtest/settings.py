@@ -23,9 +23,8 @@ class BacktestSettings(ServiceSettings):
     # --- datasets and strategies ---
     # Raw files are imported only from under this directory (default: <data_dir>/raw).
     data_root: Path | None = None
-    # Where imported datasets live, one NautilusTrader catalog per dataset (<data_dir>/catalog):
-    # a local directory or an fsspec URL (s3://bucket/prefix/catalog) every Ray node can read.
     catalog_dir: str | None = None
+    """Where datasets live (one catalog each): a path (default <data_dir>/catalog) or s3://bucket/prefix."""
     # Imports running at once; further imports wait their turn.
     import_concurrency: int = Field(default=2, ge=1, le=64)
     # Directories of user strategy modules (os.pathsep-separated in BACKTEST_STRATEGY_PATHS).
@@ -39,12 +38,10 @@ class BacktestSettings(ServiceSettings):
     """Where engines run: `local` (worker processes here) or `ray` (one Ray task per run)."""
     ray_address: str | None = None
     """Ray cluster head (host:port) for `ray`; unset: RAY_ADDRESS, else a Ray started here."""
-    # Where each run's result files go (default: <data_dir>/runs): a local directory or an fsspec
-    # URL (s3://bucket/prefix/runs). Remote results are read through a local copy (cache_dir).
     results_dir: str | None = None
-    # Local files of a remote catalog or result store: import staging, downloaded results and their
-    # playback files (default: <data_dir>/cache).
+    """Where run results go: a path (default <data_dir>/runs) or s3://bucket/prefix (AWS_* from the environment)."""
     cache_dir: Path | None = None
+    """Local copies for s3:// storage: import staging, played-back results (default <data_dir>/cache)."""
     # Times a run is started before a dying worker fails it for good.
     run_max_attempts: int = Field(default=2, ge=1, le=10)
     # Idle worker pools wake on a notification; they also look at the queue this often.
