@@ -23,7 +23,9 @@ from fsspec import AbstractFileSystem
 
 def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """Return the filesystem holding `url` and the path of `url` within it."""
-    fs, path = fsspec.core.url_to_fs(url)
+    # Other processes and replicas write to a bucket: a cached listing would hide their files.
+    options = {} if local_path(url) is not None else {"use_listings_cache": False}
+    fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, path
 
 
