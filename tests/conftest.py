@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.s3_support import S3Server, s3_server
 from tests.support import postgres_database
 
 # Ray reads this when first imported: every Ray process of a test (the service's driver included)
@@ -23,6 +24,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with postgres_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3 API server (moto) on 127.0.0.1 with a fresh bucket, shared by the session."""
+    with s3_server() as server:
+        yield server
 
 
 @pytest.fixture

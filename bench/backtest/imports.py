@@ -154,7 +154,8 @@ def step_service(out_dir: Path) -> dict[str, object]:
         store = Datasets(
             sessions=session_factory(engine),
             data_root=out_dir / "raw",
-            catalog_dir=out_dir / "service",
+            catalog_dir=str(out_dir / "service"),
+            cache_dir=out_dir / "cache",
         )
         shutil.copy(out_dir / "raw" / "ticks.parquet", out_dir / "raw" / "copy.parquet")
         timings: dict[str, object] = {}

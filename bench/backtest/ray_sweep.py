@@ -4,13 +4,14 @@ Run: `.venv/bin/python -m bench.backtest.ray_sweep [--ticks 500000] [--runs 16] 
 
 In the same run, on this machine: the service (in process, SQLite) with 2 local worker processes,
 then with BACKTEST_EXECUTOR=ray on a Ray cluster of two single-CPU nodes started here on 127.0.0.1
-(tests/backtest/ray_support.py: only those processes are ended after). Each side runs the same
-sweep of `--runs` EMA-cross parameter sets over `--ticks` generated trade ticks, created through
-CreateSweep and watched to the end through gRPC (queue, dispatch, result files, database
-included). Prints each side's wall seconds, Ray's overhead against the local pool, the per-run
-cost of a fresh Ray worker process (empty tasks with max_calls=1), the catalog bytes a run reads
-(what a node fetches from shared storage per run), and the control plane's own rates on this
-database: progress writes/s and empty claims/s (one transaction each, one replica).
+(tests/backtest/ray_support.py: only those processes are ended after), first with the catalog and
+results on local disk, then in a bucket of a real S3 server (moto, on 127.0.0.1, reached through a
+relay here that counts the bytes each way). Each side runs the same sweep of `--runs` EMA-cross
+parameter sets over `--ticks` generated trade ticks, created through CreateSweep and watched to
+the end through gRPC (queue, dispatch, result files, database included). Prints each side's wall
+seconds, Ray's overhead against the local pool, the per-run scheduling cost on Ray (an empty task's
+round trip in a warm worker, and in a fresh process as `max_calls=1` gives every run), and the
+bytes a run reads from and writes to S3. The control plane's own limits: `control_plane.py`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+import threading
 import time
+import types
+import uuid
 from pathlib import Path
 
 import ray
 
 from bench.backtest.runs import _pool_only, write_ticks
 from tests.backtest.ray_support import ray_cluster
+from tests.s3_support import s3_server
 
 WORKERS = 2
 
@@ -65,71 +70,139 @@ def fresh_process_seconds(address: str, tasks: int) -> float:
         ray.shutdown()
 
 
-async def control_plane_rates(data_dir: Path, seconds: float = 2.0) -> tuple[float, float]:
-    """Return progress writes/s and empty claims/s of one replica on a service's database."""
-    from tapedeck_backtest.runs.domain import RunProgress
-    from tapedeck_backtest.runs.queue import RunQueue
-    from tapedeck_backtest.settings import BacktestSettings
-    from tapedeck_common.database import create_engine, is_postgres, session_factory
-
-    engine = create_engine(BacktestSettings(data_dir=data_dir), service="backtest")
+def warm_task_seconds(address: str, tasks: int) -> float:
+    """Return the mean round trip of an empty one-CPU task in an already running worker."""
+    ray.init(address=address, log_to_driver=False)
     try:
-        queue = RunQueue(sessions=session_factory(engine), postgres=is_postgres(engine))
-        rates = []
-        for step in (
-            lambda: queue.report(run_id="bench", owner="bench", progress=RunProgress()),
-            lambda: queue.claim(owner="bench"),
-        ):
-            count, started = 0, time.perf_counter()
-            while time.perf_counter() - started < seconds:
-                await step()
-                count += 1
-            rates.append(count / (time.perf_counter() - started))
+        task = ray.remote(num_cpus=1)(_noop)
+        ray.get(task.remote())  # start the worker
+        started = time.perf_counter()
+        for _ in range(tasks):
+            ray.get(task.remote())
+        return (time.perf_counter() - started) / tasks
     finally:
-        await engine.dispose()
-    return rates[0], rates[1]
+        ray.shutdown()
+
+
+class CountingRelay:
+    """A TCP relay on 127.0.0.1 to the S3 server, counting bytes each way (own thread and loop)."""
+
+    def __init__(self, target: str) -> None:
+        self._port = int(target.rsplit(":", 1)[1])
+        self.read = 0  # server -> clients: what the clients downloaded
+        self.written = 0  # clients -> server: what they uploaded
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.endpoint = ""
+
+    def __enter__(self) -> CountingRelay:
+        self._thread.start()
+        start = asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self._server = asyncio.run_coroutine_threadsafe(start, self._loop).result()
+        self.endpoint = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def reset(self) -> None:
+        self.read = self.written = 0
+
+    async def _relay(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
+        server, to_server = await asyncio.open_connection("127.0.0.1", self._port)
+
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, downloaded: bool
+        ) -> None:
+            try:
+                while data := await source.read(1 << 16):
+                    if downloaded:
+                        self.read += len(data)
+                    else:
+                        self.written += len(data)
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(client, to_server, False), pipe(server, to_client, True))
 
 
 async def _main(ticks: int, runs: int, repeat: int) -> None:
     periods = tuple(range(5, 5 + runs))
-    with tempfile.TemporaryDirectory(prefix="tapedeck-bench-ray-") as tmp, ray_cluster() as cluster:
-        root = Path(tmp)
-        write_ticks(root / "raw" / "ticks.parquet", ticks)
-        await asyncio.to_thread(wait_for_nodes, cluster.address, WORKERS)
-        print(f"sweep: {runs} EMA-cross parameter sets x {ticks:,} trade ticks, 1-minute bars")
-        walls: dict[str, list[float]] = {"local": [], "ray": []}
-        for attempt in range(repeat):
-            for executor in ("local", "ray"):
-                load = os.getloadavg()[0]
-                wall, _, cpu, run_seconds = await _pool_only(
-                    root, WORKERS, periods, attempt, executor=executor, ray_address=cluster.address
-                )
-                walls[executor].append(wall)
+    with (
+        tempfile.TemporaryDirectory(prefix="tapedeck-bench-ray-") as tmp,
+        s3_server() as s3,
+        CountingRelay(s3.endpoint) as relay,
+    ):
+        # The service and every node reach the bucket through the relay, from their environment.
+        env = {**s3.env, "AWS_ENDPOINT_URL": relay.endpoint}
+        os.environ.update(env)
+        prefix = uuid.uuid4().hex[:8]
+        on_s3 = {"catalog_dir": s3.url(prefix, "catalog"), "results_dir": s3.url(prefix, "runs")}
+        with ray_cluster(env=env) as cluster:
+            root = Path(tmp)
+            write_ticks(root / "raw" / "ticks.parquet", ticks)
+            await asyncio.to_thread(wait_for_nodes, cluster.address, WORKERS)
+            print(f"sweep: {runs} EMA-cross parameter sets x {ticks:,} trade ticks, 1-minute bars")
+            sides = {
+                "local": {"executor": "local"},
+                "ray": {"executor": "ray", "ray_address": cluster.address},
+                "ray+s3": {"executor": "ray", "ray_address": cluster.address, **on_s3},
+            }
+            walls: dict[str, list[float]] = {name: [] for name in sides}
+            transfer = types.SimpleNamespace(read=0, written=0)
+            for attempt in range(repeat):
+                for name, settings in sides.items():
+                    load = os.getloadavg()[0]
+                    wall, _, cpu, run_seconds = await _pool_only(
+                        root,
+                        WORKERS,
+                        periods,
+                        attempt,
+                        label="-s3" if name == "ray+s3" else "",
+                        before_sweep=relay.reset,
+                        **settings,  # type: ignore[arg-type]
+                    )
+                    if name == "ray+s3":
+                        transfer.read, transfer.written = relay.read, relay.written
+                    walls[name].append(wall)
+                    print(
+                        f"{name:6} ({WORKERS} {'processes' if name == 'local' else 'nodes'}):"
+                        f" {wall:7.2f} s ({ticks * runs / wall:,.0f} ticks/s,"
+                        f" engine {sum(run_seconds) / runs:.2f} s per run,"
+                        f" service process CPU {cpu:.2f} s, load average before {load:.2f})"
+                    )
+            local = min(walls["local"])
+            for name in ("ray", "ray+s3"):
+                remote = min(walls[name])
                 print(
-                    f"{executor:5} ({WORKERS} {'processes' if executor == 'local' else 'nodes'}):"
-                    f" {wall:7.2f} s ({ticks * runs / wall:,.0f} ticks/s,"
-                    f" engine {sum(run_seconds) / runs:.2f} s per run,"
-                    f" service process CPU {cpu:.2f} s, load average before {load:.2f})"
+                    f"{name} overhead vs the local pool: {(remote / local - 1) * 100:+.1f}%"
+                    f" (best of each; {(remote - local) * WORKERS / runs:+.3f} s per run)"
                 )
-        local, remote = min(walls["local"]), min(walls["ray"])
-        print(f"Ray overhead vs the local pool: {(remote / local - 1) * 100:+.1f}% (best of each)")
-        if repeat > 1:
-            ratio = statistics.median(walls["ray"]) / statistics.median(walls["local"])
-            print(f"                        median: {(ratio - 1) * 100:+.1f}%")
-        print(f"per run, Ray wall minus local wall: {(remote - local) * WORKERS / runs:.3f} s")
-        fresh = await asyncio.to_thread(fresh_process_seconds, cluster.address, 16)
-        print(f"per run, an empty task in a fresh Ray worker process: {fresh:.3f} s")
-        catalog = sum(
-            f.stat().st_size
-            for f in (root / f"data-{WORKERS}-0-ray" / "catalog").rglob("*")
-            if f.is_file()
-        )
-        print(f"catalog bytes a run reads: {catalog / 1e6:.1f} MB ({catalog / ticks:.1f} B/tick)")
-        writes, claims = await control_plane_rates(root / f"data-{WORKERS}-0-ray")
-        print(
-            f"control plane, one replica on SQLite: {writes:,.0f} progress writes/s,"
-            f" {claims:,.0f} claims/s"
-        )
+                if repeat > 1:
+                    ratio = statistics.median(walls[name]) / statistics.median(walls["local"])
+                    print(f"{'':{len(name)}} median: {(ratio - 1) * 100:+.1f}%")
+            warm = await asyncio.to_thread(warm_task_seconds, cluster.address, 50)
+            fresh = await asyncio.to_thread(fresh_process_seconds, cluster.address, 16)
+            print(f"per run, an empty task's round trip in a warm Ray worker: {warm * 1e3:.1f} ms")
+            print(f"per run, an empty task in a fresh Ray worker process: {fresh:.3f} s")
+            catalog = sum(
+                f.stat().st_size
+                for f in (root / f"data-{WORKERS}-0-ray" / "catalog").rglob("*")
+                if f.is_file()
+            )
+            print(f"catalog: {catalog / 1e6:.1f} MB ({catalog / ticks:.1f} B/tick)")
+            print(
+                f"per run from S3: {transfer.read / runs / 1e6:.1f} MB read"
+                f" ({transfer.read / runs / catalog:.2f}x the catalog),"
+                f" {transfer.written / runs / 1e6:.2f} MB written (results)"
+            )
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:

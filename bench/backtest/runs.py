@@ -27,6 +27,7 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -151,11 +152,20 @@ async def _sweep(stub: Any, base: Any, periods: tuple[int, ...]) -> tuple[float,
 
 
 async def _pool_only(
-    root: Path, workers: int, periods: tuple[int, ...], attempt: int = 0, **more: Any
+    root: Path,
+    workers: int,
+    periods: tuple[int, ...],
+    attempt: int = 0,
+    *,
+    label: str = "",
+    before_sweep: Callable[[], None] | None = None,
+    **more: Any,
 ) -> tuple[float, float, float, list[float]]:
     """Start a service with `workers` processes (started before timing), time one sweep.
 
-    `more` are further service settings (the executor and its cluster).
+    `more` are further service settings (the executor and its cluster, storage); `label` tells
+    apart the data directories of sides with the same executor; `before_sweep` is called once
+    the dataset is imported, just before the clock starts.
     """
     import grpc
 
@@ -165,7 +175,7 @@ async def _pool_only(
 
     settings = BacktestSettings(
         port=0,
-        data_dir=root / f"data-{workers}-{attempt}-{more.get('executor', 'local')}",
+        data_dir=root / f"data-{workers}-{attempt}-{more.get('executor', 'local')}{label}",
         data_root=root / "raw",
         workers=workers,
         **more,
@@ -175,6 +185,8 @@ async def _pool_only(
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             stub = backtest_pb2_grpc.BacktestServiceStub(channel)
             dataset = await import_ticks(stub)
+            if before_sweep is not None:
+                before_sweep()
             cpu = time.process_time()
             wall, run_seconds = await _sweep(stub, _base_spec(dataset), periods)
             cpu = time.process_time() - cpu

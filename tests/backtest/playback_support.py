@@ -106,7 +106,7 @@ def write_run(
         periods_per_year=CALENDAR_DAYS_PER_YEAR,
     )
     write_results(
-        directory=results_root / run_id,
+        directory=str(results_root / run_id),
         context=context,
         prices=prices,
         candles=candles_from_prices(prices, interval_ns=interval_ns),

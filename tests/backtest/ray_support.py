@@ -90,6 +90,7 @@ class RayCluster:
 
     address: str
     temp_dir: Path
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the object store's AWS environment
     nodes: list[RayNode] = field(default_factory=list)
 
     def start_node(self, *, head: bool, resource: str) -> RayNode:
@@ -144,7 +145,7 @@ class RayCluster:
             ]
         else:
             command.append(f"--address={self.address}")
-        env = {**os.environ, **NODE_ENV}
+        env = {**os.environ, **NODE_ENV, **self.env}
         log_path = self.temp_dir / f"{resource}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -172,14 +173,17 @@ class RayCluster:
 
 
 @contextlib.contextmanager
-def ray_cluster() -> Iterator[RayCluster]:
-    """Start a head and a second node (one CPU each) on 127.0.0.1; end them afterwards."""
+def ray_cluster(env: dict[str, str] | None = None) -> Iterator[RayCluster]:
+    """Start a head and a second node (one CPU each) on 127.0.0.1; end them afterwards.
+
+    `env` is added to the nodes' environment (their tasks find the object store through it).
+    """
     if not RAY.exists():
         missing_dependency("ray")
     # Ray's socket paths must stay short: a temp dir under /tmp, not pytest's deep tmp_path.
     temp_dir = Path(tempfile.mkdtemp(prefix="tdray", dir="/tmp"))
     (port,) = _free_ports(1)
-    cluster = RayCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir)
+    cluster = RayCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir, env=env or {})
     try:
         cluster.start_node(head=True, resource=HEAD_RESOURCE)
         cluster.start_node(head=False, resource=SECOND_RESOURCE)

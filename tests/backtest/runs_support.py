@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import sys
@@ -12,10 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from google.protobuf.duration_pb2 import Duration
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
@@ -26,6 +29,7 @@ from tapedeck_backtest.datasets.service import load_dataset_source
 from tapedeck_backtest.runs.domain import resolve_spec
 from tapedeck_backtest.runs.engine import RunJob
 from tapedeck_backtest.runs.messages import spec_request
+from tapedeck_backtest.runs.results import RESULT_FILES
 from tapedeck_backtest.runs.workers import WorkerPool
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
@@ -361,7 +365,8 @@ async def worker_job(service: Service, request: pb.BacktestSpec, run_id: str, ou
             catalog_dir=service.app.settings.resolved_catalog_dir,
             dataset_id=checked.dataset_id,
         )
-    return RunJob(run_id, source, resolve_spec(checked, source, load_registry(), field="spec"), out)
+    spec = resolve_spec(checked, source, load_registry(), field="spec")
+    return RunJob(run_id, source, spec, str(out))
 
 
 async def run_in_child(script: str, job: RunJob, directory: Path, *, seconds: float) -> str:
@@ -380,3 +385,28 @@ async def run_in_child(script: str, job: RunJob, directory: Path, *, seconds: fl
     stdout, stderr = await asyncio.wait_for(child.communicate(), seconds)
     assert child.returncode == 0, stderr.decode()[-2000:]
     return stdout.decode().strip().splitlines()[-1]
+
+
+UUID = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def assert_same_result_files(one: Path, other: Path) -> None:
+    """Assert two runs wrote the same result files (but for run ids and wall times)."""
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (one, other)]
+    for manifest in manifests:
+        del manifest["run_id"], manifest["stats"]["run_seconds"]
+    assert manifests[0] == manifests[1]
+    for name in RESULT_FILES:
+        tables = [pq.read_table(d / name).to_pandas() for d in (one, other)]
+        if name == "positions.parquet":  # a closed netting position's id ends in a random uuid
+            for table in tables:
+                table["position_id"] = table["position_id"].str.replace(UUID, "", regex=True)
+        assert tables[0].equals(tables[1]), name  # NaNs (indicator warm-up) compare equal
+
+
+def comparable(stats: Any) -> Any:
+    """Return a copy of a run's stats without its wall time (which differs between runs)."""
+    copy = type(stats)()
+    copy.CopyFrom(stats)
+    copy.ClearField("run_seconds")
+    return copy

@@ -18,7 +18,7 @@ build = strategy_builder(())
 loaded = load_engine(job)
 counts, stale, fills = [], [], []
 for index in range(3):
-    run = replace(job, run_id=f"run-{index}", results_dir=job.results_dir / str(index))
+    run = replace(job, run_id=f"run-{index}", results_dir=f"{job.results_dir}/{index}")
     stats = execute(loaded, run, build_strategy=build, report=lambda _: None,
                     cancel=threading.Event())
     fills.append(stats.fill_count)

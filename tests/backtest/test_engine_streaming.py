@@ -24,7 +24,7 @@ def test_window_tables_read_row_groups_in_order_and_keep_only_the_window(
         table = table.replace_schema_metadata({"instrument_id": "BTCUSDT.BINANCE"})
         pq.write_table(table, directory / name, row_group_size=100)
     source = SimpleNamespace(
-        catalog_path=tmp_path, kind=DataKind.TRADES, instrument_id="BTCUSDT.BINANCE"
+        catalog_path=str(tmp_path), kind=DataKind.TRADES, instrument_id="BTCUSDT.BINANCE"
     )
     spec = SimpleNamespace(start_ns=450, end_ns=1_549)
 

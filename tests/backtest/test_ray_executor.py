@@ -8,22 +8,27 @@ one costs seconds of this machine's two cores); the test that kills a node runs 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 import ray
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.runs.ray_executor import RayExecutor
-from tapedeck_backtest.runs.results import RESULT_FILES
 from tests.backtest.ray_support import SECOND_RESOURCE, RayCluster, ray_cluster
-from tests.backtest.runs_support import Service, running_service, spec, worker_pool
+from tests.backtest.runs_support import (
+    Service,
+    assert_same_result_files,
+    comparable,
+    running_service,
+    spec,
+    worker_pool,
+)
 from tests.backtest.test_runs import running_with_progress, slow_spec
+from tests.backtest.test_storage import on_s3, played_back
+from tests.s3_support import S3Server
 from tests.support import eventually
 
 # Starting a cluster on this shared machine can take minutes; the first test pays for it.
@@ -31,8 +36,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RayCluster]:
-    with ray_cluster() as started:
+def cluster(s3: S3Server) -> Iterator[RayCluster]:
+    # Every node finds the object store through its own environment, as on a team's cluster.
+    with ray_cluster(env=s3.env) as started:
         yield started
 
 
@@ -68,29 +74,6 @@ def nodes_up(cluster: RayCluster) -> Callable[[], Awaitable[bool]]:
 def second_node_id() -> str:
     (node,) = [n for n in ray.nodes() if n["Alive"] and SECOND_RESOURCE in n["Resources"]]
     return str(node["NodeID"])
-
-
-UUID = r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-
-
-def assert_same_result_files(one: Path, other: Path) -> None:
-    manifests = [json.loads((d / "manifest.json").read_text()) for d in (one, other)]
-    for manifest in manifests:
-        del manifest["run_id"], manifest["stats"]["run_seconds"]
-    assert manifests[0] == manifests[1]
-    for name in RESULT_FILES:
-        tables = [pq.read_table(d / name).to_pandas() for d in (one, other)]
-        if name == "positions.parquet":  # a closed netting position's id ends in a random uuid
-            for table in tables:
-                table["position_id"] = table["position_id"].str.replace(UUID, "", regex=True)
-        assert tables[0].equals(tables[1]), name  # NaNs (indicator warm-up) compare equal
-
-
-def comparable(stats: Any) -> Any:
-    copy = type(stats)()
-    copy.CopyFrom(stats)
-    copy.ClearField("run_seconds")
-    return copy
 
 
 async def test_a_run_on_ray_gives_the_fills_stats_and_files_of_the_same_local_run(
@@ -166,6 +149,29 @@ async def test_a_sweep_of_eight_runs_spreads_over_both_nodes(cluster, sqlite_url
         assert [r.rank for r in final.results] == list(range(1, 9))
         alive = {str(n["NodeID"]) for n in ray.nodes() if n["Alive"]}
         assert nodes == alive, "every node ran some of the sweep's runs"
+
+
+async def test_a_run_on_ray_with_s3_storage_plays_back_from_the_bucket(
+    cluster, s3, tmp_path, monkeypatch
+):
+    # The service finds the bucket through its environment; the nodes through theirs (cluster).
+    for variable, value in s3.env.items():
+        monkeypatch.setenv(variable, value)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    url = f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+    async with ray_service(cluster, url, data_dir, **on_s3(s3)) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        final = await service.wait(created.backtest.name, seconds=240)
+        assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+        playback = await played_back(service, final.name)
+    assert len(playback["fills"]) == final.stats.fill_count > 0
+    assert sum(len(chunk.times) for chunk in playback["candles"]) > 0
+    assert playback["states"][-1].fill_count <= final.stats.fill_count
+    # The task read the catalog from the bucket and wrote its results there.
+    assert not (data_dir / "catalog").exists()
+    assert not (data_dir / "runs").exists()
 
 
 async def test_cancel_stops_the_remote_engine_within_two_seconds(cluster, sqlite_url, data_dir):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +40,7 @@ def source(
 ) -> DatasetSource:
     return DatasetSource(
         dataset_id="d1",
-        catalog_path=Path("/nowhere"),
+        catalog_path="/nowhere",
         kind=kind,
         instrument=dataclasses.replace(BTCUSDT_SPEC, kind=instrument_kind),
         content_hash="c" * 64,

@@ -330,7 +330,7 @@ def test_strategy_paths_and_data_root_come_from_the_environment(
     settings = BacktestSettings()
     assert settings.strategy_paths == (tmp_path / "a", tmp_path / "b")
     assert settings.resolved_data_root == tmp_path / "raw"
-    assert settings.resolved_catalog_dir == settings.data_dir / "catalog"
+    assert settings.resolved_catalog_dir == str(settings.data_dir / "catalog")
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic_settings import BaseSettings
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_common.entrypoint import setting_env_names
 from tapedeck_gateway.settings import FrontSettings
@@ -72,9 +73,12 @@ def entrypoint_file_variables() -> tuple[str, ...]:
 
 
 def accepted_env_names(cls: type[BaseSettings]) -> set[str]:
-    """Names a deployment may set for a process: its settings, and VAR_FILE for file secrets."""
+    """Names a deployment may set for a process: its settings, VAR_FILE for file secrets, and
+    for the backtest service the AWS variables that reach its object store (storage.py)."""
     names = settings_env_names(cls)
-    return names | {f"{name}_FILE" for name in entrypoint_file_variables() if name in names}
+    files = {f"{name}_FILE" for name in entrypoint_file_variables() if name in names}
+    library = set(storage.ENVIRONMENT) if cls is BacktestSettings else set()
+    return names | files | library
 
 
 def unknown_env_names(module: str, names: list[str]) -> list[str]:

@@ -73,6 +73,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             sessions=sessions,
             data_root=settings.resolved_data_root,
             catalog_dir=settings.resolved_catalog_dir,
+            cache_dir=settings.resolved_cache_dir,
             concurrency=settings.import_concurrency,
         )
         await datasets.remove_leftovers()
@@ -138,6 +139,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         on_stop.append(live_sessions.close)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
+            cache_dir=settings.resolved_cache_dir,
             get_run=runs.get,
             cache_bytes=settings.playback_cache_bytes,
         )

@@ -23,8 +23,8 @@ class BacktestSettings(ServiceSettings):
     # --- datasets and strategies ---
     # Raw files are imported only from under this directory (default: <data_dir>/raw).
     data_root: Path | None = None
-    # Where imported datasets live, one NautilusTrader catalog per dataset (<data_dir>/catalog).
-    catalog_dir: Path | None = None
+    catalog_dir: str | None = None
+    """Where datasets live (one catalog each): a path (default <data_dir>/catalog) or s3://bucket/prefix."""
     # Imports running at once; further imports wait their turn.
     import_concurrency: int = Field(default=2, ge=1, le=64)
     upload_max_bytes: int = Field(default=2 * 1024**3, ge=1)
@@ -42,8 +42,10 @@ class BacktestSettings(ServiceSettings):
     """Where engines run: `local` (worker processes here) or `ray` (one Ray task per run)."""
     ray_address: str | None = None
     """Ray cluster head (host:port) for `ray`; unset: RAY_ADDRESS, else a Ray started here."""
-    # Where each run's result files go (default: <data_dir>/runs).
-    results_dir: Path | None = None
+    results_dir: str | None = None
+    """Where run results go: a path (default <data_dir>/runs) or s3://bucket/prefix (AWS_* from the environment)."""
+    cache_dir: Path | None = None
+    """Local copies for s3:// storage: import staging, played-back results (default <data_dir>/cache)."""
     # Times a run is started before a dying worker fails it for good.
     run_max_attempts: int = Field(default=2, ge=1, le=10)
     # Idle worker pools wake on a notification; they also look at the queue this often.
@@ -69,6 +71,11 @@ class BacktestSettings(ServiceSettings):
     live_poll_seconds: float = Field(default=30.0, gt=0, le=86_400.0)
     """The outbox's safety poll; a commit in this process sends its events at once."""
 
+    @field_validator("catalog_dir", "results_dir", mode="before")
+    @classmethod
+    def _location(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
     @field_validator("strategy_paths", mode="before")
     @classmethod
     def _split_strategy_paths(cls, value: object) -> object:
@@ -82,9 +89,9 @@ class BacktestSettings(ServiceSettings):
         return self.data_root if self.data_root is not None else self.data_dir / "raw"
 
     @property
-    def resolved_catalog_dir(self) -> Path:
-        """Return the catalog directory, defaulting under the data directory."""
-        return self.catalog_dir if self.catalog_dir is not None else self.data_dir / "catalog"
+    def resolved_catalog_dir(self) -> str:
+        """Return the catalog location (path or URL), defaulting under the data directory."""
+        return self.catalog_dir if self.catalog_dir is not None else str(self.data_dir / "catalog")
 
     @property
     def resolved_upload_staging_dir(self) -> Path:
@@ -94,6 +101,11 @@ class BacktestSettings(ServiceSettings):
         return self.data_dir / "upload-staging"
 
     @property
-    def resolved_results_dir(self) -> Path:
-        """Return the run results directory, defaulting under the data directory."""
-        return self.results_dir if self.results_dir is not None else self.data_dir / "runs"
+    def resolved_results_dir(self) -> str:
+        """Return the run results location (path or URL), defaulting under the data directory."""
+        return self.results_dir if self.results_dir is not None else str(self.data_dir / "runs")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        """Return the directory for local copies of remote files, defaulting under the data directory."""
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"

@@ -152,8 +152,13 @@ def _file_timestamp(nanos: int) -> str:
 
 def data_directory(catalog: Path, kind: DataKind, *, instrument_id: str) -> Path:
     """Return the directory the catalog reads `kind` data of one instrument from."""
+    return catalog / data_prefix(kind, instrument_id=instrument_id)
+
+
+def data_prefix(kind: DataKind, *, instrument_id: str) -> str:
+    """Return where in a catalog its `kind` data of one instrument lives (a relative path)."""
     identifier = stored_bar_type(instrument_id) if kind is DataKind.BARS else instrument_id
-    return catalog / "data" / DIRECTORY[kind] / identifier.replace("/", "")
+    return f"data/{DIRECTORY[kind]}/{identifier.replace('/', '')}"
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from nautilus_trader.model.data import Bar, QuoteTick, TradeTick
 from nautilus_trader.model.instruments import Instrument
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.datasets.instruments import InstrumentSpec, to_nautilus
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
@@ -122,7 +122,7 @@ class DatasetSource:
     """Everything a backtest worker needs to load a dataset; picklable, builds Nautilus objects lazily."""
 
     dataset_id: str
-    catalog_path: Path
+    catalog_path: str  # a local path or an fsspec URL (storage.py)
     kind: DataKind
     instrument: InstrumentSpec
     content_hash: str
@@ -190,11 +190,11 @@ def _bar_step(seconds: int) -> str:
     return f"{seconds}-SECOND"
 
 
-def dataset_source(dataset: Dataset, *, catalog_dir: Path) -> DatasetSource:
+def dataset_source(dataset: Dataset, *, catalog_dir: str) -> DatasetSource:
     """Return what a run needs to load `dataset` from the catalog."""
     return DatasetSource(
         dataset_id=dataset.id,
-        catalog_path=catalog_dir / dataset.id,
+        catalog_path=storage.join(catalog_dir, dataset.id),
         kind=dataset.kind,
         instrument=dataset.instrument,
         content_hash=dataset.content_hash,

@@ -1,8 +1,10 @@
 """Importing raw files into datasets: path checks, content hashing, atomic catalogs, the database.
 
-Each dataset is its own NautilusTrader catalog at `<catalog_dir>/<dataset_id>/`. An import is
-written under `<catalog_dir>/.staging/<dataset_id>/` and renamed into place in one step, then the
-row is committed; a failure at any point removes what was written. The same content imported the
+Each dataset is its own NautilusTrader catalog at `<catalog_dir>/<dataset_id>/`, where
+`catalog_dir` is a local directory or an fsspec URL (`storage.py`). An import is written under a
+local staging directory and published in one step (a rename on local disk, an upload to an object
+store), then the row is committed: a catalog without a row is never read, and a failure at any
+point removes what was written. The same content imported the
 same way (kind and instrument) is one dataset: the second import does no conversion, and an
 unchanged file (same path, size and mtime) is not even hashed again.
 """
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import threading
 import time
@@ -23,6 +24,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.datasets import repository
 from tapedeck_backtest.datasets.catalog import WrittenFile, verify_read_back
 from tapedeck_backtest.datasets.domain import (
@@ -79,7 +81,7 @@ def resolve_source(data_root: Path, source_path: str, *, field: str = "source_pa
 
 
 async def load_dataset_source(
-    *, session: AsyncSession, catalog_dir: Path, dataset_id: str, field: str = "spec.dataset"
+    *, session: AsyncSession, catalog_dir: str, dataset_id: str, field: str = "spec.dataset"
 ) -> DatasetSource:
     """Return the catalog path, instrument and data type of a dataset; NotFound if unknown."""
     dataset = await repository.get_dataset(session=session, dataset_id=dataset_id)
@@ -96,17 +98,21 @@ class Datasets:
         *,
         sessions: async_sessionmaker[AsyncSession],
         data_root: Path,
-        catalog_dir: Path,
+        catalog_dir: str,
+        cache_dir: Path,
         concurrency: int = 2,
     ) -> None:
         self._sessions = sessions
         self.data_root = data_root
         self.catalog_dir = catalog_dir
+        local = storage.local_path(catalog_dir)
+        # On local disk, staging sits beside the catalogs so that publishing is a rename.
+        self._staging = (local if local is not None else cache_dir) / STAGING
         self._slots = asyncio.Semaphore(concurrency)
 
-    def catalog_path(self, dataset_id: str) -> Path:
-        """Return the catalog directory of one dataset."""
-        return self.catalog_dir / dataset_id
+    def catalog_path(self, dataset_id: str) -> str:
+        """Return the catalog location of one dataset."""
+        return storage.join(self.catalog_dir, dataset_id)
 
     async def get(self, dataset_id: str) -> Dataset:
         """Return one dataset or raise NotFound."""
@@ -129,7 +135,7 @@ class Datasets:
         """Delete staging directories and catalogs without a row, left by a crash (an hour old)."""
         async with self._sessions() as session:
             known = await repository.dataset_ids(session=session)
-        await asyncio.to_thread(_remove_leftovers, self.catalog_dir, known)
+        await asyncio.to_thread(_remove_leftovers, self.catalog_dir, self._staging, known)
 
     async def import_dataset(self, request: ImportRequest) -> AsyncIterator[ImportUpdate]:
         """Import a file, yielding progress and, last, the dataset (or the existing one)."""
@@ -189,7 +195,7 @@ class Datasets:
                 return
 
             dataset_id = new_id()
-            staging = self.catalog_dir / STAGING / dataset_id
+            staging = self._staging / dataset_id
             final = self.catalog_path(dataset_id)
             written: WrittenFile | None = None
             try:
@@ -236,8 +242,8 @@ class Datasets:
                     if request.kind is DataKind.BARS
                     else None,
                 )
-                # Publish: one rename puts the whole catalog in place, then the row is committed.
-                os.rename(staging, final)
+                # Publish the whole catalog, then commit the row that makes it visible.
+                await asyncio.to_thread(storage.publish, staging, final)
                 async with self._sessions() as session, session.begin():
                     await repository.insert_dataset(
                         session=session,
@@ -251,7 +257,7 @@ class Datasets:
                 raise InvalidArgument([FieldViolation("source_path", str(error))]) from None
             except IntegrityError:
                 # Another import of the same content won the race: keep its dataset, drop ours.
-                await asyncio.to_thread(shutil.rmtree, final, True)
+                await asyncio.to_thread(storage.remove, final)
                 async with self._sessions() as session:
                     winner = await repository.find_by_import_key(session=session, import_key=key)
                 if winner is None:
@@ -262,7 +268,7 @@ class Datasets:
                 # Also on cancellation and GeneratorExit, where awaiting is not safe: remove
                 # synchronously (a handful of files).
                 shutil.rmtree(staging, ignore_errors=True)
-                shutil.rmtree(final, ignore_errors=True)
+                storage.remove(final)
                 raise
             logger.info(
                 "dataset imported",
@@ -272,7 +278,7 @@ class Datasets:
 
     async def _still_on_disk(self, dataset: Dataset) -> bool:
         """Return True if the dataset's catalog exists; otherwise forget the row so it re-imports."""
-        if await asyncio.to_thread(self.catalog_path(dataset.id).is_dir):
+        if await asyncio.to_thread(storage.exists, self.catalog_path(dataset.id)):
             return True
         logger.warning(
             "dataset catalog is missing; importing it again", extra={"dataset": dataset.id}
@@ -292,7 +298,7 @@ class Datasets:
         report: Callable[[ConversionProgress], None],
         cancel: threading.Event,
     ) -> WrittenFile:
-        staging = self.catalog_dir / STAGING / dataset_id
+        staging = self._staging / dataset_id
         try:
             staging.mkdir(parents=True)
             written = convert_file(
@@ -376,17 +382,18 @@ async def _in_thread[T](
             task.add_done_callback(lambda _: loop.run_in_executor(None, on_abandon))
 
 
-def _remove_leftovers(catalog_dir: Path, known: set[str]) -> None:
-    if not catalog_dir.exists():
-        return
+def _remove_leftovers(catalog_dir: str, staging: Path, known: set[str]) -> None:
     cutoff = time.time() - ORPHAN_AGE_SECONDS
-    staging = catalog_dir / STAGING
     candidates = list(staging.iterdir()) if staging.exists() else []
-    candidates += [
-        entry
-        for entry in catalog_dir.iterdir()
-        if entry.name != STAGING and entry.is_dir() and entry.name not in known
-    ]
+    local = storage.local_path(catalog_dir)
+    # A remote catalog without a row (a crash between upload and commit) is never read; removing
+    # it needs listing the bucket, left to the bucket's lifecycle rules.
+    if local is not None and local.exists():
+        candidates += [
+            entry
+            for entry in local.iterdir()
+            if entry.name != STAGING and entry.is_dir() and entry.name not in known
+        ]
     for entry in candidates:
         if entry.stat().st_mtime < cutoff:
             logger.warning("removing a leftover import directory", extra={"path": str(entry)})

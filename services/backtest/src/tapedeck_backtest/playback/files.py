@@ -36,6 +36,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SIDECAR = "playback-2"  # -2: equity drawdown
+SIDECAR_DONE = "done"  # written last: the sidecar is whole
 _BATCH_ROWS = 65_536
 # Parquet file -> numeric columns kept as memory-mapped .npy files.
 _NUMERIC: dict[str, tuple[str, ...]] = {
@@ -95,7 +96,7 @@ def time_span(times: IntArray, *, start_ns: int | None, end_ns: int | None) -> t
 
 def sidecar_ready(run_dir: Path) -> bool:
     """Tell whether a run's playback sidecar has been built."""
-    return (run_dir / SIDECAR / "done").exists()
+    return (run_dir / SIDECAR / SIDECAR_DONE).exists()
 
 
 def build_sidecar(run_dir: Path) -> None:
@@ -110,7 +111,7 @@ def build_sidecar(run_dir: Path) -> None:
         _write_drawdown(staging)
         for name, columns in _STRINGS.items():
             _write_strings(results.parquet(f"{name}.parquet"), staging / f"{name}.arrow", columns)
-        (staging / "done").write_text("1")
+        (staging / SIDECAR_DONE).write_text("1")
         try:
             os.rename(staging, run_dir / SIDECAR)
         except OSError:

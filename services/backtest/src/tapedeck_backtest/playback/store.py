@@ -8,10 +8,18 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tapedeck_backtest.playback.files import RunFiles, build_sidecar, open_run, sidecar_ready
+from tapedeck_backtest import storage
+from tapedeck_backtest.playback.files import (
+    SIDECAR,
+    SIDECAR_DONE,
+    RunFiles,
+    build_sidecar,
+    open_run,
+    sidecar_ready,
+)
 from tapedeck_backtest.playback.metrics import CACHE_HIT, CACHE_MISS
 from tapedeck_backtest.runs.domain import Run, RunState
-from tapedeck_backtest.runs.results import ResultFiles
+from tapedeck_backtest.runs.results import MANIFEST, ResultFiles
 from tapedeck_common.errors import FailedPrecondition, NotFound
 
 logger = logging.getLogger(__name__)
@@ -26,11 +34,13 @@ class ResultStore:
     def __init__(
         self,
         *,
-        results_root: Path,
+        results_root: str,
+        cache_dir: Path,
         get_run: Callable[[str], Awaitable[Run]],
         cache_bytes: int,
     ) -> None:
         self._root = results_root
+        self._copies = cache_dir / "runs"
         self._get_run = get_run
         self._cache_bytes = cache_bytes
         self._open: OrderedDict[tuple[str, str], RunFiles] = OrderedDict()
@@ -87,19 +97,34 @@ class ResultStore:
     async def results(self, run_id: str) -> tuple[str, ResultFiles]:
         """Return a SUCCEEDED run's content version and its Parquet result files."""
         version = await self.content_version(run_id)
-        results = ResultFiles(self._root / run_id)
-        if not results.exists():
-            raise NotFound(f"the results of backtests/{run_id} are missing from the result store")
-        return version, results
+        return version, ResultFiles(await asyncio.to_thread(self._run_dir, run_id))
 
     def _load(self, run_id: str) -> RunFiles:
-        run_dir = self._root / run_id
-        if not ResultFiles(run_dir).exists():
-            raise NotFound(f"the results of backtests/{run_id} are missing from the result store")
+        run_dir = self._run_dir(run_id)
         if not sidecar_ready(run_dir):
             logger.info("building the playback files of run %s", run_id)
             build_sidecar(run_dir)
+            if storage.local_path(self._root) is None:  # other replicas download it, not build it
+                url = storage.join(self._root, run_id, SIDECAR)
+                storage.upload(run_dir / SIDECAR, url, last=SIDECAR_DONE)
         return open_run(run_dir)
+
+    def _run_dir(self, run_id: str) -> Path:
+        """Return the run's result directory on this machine: the store's, or a local copy."""
+        url = storage.join(self._root, run_id)
+        run_dir = storage.local_path(url)
+        if run_dir is None:
+            # A finished run never changes: a whole local copy is good for good.
+            run_dir = self._copies / run_id
+            if not ResultFiles(run_dir).exists() and storage.exists(storage.join(url, MANIFEST)):
+                storage.download(url, run_dir, skip=SIDECAR)
+            if not sidecar_ready(run_dir) and storage.exists(
+                storage.join(url, SIDECAR, SIDECAR_DONE)
+            ):
+                storage.download(storage.join(url, SIDECAR), run_dir / SIDECAR)
+        if not ResultFiles(run_dir).exists():
+            raise NotFound(f"the results of backtests/{run_id} are missing from the result store")
+        return run_dir
 
     def _remember(self, key: tuple[str, str], files: RunFiles) -> None:
         if files.mapped_bytes > self._cache_bytes:

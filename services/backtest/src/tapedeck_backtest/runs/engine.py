@@ -35,7 +35,8 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 from nautilus_trader.trading.config import StrategyFactory
 
-from tapedeck_backtest.datasets.catalog import data_directory, fixed128_to_float
+from tapedeck_backtest import storage
+from tapedeck_backtest.datasets.catalog import data_prefix, fixed128_to_float
 from tapedeck_backtest.datasets.domain import (
     DataKind,
     DatasetSource,
@@ -77,7 +78,7 @@ class RunJob:
     run_id: str
     source: DatasetSource
     spec: RunSpec
-    results_dir: Path
+    results_dir: str  # a local path or an fsspec URL (storage.py)
     in_memory_rows: int = DEFAULT_IN_MEMORY_ROWS
 
     @property
@@ -317,7 +318,13 @@ def _progress(
 
 
 def _query_catalog(source: DatasetSource, spec: RunSpec) -> list[Any]:
-    catalog = ParquetDataCatalog(str(source.catalog_path))
+    fs, path = storage.filesystem(source.catalog_path)
+    catalog = ParquetDataCatalog(
+        path,
+        fs_protocol=storage.protocol(source.catalog_path),
+        fs_storage_options=fs.storage_options,
+        fs_rust_storage_options=storage.rust_storage_options(source.catalog_path),
+    )
     low, last = spec.start_ns, spec.end_ns - 1  # the catalog's bounds are inclusive
     if source.kind is DataKind.TRADES:
         return list(catalog.trade_ticks(instrument_ids=[source.instrument_id], start=low, end=last))
@@ -337,11 +344,12 @@ def _window_tables(
     ts_init statistics): `ParquetFile.iter_batches` and `Dataset.to_batches` keep memory for
     every row group already read until the reader is dropped (about 30 MB per million ticks).
     """
-    directory = data_directory(source.catalog_path, source.kind, instrument_id=source.instrument_id)
+    prefix = data_prefix(source.kind, instrument_id=source.instrument_id)
+    fs, directory = storage.filesystem(storage.join(source.catalog_path, prefix))
     low = pa.scalar(spec.start_ns, pa.uint64())
     high = pa.scalar(spec.end_ns, pa.uint64())  # excluded: the window is half-open
-    for path in sorted(directory.glob("*.parquet")):  # named <first-ts>_<last-ts>: time order
-        file = pq.ParquetFile(path)
+    for path in sorted(fs.glob(f"{directory}/*.parquet")):  # <first-ts>_<last-ts>: time order
+        file = pq.ParquetFile(path, filesystem=fs)
         metadata = file.schema_arrow.metadata
         ts_index = file.schema_arrow.get_field_index("ts_init")
         groups: list[int] = []

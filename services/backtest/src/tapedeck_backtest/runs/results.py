@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import talib
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.runs import stats as stats_math
 from tapedeck_backtest.runs.domain import AccountKind, Fill, Holdings, Stats, book, equity
 from tapedeck_backtest.runs.trades import Trade
@@ -82,6 +82,8 @@ INDICATOR_COLUMNS = (
     "bollinger_lower",
 )
 ROW_GROUP_SIZE = 65_536
+# Written last: a run directory with its manifest is whole (an object store has no rename).
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def fills_from_report(report: Any) -> list[Fill]:
 
 def write_results(
     *,
-    directory: Path,
+    directory: str,
     context: RunContext,
     prices: PriceSeries,
     candles: Candles,
@@ -223,7 +225,7 @@ def write_results(
     trades: list[Trade],
     trade_figures: stats_math.TradeFigures,
 ) -> Stats:
-    """Write every result file into `directory` atomically and return the run's stats."""
+    """Write every result file into `directory` (a path or URL) atomically; return the stats."""
     portfolio = _portfolio(context, fills)
     marks_at_fills = _marks_at(prices, np.array([f.time for f in fills], dtype=np.int64))
     equity_times, equity_values, equity_marks, equity_kinds = _equity_curve(
@@ -272,15 +274,19 @@ def write_results(
         },
         "stats": json.loads(stats.to_json()),
     }
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    local = storage.local_path(directory)
+    if local is not None:  # staged beside the target, so that publishing is a rename
+        local.parent.mkdir(parents=True, exist_ok=True)
+    name = directory.rstrip("/").rsplit("/", 1)[-1]
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{name}.", dir=None if local is None else local.parent)
+    )
     try:
-        for name, table in tables.items():
-            pq.write_table(table, staging / name, row_group_size=ROW_GROUP_SIZE)
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if directory.exists():
-            shutil.rmtree(directory)  # a re-run after a dead worker replaces partial leftovers
-        os.replace(staging, directory)
+        for file, table in tables.items():
+            pq.write_table(table, staging / file, row_group_size=ROW_GROUP_SIZE)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        storage.remove(directory)  # a re-run after a dead worker replaces partial leftovers
+        storage.publish(staging, directory, last=MANIFEST)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -576,11 +582,11 @@ class ResultFiles:
 
     def exists(self) -> bool:
         """Tell whether the run's results were written (only SUCCEEDED runs have them)."""
-        return (self.directory / "manifest.json").is_file()
+        return (self.directory / MANIFEST).is_file()
 
     def manifest(self) -> dict[str, Any]:
         """Return manifest.json: instrument, currencies, account type, interval, rows, stats."""
-        loaded: dict[str, Any] = json.loads((self.directory / "manifest.json").read_text())
+        loaded: dict[str, Any] = json.loads((self.directory / MANIFEST).read_text())
         return loaded
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:

@@ -7,11 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.datasets.domain import DatasetSource
 from tapedeck_backtest.datasets.service import load_dataset_source
 from tapedeck_backtest.keysets import Keyset
@@ -78,7 +78,7 @@ class Runs:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        catalog_dir: Path,
+        catalog_dir: str,
         registry: StrategyRegistry,
         wake: Callable[[], None] | None,
     ) -> None:
@@ -521,8 +521,8 @@ class RunJobs:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        catalog_dir: Path,
-        results_root: Path,
+        catalog_dir: str,
+        results_root: str,
         in_memory_rows: int = DEFAULT_IN_MEMORY_ROWS,
     ) -> None:
         self._sessions = sessions
@@ -540,6 +540,6 @@ class RunJobs:
             run_id=run.id,
             source=source,
             spec=run.spec,
-            results_dir=self._results_root / run.id,
+            results_dir=storage.join(self._results_root, run.id),
             in_memory_rows=self._in_memory_rows,
         )

@@ -30,6 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.runs.domain import Run, RunProgress, RunState, Stats
 from tapedeck_backtest.runs.engine import RunJob, error_message
 from tapedeck_backtest.runs.executors import Executor, LocalExecutor, Worker
@@ -59,12 +60,14 @@ JobResolver = Callable[[Run], Awaitable[RunJob]]
 STAGING_MAX_AGE_SECONDS = 3600.0
 
 
-def remove_stale_staging(results_root: Path) -> None:
+def remove_stale_staging(results_root: str) -> None:
     """Delete result staging directories a killed worker left (hidden, older than an hour)."""
-    if not results_root.is_dir():
+    # Results for a remote store are staged in each node's temporary directory instead.
+    local = storage.local_path(results_root)
+    if local is None or not local.is_dir():
         return
     cutoff = time.time() - STAGING_MAX_AGE_SECONDS
-    for entry in results_root.iterdir():
+    for entry in local.iterdir():
         # Results are written to ".<run_id>.<random>" and renamed into place when complete.
         with contextlib.suppress(OSError):
             if entry.name.startswith(".") and entry.is_dir() and entry.stat().st_mtime < cutoff:
@@ -100,7 +103,7 @@ class WorkerPool:
         queue: RunQueue,
         jobs: JobResolver,
         workers: int,
-        results_root: Path,
+        results_root: str,
         executor: Executor | None = None,
         strategy_paths: tuple[str, ...] = (),
         max_attempts: int = 2,
@@ -257,9 +260,7 @@ class WorkerPool:
             # Cancelled while writing results: nobody will read them. (A run another replica
             # took over after a lost lease keeps its directory: it may be theirs.)
             if not stored and (await self._queue.get(run_id)).state is RunState.CANCELLED:
-                await asyncio.to_thread(
-                    shutil.rmtree, self._results_root / run_id, ignore_errors=True
-                )
+                await asyncio.to_thread(storage.remove, storage.join(self._results_root, run_id))
         elif kind == "failed":
             await self._finish(
                 run_id, RunState.FAILED, error_message=str(payload), denials=slot.denials
