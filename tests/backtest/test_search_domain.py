@@ -90,3 +90,19 @@ def test_a_run_without_a_finite_value_gives_no_objective():
     nan = SweepPoint(0, {}, run("n", RunState.SUCCEEDED, ended=1, result=stats(0.1)))
     assert objective_values(nan, (SweepMetric.SHARPE_RATIO,)) is None
     assert objective_values(nan, (SweepMetric.TOTAL_RETURN,)) == [0.1]
+
+
+@pytest.mark.parametrize("algorithm", [SearchAlgorithm.TPE, SearchAlgorithm.RANDOM])
+def test_a_point_already_tried_is_not_asked_again_while_new_ones_remain(algorithm):
+    # Six points in all: a budget of six tries each once.
+    axes = (Axis("fast_period", (), ParameterRange(2, 4)), Axis("slow_period", (20, 30)))
+    space = search_space(axes, EMA)
+    search = SearchSpec(algorithm, 6, 1, 3, (SweepMetric.TOTAL_RETURN,))
+    points: list[SweepPoint] = []
+    for number in range(6):
+        asked = ask(search, space, points)
+        result = stats(total_return=asked.parameters["fast_period"] / 10)
+        done = run(f"r{number}", RunState.SUCCEEDED, ended=number, result=result)
+        points.append(SweepPoint(number, asked.parameters, done, asked.trial_attrs))
+    tried = {(p.parameters["fast_period"], p.parameters["slow_period"]) for p in points}
+    assert len(tried) == 6

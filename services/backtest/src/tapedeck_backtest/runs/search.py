@@ -39,6 +39,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 MAX_TRIALS = 10_000
 MAX_PARALLEL = 64
 DEFAULT_PARALLEL = 2
+MAX_REASKS = 100
 
 
 def check_search(search: SearchSpec, metric: SweepMetric, *, field: str = "search") -> SearchSpec:
@@ -164,6 +165,7 @@ def ask(
         sampler=_sampler(search, len(trials)),
         directions=["minimize" if m.lower_is_better else "maximize" for m in search.objectives],
     )
+    known: dict[tuple[Scalar, ...], list[float] | None] = {}
     for trial in trials:
         params = {name: trial.parameters[name] for name in space}
         values = objective_values(trial, search.objectives)
@@ -182,6 +184,23 @@ def ask(
                 system_attrs=json.loads(trial.trial_attrs or "{}"),
             )
         )
-    asked = study.ask(space)
+        known[_key(params, space)] = values
+    # A point already tried is not worth a trial: the study learns its known result (a failure
+    # when it has none yet) and the sampler is asked again. Only a space with fewer points than
+    # the budget runs out of new ones; then the last point asked is tried again.
+    for _ in range(MAX_REASKS):
+        asked = study.ask(space)
+        key = _key(asked.params, space)
+        if key not in known:
+            break
+        values = known[key]
+        if values is None:
+            study.tell(asked, state=TrialState.FAIL)
+        else:
+            study.tell(asked, values)
     frozen = study.get_trials(deepcopy=False)[asked.number]
     return Asked(parameters=dict(asked.params), trial_attrs=json.dumps(frozen.system_attrs))
+
+
+def _key(params: dict[str, Scalar], space: dict[str, BaseDistribution]) -> tuple[Scalar, ...]:
+    return tuple(params[name] for name in sorted(space))
