@@ -12,6 +12,7 @@ import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
 import { renderWallets } from "./views/wallets/view";
 import { renderLive } from "./views/live/view";
+import { renderSessions } from "./views/sessions/view";
 
 adoptTokenFromLocation(window.localStorage, window.location, window.history);
 const app = document.getElementById("app");
@@ -38,6 +39,7 @@ const TABS: Array<[ViewName, string]> = [
   ["playback", "Playback"],
   ["wallets", "Wallets"],
   ["live", "Live"],
+  ["sessions", "Sessions"],
   ["overview", "Stack"],
 ];
 let scope = new Scope();
@@ -73,6 +75,9 @@ function show(): void {
       break;
     case "live":
       renderLive(app, clients, route, scope);
+      break;
+    case "sessions":
+      renderSessions(app, clients, route, scope);
       break;
   }
 }

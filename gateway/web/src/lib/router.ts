@@ -1,5 +1,6 @@
-// Hash routes: #/runs, #/playback/<run>?compare=<run>, #/wallets, #/live?type=...
-export type ViewName = "overview" | "runs" | "playback" | "wallets" | "live";
+// Hash routes: #/runs, #/playback/<run>?compare=<run>, #/wallets, #/live?type=...,
+// #/sessions/<run_id>?backtest=<run>&gap=<s>
+export type ViewName = "overview" | "runs" | "playback" | "wallets" | "live" | "sessions";
 
 export interface Route {
   view: ViewName;
@@ -7,7 +8,14 @@ export interface Route {
   params: URLSearchParams;
 }
 
-const VIEWS: ReadonlySet<string> = new Set(["overview", "runs", "playback", "wallets", "live"]);
+const VIEWS: ReadonlySet<string> = new Set([
+  "overview",
+  "runs",
+  "playback",
+  "wallets",
+  "live",
+  "sessions",
+]);
 
 export function parseRoute(hash: string): Route {
   const body = hash.replace(/^#\/?/, "");
