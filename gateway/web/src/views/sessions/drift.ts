@@ -45,7 +45,8 @@ export class DriftPanel {
     this.requests = new Superseding(scope.signal);
     const form = h(
       "form",
-      { class: "filters", "data-testid": "drift-form" },
+      // The gap's own message (lib/sessions.ts parseGap) rather than the browser's.
+      { class: "filters", "data-testid": "drift-form", novalidate: true },
       this.run,
       h("label", {}, "max entry gap (s) ", this.gap),
       h("button", { type: "submit", class: "primary", text: "Compare" }),
