@@ -54,7 +54,8 @@ await withPage(async (page, screenshot) => {
   assert.ok(summary !== undefined, "ListSessions lists the session");
   const cells = await row.locator("td").allInnerTexts();
   assert.equal(cells[0], summary.traderId);
-  assert.equal(cells[1], summary.instanceId);
+  assert.equal(cells[1], summary.instanceId.slice(0, 8));
+  assert.equal(await row.locator("td").nth(1).getAttribute("title"), summary.instanceId);
   assert.equal(cells[4], String(summary.eventCount));
   assert.equal(cells[6], String((summary.openPositions ?? []).length));
   assert.match(cells[7], /USDT/);

@@ -11,6 +11,7 @@ import {
   fillsOf,
   moneyText,
   parseGap,
+  priceDigits,
   priceLine,
   signedDuration,
   typeCountsText,
@@ -82,6 +83,17 @@ describe("session fills", () => {
       { time: 10, side: "sell", text: "S 0.5 @ 101.5" },
       { time: 12, side: "buy", text: "B 0.5 @ 1,234.5" },
     ]);
+  });
+});
+
+describe("price axis", () => {
+  it("quotes prices as filled, up to eight significant figures", () => {
+    const at = (...prices: string[]) =>
+      priceDigits(fillsOf(prices.map((p, i) => filled(i, i, "BUY", p))));
+    expect(at("42000.1", "42000.25")).toBe(2);
+    expect(at("40675.619912229996")).toBe(3);
+    expect(at("0.00012345", "0.0001")).toBe(7);
+    expect(at("105", "104")).toBe(0);
   });
 });
 

@@ -69,6 +69,19 @@ export function priceLine(fills: readonly Fill[]): Array<{ time: number; value: 
   return points;
 }
 
+// Decimals for the price axis: as many as the prices are quoted with, up to eight significant
+// figures (averaged fill prices can carry a dozen decimals no one reads).
+export function priceDigits(fills: readonly Fill[]): number {
+  let digits = 0;
+  let integer = 1;
+  for (const fill of fills) {
+    const [int = "", frac = ""] = fill.price.replace(/^[-+]/, "").split(".");
+    digits = Math.max(digits, frac.replace(/0+$/, "").length);
+    integer = Math.max(integer, int.replace(/^0+/, "").length);
+  }
+  return Math.min(digits, Math.max(2, 8 - integer));
+}
+
 export interface FillMark {
   readonly time: number; // the second of its point on the price line
   readonly side: "buy" | "sell";

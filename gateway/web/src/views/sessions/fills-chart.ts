@@ -9,20 +9,13 @@ import {
   type ISeriesMarkersPluginApi,
   type Time,
 } from "lightweight-charts";
-import { fillMarks, priceLine, type Fill } from "../../lib/sessions";
+import { fillMarks, priceDigits, priceLine, type Fill } from "../../lib/sessions";
 import { h } from "../../ui/dom";
 import { chartOptions, DOWN, t, UP } from "../playback/chart-base";
 
 const HEIGHT = 320;
 // Labels on markers only when they fit; arrows always.
 const MAX_LABELLED_MARKERS = 40;
-
-// Decimals the prices are quoted with (at most 8), so the axis shows them as they were filled.
-function priceDigits(fills: readonly Fill[]): number {
-  let digits = 0;
-  for (const fill of fills) digits = Math.max(digits, fill.price.split(".")[1]?.length ?? 0);
-  return Math.min(digits, 8);
-}
 
 export class FillsChart {
   readonly element = h("div", { class: "chart fills-chart", "data-testid": "fills-chart" });

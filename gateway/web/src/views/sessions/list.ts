@@ -85,7 +85,7 @@ export class SessionList {
         const row = gridRow(
           [
             { text: s.traderId || "—" },
-            { text: s.instanceId || s.runId },
+            { text: (s.instanceId || s.runId).slice(0, 8) },
             { text: formatTime(timestampSeconds(s.startTime)) },
             { text: formatTime(timestampSeconds(s.lastTime)) },
             { text: s.eventCount.toString(), num: true },
@@ -95,6 +95,7 @@ export class SessionList {
           ],
           { class: "opens", "data-run-id": s.runId, title: `Open session ${s.runId}` },
         );
+        row.cells[1]!.title = s.instanceId || s.runId;
         if (s.runId === this.selected) row.setAttribute("aria-current", "true");
         row.addEventListener("click", () => (location.hash = formatRoute("sessions", s.runId)));
         return row;

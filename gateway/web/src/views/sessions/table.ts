@@ -23,7 +23,10 @@ export function gridTable(
   return { element: h("div", { class: "table-scroll" }, table), body };
 }
 
-export function gridRow(cells: readonly Cell[], props: Record<string, string> = {}): HTMLElement {
+export function gridRow(
+  cells: readonly Cell[],
+  props: Record<string, string> = {},
+): HTMLTableRowElement {
   return h(
     "tr",
     props,
