@@ -70,7 +70,10 @@ export class DriftPanel {
   async start(): Promise<void> {
     const chosen = this.params.get("backtest") ?? "";
     try {
-      for (const b of await finishedRuns(this.clients, this.scope.signal)) {
+      const runs = await finishedRuns(this.clients, this.scope.signal);
+      if (runs.length === 0)
+        setStatus(this.status, "empty", "No finished backtests yet: launch one from Runs.");
+      for (const b of runs) {
         const id = runId(b);
         const ended = formatTime(timestampSeconds(b.endTime), false);
         const text = `${id.slice(0, 8)} · ${strategyOf(b)} · finished ${ended}`;
@@ -165,7 +168,7 @@ function summaryChart(
     const low = Math.min(step.from, step.to);
     const high = Math.max(step.from, step.to);
     const bar = h("span", {
-      class: `bar ${step.total ? "total" : Number(step.amount) < 0 ? "down" : "up"}`,
+      class: `wf-bar ${step.total ? "total" : Number(step.amount) < 0 ? "down" : "up"}`,
     });
     bar.style.left = percent(low);
     bar.style.width = `calc(${percent(high)} - ${percent(low)})`;
@@ -178,7 +181,7 @@ function summaryChart(
       h("span", { class: "track" }, zero, bar),
       h("span", {
         class: `num ${toneOf(step.amount)}`,
-        text: `${step.total ? "" : Number(step.amount) >= 0 ? "+" : ""}${formatMoney(step.amount)} ${currency}`,
+        text: `${formatDecimal(step.amount, { maxFractionDigits: 2, minFractionDigits: 2, plusSign: !step.total })} ${currency}`,
       }),
     );
   });

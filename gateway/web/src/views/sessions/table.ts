@@ -1,6 +1,6 @@
 // A plain table of a few hundred rows at most (a page of them): its columns, and rows that may
 // link somewhere when clicked.
-import { signOf } from "../../lib/decimal";
+import { formatDecimal, signOf } from "../../lib/decimal";
 import { h } from "../../ui/dom";
 
 export interface Cell {
@@ -39,8 +39,8 @@ export function gridRow(
   );
 }
 
-// "ok" for a gain, "mismatch" for a loss: the app's colours for PnL.
+// "ok" for a gain, "mismatch" for a loss, as shown (to the cent): the app's colours for PnL.
 export function toneOf(amount: string): "ok" | "mismatch" | "" {
-  const sign = signOf(amount);
+  const sign = signOf(formatDecimal(amount, { maxFractionDigits: 2, group: false }));
   return sign > 0 ? "ok" : sign < 0 ? "mismatch" : "";
 }
