@@ -3,7 +3,8 @@
 // has one marker per fill (ListEvents), its round trips table is ListSessionTrades; the drift view
 // shows CompareWithSession's counts, trades and summary, keeps its choice in the URL, opens the
 // run's playback at a matched trade's entry, and says what went wrong when the service refuses;
-// an appended fill reaches the open view. Screenshots at 1280x800 and 1440x900.
+// an appended fill reaches the open view; times follow the zone setting. Screenshots at 1280x800
+// and 1440x900.
 import assert from "node:assert/strict";
 import { rpc, withPage } from "./browser.mjs";
 
@@ -240,4 +241,19 @@ await withPage(async (page, screenshot) => {
     { timeout: 20000 },
   );
   console.log("an appended fill reached the open session");
+
+  // Times follow the app's zone setting: in Tokyo's local time, the newest round trip's entry.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Emulation.setTimezoneOverride", { timezoneId: "Asia/Tokyo" });
+  await page.selectOption("[data-testid=zone]", "local");
+  const tokyo = new Date(Date.parse(trades[0].entryTime) + 9 * 3600_000).toISOString();
+  await page
+    .locator("[data-testid=session-trades] tbody tr")
+    .first()
+    .locator("td")
+    .first()
+    .filter({ hasText: `${tokyo.slice(0, 10)} ${tokyo.slice(11, 19)} UTC+09:00` })
+    .waitFor({ timeout: 20000 });
+  await page.selectOption("[data-testid=zone]", "utc");
+  console.log("times in the zone chosen");
 });

@@ -18,7 +18,7 @@ import { FillsChart } from "./fills-chart";
 import { gridRow, gridTable, toneOf } from "./table";
 
 const EVENT_PAGE = 1000;
-const MAX_FILLS = 50_000; // the chart's budget; the newest fills are kept
+const MAX_FILLS = 5000; // the chart's budget: a marker each; the newest fills are kept
 const TRADE_PAGE = 200;
 
 export class SessionDetail {
