@@ -21,15 +21,18 @@ export function renderSessions(
   let seen: Session | null | undefined = null;
   const list = new SessionList(clients, selected, scope, (sessions) => {
     if (detail === null || selected === null) return;
-    void sessionNamed(clients, selected, sessions, scope.signal).then((session) => {
-      const changed =
-        seen === null ||
-        session?.eventCount !== seen?.eventCount ||
-        session?.lastTime?.seconds !== seen?.lastTime?.seconds ||
-        session?.lastTime?.nanos !== seen?.lastTime?.nanos;
-      seen = session;
-      if (changed) detail.reload(session);
-    });
+    void sessionNamed(clients, selected, sessions, scope.signal)
+      .then((session) => {
+        const changed =
+          seen === null ||
+          session?.eventCount !== seen?.eventCount ||
+          session?.lastTime?.seconds !== seen?.lastTime?.seconds ||
+          session?.lastTime?.nanos !== seen?.lastTime?.nanos;
+        seen = session;
+        if (changed) detail.reload(session);
+      })
+      // The next refresh asks again; the list shows the service's error meanwhile.
+      .catch(() => undefined);
   });
   const drift = selected === null ? null : new DriftPanel(clients, selected, route.params, scope);
   root.replaceChildren(
