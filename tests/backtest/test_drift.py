@@ -183,6 +183,14 @@ async def test_a_session_with_injected_slippage_delays_and_a_dropped_trade_is_ma
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
     assert reply.currency == "USDT"
+    # Plain decimal notation, never an exponent ("0E-12"), so every client reads the amounts.
+    amounts = [
+        getattr(reply.summary, f) for f in ("live_pnl", "pnl_gap", "slippage", "fees", "other")
+    ]
+    for m in reply.matched:
+        amounts += [m.entry_slippage, m.exit_slippage, m.slippage_cost, m.fee_difference]
+        amounts += [m.pnl_difference, m.live.realized_pnl, m.backtest.average_entry_price]
+    assert all("E" not in a.upper() for a in amounts), amounts
     # Every trade but the dropped one is matched to itself; the short only exists live.
     assert [m.backtest.trade_id for m in reply.matched] == [
         t.trade_id for t in ran if t.trade_id != dropped.trade_id

@@ -402,3 +402,74 @@ def test_the_live_tail_reconnects_and_resumes_from_its_cursor_after_the_service_
         "live_reconnect", link(stack), str(GRPCURL), stack.address, stack.admin_token(), str(live)
     )
     assert "shown once" in out
+
+
+def _btc_run(stack: Stack) -> str:
+    """A succeeded EMA-cross run on the BTC synthetic dataset, created through the API."""
+    dataset = _import_dataset(stack)
+    spec = {
+        "dataset": dataset,
+        "strategy": "strategies/ema_cross",
+        "starting_balances": [{"currency": "USDT", "amount": "100000"}],
+    }
+    created = rpc(stack, "tapedeck.backtest.v1.BacktestService/CreateBacktest", {"spec": spec})
+    name = str(created["backtest"]["name"])
+    final = rpc(stack, "tapedeck.backtest.v1.BacktestService/WatchBacktest", {"name": name})
+    assert final["backtest"]["state"] == "BACKTEST_STATE_SUCCEEDED", final
+    return name.rsplit("/", maxsplit=1)[-1]
+
+
+def test_a_live_session_shows_its_fills_round_trips_and_drift_from_the_backtest(
+    stack: Stack,
+) -> None:
+    import itertools
+    from dataclasses import replace
+    from decimal import Decimal
+
+    import grpc
+
+    from tapedeck.backtest.v1 import backtest_pb2, backtest_pb2_grpc
+    from tapedeck.live.v1 import live_pb2, live_pb2_grpc
+    from tests.backtest.test_drift import SECOND, SESSION, copy_of, session_of
+
+    run = _btc_run(stack)
+    metadata = (("authorization", f"Bearer {stack.admin_token()}"),)
+    with grpc.insecure_channel(stack.address) as channel:
+        listed = backtest_pb2_grpc.BacktestServiceStub(channel).ListTrades(
+            backtest_pb2.ListTradesRequest(backtest=f"backtests/{run}", page_size=1000),
+            metadata=metadata,
+        )
+        ran = sorted(listed.trades, key=lambda t: t.entry_time.ToNanoseconds())
+        assert len(ran) >= 4
+        assert listed.next_page_token == ""
+        entries = [t.entry_time.ToNanoseconds() for t in ran]
+        spacing = min(b - a for a, b in itertools.pairwise(entries))
+        # The browser takes the gap in whole seconds; the delay stays well inside it.
+        gap = spacing // 2 // SECOND
+        assert gap >= 5, f"trades {spacing} ns apart are too close to match unambiguously"
+        delay = gap // 3 * SECOND
+        copies = [copy_of(t) for t in ran]
+        # One trade late and at worse prices, one dropped, one short the run never made.
+        late = replace(
+            copies[0],
+            entry_ns=copies[0].entry_ns + delay,
+            entry_price=copies[0].entry_price + Decimal("2.50"),
+        )
+        extra = replace(copies[3], long=False, exit_price=copies[3].entry_price - 3)
+        session = [late, copies[2], extra, *copies[3:]]
+        live_pb2_grpc.LiveServiceStub(channel).AppendEvents(
+            live_pb2.AppendEventsRequest(events=session_of(session)), metadata=metadata
+        )
+    out = run_scenario(
+        "sessions",
+        link(stack),
+        str(GRPCURL),
+        stack.address,
+        stack.admin_token(),
+        SESSION,
+        run,
+        str(gap),
+    )
+    assert f"matched {len(ran) - 1}, live only 1, backtest only 1" in out
+    assert f"{2 * len(session)} fills" in out
+    print(out)

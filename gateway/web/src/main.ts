@@ -13,6 +13,7 @@ import { renderPlayback } from "./views/playback/view";
 import { renderDatasets } from "./views/datasets/view";
 import { renderWallets } from "./views/wallets/view";
 import { renderLive } from "./views/live/view";
+import { renderSessions } from "./views/sessions/view";
 
 adoptTokenFromLocation(window.localStorage, window.location, window.history);
 const app = document.getElementById("app");
@@ -40,6 +41,7 @@ const TABS: Array<[ViewName, string]> = [
   ["datasets", "Datasets"],
   ["wallets", "Wallets"],
   ["live", "Live"],
+  ["sessions", "Sessions"],
   ["overview", "Stack"],
 ];
 let scope = new Scope();
@@ -78,6 +80,9 @@ function show(): void {
       break;
     case "live":
       renderLive(app, clients, route, scope);
+      break;
+    case "sessions":
+      renderSessions(app, clients, route, scope);
       break;
   }
 }

@@ -1,5 +1,7 @@
-// Hash routes: #/runs, #/playback/<run>?compare=<run>, #/wallets, #/live?type=...
-export type ViewName = "overview" | "runs" | "playback" | "datasets" | "wallets" | "live";
+// Hash routes: #/runs, #/playback/<run>?compare=<run>, #/datasets, #/wallets, #/live?type=...,
+// #/sessions/<run_id>?backtest=<run>&gap=<s>
+export type ViewName =
+  "overview" | "runs" | "playback" | "datasets" | "wallets" | "live" | "sessions";
 
 export interface Route {
   view: ViewName;
@@ -14,6 +16,7 @@ const VIEWS: ReadonlySet<string> = new Set([
   "datasets",
   "wallets",
   "live",
+  "sessions",
 ]);
 
 export function parseRoute(hash: string): Route {

@@ -26,6 +26,7 @@ from tapedeck_backtest.analysis.drift import (
     RoundTrip,
     SessionDrift,
 )
+from tapedeck_backtest.playback.messages import decimal_text
 from tapedeck_backtest.runs.messages import METRICS, run_id, sweep_id
 from tapedeck_backtest.runs.sweeps import Axis
 from tapedeck_backtest.strategies.messages import parameter_value_to_proto
@@ -178,13 +179,13 @@ def drift_to_proto(result: SessionDrift) -> pb.CompareWithSessionResponse:
         live_only=[_trade(trade) for trade in drift.live_only],
         backtest_only=[_trade(trade) for trade in drift.backtest_only],
         summary=pb.DriftSummary(
-            live_pnl=str(summary.live_pnl),
-            backtest_pnl=str(summary.backtest_pnl),
-            pnl_gap=str(summary.gap),
-            missing_trades=str(summary.missing_trades),
-            slippage=str(summary.slippage),
-            fees=str(summary.fees),
-            other=str(summary.other),
+            live_pnl=decimal_text(summary.live_pnl),
+            backtest_pnl=decimal_text(summary.backtest_pnl),
+            pnl_gap=decimal_text(summary.gap),
+            missing_trades=decimal_text(summary.missing_trades),
+            slippage=decimal_text(summary.slippage),
+            fees=decimal_text(summary.fees),
+            other=decimal_text(summary.other),
             matched_count=len(drift.matched),
             live_only_count=len(drift.live_only),
             backtest_only_count=len(drift.backtest_only),
@@ -198,11 +199,11 @@ def _matched(pair: MatchedTrade) -> pb.TradeDrift:
         backtest=_trade(pair.backtest),
         entry_delay=_signed_duration(pair.entry_delay_ns),
         exit_delay=_signed_duration(pair.exit_delay_ns),
-        entry_slippage=str(pair.entry_slippage),
-        exit_slippage=str(pair.exit_slippage),
-        slippage_cost=str(pair.slippage_cost),
-        fee_difference=str(pair.fee_difference),
-        pnl_difference=str(pair.pnl_difference),
+        entry_slippage=decimal_text(pair.entry_slippage),
+        exit_slippage=decimal_text(pair.exit_slippage),
+        slippage_cost=decimal_text(pair.slippage_cost),
+        fee_difference=decimal_text(pair.fee_difference),
+        pnl_difference=decimal_text(pair.pnl_difference),
     )
 
 
@@ -210,13 +211,13 @@ def _trade(trade: RoundTrip) -> pb.DriftTrade:
     return pb.DriftTrade(
         trade_id=trade.trade_id,
         side=pb.TRADE_SIDE_LONG if trade.long else pb.TRADE_SIDE_SHORT,
-        quantity=str(trade.quantity),
+        quantity=decimal_text(trade.quantity),
         entry_time=nanos_to_timestamp(trade.entry_ns),
         exit_time=nanos_to_timestamp(trade.exit_ns),
-        average_entry_price=str(trade.entry_price),
-        average_exit_price=str(trade.exit_price),
-        realized_pnl=str(trade.realized_pnl),
-        fees=str(trade.fees),
+        average_entry_price=decimal_text(trade.entry_price),
+        average_exit_price=decimal_text(trade.exit_price),
+        realized_pnl=decimal_text(trade.realized_pnl),
+        fees=decimal_text(trade.fees),
     )
 
 
