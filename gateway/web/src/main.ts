@@ -8,6 +8,7 @@ import { parseRoute, type ViewName } from "./lib/router";
 import { loadZone, setZone, type Zone } from "./lib/time";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
+import { renderOps } from "./views/ops";
 import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
 import { renderWallets } from "./views/wallets/view";
@@ -39,6 +40,7 @@ const TABS: Array<[ViewName, string]> = [
   ["wallets", "Wallets"],
   ["live", "Live"],
   ["overview", "Stack"],
+  ["ops", "Ops"],
 ];
 let scope = new Scope();
 
@@ -73,6 +75,9 @@ function show(): void {
       break;
     case "live":
       renderLive(app, clients, route, scope);
+      break;
+    case "ops":
+      renderOps(app, clients, scope);
       break;
   }
 }

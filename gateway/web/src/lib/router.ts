@@ -1,5 +1,5 @@
 // Hash routes: #/runs, #/playback/<run>?compare=<run>, #/wallets, #/live?type=...
-export type ViewName = "overview" | "runs" | "playback" | "wallets" | "live";
+export type ViewName = "overview" | "runs" | "playback" | "wallets" | "live" | "ops";
 
 export interface Route {
   view: ViewName;
@@ -7,7 +7,14 @@ export interface Route {
   params: URLSearchParams;
 }
 
-const VIEWS: ReadonlySet<string> = new Set(["overview", "runs", "playback", "wallets", "live"]);
+const VIEWS: ReadonlySet<string> = new Set([
+  "overview",
+  "runs",
+  "playback",
+  "wallets",
+  "live",
+  "ops",
+]);
 
 export function parseRoute(hash: string): Route {
   const body = hash.replace(/^#\/?/, "");
