@@ -139,3 +139,18 @@ async def test_a_short_ttl_picks_up_a_new_price(service):
         emulator.set_prices({"BTC-USD": "150.5"})
         after = await _totals(svc)
     assert (before.total_value, after.total_value) == ("200", "301")
+
+
+async def test_a_rate_limit_is_honoured_without_asking_the_exchange_again(service):
+    async with service(price_cache_ttl_seconds=0) as svc:
+        emulator = svc.exchange.emulator
+        emulator.set_prices({"BTC-USD": "64250.5"})
+        await svc.create_wallet("desk", balances={"BTC": ("1", "0")})
+        emulator.inject(Fault(FaultKind.RATE_LIMIT, seconds=30, times=1))
+        limited = await _totals(svc)
+        again = await _totals(svc)
+    for reply in (limited, again):
+        assert reply.assets[0].price_status == UNAVAILABLE
+        assert reply.price_error_kind == wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED
+    assert "retry after" in again.price_error_message
+    assert emulator.product_requests["BTC-USD"] == 1

@@ -252,6 +252,7 @@ class CoinbaseMarket:
         self, *, api_url: str, timeout: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self._timeout = timeout
+        self._blocked_until = 0.0
         self._ccxt = _Coinbase({"timeout": int(timeout * 1000), "enableRateLimit": True})
         self._ccxt.urls = {**self._ccxt.urls, "api": {"rest": api_url.rstrip("/")}}
         if ssl_context is not None:
@@ -260,12 +261,21 @@ class CoinbaseMarket:
 
     async def fetch_price(self, product_id: str) -> Decimal | None:
         """Return a product's current price within the timeout; None when it is not listed."""
+        wait = self._blocked_until - time.monotonic()
+        if wait > 0:
+            raise ExchangeFailure(
+                ErrorKind.RATE_LIMITED,
+                f"exchange asked to wait; retry after {wait:.1f}s",
+                retry_after=wait,
+            )
         call = getattr(self._ccxt, FETCH_PRODUCT_METHOD)
         try:
             product = await _bounded(call({"product_id": product_id}), self._timeout)
         except ExchangeFailure as failure:
             if failure.http_status == 404:
                 return None
+            if failure.retry_after is not None:
+                self._blocked_until = time.monotonic() + failure.retry_after
             raise
         return parse_price(product, product_id)
 
