@@ -473,3 +473,93 @@ def test_a_live_session_shows_its_fills_round_trips_and_drift_from_the_backtest(
     assert f"matched {len(ran) - 1}, live only 1, backtest only 1" in out
     assert f"{2 * len(session)} fills" in out
     print(out)
+
+
+def test_the_ops_page_shows_valued_balances_blocks_positions_and_reconciliation_as_the_rpcs(
+    stack: Stack, exchange: dict[str, Any]
+) -> None:
+    import grpc
+
+    from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
+
+    first, second = exchange["wallets"]
+    metadata = (("authorization", f"Bearer {stack.admin_token()}"),)
+    with grpc.insecure_channel(stack.address) as channel:
+        stub = wallets_pb2_grpc.WalletServiceStub(channel)
+        names = []
+        # SOL has no SOL-USD product on the emulator: it must be listed unpriced.
+        for display_name, spec, held in (
+            ("ops-desk", first, {"BTC": "1.75", "USD": "250.75", "SOL": "12"}),
+            ("ops-short", second, {"BTC": "0.5", "ETH": "10.123456789012345678"}),
+        ):
+            wallet = wallets_pb2.Wallet(
+                display_name=display_name,
+                exchange=spec["exchange"],
+                account_ref=spec["account_ref"],
+                credentials_ref=spec["credentials_ref"],
+                balances=[
+                    wallets_pb2.Balance(asset=asset, available=total, hold="0")
+                    for asset, total in held.items()
+                ],
+            )
+            reply = stub.CreateWallet(
+                wallets_pb2.CreateWalletRequest(wallet=wallet), metadata=metadata
+            )
+            names.append(reply.wallet.name)
+        stub.ReconcileWallets(wallets_pb2.ReconcileWalletsRequest(wallets=names), metadata=metadata)
+    now = time.time()
+
+    def at(seconds_ago: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - seconds_ago))
+
+    def position(
+        event_id: str, kind: str, run: str, position_id: str, quantity: str
+    ) -> dict[str, Any]:
+        trader, instance = run.split(":")
+        return {
+            "event_id": event_id,
+            "type": kind,
+            "run_id": run,
+            "symbol": position_id.split("-", maxsplit=1)[0],
+            "time": at(120),
+            "payload": {
+                "trader_id": trader,
+                "instance_id": instance,
+                "position_id": position_id,
+                "instrument_id": position_id.split("-", maxsplit=1)[0],
+                "strategy_id": "EMACross-001",
+                "quantity": quantity,
+                "average_open_price": "64000.5",
+                "realized_pnl": {"amount": "0", "currency": "USD"},
+            },
+        }
+
+    blocked = [
+        ("ops-b1", "insufficient_funds", 60),
+        ("ops-b2", "insufficient_funds", 90),
+        ("ops-b3", "max_notional", 30),
+        ("ops-old", "stale_balance", 7200),  # two hours ago: outside the last hour
+    ]
+    events = [
+        {
+            "event_id": event_id,
+            "type": "EVENT_TYPE_TRADE_BLOCKED",
+            "run_id": "OPS-001:one",
+            "symbol": "BTCUSD.OPS",
+            "reason": reason,
+            "time": at(seconds_ago),
+        }
+        for event_id, reason, seconds_ago in blocked
+    ]
+    events += [
+        position("ops-p1", "EVENT_TYPE_POSITION_OPENED", "OPS-001:one", "BTCUSD.OPS-long", "0.5"),
+        position("ops-p2", "EVENT_TYPE_POSITION_OPENED", "OPS-001:one", "ETHUSD.OPS-closed", "2"),
+        position("ops-p3", "EVENT_TYPE_POSITION_CLOSED", "OPS-001:one", "ETHUSD.OPS-closed", "0"),
+        position("ops-p4", "EVENT_TYPE_POSITION_OPENED", "OPS-002:two", "ETHUSD.OPS-short", "-3"),
+    ]
+    rpc(stack, "tapedeck.live.v1.LiveService/AppendEvents", {"events": events})
+    out = run_scenario("ops", link(stack), str(GRPCURL), stack.address, stack.admin_token())
+    assert "as GetBalanceTotals" in out
+    assert "as ListBlocks" in out
+    assert "as ListSessions" in out
+    print(out)

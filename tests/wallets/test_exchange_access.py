@@ -12,6 +12,7 @@ from tapedeck_wallets.exchange.coinbase import (
     CoinbaseClient,
     classify_http,
     parse_accounts,
+    parse_price,
     retry_after_seconds,
 )
 from tapedeck_wallets.exchange.domain import ErrorKind, ExchangeAccount, ExchangeFailure
@@ -136,3 +137,30 @@ def test_a_well_formed_answer_is_not_a_failure_and_retry_after_parses():
     assert classify_http(429, {"retry-after": "2.5"}, "").retry_after == 2.5  # type: ignore[union-attr]
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert retry_after_seconds("soon") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"product_id": "BTC-USD", "price": "64250.50"}, Decimal("64250.50")),
+        ({"product_id": "BTC-USD", "price": ""}, None),
+        ({"product_id": "BTC-USD", "price": "0"}, None),
+    ],
+)
+def test_a_product_price_is_read_exactly_and_an_empty_one_is_no_price(body, expected):
+    assert parse_price(body, "BTC-USD") == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"product_id": "BTC-USD", "price": 64250.5},
+        {"product_id": "BTC-USD", "price": "-1"},
+        {"product_id": "ETH-USD", "price": "1"},
+        [],
+    ],
+)
+def test_a_product_response_of_the_wrong_shape_is_a_bad_response(body):
+    with pytest.raises(ExchangeFailure) as caught:
+        parse_price(body, "BTC-USD")
+    assert caught.value.kind is ErrorKind.BAD_RESPONSE

@@ -8,6 +8,7 @@ import { parseRoute, type ViewName } from "./lib/router";
 import { loadZone, setZone, type Zone } from "./lib/time";
 import { h, Scope } from "./ui/dom";
 import { renderOverview } from "./views/overview";
+import { renderOps } from "./views/ops";
 import { renderRuns } from "./views/runs/view";
 import { renderPlayback } from "./views/playback/view";
 import { renderDatasets } from "./views/datasets/view";
@@ -43,6 +44,7 @@ const TABS: Array<[ViewName, string]> = [
   ["live", "Live"],
   ["sessions", "Sessions"],
   ["overview", "Stack"],
+  ["ops", "Ops"],
 ];
 let scope = new Scope();
 
@@ -83,6 +85,9 @@ function show(): void {
       break;
     case "sessions":
       renderSessions(app, clients, route, scope);
+      break;
+    case "ops":
+      renderOps(app, clients, scope);
       break;
   }
 }

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from tapedeck_dev.emulator.server import CoinbaseEmulator
 
+# Deterministic prices of the demo's assets in USD (ETH-EUR and the like stay unlisted).
+DEFAULT_PRICES = ("BTC-USD=64250.5", "ETH-USD=3120.25")
+
 
 async def _main(args: argparse.Namespace) -> None:
     emulator = CoinbaseEmulator(port=args.port)
@@ -23,6 +26,7 @@ async def _main(args: argparse.Namespace) -> None:
         ref = f"COINBASE_KEY_{index + 1}"
         secrets[ref] = key.as_secret()
         wallets.append({"exchange": "coinbase", "account_ref": pid, "credentials_ref": ref})
+    emulator.set_prices(dict(price.split("=", 1) for price in args.price or DEFAULT_PRICES))
     await emulator.start()
     if args.secrets_out is not None:
         args.secrets_out.write_text(json.dumps(secrets, indent=2))
@@ -33,6 +37,7 @@ async def _main(args: argparse.Namespace) -> None:
             "env": {"WALLETS_COINBASE_API_URL": emulator.base_url}
             | ({"WALLETS_SECRETS_FILE": str(args.secrets_out)} if args.secrets_out else {}),
             "wallets": wallets,
+            "prices": emulator.prices,
             "control": f"{emulator.base_url}/_emulator/state",
         },
         indent=2,
@@ -57,6 +62,12 @@ def main() -> None:
     parser.add_argument("--portfolios", type=int, default=2)
     parser.add_argument(
         "--secrets-out", type=Path, default=None, help="write a WALLETS_SECRETS_FILE here"
+    )
+    parser.add_argument(
+        "--price",
+        action="append",
+        metavar="PRODUCT=PRICE",
+        help=f"list a product at a price (repeatable; default {' '.join(DEFAULT_PRICES)})",
     )
     parser.add_argument(
         "--info-out", type=Path, default=None, help="also write the printed JSON to this file"

@@ -1,4 +1,4 @@
-"""The emulator's HTTP server: GET /api/v3/brokerage/accounts as Coinbase serves it, plus faults."""
+"""The emulator's HTTP server: Coinbase's accounts and public product endpoints, plus faults."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import enum
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tapedeck_dev.emulator.keys import CdpKey, generate_key
 
 ACCOUNTS_PATH = "/api/v3/brokerage/accounts"
+PRODUCT_PATH = "/api/v3/brokerage/market/products/{product_id}"
 _AUDIENCE = "retail_rest_api_proxy"
 _ISSUER = "coinbase-cloud"
 _DEFAULT_LIMIT = 49
@@ -66,7 +68,9 @@ class CoinbaseEmulator:
         self._faults: dict[str | None, Fault] = {}
         self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._prices: dict[str, str] = {}
         self.requests: Counter[str] = Counter()  # authenticated requests per portfolio
+        self.product_requests: Counter[str] = Counter()  # public product requests per product
         self.first_pages: Counter[str] = Counter()  # fetches: requests without a cursor
         self.rejected = 0  # requests refused for their credentials
         self.hanging = 0  # requests currently held open by a HANG fault
@@ -101,6 +105,19 @@ class CoinbaseEmulator:
         """Replace a portfolio's balances."""
         self._portfolios[portfolio_id].balances = dict(balances)
 
+    def set_prices(self, prices: Mapping[str, str | None]) -> None:
+        """Set products' prices ("BTC-USD": "64250.5"); None delists a product."""
+        for product_id, price in prices.items():
+            if price is None:
+                self._prices.pop(product_id, None)
+            else:
+                self._prices[product_id] = price
+
+    @property
+    def prices(self) -> dict[str, str]:
+        """Return the listed products' prices."""
+        return dict(self._prices)
+
     def inject(self, fault: Fault, *, portfolio: str | None = None) -> None:
         """Inject a fault for one portfolio or, without one, for every request."""
         if fault.kind is FaultKind.LATENCY:
@@ -126,10 +143,12 @@ class CoinbaseEmulator:
         """Listen on the configured port (0 picks a free one)."""
         app = web.Application()
         app.router.add_get(ACCOUNTS_PATH, self._accounts)
+        app.router.add_get(PRODUCT_PATH, self._product)
         app.router.add_get("/_emulator/state", self._state)
         app.router.add_post("/_emulator/faults", self._add_fault)
         app.router.add_delete("/_emulator/faults", self._clear_faults)
         app.router.add_put("/_emulator/portfolios/{portfolio}/balances", self._put_balances)
+        app.router.add_put("/_emulator/prices", self._put_prices)
         # Handlers are cancelled when the client goes away, so a hung request ends with it.
         self._runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
@@ -215,6 +234,39 @@ class CoinbaseEmulator:
             return await self._fail(request, fault)
         return web.json_response(self._page(pid, request))
 
+    async def _product(self, request: web.Request) -> web.StreamResponse:
+        # Public market data: no credentials; only faults and latency for every request apply.
+        product_id = request.match_info["product_id"]
+        self.product_requests[product_id] += 1
+        delay = self._latency.get(None, 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        fault = self._take_fault("")
+        if fault is not None:
+            return await self._fail(request, fault)
+        price = self._prices.get(product_id)
+        if price is None:
+            return web.json_response(
+                {"error": "NOT_FOUND", "message": "ProductNotFound", "details": []}, status=404
+            )
+        base, _, quote = product_id.partition("-")
+        return web.json_response(
+            {
+                "product_id": product_id,
+                "price": price,
+                "price_percentage_change_24h": "0",
+                "volume_24h": "0",
+                "base_currency_id": base,
+                "quote_currency_id": quote,
+                "base_display_symbol": base,
+                "quote_display_symbol": quote,
+                "status": "online",
+                "trading_disabled": False,
+                "is_disabled": False,
+                "product_type": "SPOT",
+            }
+        )
+
     async def _fail(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault.kind is FaultKind.SERVER_ERROR:
             return web.json_response(
@@ -298,7 +350,9 @@ class CoinbaseEmulator:
                     pid: {"key_name": p.key.name, "balances": p.balances}
                     for pid, p in self._portfolios.items()
                 },
+                "prices": self.prices,
                 "requests": dict(self.requests),
+                "product_requests": dict(self.product_requests),
                 "rejected": self.rejected,
                 "latency": {str(k): v for k, v in self._latency.items()},
                 "faults": {
@@ -333,6 +387,15 @@ class CoinbaseEmulator:
         self.set_balances(
             pid, {asset: (v["available"], v.get("hold", "0")) for asset, v in body.items()}
         )
+        return web.json_response({"ok": True})
+
+    async def _put_prices(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not all(
+            isinstance(price, str | None) for price in body.values()
+        ):
+            return web.json_response({"error": "expected {product_id: price or null}"}, status=400)
+        self.set_prices(body)
         return web.json_response({"ok": True})
 
 

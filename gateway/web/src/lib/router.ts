@@ -1,7 +1,7 @@
 // Hash routes: #/runs, #/playback/<run>?compare=<run>, #/datasets, #/wallets, #/live?type=...,
-// #/sessions/<run_id>?backtest=<run>&gap=<s>
+// #/sessions/<run_id>?backtest=<run>&gap=<s>, #/ops
 export type ViewName =
-  "overview" | "runs" | "playback" | "datasets" | "wallets" | "live" | "sessions";
+  "overview" | "runs" | "playback" | "datasets" | "wallets" | "live" | "sessions" | "ops";
 
 export interface Route {
   view: ViewName;
@@ -17,6 +17,7 @@ const VIEWS: ReadonlySet<string> = new Set([
   "wallets",
   "live",
   "sessions",
+  "ops",
 ]);
 
 export function parseRoute(hash: string): Route {

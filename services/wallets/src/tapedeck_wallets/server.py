@@ -17,6 +17,7 @@ from tapedeck_live_client.events import start_live_events
 from tapedeck_wallets.exchange.cache import BalanceCache, MemoryStore, RedisStore, SnapshotStore
 from tapedeck_wallets.exchange.credentials import CredentialStore
 from tapedeck_wallets.exchange.gateway import ExchangeGateway
+from tapedeck_wallets.exchange.prices import PriceBook
 from tapedeck_wallets.models import live_outbox
 from tapedeck_wallets.reconciliations.service import Reconciler
 from tapedeck_wallets.reconciliations.servicer import ReconciliationRpcs
@@ -54,11 +55,13 @@ async def start(settings: WalletsSettings) -> ServiceApp:
             credentials=CredentialStore(settings.secrets_file),
             coinbase_api_url=settings.coinbase_api_url,
             timeout=settings.exchange_timeout_seconds,
+            price_timeout=settings.price_timeout_seconds,
             concurrency=settings.exchange_concurrency,
         )
         cache = BalanceCache(
             await _snapshot_store(settings), ttl=settings.balance_cache_ttl_seconds
         )
+        prices = PriceBook(gateway.fetch_price, ttl=settings.price_cache_ttl_seconds)
         reconciler = Reconciler(
             sessions=sessions,
             cache=cache,
@@ -72,17 +75,18 @@ async def start(settings: WalletsSettings) -> ServiceApp:
             raise
         page_tokens = PageTokens.for_deployment(settings)
         servicer = WalletServicer(
-            wallets=WalletRpcs(Wallets(sessions), page_tokens=page_tokens),
+            wallets=WalletRpcs(Wallets(sessions, prices=prices), page_tokens=page_tokens),
             reconciliations=ReconciliationRpcs(reconciler, page_tokens=page_tokens),
         )
         live_events = start_live_events(settings, sessions=sessions, table=live_outbox)
         return Components(
             [Registration(WALLET_SERVICE, servicer)],
-            # Closed in reverse: jobs stop first, then the cache, then the exchange clients,
+            # Closed in reverse: jobs stop first, then the caches, then the exchange clients,
             # then the events' drainer (stopping jobs may still publish).
             on_stop=[
                 live_events.stop,
                 gateway.close,
+                prices.close,
                 cache.close,
                 reconciler.stop,
             ],

@@ -78,3 +78,9 @@ class WalletServicer(wallets_pb2_grpc.WalletServiceServicer):
         async with aclosing(self.reconciliations.WatchReconciliation(request, context)) as updates:
             async for update in updates:
                 yield update
+
+    async def GetBalanceTotals(
+        self, request: wallets_pb2.GetBalanceTotalsRequest, context: Context
+    ) -> wallets_pb2.GetBalanceTotalsResponse:
+        """Return every asset's total over all wallets, valued in one quote currency."""
+        return await self.wallets.GetBalanceTotals(request, context)

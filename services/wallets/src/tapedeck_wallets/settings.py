@@ -40,6 +40,12 @@ class WalletsSettings(ServiceSettings):
     redis_key_prefix: str = "tapedeck:wallets:"
     """Prefix of the wallet service's Redis keys."""
 
+    # Prices for valuing balance totals.
+    price_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    """How long an exchange product price is reused when valuing balance totals."""
+    price_timeout_seconds: float = Field(default=3.0, gt=0)
+    """Longest one price fetch may take; past it the asset is valued as unavailable."""
+
     # Reconciliation jobs.
     reconciliation_lease_seconds: float = Field(default=30.0, gt=0)
     """A job whose process stopped renewing its lease this long ago is marked FAILED."""

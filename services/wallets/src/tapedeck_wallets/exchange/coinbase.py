@@ -7,7 +7,7 @@ import email.utils
 import json
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -23,6 +23,9 @@ from tapedeck_wallets.exchange.domain import (
 
 # The Advanced Trade v3 endpoint lists every currency account with exact decimal strings.
 FETCH_BALANCE_METHOD = "v3PrivateGetBrokerageAccounts"
+# GET /api/v3/brokerage/market/products/{product_id}: the public twin of the authenticated
+# products endpoint, so pricing needs no account's credentials.
+FETCH_PRODUCT_METHOD = "v3PublicGetBrokerageMarketProductsProductId"
 _MAX_MESSAGE = 200
 
 
@@ -63,7 +66,9 @@ def classify_http(
         return ExchangeFailure(ErrorKind.UNAVAILABLE, f"exchange unavailable (HTTP {status})")
     if not 200 <= status < 300:
         return ExchangeFailure(
-            ErrorKind.BAD_RESPONSE, f"exchange answered HTTP {status}: {snippet}"
+            ErrorKind.BAD_RESPONSE,
+            f"exchange answered HTTP {status}: {snippet}",
+            http_status=status,
         )
     if text == "":
         return ExchangeFailure(ErrorKind.BAD_RESPONSE, "exchange answered with an empty body")
@@ -117,6 +122,42 @@ def parse_accounts(response: object) -> dict[str, ExchangeBalance]:
         asset: ExchangeBalance(asset=asset, available=free, hold=held)
         for asset, (free, held) in totals.items()
     }
+
+
+async def _bounded[T](call: Awaitable[T], seconds: float) -> T:
+    """Await one ccxt call within the timeout, its failures classified as ExchangeFailure."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await call
+    except ExchangeFailure:
+        raise
+    except (TimeoutError, ccxt_errors.RequestTimeout):
+        raise ExchangeFailure(
+            ErrorKind.TIMEOUT, f"exchange did not answer within {seconds:g}s"
+        ) from None
+    except ccxt_errors.AuthenticationError as error:
+        raise ExchangeFailure(ErrorKind.AUTHENTICATION, type(error).__name__) from None
+    except ccxt_errors.NetworkError as error:
+        cause = error.__cause__
+        detail = type(cause).__name__ if cause is not None else type(error).__name__
+        raise ExchangeFailure(
+            ErrorKind.UNAVAILABLE, f"exchange connection failed ({detail})"
+        ) from None
+    except (ccxt_errors.BaseError, KeyError, TypeError, ValueError, ArithmeticError) as error:
+        raise ExchangeFailure(
+            ErrorKind.BAD_RESPONSE, f"unexpected exchange response ({type(error).__name__})"
+        ) from None
+
+
+def parse_price(response: object, product_id: str) -> Decimal | None:
+    """Return a product response's price, or None when the product has no price."""
+    if not isinstance(response, dict) or response.get("product_id") != product_id:
+        raise ExchangeFailure(ErrorKind.BAD_RESPONSE, f"response is not product {product_id}")
+    price = response.get("price")
+    if price == "":
+        return None
+    number = _amount(price, f"{product_id}.price")
+    return None if number == 0 else number
 
 
 class _Coinbase(ccxt_async.coinbase):  # type: ignore[misc]
@@ -187,33 +228,12 @@ class CoinbaseClient:
             )
         params = {"retail_portfolio_id": self.account.account_ref}
         try:
-            async with asyncio.timeout(self._timeout):
-                balance = await self._ccxt.fetch_balance(params)
-            return parse_accounts(balance.get("info") if isinstance(balance, dict) else None)
+            balance = await _bounded(self._ccxt.fetch_balance(params), self._timeout)
         except ExchangeFailure as failure:
             if failure.retry_after is not None:
                 self._blocked_until = time.monotonic() + failure.retry_after
             raise
-        except TimeoutError:
-            raise ExchangeFailure(
-                ErrorKind.TIMEOUT, f"exchange did not answer within {self._timeout:g}s"
-            ) from None
-        except ccxt_errors.RequestTimeout:
-            raise ExchangeFailure(
-                ErrorKind.TIMEOUT, f"exchange did not answer within {self._timeout:g}s"
-            ) from None
-        except ccxt_errors.AuthenticationError as error:
-            raise ExchangeFailure(ErrorKind.AUTHENTICATION, type(error).__name__) from None
-        except ccxt_errors.NetworkError as error:
-            cause = error.__cause__
-            detail = type(cause).__name__ if cause is not None else type(error).__name__
-            raise ExchangeFailure(
-                ErrorKind.UNAVAILABLE, f"exchange connection failed ({detail})"
-            ) from None
-        except (ccxt_errors.BaseError, KeyError, TypeError, ValueError, ArithmeticError) as error:
-            raise ExchangeFailure(
-                ErrorKind.BAD_RESPONSE, f"unexpected exchange response ({type(error).__name__})"
-            ) from None
+        return parse_accounts(balance.get("info") if isinstance(balance, dict) else None)
 
     async def close(self) -> None:
         """Release the client's HTTP session."""
@@ -223,3 +243,42 @@ class CoinbaseClient:
     def is_open(self) -> bool:
         """Tell whether the client holds an HTTP session."""
         return self._ccxt.session is not None
+
+
+class CoinbaseMarket:
+    """Coinbase Advanced Trade's public market data through one long-lived ccxt client."""
+
+    def __init__(
+        self, *, api_url: str, timeout: float, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._timeout = timeout
+        self._blocked_until = 0.0
+        self._ccxt = _Coinbase({"timeout": int(timeout * 1000), "enableRateLimit": True})
+        self._ccxt.urls = {**self._ccxt.urls, "api": {"rest": api_url.rstrip("/")}}
+        if ssl_context is not None:
+            self._ccxt.ssl_context = ssl_context
+        self._ccxt.timeout_on_exit = 50
+
+    async def fetch_price(self, product_id: str) -> Decimal | None:
+        """Return a product's current price within the timeout; None when it is not listed."""
+        wait = self._blocked_until - time.monotonic()
+        if wait > 0:
+            raise ExchangeFailure(
+                ErrorKind.RATE_LIMITED,
+                f"exchange asked to wait; retry after {wait:.1f}s",
+                retry_after=wait,
+            )
+        call = getattr(self._ccxt, FETCH_PRODUCT_METHOD)
+        try:
+            product = await _bounded(call({"product_id": product_id}), self._timeout)
+        except ExchangeFailure as failure:
+            if failure.http_status == 404:
+                return None
+            if failure.retry_after is not None:
+                self._blocked_until = time.monotonic() + failure.retry_after
+            raise
+        return parse_price(product, product_id)
+
+    async def close(self) -> None:
+        """Release the client's HTTP session."""
+        await self._ccxt.close()

@@ -60,8 +60,16 @@ class ErrorKind(enum.Enum):
 class ExchangeFailure(Exception):
     """The exchange could not be read, classified by us rather than by ccxt's exception classes."""
 
-    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
+        self.http_status = http_status

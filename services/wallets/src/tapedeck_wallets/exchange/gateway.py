@@ -7,11 +7,12 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 import certifi
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tapedeck_wallets.exchange.coinbase import CoinbaseClient
+from tapedeck_wallets.exchange.coinbase import CoinbaseClient, CoinbaseMarket
 from tapedeck_wallets.exchange.credentials import CredentialsError, CredentialStore
 from tapedeck_wallets.exchange.domain import (
     ErrorKind,
@@ -41,13 +42,16 @@ class ExchangeGateway:
         credentials: CredentialStore,
         coinbase_api_url: str,
         timeout: float,
+        price_timeout: float,
         concurrency: int,
     ) -> None:
         self._credentials = credentials
         self._coinbase_api_url = coinbase_api_url
         self._timeout = timeout
+        self._price_timeout = price_timeout
         self._slots = asyncio.Semaphore(concurrency)
         self._clients: dict[ExchangeAccount, CoinbaseClient] = {}
+        self._market: CoinbaseMarket | None = None
         self._closed = False
         self._ssl_context: ssl.SSLContext | None = None
         self.stats = PoolStats()
@@ -55,6 +59,11 @@ class ExchangeGateway:
         # the logs even when the service runs at DEBUG.
         ccxt_logger = logging.getLogger("ccxt")
         ccxt_logger.setLevel(max(ccxt_logger.getEffectiveLevel(), logging.INFO))
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context(cafile=certifi.where())
+        return self._ssl_context
 
     def _create(self, account: ExchangeAccount) -> CoinbaseClient:
         if account.exchange != "coinbase":
@@ -71,15 +80,13 @@ class ExchangeGateway:
                 ErrorKind.AUTHENTICATION,
                 f"credentials {account.credentials_ref!r} hold no usable EC private key",
             ) from None
-        if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context(cafile=certifi.where())
         return CoinbaseClient(
             account=account,
             key_name=key.name,
             private_key=key.private_key,
             api_url=self._coinbase_api_url,
             timeout=self._timeout,
-            ssl_context=self._ssl_context,
+            ssl_context=self._context(),
         )
 
     async def client(self, account: ExchangeAccount) -> CoinbaseClient:
@@ -115,6 +122,19 @@ class ExchangeGateway:
             EXCHANGE_CALLS.labels("ok").observe(time.perf_counter() - started)
             return balances
 
+    async def fetch_price(self, product_id: str) -> Decimal | None:
+        """Fetch a product's price through the one public market client, in a bounded slot."""
+        async with self._slots:
+            if self._market is None:
+                if self._closed:
+                    raise ExchangeFailure(ErrorKind.UNAVAILABLE, "the service is shutting down")
+                self._market = CoinbaseMarket(
+                    api_url=self._coinbase_api_url,
+                    timeout=self._price_timeout,
+                    ssl_context=self._context(),
+                )
+            return await self._market.fetch_price(product_id)
+
     @property
     def client_count(self) -> int:
         """Return how many clients are open."""
@@ -128,7 +148,11 @@ class ExchangeGateway:
     async def close(self) -> None:
         """Close every client concurrently."""
         self._closed = True
-        clients, self._clients = list(self._clients.values()), {}
+        clients: list[CoinbaseClient | CoinbaseMarket] = list(self._clients.values())
+        self._clients = {}
+        if self._market is not None:
+            clients.append(self._market)
+            self._market = None
         results = await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

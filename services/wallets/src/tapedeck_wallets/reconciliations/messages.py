@@ -9,7 +9,6 @@ from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.validation import decimal_string, duration_seconds, resource_id
 from tapedeck_wallets.amounts import decimal_text
-from tapedeck_wallets.exchange.domain import ErrorKind
 from tapedeck_wallets.reconciliations.domain import (
     Reconciliation,
     ReconciliationRequest,
@@ -18,7 +17,7 @@ from tapedeck_wallets.reconciliations.domain import (
     WalletStatus,
 )
 from tapedeck_wallets.timestamps import stamp
-from tapedeck_wallets.wallets.messages import wallet_id
+from tapedeck_wallets.wallets.messages import ERROR_KINDS, wallet_id
 
 _MAX_WALLETS_PER_RECONCILIATION = 10_000
 # Any age past the cache TTL means the TTL; the bound only keeps the arithmetic finite.
@@ -39,16 +38,6 @@ _STATUSES = EnumMapping(
         wallets_pb2.WALLET_STATUS_MATCHED: WalletStatus.MATCHED,
         wallets_pb2.WALLET_STATUS_MISMATCHED: WalletStatus.MISMATCHED,
         wallets_pb2.WALLET_STATUS_EXCHANGE_ERROR: WalletStatus.EXCHANGE_ERROR,
-    },
-)
-_ERROR_KINDS = EnumMapping(
-    wallets_pb2.ExchangeErrorKind.DESCRIPTOR,
-    {
-        wallets_pb2.EXCHANGE_ERROR_KIND_TIMEOUT: ErrorKind.TIMEOUT,
-        wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED: ErrorKind.RATE_LIMITED,
-        wallets_pb2.EXCHANGE_ERROR_KIND_UNAVAILABLE: ErrorKind.UNAVAILABLE,
-        wallets_pb2.EXCHANGE_ERROR_KIND_BAD_RESPONSE: ErrorKind.BAD_RESPONSE,
-        wallets_pb2.EXCHANGE_ERROR_KIND_AUTHENTICATION: ErrorKind.AUTHENTICATION,
     },
 )
 
@@ -97,7 +86,7 @@ def fill_result(message: wallets_pb2.WalletReconciliation, result: WalletResult)
             beyond_threshold=diff.beyond_threshold,
         )
     if result.error_kind is not None:
-        message.error_kind = _ERROR_KINDS.to_proto(result.error_kind)
+        message.error_kind = ERROR_KINDS.to_proto(result.error_kind)
     message.error_message = result.error_message
     message.adopted = result.adopted
     if result.fetch_time is not None:

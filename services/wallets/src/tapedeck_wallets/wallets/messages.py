@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from tapedeck.wallets.v1 import wallets_pb2
+from tapedeck_common.enums import EnumMapping
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 from tapedeck_common.validation import decimal_string, resource_id
 from tapedeck_wallets.amounts import decimal_text
+from tapedeck_wallets.exchange.domain import ErrorKind
 from tapedeck_wallets.timestamps import stamp, stamp_micros
 from tapedeck_wallets.wallets.domain import (
     Balance,
@@ -17,8 +19,29 @@ from tapedeck_wallets.wallets.domain import (
     Wallet,
     each_asset_once,
 )
+from tapedeck_wallets.wallets.totals import BalanceTotals, PriceStatus
 
 _MAX_TEXT = 200
+
+ERROR_KINDS = EnumMapping(
+    wallets_pb2.ExchangeErrorKind.DESCRIPTOR,
+    {
+        wallets_pb2.EXCHANGE_ERROR_KIND_TIMEOUT: ErrorKind.TIMEOUT,
+        wallets_pb2.EXCHANGE_ERROR_KIND_RATE_LIMITED: ErrorKind.RATE_LIMITED,
+        wallets_pb2.EXCHANGE_ERROR_KIND_UNAVAILABLE: ErrorKind.UNAVAILABLE,
+        wallets_pb2.EXCHANGE_ERROR_KIND_BAD_RESPONSE: ErrorKind.BAD_RESPONSE,
+        wallets_pb2.EXCHANGE_ERROR_KIND_AUTHENTICATION: ErrorKind.AUTHENTICATION,
+    },
+)
+_PRICE_STATUSES = EnumMapping(
+    wallets_pb2.PriceStatus.DESCRIPTOR,
+    {
+        wallets_pb2.PRICE_STATUS_PRICED: PriceStatus.PRICED,
+        wallets_pb2.PRICE_STATUS_QUOTE: PriceStatus.QUOTE,
+        wallets_pb2.PRICE_STATUS_NO_MARKET: PriceStatus.NO_MARKET,
+        wallets_pb2.PRICE_STATUS_UNAVAILABLE: PriceStatus.UNAVAILABLE,
+    },
+)
 
 
 def wallet_id(name: str, *, field: str = "name") -> str:
@@ -105,3 +128,28 @@ def fill_listed_wallet(message: wallets_pb2.Wallet, wallet: ListedWallet) -> Non
         )
     stamp_micros(message.create_time, wallet.create_micros)
     stamp_micros(message.update_time, wallet.update_micros)
+
+
+def fill_balance_totals(
+    message: wallets_pb2.GetBalanceTotalsResponse, totals: BalanceTotals
+) -> None:
+    """Write valued balance totals into a new, empty response in place."""
+    message.quote_currency = totals.quote
+    for asset in totals.assets:
+        item = message.assets.add(
+            asset=asset.total.asset,
+            total=decimal_text(asset.total.total),
+            wallet_count=asset.total.wallet_count,
+            price_status=_PRICE_STATUSES.to_proto(asset.status),
+        )
+        value = asset.value
+        if asset.price is not None and value is not None:
+            item.price = decimal_text(asset.price)
+            item.value = decimal_text(value)
+    message.total_value = decimal_text(totals.total_value)
+    message.unpriced_count = totals.unpriced_count
+    if totals.failure is not None:
+        message.price_error_kind = ERROR_KINDS.to_proto(totals.failure.kind)
+        message.price_error_message = totals.failure.message
+    if totals.price_time is not None:
+        stamp(message.price_time, totals.price_time)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql import Select
 
+from tapedeck_common import money
 from tapedeck_common.errors import AlreadyExists, NotFound
 from tapedeck_common.validation import new_id
 from tapedeck_wallets.amounts import plain_decimal_text
@@ -44,6 +45,7 @@ from tapedeck_wallets.wallets.domain import (
     WalletAccount,
     balances_after,
 )
+from tapedeck_wallets.wallets.totals import AssetTotal
 
 WalletPosition = tuple[str, str]  # (display_name, id) of the last wallet on a page
 
@@ -409,3 +411,36 @@ async def adopt_balances(
     _store_balances(row, balances, replace=True, now=now)
     await session.flush()
     return True
+
+
+# PostgreSQL sums NUMERIC exactly. SQLite keeps amounts as text and its SUM goes through a
+# 64-bit float, so there each group's amounts come back joined and are added as Decimals.
+_BALANCE_TOTALS = {
+    True: select(BalanceRow.asset, func.sum(BalanceRow.total), func.count())
+    .group_by(BalanceRow.asset)
+    .order_by(BalanceRow.asset),
+    False: select(
+        BalanceRow.asset, func.group_concat(BalanceRow.total, " ", type_=Text), func.count()
+    )
+    .group_by(BalanceRow.asset)
+    .order_by(BalanceRow.asset),
+}
+
+
+async def balance_totals(*, session: AsyncSession) -> list[AssetTotal]:
+    """Return each asset's stored total summed over every wallet, by asset, in one statement."""
+    connection = await session.connection()
+    postgres = _postgres(connection)
+    rows: list[tuple[str, Any, int]] = [
+        (row[0], row[1], row[2])
+        for row in (await connection.execute(_BALANCE_TOTALS[postgres])).all()
+    ]
+    if postgres:
+        return [AssetTotal(asset, total, count) for asset, total, count in rows]
+    totals = []
+    for asset, joined, count in rows:
+        total = Decimal(0)
+        for amount in joined.split(" "):
+            total = money.add(total, Decimal(amount))
+        totals.append(AssetTotal(asset, total, count))
+    return totals

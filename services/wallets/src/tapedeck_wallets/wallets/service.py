@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_wallets.exchange.prices import PriceBook
 from tapedeck_wallets.wallets import repository
 from tapedeck_wallets.wallets.domain import Balance, ListedWallet, NewWallet, Wallet
 from tapedeck_wallets.wallets.repository import WalletPosition
+from tapedeck_wallets.wallets.totals import BalanceTotals, products_to_price, value_totals
 
 
 def _now() -> datetime:
@@ -17,10 +19,11 @@ def _now() -> datetime:
 
 
 class Wallets:
-    """Creates, reads, lists and deletes wallets and sets their balances."""
+    """Creates, reads, lists and deletes wallets, sets their balances and values their totals."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, prices: PriceBook) -> None:
         self._sessions = sessions
+        self._prices = prices
 
     async def create(self, wallet: NewWallet) -> Wallet:
         """Store a new wallet with its balances; a taken display name is ALREADY_EXISTS."""
@@ -54,3 +57,10 @@ class Wallets:
             return await repository.set_balances(
                 session=session, wallet_id=wallet_id, balances=balances, replace=replace, now=_now()
             )
+
+    async def balance_totals(self, quote: str) -> BalanceTotals:
+        """Sum every wallet's balances per asset and value them at the exchange's prices."""
+        async with self._sessions() as session:
+            totals = await repository.balance_totals(session=session)
+        quotes = await self._prices.quotes(products_to_price(totals, quote))
+        return value_totals(totals, quote=quote, quotes=quotes)

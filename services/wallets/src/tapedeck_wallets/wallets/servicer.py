@@ -10,12 +10,13 @@ from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_common.paging import PageTokens
 from tapedeck_wallets.wallets import messages
 from tapedeck_wallets.wallets.service import Wallets
+from tapedeck_wallets.wallets.totals import quote_currency
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class WalletRpcs:
-    """CreateWallet, GetWallet, ListWallets, DeleteWallet and SetBalances."""
+    """CreateWallet, GetWallet, ListWallets, DeleteWallet, SetBalances and GetBalanceTotals."""
 
     def __init__(self, wallets: Wallets, *, page_tokens: PageTokens) -> None:
         self._wallets = wallets
@@ -77,4 +78,15 @@ class WalletRpcs:
         )
         response = wallets_pb2.SetBalancesResponse()
         messages.fill_wallet(response.wallet, wallet)
+        return response
+
+    async def GetBalanceTotals(
+        self, request: wallets_pb2.GetBalanceTotalsRequest, context: Context
+    ) -> wallets_pb2.GetBalanceTotalsResponse:
+        """Return every asset's total over all wallets, valued in the quote currency."""
+        totals = await self._wallets.balance_totals(
+            quote_currency(request.quote_currency, field="quote_currency")
+        )
+        response = wallets_pb2.GetBalanceTotalsResponse()
+        messages.fill_balance_totals(response, totals)
         return response
