@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
+from tapedeck_common.metrics import POOL_WAITS
 from tapedeck_common.settings import ServiceSettings
 from tapedeck_common.tracing import trace_statements
 
@@ -40,21 +42,38 @@ def listen_dsn(engine: AsyncEngine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class TimedPool(AsyncAdaptedQueuePool):
+    """The async queue pool, timing each checkout that finds every connection handed out."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self.checkedout() < self.size() + self._max_overflow:
+            return super()._do_get()
+        started = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            POOL_WAITS.observe(time.perf_counter() - started)
+
+
 def create_engine(settings: ServiceSettings, *, service: str) -> AsyncEngine:
     """Create the service's engine with the pool settings; SQLite gets WAL and foreign keys."""
     url = database_url(settings, service=service)
+    pool = {
+        "poolclass": TimedPool,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if url.get_backend_name() == "sqlite":
         if url.database not in (None, "", ":memory:"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         trace_statements(engine)
         return engine
     engine = create_async_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
+        **pool,
         pool_recycle=settings.db_pool_recycle_seconds,
         connect_args={"server_settings": {"application_name": f"tapedeck-{service}"}},
     )

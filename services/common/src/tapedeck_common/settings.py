@@ -38,9 +38,9 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; unset means a SQLite file in the data directory; postgresql://... uses asyncpg."""
     db_pool_size: int = Field(default=10, ge=1)
-    """PostgreSQL connections kept in the pool."""
+    """Database connections kept in the pool."""
     db_max_overflow: int = Field(default=10, ge=0)
-    """Extra PostgreSQL connections allowed above the pool size under load."""
+    """Extra database connections allowed above the pool size under load."""
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     """Seconds to wait for a pooled connection before failing the request."""
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)

@@ -94,6 +94,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
             [Registration(LIVE_SERVICE, servicer)],
             on_stop=on_stop,
             on_drain=[fanout.close_streams],
+            probes=fanout.probes(),
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)
