@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck_common.auth import TokenError, TokenStore
 from tapedeck_common.database import create_engine, database_url
+from tapedeck_common.database_health import DatabaseHealth
 from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.metrics import MetricsServer, Probe, Sample, Sampler, serve_metrics
 from tapedeck_common.migrations import upgrade_to_head
@@ -77,6 +78,7 @@ class ServiceApp:
     engine: AsyncEngine
     server: RunningServer
     components: Components
+    database_health: DatabaseHealth | None = None
     metrics: MetricsServer | None = None
     sampler: Sampler | None = None
 
@@ -90,6 +92,8 @@ class ServiceApp:
         await self.server.stop(
             self.settings.shutdown_grace_seconds, on_drain=self.components.on_drain
         )
+        if self.database_health is not None:
+            await self.database_health.stop()
         if self.sampler is not None:
             await self.sampler.stop()
         if self.metrics is not None:
@@ -127,6 +131,14 @@ async def start_service(
         await engine.dispose()
         raise
     app = ServiceApp(settings=settings, engine=engine, server=server, components=components)
+    app.database_health = DatabaseHealth(
+        engine,
+        servicer=server.health,
+        names=(*server.service_names, ""),
+        service=service,
+        interval=settings.db_check_seconds,
+        stall=settings.db_stall_seconds,
+    ).start()
     try:
         app.metrics = serve_metrics(host=settings.metrics_host, port=settings.metrics_port)
     except BaseException:

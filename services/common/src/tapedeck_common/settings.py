@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
     """Check that a pooled connection is alive before using it, if it has been idle."""
     db_pool_pre_ping_idle_seconds: float = Field(default=1.0, ge=0)
     """With pre-ping, connections used within this many seconds are not checked (0: always)."""
+    db_stall_seconds: float = Field(default=5.0, gt=0)
+    """Seconds the database may stall (no free pooled connection, a lock held) before health says NOT_SERVING."""
+    db_check_seconds: float = Field(default=2.0, gt=0)
+    """Seconds between checks of the database while it is in use or stalled (idle: none)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("TAPEDECK_LOG_LEVEL")
     )
