@@ -21,21 +21,13 @@ import logging
 from collections.abc import Sequence
 
 from grpc_health.v1 import health, health_pb2
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tapedeck_common.database import BUSY_TIMEOUT_MS, TimedPool, application_name, is_postgres
+from tapedeck_common import database_health_repository as repository
+from tapedeck_common.database import TimedPool, application_name, is_postgres
 
 logger = logging.getLogger(__name__)
-
-# The longest lock wait among this service's sessions (its connections carry its application name).
-_POSTGRES_LOCK_WAIT = text(
-    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)"
-    " FROM pg_stat_activity"
-    " WHERE datname = current_database() AND application_name = :application"
-    " AND wait_event_type = 'Lock'"
-)
 
 
 class DatabaseHealth:
@@ -109,27 +101,15 @@ class DatabaseHealth:
     async def _ask(self) -> str | None:
         async with self._engine.connect() as connection:
             if is_postgres(self._engine):
-                waited = await connection.scalar(
-                    _POSTGRES_LOCK_WAIT, {"application": self._application}
+                waited = await repository.longest_lock_wait(
+                    connection=connection, application=self._application
                 )
-                if float(waited) > self._stall:
-                    return f"a write has waited {float(waited):.1f} s for a lock"
+                if waited > self._stall:
+                    return f"a statement has waited {waited:.1f} s for a lock"
                 return None
-            return await self._sqlite_write_lock(connection)
-
-    async def _sqlite_write_lock(self, connection: AsyncConnection) -> str | None:
-        # Take the write lock and give it back at once, waiting no longer than the bound for it.
-        await connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(self._stall * 1000)}")
-        try:
-            await connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except SQLAlchemyError as error:
-            if "locked" not in str(error):
-                raise
-            return f"the write lock has been held for over {self._stall:g} s"
-        finally:
-            await connection.rollback()
-            await connection.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return None
+            if not await repository.take_write_lock(connection=connection, within=self._stall):
+                return f"the write lock has been held for over {self._stall:g} s"
+            return None
 
     async def _report(self, problem: str | None) -> None:
         stalled = problem is not None
