@@ -62,8 +62,6 @@ class Components:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     """The service's domain gauges, sampled in the background while metrics are served."""
-    on_drain: list[Callable[[], None]] = field(default_factory=list)
-    """Called when the server starts refusing new calls (before the grace): end server streams."""
     # Given the server's health servicer once it serves, to report statuses of their own.
     health_reporters: list[Callable[[health.aio.HealthServicer], Awaitable[None]]] = field(
         default_factory=list
@@ -89,9 +87,7 @@ class ServiceApp:
 
     async def stop(self) -> None:
         """Report NOT_SERVING, drain calls for the grace period, stop workers, release the database."""
-        await self.server.stop(
-            self.settings.shutdown_grace_seconds, on_drain=self.components.on_drain
-        )
+        await self.server.stop(self.settings.shutdown_grace_seconds)
         if self.database_health is not None:
             await self.database_health.stop()
         if self.sampler is not None:

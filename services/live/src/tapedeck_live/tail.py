@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck_common.errors import Unavailable
 from tapedeck_common.metrics import Probe, Sample
 from tapedeck_live import repository
 from tapedeck_live.domain import EventFilter, StoredEvent
@@ -33,10 +32,6 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _EVERY_EVENT = EventFilter()
-
-# How every subscription ends when the service stops (UNAVAILABLE, see the contract): the client
-# subscribes again with `after_sequence` = the last cursor it received and misses nothing.
-SHUTTING_DOWN = "the server is shutting down; subscribe again after your last cursor"
 
 
 @dataclass(frozen=True)
@@ -92,17 +87,11 @@ class Fanout:
         self._floor = 0  # every event after the floor and up to the cursor is in the window
         self._cursor = 0
         self._ready = asyncio.Event()
-        self.closing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start reading in the background."""
         self._task = asyncio.create_task(self._run(), name="live-fanout")
-
-    def close_streams(self) -> None:
-        """End every subscription with UNAVAILABLE (the service is stopping)."""
-        self.closing = True
-        self.published.wake()
 
     async def stop(self) -> None:
         """Stop reading."""
@@ -244,8 +233,6 @@ async def follow(
     last_sent = float("-inf")  # the first batch goes out at once, even empty: the stream is live
     with fanout.subscriber(cursor) as subscriber:
         while True:
-            if fanout.closing:
-                raise Unavailable(SHUTTING_DOWN)
             seen = fanout.published.generation
             shared = fanout.after(cursor, event_filter, batch_size)
             if shared is None:
