@@ -9,6 +9,7 @@ import grpc
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.live.v1 import live_pb2
+from tapedeck_common.database import TimedPool
 from tests.backtest.runs_support import running_service, spec
 from tests.backtest.test_runs import running_with_progress, slow_spec
 from tests.live.support import event, running_live
@@ -127,8 +128,14 @@ async def test_a_call_that_waits_for_a_pooled_connection_counts_a_pool_wait(data
 
             await eventually(in_use, message="the held connection counted")
             listing = asyncio.ensure_future(live.stub.ListEvents(live_pb2.ListEventsRequest()))
-            await asyncio.sleep(0.3)
-            assert not listing.done()  # waiting for the connection
+            pool = live.app.engine.pool
+            assert isinstance(pool, TimedPool)
+
+            async def waited() -> bool:
+                return pool.longest_wait() >= 0.3
+
+            await eventually(waited, message="the call waiting for the connection")
+            assert not listing.done()
         await listing
         after = scrape(port)
 
