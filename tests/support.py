@@ -84,3 +84,13 @@ def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
         if detail.Unpack(bad):
             violations.update({v.field: v.description for v in bad.field_violations})
     return violations
+
+
+def retry_delay(error: grpc.aio.AioRpcError) -> float | None:
+    """Return the google.rpc.RetryInfo delay of an error in seconds, or None without one."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None

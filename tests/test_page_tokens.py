@@ -74,14 +74,14 @@ SERVICES = {
         backtest_pb2.DESCRIPTOR.services_by_name["BacktestService"],
         backtest_pb2_grpc.BacktestServiceStub,
         lambda data, tokens: backtest_server.start(
-            BacktestSettings(**_common(data, tokens, "backtest"), workers=0)
+            BacktestSettings(**_common(data, tokens, "backtest"), workers=0, live_address="")
         ),
     ),
     "wallets": Service(
         wallets_pb2.DESCRIPTOR.services_by_name["WalletService"],
         wallets_pb2_grpc.WalletServiceStub,
         lambda data, tokens: wallets_server.start(
-            WalletsSettings(**_common(data, tokens, "wallets"), redis_url=None)
+            WalletsSettings(**_common(data, tokens, "wallets"), redis_url=None, live_address="")
         ),
     ),
     "live": Service(

@@ -65,7 +65,13 @@ async def phases(ticks):
     with tempfile.TemporaryDirectory(prefix="tapedeck-bench-versions-") as tmp:
         root = Path(tmp)
         write_ticks(root / "raw" / "ticks.parquet", ticks)
-        settings = BacktestSettings(port=0, data_dir=root / "data", data_root=root / "raw", workers=0)
+        settings = BacktestSettings(
+            port=0,
+            data_dir=root / "data",
+            data_root=root / "raw",
+            workers=0,
+            live_address="",  # no live service: run events stay in the outbox
+        )
         app = await server.start(settings)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:

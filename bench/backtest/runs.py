@@ -178,6 +178,7 @@ async def _pool_only(
         data_dir=root / f"data-{workers}-{attempt}-{more.get('executor', 'local')}{label}",
         data_root=root / "raw",
         workers=workers,
+        live_address="",  # no live service: run events stay in the outbox
         **more,
     )
     app = await server.start(settings)
@@ -241,7 +242,11 @@ async def _main(ticks: int, runs: int, workers: int) -> None:
         root = Path(tmp)
         write_ticks(root / "raw" / "ticks.parquet", ticks)
         settings = BacktestSettings(
-            port=0, data_dir=root / "data", data_root=root / "raw", workers=workers
+            port=0,
+            data_dir=root / "data",
+            data_root=root / "raw",
+            workers=workers,
+            live_address="",  # no live service: run events stay in the outbox
         )
         app = await server.start(settings)
         try:

@@ -41,6 +41,7 @@ async def _one(ticks: int, in_memory_rows: int) -> tuple[float, float, float]:
             data_root=root / "raw",
             workers=1,
             run_in_memory_rows=in_memory_rows,
+            live_address="",  # no live service: run events stay in the outbox
         )
         app = await server.start(settings)
         try:

@@ -134,8 +134,9 @@ def window(start: int | None, end: int | None) -> common_pb2.TimeRange:
     return result
 
 
-async def register(stack: Stack, run_ids: list[str]) -> None:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{stack.data_dir / 'backtest.db'}")
+async def register(database: Path, run_ids: list[str]) -> None:
+    """Store finished runs under these ids in the backtest service's SQLite database."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
     sessions = async_sessionmaker(engine)
     try:
         for run_id in run_ids:
@@ -231,7 +232,7 @@ def main() -> None:
                     seed=5,
                 ),
             }
-            asyncio.run(register(stack, [w.run_id for w in runs.values()]))
+            asyncio.run(register(stack.data_dir / "backtest.db", [w.run_id for w in runs.values()]))
             print(f"synthetic results written in {time.perf_counter() - started:.1f} s", flush=True)
             token = stack.admin_token()
             metadata = (("authorization", f"Bearer {token}"),)

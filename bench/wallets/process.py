@@ -16,6 +16,7 @@ async def wallets_process(
     """Run the service with WALLETS_* `settings` (lower-case names), yield port and pid."""
     env = {
         "WALLETS_DATABASE_URL": database_url,
+        "WALLETS_LIVE_ADDRESS": "",  # no live service: mismatch events stay in the outbox
         **{f"WALLETS_{name.upper()}": value for name, value in settings.items()},
     }
     async with service_process(

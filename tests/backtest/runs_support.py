@@ -279,9 +279,13 @@ async def running_service(
     *,
     workers: int = 1,
     data_root: Path | None = None,
+    live_address: str = "",
     **settings: object,
 ) -> AsyncIterator[Service]:
-    """Start the backtest service in process with test strategies and a raw data root."""
+    """Start the backtest service in process with test strategies and a raw data root.
+
+    Its run events go to `live_address`, a live service the test started; by default nowhere.
+    """
     raw_dir = data_root if data_root is not None else data_dir / "raw"
     if data_root is None:
         raw_dir.mkdir(parents=True, exist_ok=True)
@@ -296,6 +300,7 @@ async def running_service(
         data_root=raw_dir,
         workers=workers,
         strategy_paths=(strategies,),
+        live_address=live_address,
         shutdown_grace_seconds=0.5,
         **settings,  # type: ignore[arg-type]
     )

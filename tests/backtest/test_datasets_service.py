@@ -85,6 +85,7 @@ async def start_service(database_url: str, data_dir: Path, root: Path) -> AsyncI
         data_root=root,
         catalog_dir=catalog,
         workers=0,
+        live_address="",  # no live service: events stay in the outbox
     )
     app = await server.start(settings)
     try:

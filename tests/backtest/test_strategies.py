@@ -93,6 +93,7 @@ async def stub(
         data_dir=data_dir,
         strategy_paths=(strategy_dir,),
         workers=0,  # the API only, no backtest worker processes
+        live_address="",  # no live service: events stay in the outbox
     )
     app = await server.start(settings)
     try:

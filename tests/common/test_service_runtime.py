@@ -34,11 +34,18 @@ SERVICES = [
 ]
 
 
+def settings_of(settings_cls, **values):
+    """A service's settings; a publisher's events stay in its outbox (no live service here)."""
+    if settings_cls is not LiveSettings:
+        values["live_address"] = ""
+    return settings_cls(**values)
+
+
 @pytest.mark.parametrize(("module", "settings_cls", "service_name", "tables"), SERVICES)
 async def test_service_migrates_an_empty_database_and_serves_health(
     module, settings_cls, service_name, tables, database_url, data_dir
 ):
-    settings = settings_cls(database_url=database_url, port=0, data_dir=data_dir)
+    settings = settings_of(settings_cls, database_url=database_url, port=0, data_dir=data_dir)
     app = await module.start(settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
@@ -60,7 +67,7 @@ async def test_service_migrates_an_empty_database_and_serves_health(
 
 
 async def test_migrations_are_idempotent_across_restarts(database_url, data_dir):
-    settings = WalletsSettings(database_url=database_url, port=0, data_dir=data_dir)
+    settings = settings_of(WalletsSettings, database_url=database_url, port=0, data_dir=data_dir)
     for _ in range(2):
         app = await wallets_server.start(settings)
         await app.stop()
@@ -123,7 +130,9 @@ def _write_tokens(path: Path) -> dict[str, str]:
 
 async def test_every_rpc_but_health_needs_a_token_with_enough_role(data_dir, tmp_path):
     tokens = _write_tokens(tmp_path / "tokens.json")
-    settings = WalletsSettings(port=0, data_dir=data_dir, tokens_file=tmp_path / "tokens.json")
+    settings = settings_of(
+        WalletsSettings, port=0, data_dir=data_dir, tokens_file=tmp_path / "tokens.json"
+    )
     app = await wallets_server.start(settings)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
@@ -217,10 +226,9 @@ async def test_the_three_services_can_share_one_database(database_url, data_dir)
     apps = []
     try:
         for module, settings_cls, _, _ in SERVICES:
-            settings = (
-                settings_cls(database_url=database_url, port=0, data_dir=data_dir, workers=0)
-                if settings_cls is BacktestSettings
-                else settings_cls(database_url=database_url, port=0, data_dir=data_dir)
+            extra = {"workers": 0} if settings_cls is BacktestSettings else {}
+            settings = settings_of(
+                settings_cls, database_url=database_url, port=0, data_dir=data_dir, **extra
             )
             apps.append(await module.start(settings))
     finally:

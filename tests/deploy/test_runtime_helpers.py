@@ -95,6 +95,7 @@ async def test_healthcheck_script_against_a_running_wallet_service(tmp_path: Pat
             data_dir=tmp_path,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'wallets.db'}",
             redis_url=None,
+            live_address="",
             shutdown_grace_seconds=0.2,
         )
     )

@@ -10,9 +10,10 @@ from pathlib import Path
 import grpc
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
-from tapedeck_live.tail import SHUTTING_DOWN
+from tapedeck_common.interceptors import SHUTDOWN_RETRY_SECONDS, SHUTTING_DOWN
 from tests.gateway.stack import Stack, start_stack
 from tests.live.support import event
+from tests.support import retry_delay
 
 SUBSCRIBERS = 10
 UNARY = 40
@@ -78,6 +79,7 @@ def test_sigterm_under_load_drains_then_streams_resume_from_their_cursor(tmp_pat
     codes = [error.code() for _, error in endings]
     assert codes == [grpc.StatusCode.UNAVAILABLE] * SUBSCRIBERS, [e for _, e in endings]
     assert {error.details() for _, error in endings} == {SHUTTING_DOWN}
+    assert {retry_delay(error) for _, error in endings} == {SHUTDOWN_RETRY_SECONDS}
 
     late = {f"late-{i}" for i in range(1, UNARY, 2)}
     expected = [f"a-{b}-{i}" for b in range(10) for i in range(20)]

@@ -140,6 +140,7 @@ async def gate(
             port=0,
             data_dir=data_dir / "wallets",
             tokens_file=tokens,
+            live_address="",  # no reconciliations here, so no events
             shutdown_grace_seconds=0.2,
         )
     )

@@ -203,3 +203,19 @@ async def test_a_publishing_service_drains_to_the_live_service_its_settings_name
         finally:
             await drainer.stop()
         assert await outbox_count(database_url, table) == 0
+
+
+async def test_an_empty_live_address_keeps_the_events_in_the_outbox(database_url: str, caplog):
+    async with publisher_database(database_url) as (engine, table):
+        drainer = start_live_events(
+            Publisher(live_address=""), sessions=session_factory(engine), table=table
+        )
+        try:
+            async with session_factory(engine).begin() as session:
+                await publish(session=session, table=table, events=[event("kept")])
+            # Delivery is off: nothing is sent, nothing is retried, the event waits.
+            assert await drainer.drain_once() == 0
+            assert [row.event_id for row in await outbox_rows(engine, table)] == ["kept"]
+        finally:
+            await drainer.stop()
+    assert "unreachable" not in caplog.text

@@ -7,8 +7,9 @@ import asyncio
 import grpc
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
-from tapedeck_live.tail import SHUTTING_DOWN
+from tapedeck_common.interceptors import SHUTDOWN_RETRY_SECONDS, SHUTTING_DOWN
 from tests.live.support import event, live_process
+from tests.support import retry_delay
 
 SUBSCRIBERS = 5
 
@@ -52,6 +53,7 @@ async def test_sigterm_ends_every_subscription_unavailable_and_a_resume_misses_n
 
     assert all(e.code() == grpc.StatusCode.UNAVAILABLE for e in endings), endings
     assert all(e.details() == SHUTTING_DOWN for e in endings)
+    assert all(retry_delay(e) == SHUTDOWN_RETRY_SECONDS for e in endings)
     assert not [r for r in late if isinstance(r, BaseException)]
     expected = [f"a-{b}-{i}" for b in range(10) for i in range(20)]
     after_cursor = [f"late-{i}" for i in range(10)] + [f"after-{i}" for i in range(5)]

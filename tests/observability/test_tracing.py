@@ -71,7 +71,10 @@ async def test_the_spans_of_one_check_order_link_the_live_and_wallet_services(tm
         }
         async with (
             service_process(
-                "tapedeck_wallets", prefix="WALLETS_", directory=tmp_path / "wallets", env=tracing
+                "tapedeck_wallets",
+                prefix="WALLETS_",
+                directory=tmp_path / "wallets",
+                env={**tracing, "WALLETS_LIVE_ADDRESS": ""},
             ) as (wallets_port, _),
             service_process(
                 "tapedeck_live",

@@ -130,6 +130,7 @@ async def running_service(
         "exchange_timeout_seconds": 5.0,
         "redis_url": None,
         "shutdown_grace_seconds": 0.5,
+        "live_address": "",  # events go to a live service only when the test names one
     }
     values.update(overrides)
     app = await server.start(WalletsSettings(**values))

@@ -65,7 +65,7 @@ class BacktestSettings(ServiceSettings):
 
     # --- events for the live service ---
     live_address: str = "127.0.0.1:50063"
-    """host:port of the live-event service that receives run events and order denials (from its outbox)."""
+    """host:port of the live-event service that receives run events and order denials from its outbox (empty: none, events stay there)."""
     live_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600.0)
     """Longest wait between attempts to send queued events while the live service is unreachable."""
     live_poll_seconds: float = Field(default=30.0, gt=0, le=86_400.0)

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
+from tapedeck_common.metrics import POOL_WAITS
 from tapedeck_common.settings import ServiceSettings
 from tapedeck_common.tracing import trace_statements
 
@@ -40,23 +42,55 @@ def listen_dsn(engine: AsyncEngine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class TimedPool(AsyncAdaptedQueuePool):
+    """The async queue pool, timing each checkout that finds every connection handed out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: list[float] = []  # when each checkout waiting now began
+
+    def longest_wait(self) -> float:
+        """Return how long the longest waiting checkout has waited so far (0: none waits)."""
+        return time.perf_counter() - min(self._waiting) if self._waiting else 0.0
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self.checkedout() < self.size() + self._max_overflow:
+            return super()._do_get()
+        started = time.perf_counter()
+        self._waiting.append(started)
+        try:
+            return super()._do_get()
+        finally:
+            self._waiting.remove(started)
+            POOL_WAITS.observe(time.perf_counter() - started)
+
+
+def application_name(service: str) -> str:
+    """Return the name the service's PostgreSQL sessions carry (in pg_stat_activity)."""
+    return f"tapedeck-{service}"
+
+
 def create_engine(settings: ServiceSettings, *, service: str) -> AsyncEngine:
     """Create the service's engine with the pool settings; SQLite gets WAL and foreign keys."""
     url = database_url(settings, service=service)
+    pool = {
+        "poolclass": TimedPool,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout_seconds,
+    }
     if url.get_backend_name() == "sqlite":
         if url.database not in (None, "", ":memory:"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         trace_statements(engine)
         return engine
     engine = create_async_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
+        **pool,
         pool_recycle=settings.db_pool_recycle_seconds,
-        connect_args={"server_settings": {"application_name": f"tapedeck-{service}"}},
+        connect_args={"server_settings": {"application_name": application_name(service)}},
     )
     if settings.db_pool_pre_ping:
         _ping_after_idle(engine, settings.db_pool_pre_ping_idle_seconds)
@@ -88,6 +122,8 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
 
 _RETURNED = "tapedeck_returned_at"
+BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite statement waits for another connection's write lock."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -95,7 +131,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

@@ -2,10 +2,15 @@
 
 The caller is authenticated from the metadata before the body is decoded: handlers receive the
 raw bytes, and a body is decoded (and held to `limits`) only for a caller allowed to send it.
+
+When the server stops, `end_streams` ends every server stream still open (watches, subscriptions,
+imports) with UNAVAILABLE, `SHUTTING_DOWN` and a RetryInfo delay: the client calls again, from
+its last cursor where the method has one, and misses nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,11 +30,16 @@ from tapedeck_common.auth import (
     required_role,
 )
 from tapedeck_common.database_faults import as_unavailable
-from tapedeck_common.errors import FieldViolation, InvalidArgument, TapedeckError
+from tapedeck_common.errors import FieldViolation, InvalidArgument, TapedeckError, Unavailable
 from tapedeck_common.limits import oversized_field
 from tapedeck_common.request_ids import current_request_id, new_request_id
 
 logger = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "the server is shutting down; call again (a subscription: after its last cursor)"
+"""The message of a server stream the server ends because it stops (with UNAVAILABLE)."""
+SHUTDOWN_RETRY_SECONDS = 1.0
+"""The retry delay a stream ended by shutdown carries: time for a replica or a restart."""
 
 if TYPE_CHECKING:
     # grpc's stubs type handlers for the sync server; aio behaviours are coroutines, hence Any.
@@ -61,6 +71,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: TokenStore | None) -> None:
         self._tokens = tokens
+        self._streams: set[asyncio.Task[Any]] = set()
+        self._ending = False
+
+    def end_streams(self) -> None:
+        """End every open server stream with UNAVAILABLE and a retry delay (the server stops)."""
+        self._ending = True
+        for task in self._streams:
+            task.cancel()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -95,7 +113,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             stream: Any = handler.unary_stream
 
             async def stream_behavior(body: bytes, context: Context) -> AsyncIterator[Any]:
+                task = asyncio.current_task()
+                assert task is not None
+                self._streams.add(task)
                 try:
+                    if self._ending:
+                        raise asyncio.CancelledError
                     current_principal.set(self._principal(method, authorization))
                     produced = stream(_decoded(decode, body), context)
                     if inspect.isawaitable(produced):
@@ -104,8 +127,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     else:
                         async for response in produced:
                             yield response
+                except asyncio.CancelledError:
+                    if not self._ending:
+                        raise  # the caller went away
+                    task.uncancel()
+                    await _abort(
+                        context, method, Unavailable(SHUTTING_DOWN, SHUTDOWN_RETRY_SECONDS)
+                    )
                 except Exception as error:
                     await _abort(context, method, error)
+                finally:
+                    self._streams.discard(task)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream_behavior, response_serializer=handler.response_serializer

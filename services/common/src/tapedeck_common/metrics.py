@@ -42,6 +42,13 @@ RPC_DURATION = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 
+POOL_WAITS = Histogram(
+    "tapedeck_db_pool_wait_seconds",
+    "Time a request waited for a database connection because the pool had handed out all it"
+    " may (timeouts included); the count is the number of waits.",
+    buckets=_LATENCY_BUCKETS,
+)
+
 
 def hits_and_misses(name: str, documentation: str) -> tuple[Counter, Counter]:
     """Return the hit and miss children of a cache's `<name>_total{result}` counter."""

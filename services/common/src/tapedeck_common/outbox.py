@@ -19,6 +19,10 @@ it is logged once, the drainer's health (`health_name`, reported through `report
 NOT_SERVING, and the batch is retried quietly at the longest backoff or when the receiver
 restarts, until a send succeeds and the health is SERVING again.
 
+A drainer without a sender delivers nothing: its events stay in the outbox (a service configured
+with no receiver, as in tests and benchmarks that start no live service), and are sent once the
+service starts again with one.
+
 Each publishing service adds `outbox_repository.outbox_table(Base.metadata, name=...)` to its
 models and a migration for it.
 """
@@ -111,7 +115,7 @@ class OutboxDrainer:
         *,
         sessions: async_sessionmaker[AsyncSession],
         table: Table,
-        sender: Sender,
+        sender: Sender | None,
         retry_max_seconds: float = 30.0,
         batch_size: int = 500,
         poll_seconds: float = 5.0,
@@ -147,6 +151,9 @@ class OutboxDrainer:
 
     def start(self) -> OutboxDrainer:
         """Start draining in the background; commits of `publish` wake it from now on."""
+        if self._sender is None:
+            logger.info("outbox %s: no receiver configured, events stay in it", self._table.name)
+            return self
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self._table.name}")
         _running.add(self)
         return self
@@ -162,10 +169,14 @@ class OutboxDrainer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._sender.close()
+        if self._sender is not None:
+            await self._sender.close()
 
     async def drain_once(self) -> int:
         """Send one batch; return how many rows left the outbox (stored or parked)."""
+        sender = self._sender
+        if sender is None:
+            return 0
         async with self._sessions() as session:
             rows = await outbox_repository.pending(
                 session=session, table=self._table, limit=self._batch_size
@@ -174,7 +185,7 @@ class OutboxDrainer:
         # receiver's logs of the delivery carry that id too.
         for request_id, run in itertools.groupby(rows, key=lambda row: row.request_id):
             with bound(request_id):
-                await self._deliver(list(run))
+                await self._deliver(sender, list(run))
         return len(rows)
 
     def probes(self) -> list[Probe]:
@@ -204,14 +215,14 @@ class OutboxDrainer:
         async with self._sessions() as session:
             return await outbox_repository.backlog(session=session, table=self._table)
 
-    async def _deliver(self, rows: list[Pending]) -> None:
+    async def _deliver(self, sender: Sender, rows: list[Pending]) -> None:
         try:
-            await self._sender.send([row.body for row in rows])
+            await sender.send([row.body for row in rows])
         except Refused as refused:
             if len(rows) > 1:
                 # One bad event refuses its whole batch: send one by one to park only the bad.
                 for row in rows:
-                    await self._deliver([row])
+                    await self._deliver(sender, [row])
                 return
             logger.error("receiver refused outbox event %s: %s", rows[0].id, refused)
             async with self._sessions.begin() as session:
@@ -258,7 +269,7 @@ class OutboxDrainer:
     async def _sleep(self, seconds: float, *, until_ready: bool) -> None:
         """Wait `seconds`, a wake-up, or (after a failure) the receiver serving again."""
         waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
-        if until_ready:
+        if until_ready and self._sender is not None:
             waits.append(asyncio.ensure_future(self._sender.wait_ready()))
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)

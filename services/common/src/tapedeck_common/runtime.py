@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck_common.auth import TokenError, TokenStore
 from tapedeck_common.database import create_engine, database_url
+from tapedeck_common.database_health import DatabaseHealth
 from tapedeck_common.entrypoint import StartupError
 from tapedeck_common.metrics import MetricsServer, Probe, Sample, Sampler, serve_metrics
 from tapedeck_common.migrations import upgrade_to_head
@@ -61,8 +62,6 @@ class Components:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     """The service's domain gauges, sampled in the background while metrics are served."""
-    on_drain: list[Callable[[], None]] = field(default_factory=list)
-    """Called when the server starts refusing new calls (before the grace): end server streams."""
     # Given the server's health servicer once it serves, to report statuses of their own.
     health_reporters: list[Callable[[health.aio.HealthServicer], Awaitable[None]]] = field(
         default_factory=list
@@ -77,6 +76,7 @@ class ServiceApp:
     engine: AsyncEngine
     server: RunningServer
     components: Components
+    database_health: DatabaseHealth | None = None
     metrics: MetricsServer | None = None
     sampler: Sampler | None = None
 
@@ -87,9 +87,9 @@ class ServiceApp:
 
     async def stop(self) -> None:
         """Report NOT_SERVING, drain calls for the grace period, stop workers, release the database."""
-        await self.server.stop(
-            self.settings.shutdown_grace_seconds, on_drain=self.components.on_drain
-        )
+        await self.server.stop(self.settings.shutdown_grace_seconds)
+        if self.database_health is not None:
+            await self.database_health.stop()
         if self.sampler is not None:
             await self.sampler.stop()
         if self.metrics is not None:
@@ -127,6 +127,14 @@ async def start_service(
         await engine.dispose()
         raise
     app = ServiceApp(settings=settings, engine=engine, server=server, components=components)
+    app.database_health = DatabaseHealth(
+        engine,
+        servicer=server.health,
+        names=(*server.service_names, ""),
+        service=service,
+        interval=settings.db_check_seconds,
+        stall=settings.db_stall_seconds,
+    ).start()
     try:
         app.metrics = serve_metrics(host=settings.metrics_host, port=settings.metrics_port)
     except BaseException:

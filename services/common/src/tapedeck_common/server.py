@@ -56,18 +56,18 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     service_names: tuple[str, ...]
+    interceptor: ServiceInterceptor
 
-    async def stop(self, grace: float, *, on_drain: Sequence[Callable[[], None]] = ()) -> None:
+    async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, refuse new calls, then let in-flight calls finish for `grace` s.
 
-        `on_drain` runs once new calls are refused: a server stream ends itself there (with a
-        status telling its client to resume), so the grace goes to the unary calls.
+        Once new calls are refused, server streams end at once (with a status telling their
+        clients to call again), so the grace goes to the unary calls.
         """
         await self.health.enter_graceful_shutdown()
         stopped = asyncio.ensure_future(self.server.stop(grace))
         await asyncio.sleep(0)  # the server stops accepting calls in the first step of stop()
-        for drain in on_drain:
-            drain()
+        self.interceptor.end_streams()
         await stopped
 
 
@@ -80,9 +80,10 @@ async def start_server(
     access_log: bool = False,
 ) -> RunningServer:
     """Build and start the server with health SERVING for each service and for ""."""
+    interceptor = ServiceInterceptor(tokens)
     server = grpc.aio.server(
         # The metrics interceptor is outermost: it sets the request id the other one logs.
-        interceptors=[MetricsInterceptor(access_log=access_log), ServiceInterceptor(tokens)],
+        interceptors=[MetricsInterceptor(access_log=access_log), interceptor],
         options=[
             ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
@@ -111,4 +112,10 @@ async def start_server(
     for name in (*names, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("listening", extra={"address": f"{host}:{bound}", "services": list(names)})
-    return RunningServer(server=server, health=health_servicer, port=bound, service_names=names)
+    return RunningServer(
+        server=server,
+        health=health_servicer,
+        port=bound,
+        service_names=names,
+        interceptor=interceptor,
+    )

@@ -38,9 +38,9 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; unset means a SQLite file in the data directory; postgresql://... uses asyncpg."""
     db_pool_size: int = Field(default=10, ge=1)
-    """PostgreSQL connections kept in the pool."""
+    """Database connections kept in the pool."""
     db_max_overflow: int = Field(default=10, ge=0)
-    """Extra PostgreSQL connections allowed above the pool size under load."""
+    """Extra database connections allowed above the pool size under load."""
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     """Seconds to wait for a pooled connection before failing the request."""
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
@@ -49,6 +49,10 @@ class ServiceSettings(BaseSettings):
     """Check that a pooled connection is alive before using it, if it has been idle."""
     db_pool_pre_ping_idle_seconds: float = Field(default=1.0, ge=0)
     """With pre-ping, connections used within this many seconds are not checked (0: always)."""
+    db_stall_seconds: float = Field(default=5.0, gt=0)
+    """Seconds the database may stall (no free pooled connection, a lock held) before health says NOT_SERVING."""
+    db_check_seconds: float = Field(default=2.0, gt=0)
+    """Seconds between checks of the database while it is in use or stalled (idle: none)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=AliasChoices("TAPEDECK_LOG_LEVEL")
     )

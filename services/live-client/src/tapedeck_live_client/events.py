@@ -106,9 +106,16 @@ class LiveEventsSender:
 def start_live_events(
     settings: PublisherSettings, *, sessions: async_sessionmaker[AsyncSession], table: Table
 ) -> OutboxDrainer:
-    """Start draining a service's outbox of live events to the live service its settings name."""
-    sender = LiveEventsSender(
-        address=settings.live_address, service_token=secret_value(settings.service_token)
+    """Start draining a service's outbox of live events to the live service its settings name.
+
+    An empty address turns delivery off: the events stay in the outbox.
+    """
+    sender = (
+        LiveEventsSender(
+            address=settings.live_address, service_token=secret_value(settings.service_token)
+        )
+        if settings.live_address
+        else None
     )
     return OutboxDrainer(
         sessions=sessions,

@@ -93,7 +93,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
         return Components(
             [Registration(LIVE_SERVICE, servicer)],
             on_stop=on_stop,
-            on_drain=[fanout.close_streams],
+            probes=fanout.probes(),
         )
 
     return await start_service(settings, service=SERVICE, migrations=MIGRATIONS, build=build)

@@ -15,14 +15,14 @@ import bisect
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck_common.errors import Unavailable
+from tapedeck_common.metrics import Probe, Sample
 from tapedeck_live import repository
 from tapedeck_live.domain import EventFilter, StoredEvent
 from tapedeck_live.notifier import Notifier
@@ -33,10 +33,6 @@ logger = logging.getLogger(__name__)
 
 _EVERY_EVENT = EventFilter()
 
-# How every subscription ends when the service stops (UNAVAILABLE, see the contract): the client
-# subscribes again with `after_sequence` = the last cursor it received and misses nothing.
-SHUTTING_DOWN = "the server is shutting down; subscribe again after your last cursor"
-
 
 @dataclass(frozen=True)
 class TailBatch:
@@ -44,6 +40,23 @@ class TailBatch:
 
     events: list[StoredEvent]
     cursor: int
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """A subscription following the tail: the cursor its consumer has taken."""
+
+    cursor: int
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far the furthest-behind subscriber is from the head the reader has seen."""
+
+    events: int
+    """Sequence numbers between the head and the lowest cursor (about the events still owed)."""
+    seconds: float
+    """Age of the oldest event a subscriber has not taken yet (0 when all are at the head)."""
 
 
 class Fanout:
@@ -69,20 +82,16 @@ class Fanout:
         self._retry_seconds = retry_seconds
         self.published = Notifier()
         self._window: list[StoredEvent] = []
+        self._read_at: list[float] = []  # when each window event was read (monotonic)
+        self._subscribers: set[Subscriber] = set()
         self._floor = 0  # every event after the floor and up to the cursor is in the window
         self._cursor = 0
         self._ready = asyncio.Event()
-        self.closing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start reading in the background."""
         self._task = asyncio.create_task(self._run(), name="live-fanout")
-
-    def close_streams(self) -> None:
-        """End every subscription with UNAVAILABLE (the service is stopping)."""
-        self.closing = True
-        self.published.wake()
 
     async def stop(self) -> None:
         """Stop reading."""
@@ -90,6 +99,53 @@ class Fanout:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    @contextlib.contextmanager
+    def subscriber(self, cursor: int) -> Iterator[Subscriber]:
+        """Count a subscription in the lag for as long as it follows the tail."""
+        subscriber = Subscriber(cursor)
+        self._subscribers.add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            self._subscribers.discard(subscriber)
+
+    def lag(self) -> Lag:
+        """Return how far behind the furthest-behind subscriber is."""
+        if not self._subscribers:
+            return Lag(0, 0.0)
+        lowest = min(subscriber.cursor for subscriber in self._subscribers)
+        if lowest >= self._cursor or not self._window:
+            return Lag(max(self._cursor - lowest, 0), 0.0)
+        # Behind the window, the oldest event kept is the best bound known without a query.
+        first = bisect.bisect_right(self._window, lowest, key=lambda event: event.sequence)
+        oldest = self._read_at[min(first, len(self._read_at) - 1)]
+        return Lag(self._cursor - lowest, time.monotonic() - oldest)
+
+    def probes(self) -> list[Probe]:
+        """Return the gauges of the subscribers' lag (their number: `tapedeck_rpc_open_streams`)."""
+
+        async def events() -> list[Sample]:
+            return [((), float(self.lag().events))]
+
+        async def seconds() -> list[Sample]:
+            return [((), self.lag().seconds)]
+
+        return [
+            Probe(
+                "tapedeck_live_subscriber_max_lag_events",
+                "Sequence numbers between the newest event and the furthest-behind subscriber's"
+                " cursor.",
+                (),
+                events,
+            ),
+            Probe(
+                "tapedeck_live_subscriber_max_lag_seconds",
+                "Age of the oldest event a subscriber has not taken yet (0: all at the head).",
+                (),
+                seconds,
+            ),
+        ]
 
     async def ready(self) -> None:
         """Wait until the reader knows the head of the store."""
@@ -141,11 +197,13 @@ class Fanout:
                 )
             full = len(events) == self._batch_size
             self._window.extend(events)
+            self._read_at.extend([time.monotonic()] * len(events))
             self._cursor = events[-1].sequence if full else head
             if len(self._window) > self._window_events:
                 dropped = len(self._window) - self._window_events
                 self._floor = self._window[dropped - 1].sequence
                 del self._window[:dropped]
+                del self._read_at[:dropped]
             self.published.wake()
             if not full:
                 return
@@ -173,26 +231,26 @@ async def follow(
         cursor = after
     await fanout.ready()
     last_sent = float("-inf")  # the first batch goes out at once, even empty: the stream is live
-    while True:
-        if fanout.closing:
-            raise Unavailable(SHUTTING_DOWN)
-        seen = fanout.published.generation
-        shared = fanout.after(cursor, event_filter, batch_size)
-        if shared is None:
-            head, events = await reads.run(
-                _read(sessions, readers, event_filter, cursor, batch_size)
-            )
-            full = len(events) == batch_size
-            cursor = events[-1].sequence if full else max(cursor, head)
-        else:
-            events, cursor, full = shared
-        if events or time.monotonic() - last_sent >= heartbeat_seconds:
-            yield TailBatch(events=events, cursor=cursor)
-            last_sent = time.monotonic()
-        if full:
-            continue  # more backlog: read on without waiting
-        idle = heartbeat_seconds - (time.monotonic() - last_sent)
-        await fanout.published.wait(seen, within=max(idle, 0.0))
+    with fanout.subscriber(cursor) as subscriber:
+        while True:
+            seen = fanout.published.generation
+            shared = fanout.after(cursor, event_filter, batch_size)
+            if shared is None:
+                head, events = await reads.run(
+                    _read(sessions, readers, event_filter, cursor, batch_size)
+                )
+                full = len(events) == batch_size
+                cursor = events[-1].sequence if full else max(cursor, head)
+            else:
+                events, cursor, full = shared
+            if events or time.monotonic() - last_sent >= heartbeat_seconds:
+                yield TailBatch(events=events, cursor=cursor)
+                last_sent = time.monotonic()
+            subscriber.cursor = cursor  # taken by the consumer, or nothing in it matched
+            if full:
+                continue  # more backlog: read on without waiting
+            idle = heartbeat_seconds - (time.monotonic() - last_sent)
+            await fanout.published.wait(seen, within=max(idle, 0.0))
 
 
 async def _read(

@@ -48,6 +48,7 @@ from tapedeck_backtest.datasets.importer import (
     hash_file,
 )
 from tapedeck_backtest.datasets.instruments import to_nautilus
+from tapedeck_backtest.datasets.metrics import imported
 from tapedeck_backtest.keysets import Keyset
 from tapedeck_common.errors import FieldViolation, InvalidArgument, NotFound
 from tapedeck_common.validation import new_id
@@ -166,6 +167,7 @@ class Datasets:
             return
 
         async with self._slots:
+            started = time.perf_counter()
             content_hash = ""
             async for step in _in_thread(
                 None,
@@ -270,6 +272,11 @@ class Datasets:
                 shutil.rmtree(staging, ignore_errors=True)
                 storage.remove(final)
                 raise
+            imported(
+                rows=dataset.row_count,
+                source_bytes=total,
+                seconds=time.perf_counter() - started,
+            )
             logger.info(
                 "dataset imported",
                 extra={"dataset": dataset_id, "rows": dataset.row_count, "source": relative},

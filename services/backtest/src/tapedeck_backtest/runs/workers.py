@@ -34,6 +34,7 @@ from tapedeck_backtest import storage
 from tapedeck_backtest.runs.domain import Run, RunProgress, RunState, Stats
 from tapedeck_backtest.runs.engine import RunJob, error_message
 from tapedeck_backtest.runs.executors import Executor, LocalExecutor, Worker
+from tapedeck_backtest.runs.metrics import run_ended
 from tapedeck_backtest.runs.publishing import Denial
 from tapedeck_backtest.runs.queue import RunQueue
 
@@ -257,14 +258,17 @@ class WorkerPool:
             stored = await self._finish(
                 run_id, RunState.SUCCEEDED, stats=stats, progress=final, denials=slot.denials
             )
+            if stored:
+                run_ended(RunState.SUCCEEDED, self._held(slot), final.events_per_second)
             # Cancelled while writing results: nobody will read them. (A run another replica
             # took over after a lost lease keeps its directory: it may be theirs.)
-            if not stored and (await self._queue.get(run_id)).state is RunState.CANCELLED:
+            elif (await self._queue.get(run_id)).state is RunState.CANCELLED:
                 await asyncio.to_thread(storage.remove, storage.join(self._results_root, run_id))
         elif kind == "failed":
-            await self._finish(
+            if await self._finish(
                 run_id, RunState.FAILED, error_message=str(payload), denials=slot.denials
-            )
+            ):
+                run_ended(RunState.FAILED, self._held(slot))
             logger.warning("backtest failed", extra={"run_id": run_id, "error": payload})
         self._free(slot)
 
@@ -275,6 +279,8 @@ class WorkerPool:
         if run_id is not None:
             if slot.cancel_deadline is None:
                 state = await self._release(run_id, reason, count_attempt=True)
+                if state is RunState.FAILED:
+                    run_ended(state, self._held(slot))
                 logger.warning("worker died", extra={"run_id": run_id, "outcome": str(state)})
             self._free(slot)
 
@@ -302,6 +308,9 @@ class WorkerPool:
                 slot.cancel_deadline = now + CANCEL_GRACE_SECONDS
                 assert slot.worker is not None
                 slot.worker.request_cancel()
+                # Not RUNNING under us: cancelled, or taken over by another replica.
+                if (await self._queue.get(slot.run_id)).state is RunState.CANCELLED:
+                    run_ended(RunState.CANCELLED, self._held(slot))
             elif now >= slot.cancel_deadline:
                 await asyncio.to_thread(self._end_process, slot, graceful=False)
                 self._free(slot)
@@ -315,13 +324,15 @@ class WorkerPool:
                 continue
             run_id = slot.run_id
             # A strategy stuck in a loop never reaches the next chunk: end the process.
+            held = self._held(slot)
             await asyncio.to_thread(self._end_process, slot, graceful=False)
             self._free(slot)
-            await self._finish(
+            if await self._finish(
                 run_id,
                 RunState.FAILED,
                 error_message=f"the run took longer than the run timeout ({self._run_timeout:g} s)",
-            )
+            ):
+                run_ended(RunState.FAILED, held)
 
     async def _renew_lease(self) -> None:
         busy = [s.run_id for s in self._slots if s.run_id is not None]
@@ -368,10 +379,12 @@ class WorkerPool:
                 self._claim_due = False
                 return
             run_id = run.id
+            claimed = time.monotonic()
             try:
                 job = await self._jobs(run)
             except Exception as error:
-                await self._finish(run_id, RunState.FAILED, error_message=error_message(error))
+                if await self._finish(run_id, RunState.FAILED, error_message=error_message(error)):
+                    run_ended(RunState.FAILED, time.monotonic() - claimed)
                 continue
             slot = self._choose_slot(job.engine_key)
             if slot.worker is not None and slot.key not in (None, job.engine_key):
@@ -428,6 +441,10 @@ class WorkerPool:
             slot.worker.close()
         slot.worker = None
         slot.key = None
+
+    @staticmethod
+    def _held(slot: _Slot) -> float:
+        return time.monotonic() - slot.started
 
     def _free(self, slot: _Slot) -> None:
         self._claim_due = True

@@ -150,6 +150,11 @@ class RedisStore:
         while True:
             if await self._redis.set(lock, token, nx=True, px=int(self._lock_seconds * 1000)):
                 try:
+                    # A replica may have stored a fetch and released the lock since we read
+                    # the cache: that answer is as fresh as ours would be.
+                    shared = await self.read(key)
+                    if shared is not None and shared.fetch_time.timestamp() >= started - max_age:
+                        return replace(shared, from_cache=True)
                     snapshot = ExchangeSnapshot(balances=dict(await fetch()), fetch_time=_now())
                     if self._ttl > 0:
                         await self._redis.set(
