@@ -1,7 +1,8 @@
 """Search benchmark: TPE vs random vs grid at the same trial budget, on the real BTC perpetual
-one-minute bars, through the real service (SQLite, the local worker pool).
+one-minute bars, through the real service (SQLite), on the local worker pool and, with --ray, on a
+Ray cluster of two single-CPU nodes started here on 127.0.0.1, in the same run.
 
-Run: `.venv/bin/python -m bench.backtest.search [--budget 30] [--seeds 3] [--workers 2]`
+Run: `.venv/bin/python -m bench.backtest.search [--budget 30] [--seeds 3] [--workers 2] [--ray]`
 
 The space is EMA cross's fast period (2 to 30) and slow period (40 to 160) in whole numbers on
 5-minute bars, ranked by Sharpe ratio (every point valid, so a grid can cover it). The grid baseline spends the same budget on an evenly spaced grid (about
@@ -20,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.backtest.ray_sweep import wait_for_nodes
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tests.backtest.ray_support import ray_cluster
 from tests.backtest.reference import BTC_PERP_BARS, BTCUSDT_PERP, REAL
 from tests.backtest.runs_support import Service, running_service, spec
 
@@ -80,26 +83,25 @@ async def sweep(service: Service, request: pb.CreateSweepRequest) -> tuple[float
     return max(sharpes, default=math.nan), len(final.results), seconds
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--budget", type=int, default=30)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
+async def samplers(
+    budget: int, seeds: int, workers: int, **settings: object
+) -> dict[str, list[tuple[float, int, float]]]:
+    """Run the grid and every seed of random and TPE on one executor: per sampler, its sweeps."""
+    results: dict[str, list[tuple[float, int, float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = Path(scratch) / "data"
         data_dir.mkdir()
         async with running_service(
             f"sqlite+aiosqlite:///{scratch}/bench.db",
             data_dir,
-            workers=args.workers,
+            workers=workers,
             data_root=REAL,
+            **settings,
         ) as service:
             dataset = await import_bars(service)
-            results: dict[str, list[tuple[float, int, float]]] = {}
             grid = pb.CreateSweepRequest(
                 base_spec=base_spec(dataset),
-                axes=grid_axes(args.budget),
+                axes=grid_axes(budget),
                 metric=pb.RANK_METRIC_SHARPE_RATIO,
             )
             results["grid"] = [await sweep(service, grid)]
@@ -107,32 +109,59 @@ async def main() -> None:
                 ("random", pb.SEARCH_ALGORITHM_RANDOM),
                 ("tpe", pb.SEARCH_ALGORITHM_TPE),
             ):
-                for seed in range(args.seeds):
+                for seed in range(seeds):
                     request = pb.CreateSweepRequest(
                         base_spec=base_spec(dataset),
                         axes=range_axes(),
                         metric=pb.RANK_METRIC_SHARPE_RATIO,
                         search=pb.SearchSpec(
                             algorithm=algorithm,
-                            trial_budget=args.budget,
-                            parallel_trials=args.workers,
+                            trial_budget=budget,
+                            parallel_trials=workers,
                             seed=seed,
                         ),
                     )
                     results.setdefault(name, []).append(await sweep(service, request))
-    print(
-        f"budget {args.budget} trials, {args.seeds} seeds, {args.workers} workers, {BTC_PERP_BARS}"
-    )
-    print(f"{'sampler':<8} {'best Sharpe (mean)':>19} {'worst seed':>11} {'trials/min':>11}")
-    means = {}
+    return results
+
+
+def report(executor: str, results: dict[str, list[tuple[float, int, float]]]) -> dict[str, float]:
+    """Print one executor's table; return trials per minute per sampler."""
+    print(f"{executor}:")
+    print(f"  {'sampler':<8} {'best Sharpe (mean)':>19} {'worst seed':>11} {'trials/min':>11}")
+    means, rates = {}, {}
     for name, rows in results.items():
         best = [row[0] for row in rows]
         means[name] = statistics.fmean(best)
-        per_minute = sum(row[1] for row in rows) / sum(row[2] for row in rows) * 60
-        print(f"{name:<8} {means[name]:>19.4f} {min(best):>11.4f} {per_minute:>11.1f}")
+        rates[name] = sum(row[1] for row in rows) / sum(row[2] for row in rows) * 60
+        print(f"  {name:<8} {means[name]:>19.4f} {min(best):>11.4f} {rates[name]:>11.1f}")
     # Sharpe ratios can be negative, so the comparison is a difference, not a ratio.
-    print(f"TPE best - random best: {means['tpe'] - means['random']:+.4f} Sharpe")
-    print(f"TPE best - grid best:   {means['tpe'] - means['grid']:+.4f} Sharpe")
+    print(f"  TPE best - random best: {means['tpe'] - means['random']:+.4f} Sharpe")
+    print(f"  TPE best - grid best:   {means['tpe'] - means['grid']:+.4f} Sharpe")
+    return rates
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="also run on a two-node Ray cluster")
+    args = parser.parse_args()
+    print(
+        f"budget {args.budget} trials, {args.seeds} seeds, {args.workers} workers, {BTC_PERP_BARS}"
+    )
+    local = report("local pool", await samplers(args.budget, args.seeds, args.workers))
+    if not args.ray:
+        return
+    with ray_cluster() as cluster:
+        await asyncio.to_thread(wait_for_nodes, cluster.address, 2)
+        on_ray = await samplers(
+            args.budget, args.seeds, 2, executor="ray", ray_address=cluster.address
+        )
+    ray = report("Ray, 2 single-CPU nodes", on_ray)
+    for name in local:
+        print(f"{name}: Ray trials/min / local pool's = {ray[name] / local[name]:.2f}")
 
 
 if __name__ == "__main__":
