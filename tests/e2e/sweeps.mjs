@@ -18,10 +18,11 @@ await withPage(async (page, screenshot) => {
   await page.waitForFunction(() => !window.location.hash.includes("token="));
   await page.goto(`${origin}/#/runs`);
   const form = page.locator("[data-testid=launch]");
-  await form
-    .locator("select[name=dataset] option")
-    .first()
-    .waitFor({ state: "attached", timeout: 20000 });
+  // The BTC dataset by name: other tests add datasets (another market, uploads) before this one.
+  const btc = form.locator("select[name=dataset] option", { hasText: "BTC synthetic" }).first();
+  await btc.waitFor({ state: "attached", timeout: 20000 });
+  const dataset = await btc.getAttribute("value");
+  await form.locator("select[name=dataset]").selectOption(dataset);
   await page.selectOption("select[name=strategy]", "strategies/ema_cross");
   await page.selectOption("select[name=mode]", "sweep");
   await page.selectOption("select[name=metric]", TOTAL_RETURN);
@@ -162,10 +163,8 @@ await withPage(async (page, screenshot) => {
 
   // A walk-forward: two rolling folds, each a grid over two fast periods.
   await page.goto(`${origin}/#/runs`);
-  await form
-    .locator("select[name=dataset] option")
-    .first()
-    .waitFor({ state: "attached", timeout: 20000 });
+  await btc.waitFor({ state: "attached", timeout: 20000 });
+  await form.locator("select[name=dataset]").selectOption(dataset);
   await page.selectOption("select[name=strategy]", "strategies/ema_cross");
   await page.selectOption("select[name=mode]", "walkforward");
   await page.selectOption("select[name=metric]", TOTAL_RETURN);

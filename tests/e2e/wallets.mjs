@@ -95,13 +95,20 @@ await withPage(async (page, screenshot) => {
   assert.deepEqual(cells, ["BTC", "1.25", "1.75", "+0.5"]);
   // ETH keeps all 18 decimals: money is never turned into a float.
   await detail.locator("td", { hasText: "10.123456789012345678" }).first().waitFor();
-  // The detail opens beside the row, on screen, not below the table.
-  const [rowBox, detailBox] = [await row.boundingBox(), await detail.boundingBox()];
-  assert.ok(detailBox.x >= rowBox.x + rowBox.width - 1, "the detail is not beside the table");
-  assert.ok(
-    detailBox.y < 800 && detailBox.y + 40 > 0,
-    `the detail is off screen at ${detailBox.y}`,
-  );
+  // The detail opens beside the row, on screen, not below the table (read in one frame: the
+  // virtual table may redraw its rows while results stream in).
+  const boxes = await page.waitForFunction(() => {
+    const row = [...document.querySelectorAll("[data-testid=wallets] .vt-row")].find((r) =>
+      r.textContent?.includes("desk-mismatching"),
+    );
+    const detail = document.querySelector("[data-testid=wallet-detail]");
+    if (!row || !detail) return null;
+    const [r, d] = [row.getBoundingClientRect(), detail.getBoundingClientRect()];
+    return r.width > 0 && d.width > 0 ? { rowRight: r.right, detailX: d.x, detailY: d.y } : null;
+  });
+  const { rowRight, detailX, detailY } = await boxes.jsonValue();
+  assert.ok(detailX >= rowRight - 1, "the detail is not beside the table");
+  assert.ok(detailY < 800 && detailY + 40 > 0, `the detail is off screen at ${detailY}`);
   console.log("mismatch highlighted: BTC stored 1.25, exchange 1.75");
   await screenshot("wallets-reconciled");
   await page.uncheck("input[name=only-diffs]");
