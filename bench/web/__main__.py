@@ -50,7 +50,7 @@ def main() -> None:
                 equity_points=0,
                 seed=11,
             )
-            asyncio.run(register(stack, [run_id]))
+            asyncio.run(register(stack.data_dir / "backtest.db", [run_id]))
             print(
                 f"synthetic run: {args.candles:,} candles, {args.fills:,} fills, "
                 f"written in {time.perf_counter() - started:.1f} s",
