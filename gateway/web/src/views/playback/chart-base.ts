@@ -4,6 +4,7 @@ import {
   ColorType,
   TickMarkType,
   type IChartApi,
+  type SeriesMarker,
   type Time,
   type UTCTimestamp,
 } from "lightweight-charts";
@@ -18,6 +19,24 @@ export const DOWN = "#ef5350";
 const PRICE_SCALE_PX = 84;
 
 export const t = (seconds: number): UTCTimestamp => seconds as UTCTimestamp;
+
+// Beyond this many fill markers their texts would overlap: only the arrows are drawn.
+const MAX_LABELLED_MARKERS = 40;
+
+// Fills as chart markers: a buy's arrow under its bar, a sell's over it.
+export function fillSeriesMarkers(
+  marks: readonly { time: number; side: "buy" | "sell"; text: string }[],
+): SeriesMarker<Time>[] {
+  const labelled = marks.length <= MAX_LABELLED_MARKERS;
+  return marks.map((m) => ({
+    time: t(m.time),
+    position: m.side === "buy" ? "belowBar" : "aboveBar",
+    shape: m.side === "buy" ? "arrowUp" : "arrowDown",
+    color: m.side === "buy" ? UP : DOWN,
+    text: labelled ? m.text : "",
+    size: 0.8,
+  }));
+}
 
 function dark(): boolean {
   return window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;

@@ -10,7 +10,6 @@ import {
   type IChartApi,
   type ISeriesApi,
   type ISeriesMarkersPluginApi,
-  type SeriesMarker,
   type Time,
 } from "lightweight-charts";
 import { Indicator } from "../../gen/tapedeck/backtest/v1/backtest_pb";
@@ -27,7 +26,16 @@ import type { Store } from "../../lib/store";
 import { h } from "../../ui/dom";
 import type { ChartFrame } from "./frame";
 import type { TimeLink, TimeRange } from "../../lib/timelink";
-import { chartOptions, cursorX, DOWN, priceLocalization, Span, t, UP } from "./chart-base";
+import {
+  chartOptions,
+  cursorX,
+  DOWN,
+  fillSeriesMarkers,
+  priceLocalization,
+  Span,
+  t,
+  UP,
+} from "./chart-base";
 
 export interface PriceChartEvents {
   // The span in view moved (zoom, scroll, new data, or set by Tapedeck).
@@ -36,7 +44,6 @@ export interface PriceChartEvents {
 }
 
 // Labels on markers only when they fit; arrows always (hover the candle for the portfolio).
-const MAX_LABELLED_MARKERS = 40;
 // A replay appends the bars the cursor passed one by one, up to this many or as many as are drawn
 // already (whichever is more); a longer jump redraws.
 const MIN_APPENDED_BARS = 64;
@@ -302,16 +309,9 @@ export class PriceChart {
 
   private drawMarkers(state: PlaybackState): void {
     this.marked = shownFills(state);
-    const all = fillMarkers(state.fills.slice(0, this.marked), state.candles.times);
-    const labelled = all.length <= MAX_LABELLED_MARKERS;
-    const list: SeriesMarker<Time>[] = all.map((m) => ({
-      time: t(m.time),
-      position: m.side === "buy" ? "belowBar" : "aboveBar",
-      shape: m.side === "buy" ? "arrowUp" : "arrowDown",
-      color: m.side === "buy" ? UP : DOWN,
-      text: labelled ? m.text : "",
-      size: 0.8,
-    }));
+    const list = fillSeriesMarkers(
+      fillMarkers(state.fills.slice(0, this.marked), state.candles.times),
+    );
     this.element.dataset.markers = String(list.length);
     this.series.markers.setMarkers(list);
   }

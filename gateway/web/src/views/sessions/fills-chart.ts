@@ -11,11 +11,10 @@ import {
 } from "lightweight-charts";
 import { fillMarks, priceDigits, priceLine, type Fill } from "../../lib/sessions";
 import { h } from "../../ui/dom";
-import { chartOptions, DOWN, t, UP } from "../playback/chart-base";
+import { chartOptions, fillSeriesMarkers, t } from "../playback/chart-base";
 
 const HEIGHT = 320;
 // Labels on markers only when they fit; arrows always.
-const MAX_LABELLED_MARKERS = 40;
 
 export class FillsChart {
   readonly element = h("div", { class: "chart fills-chart", "data-testid": "fills-chart" });
@@ -36,17 +35,7 @@ export class FillsChart {
     const points = priceLine(fills);
     this.line!.setData(points.map((p) => ({ time: t(p.time), value: p.value })));
     const marks = fillMarks(fills);
-    const labelled = marks.length <= MAX_LABELLED_MARKERS;
-    this.markers!.setMarkers(
-      marks.map((m) => ({
-        time: t(m.time),
-        position: m.side === "buy" ? "belowBar" : "aboveBar",
-        shape: m.side === "buy" ? "arrowUp" : "arrowDown",
-        color: m.side === "buy" ? UP : DOWN,
-        text: labelled ? m.text : "",
-        size: 0.8,
-      })),
-    );
+    this.markers!.setMarkers(fillSeriesMarkers(marks));
     this.element.dataset.points = String(points.length);
     this.element.dataset.markers = String(marks.length);
     this.api.timeScale().fitContent();
