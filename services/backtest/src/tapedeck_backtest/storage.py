@@ -57,6 +57,13 @@ ENVIRONMENT = (
     "AWS_DEFAULT_REGION",
     "AWS_ENDPOINT_URL",
 )
+
+
+def environment() -> dict[str, str]:
+    """Return this process's object-store variables (those of `ENVIRONMENT` that are set)."""
+    return {name: os.environ[name] for name in ENVIRONMENT if name in os.environ}
+
+
 # NautilusTrader's Rust reader (its own object store, not fsspec) -> the AWS variable it needs.
 _RUST_S3_OPTIONS = {
     "endpoint_url": "AWS_ENDPOINT_URL",

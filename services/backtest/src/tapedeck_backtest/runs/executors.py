@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.runs import publishing
 from tapedeck_backtest.runs.domain import RunProgress
 from tapedeck_backtest.runs.engine import (
@@ -47,9 +49,22 @@ class JobChannel(Protocol):
         ...
 
 
-def worker_main(conn: JobChannel, cancel: CancelFlag, strategy_paths: tuple[str, ...]) -> None:
-    """Serve jobs from the channel until told to stop; exit after an engine error."""
+def worker_main(
+    conn: JobChannel,
+    cancel: CancelFlag,
+    strategy_paths: tuple[str, ...],
+    storage_env: dict[str, str] | None = None,
+) -> None:
+    """Serve jobs from the channel until told to stop; exit after an engine error.
+
+    `storage_env` is the service's object-store environment when it started the worker: a
+    forkserver's children inherit the forkserver's environment, which may be older.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when workers stop
+    if storage_env is not None:
+        for name in storage.ENVIRONMENT:
+            os.environ.pop(name, None)
+        os.environ.update(storage_env)
     build_strategy = strategy_builder(strategy_paths)
     loaded: LoadedEngine | None = None
     while True:
@@ -164,7 +179,7 @@ class LocalWorker:
         self._cancel = context.Event()
         self._process = context.Process(
             target=worker_main,
-            args=(child, self._cancel, strategy_paths),
+            args=(child, self._cancel, strategy_paths, storage.environment()),
             name="tapedeck-backtest-worker",
             daemon=True,
         )
