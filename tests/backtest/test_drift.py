@@ -232,3 +232,18 @@ async def test_a_session_with_injected_slippage_delays_and_a_dropped_trade_is_ma
     # The session's PnL is the price move less fees exactly; the run's is NautilusTrader's own,
     # rounded to the cent, so "other" is at most that rounding per matched trade.
     assert abs(Decimal(summary.other)) <= Decimal("0.01") * summary.matched_count
+
+
+async def test_without_a_live_service_there_is_no_session_to_compare_with(
+    database_url: str, data_dir: Path
+):
+    async with running_service(database_url, data_dir) as service:  # no live address
+        dataset = await service.import_trades(rows=2000)
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        run = await service.wait(created.backtest.name)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await service.stub.CompareWithSession(
+                pb.CompareWithSessionRequest(backtest=run.name, session=SESSION)
+            )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "BACKTEST_LIVE_ADDRESS" in (refused.value.details() or "")

@@ -133,10 +133,13 @@ async def start(settings: BacktestSettings) -> ServiceApp:
         )
         await runs.resume_drivers()
         on_stop.append(runs.stop_drivers)
-        live_sessions = LiveSessions(
-            address=settings.live_address, service_token=secret_value(settings.service_token)
-        )
-        on_stop.append(live_sessions.close)
+        # An empty live address means no live service: nothing published, no session to compare.
+        live_sessions = None
+        if settings.live_address:
+            live_sessions = LiveSessions(
+                address=settings.live_address, service_token=secret_value(settings.service_token)
+            )
+            on_stop.append(live_sessions.close)
         results = ResultStore(
             results_root=settings.resolved_results_dir,
             cache_dir=settings.resolved_cache_dir,

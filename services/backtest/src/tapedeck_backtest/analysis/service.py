@@ -86,7 +86,7 @@ class SessionDrifts:
         get_run: Callable[[str], Awaitable[Run]],
         get_dataset: Callable[[str], Awaitable[Dataset]],
         results: ResultStore,
-        live: LiveSessions,
+        live: LiveSessions | None,
         max_trades: int,
     ) -> None:
         self._get_run = get_run
@@ -100,6 +100,11 @@ class SessionDrifts:
         _, files = await self._results.results(query.run_id)
         run = await self._get_run(query.run_id)
         instrument = (await self._get_dataset(run.spec.dataset_id)).instrument
+        if self._live is None:
+            raise FailedPrecondition(
+                "this backtest service has no live service to read sessions from "
+                "(BACKTEST_LIVE_ADDRESS is empty)"
+            )
         session = await self._live.trades(
             query.session,
             instrument_id=query.instrument_id or instrument.instrument_id,
