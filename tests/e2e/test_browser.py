@@ -271,6 +271,20 @@ def test_a_run_launched_from_the_form_reaches_the_end_and_opens_in_playback(
     print(out)
 
 
+def _ema_cross_run(stack: Stack, dataset: str) -> str:
+    """Run EMA cross on a dataset through the API; return the succeeded run's id."""
+    spec = {
+        "dataset": dataset,
+        "strategy": "strategies/ema_cross",
+        "starting_balances": [{"currency": "USDT", "amount": "100000"}],
+    }
+    created = rpc(stack, "tapedeck.backtest.v1.BacktestService/CreateBacktest", {"spec": spec})
+    name = str(created["backtest"]["name"])
+    final = rpc(stack, "tapedeck.backtest.v1.BacktestService/WatchBacktest", {"name": name})
+    assert final["backtest"]["state"] == "BACKTEST_STATE_SUCCEEDED", final
+    return name.rsplit("/", maxsplit=1)[-1]
+
+
 def _foreign_run(stack: Stack) -> str:
     """A succeeded run on another instrument's dataset: it cannot be compared with BTC runs."""
     raw = stack.data_dir / "raw"
@@ -309,16 +323,7 @@ def _foreign_run(stack: Stack) -> str:
             },
         },
     )["dataset"]["name"]
-    spec = {
-        "dataset": dataset,
-        "strategy": "strategies/ema_cross",
-        "starting_balances": [{"currency": "USDT", "amount": "100000"}],
-    }
-    created = rpc(stack, "tapedeck.backtest.v1.BacktestService/CreateBacktest", {"spec": spec})
-    name = str(created["backtest"]["name"])
-    final = rpc(stack, "tapedeck.backtest.v1.BacktestService/WatchBacktest", {"name": name})
-    assert final["backtest"]["state"] == "BACKTEST_STATE_SUCCEEDED", final
-    return name.rsplit("/", maxsplit=1)[-1]
+    return _ema_cross_run(stack, dataset)
 
 
 def test_playback_analyses_the_run_trades_drawdown_statistics_downloads_and_compare(
@@ -407,16 +412,7 @@ def test_the_live_tail_reconnects_and_resumes_from_its_cursor_after_the_service_
 def _btc_run(stack: Stack) -> str:
     """A succeeded EMA-cross run on the BTC synthetic dataset, created through the API."""
     dataset = _import_dataset(stack)
-    spec = {
-        "dataset": dataset,
-        "strategy": "strategies/ema_cross",
-        "starting_balances": [{"currency": "USDT", "amount": "100000"}],
-    }
-    created = rpc(stack, "tapedeck.backtest.v1.BacktestService/CreateBacktest", {"spec": spec})
-    name = str(created["backtest"]["name"])
-    final = rpc(stack, "tapedeck.backtest.v1.BacktestService/WatchBacktest", {"name": name})
-    assert final["backtest"]["state"] == "BACKTEST_STATE_SUCCEEDED", final
-    return name.rsplit("/", maxsplit=1)[-1]
+    return _ema_cross_run(stack, dataset)
 
 
 def test_a_live_session_shows_its_fills_round_trips_and_drift_from_the_backtest(
