@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_common.errors import FieldViolation, InvalidArgument, NotFound
 from tapedeck_common.paging import PageTokens
+from tapedeck_common.shielded import ShieldedWork
 from tapedeck_common.validation import nanos_to_timestamp
 from tapedeck_live import messages, repository, session_messages, session_repository, tail
 from tapedeck_live.domain import EventFilter, EventType
 from tapedeck_live.gate import Gate
 from tapedeck_live.notifier import Notifier
 from tapedeck_live.sessions import SummarizedEvent, closed_trade
-from tapedeck_live.tail import Fanout, ShieldedReads
+from tapedeck_live.tail import Fanout
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -52,7 +53,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self._batch_size = subscribe_batch_size
         self._heartbeat_seconds = heartbeat_seconds
         self._readers = asyncio.Semaphore(subscriber_reads)
-        self._shielded = ShieldedReads()
+        self._shielded = ShieldedWork()
 
     async def close(self) -> None:
         """Let reads of subscribers that went away finish, so their connections go back."""

@@ -16,6 +16,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tapedeck_common.shielded import ShieldedWork
 from tapedeck_live import session_repository
 from tapedeck_live.notifier import Notifier
 from tapedeck_live.sessions import PositionSummary, SessionSummary, position_key, summarize
@@ -40,6 +41,7 @@ class SessionSummarizer:
         self._batch_size = batch_size
         self._idle_seconds = idle_seconds
         self._retry_seconds = retry_seconds
+        self._work = ShieldedWork()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -47,19 +49,21 @@ class SessionSummarizer:
         self._task = asyncio.create_task(self._run(), name="session-summarizer")
 
     async def stop(self) -> None:
-        """Stop; a batch in progress rolls back and is summarized again next time."""
+        """Stop after the batch in progress, if any (cancelling a statement can strand its
+        connection)."""
         if self._task is None:
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await self._work.wait_idle()
 
     async def _run(self) -> None:
         while True:
             seen = self._notifier.generation  # before reading: a wake-up meanwhile is not lost
             try:
-                done = await self.summarize_batch()
+                done = await self._work.run(self.summarize_batch())
             except Exception:
                 logger.exception("summarizing sessions failed; retrying")
                 await asyncio.sleep(self._retry_seconds)

@@ -15,19 +15,17 @@ import bisect
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck_common.metrics import Probe, Sample
+from tapedeck_common.shielded import ShieldedWork
 from tapedeck_live import repository
 from tapedeck_live.domain import EventFilter, StoredEvent
 from tapedeck_live.notifier import Notifier
-
-T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +85,7 @@ class Fanout:
         self._floor = 0  # every event after the floor and up to the cursor is in the window
         self._cursor = 0
         self._ready = asyncio.Event()
+        self._reads = ShieldedWork()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -94,11 +93,12 @@ class Fanout:
         self._task = asyncio.create_task(self._run(), name="live-fanout")
 
     async def stop(self) -> None:
-        """Stop reading."""
+        """Stop reading (a read under way finishes first and returns its connection)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._reads.wait_idle()
 
     @contextlib.contextmanager
     def subscriber(self, cursor: int) -> Iterator[Subscriber]:
@@ -172,7 +172,7 @@ class Fanout:
         while True:
             seen = self._notifier.generation
             try:
-                await self._catch_up()
+                await self._reads.run(self._catch_up())
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("reading new events failed, retrying: %s", error)
                 await asyncio.sleep(self._retry_seconds)
@@ -214,7 +214,7 @@ async def follow(
     sessions: async_sessionmaker[AsyncSession],
     fanout: Fanout,
     readers: asyncio.Semaphore,
-    reads: ShieldedReads,
+    reads: ShieldedWork,
     event_filter: EventFilter,
     after: int | None,
     batch_size: int,
@@ -270,31 +270,3 @@ async def _read(
             session=session, event_filter=event_filter, after=cursor, up_to=head, limit=batch_size
         )
         return head, events
-
-
-class ShieldedReads:
-    """Database reads a cancelled subscriber lets finish, awaited before the engine is disposed.
-
-    A subscriber that goes away cancels its handler, possibly mid-query; cancelling the query
-    itself can strand its pooled connection, so the read finishes on its own and returns it.
-    """
-
-    def __init__(self) -> None:
-        self._running: set[asyncio.Task[Any]] = set()
-
-    async def run(self, read: Coroutine[Any, Any, T]) -> T:
-        """Await a read that survives the caller's cancellation."""
-        task = asyncio.ensure_future(read)
-        self._running.add(task)
-        task.add_done_callback(self._done)
-        return await asyncio.shield(task)
-
-    async def wait_idle(self) -> None:
-        """Wait for reads whose subscribers went away (call before disposing the engine)."""
-        if self._running:
-            await asyncio.wait(list(self._running), timeout=10)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._running.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved, so asyncio does not log it as never retrieved
