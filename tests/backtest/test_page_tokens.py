@@ -1,7 +1,7 @@
 """Every paged RPC of the backtest service refuses a page token it did not issue for the request.
 
-ListDatasets, ListStrategies, ListBacktests, ListImportableFiles, ListSweeps, StreamEquity and
-ListFills each get a real token (page_size 1), then, in turn: the token forged (position
+ListDatasets, ListStrategies, ListBacktests, ListImportableFiles, ListSweeps, ListWalkForwards,
+StreamEquity and ListFills each get a real token (page_size 1), then, in turn: the token forged (position
 rewritten, signature kept), truncated, issued for another RPC, issued for the same RPC with
 another filter, issued by another deployment (another key), and an unsigned token of the old
 format with an empty position (which made ListBacktests answer INTERNAL). Each answer must be INVALID_ARGUMENT naming `page_token`;
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -114,6 +115,12 @@ def paged_rpcs(service: Service, run: str) -> list[Paged]:
             None,
         ),
         Paged(
+            "ListWalkForwards",
+            lambda r: unary(stub.ListWalkForwards, r, "walk_forwards"),
+            lambda: pb.ListWalkForwardsRequest(page_size=1),
+            None,
+        ),
+        Paged(
             "StreamEquity",
             lambda r: equity_stream(stub, r),
             lambda: pb.StreamEquityRequest(backtest=run, page_size=1),
@@ -135,7 +142,8 @@ def paged_rpcs(service: Service, run: str) -> list[Paged]:
 
 
 async def two_of_everything(service: Service) -> str:
-    """Import two datasets, queue two runs and two sweeps, publish a finished run; return it."""
+    """Import two datasets, queue two runs, two sweeps and two walk-forwards, publish a finished
+    run; return it."""
     dataset = await service.import_trades("a.parquet", rows=300)
     await service.import_trades("b.parquet", rows=300, seed=8)
     for slow in (16, 17):
@@ -148,6 +156,19 @@ async def two_of_everything(service: Service) -> str:
                 axes=[
                     pb.ParameterAxis(name="fast_period", values=[pb.ParameterValue(int_value=3)])
                 ],
+            )
+        )
+        await service.stub.CreateWalkForward(
+            pb.CreateWalkForwardRequest(
+                base_spec=request,
+                axes=[
+                    pb.ParameterAxis(name="fast_period", values=[pb.ParameterValue(int_value=3)])
+                ],
+                walk_forward=pb.WalkForwardSpec(
+                    folds=1,
+                    in_sample_duration=Duration(seconds=300),
+                    out_of_sample_duration=Duration(seconds=300),
+                ),
             )
         )
     prices = random_prices(start_ns=T0, count=600, step_ns=10**10, seed=3)
@@ -217,4 +238,4 @@ async def test_every_paged_rpc_refuses_tokens_it_did_not_issue_for_the_request(
             for case, bad in cases.items():
                 answers[paged.name, case] = await answer(paged, with_token(paged.request(), bad))
     assert answers == dict.fromkeys(answers, ("INVALID_ARGUMENT", True))
-    assert len(answers) == 4 * 6 + 3 * 5
+    assert len(answers) == 4 * 6 + 4 * 5

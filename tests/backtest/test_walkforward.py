@@ -9,10 +9,13 @@ import asyncio
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck_backtest.runs import repository
+from tapedeck_common.database import session_factory
 from tests.backtest.runs_support import ints, running_service, spec
-from tests.support import field_violations
+from tests.support import counted_statements, field_violations
 
 YEAR_NS = 365 * 86_400 * 10**9
 
@@ -162,3 +165,64 @@ async def test_bad_walk_forwards_name_their_field(database_url, data_dir):
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await service.stub.GetWalkForward(pb.GetWalkForwardRequest(name="walkForwards/none"))
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_list_walk_forwards_pages_newest_first_without_repeats_or_gaps(
+    database_url, data_dir
+):
+    async with running_service(database_url, data_dir, workers=0) as service:
+        dataset = await service.import_trades()
+        created = []
+        for folds in (1, 2, 1, 2, 1):
+            reply = await service.stub.CreateWalkForward(
+                request(
+                    dataset,
+                    folds=folds,
+                    in_sample_duration=Duration(seconds=3600),
+                    out_of_sample_duration=Duration(seconds=2400),
+                )
+            )
+            created.append(reply.walk_forward.name)
+
+        listed, token, pages = [], "", 0
+        while True:
+            page = await service.stub.ListWalkForwards(
+                pb.ListWalkForwardsRequest(page_size=2, page_token=token)
+            )
+            listed.extend(page.walk_forwards)
+            pages += 1
+            token = page.next_page_token
+            if not token:
+                break
+        assert pages == 3
+        assert [walk.name for walk in listed] == created[::-1]
+        for walk in listed:
+            # The list carries what GetWalkForward does: folds, state, dataset.
+            got = await service.stub.GetWalkForward(pb.GetWalkForwardRequest(name=walk.name))
+            assert walk == got.walk_forward
+            assert walk.base_spec.dataset == dataset
+            assert walk.state == pb.WALK_FORWARD_STATE_RUNNING
+        assert [len(walk.folds) for walk in listed] == [1, 2, 1, 2, 1]
+
+        # A page loads its folds, their sweeps, points and runs in five statements at any size
+        # (counted on an engine of its own: the service's background polling shares its engine).
+        engine = create_async_engine(database_url)
+        counts = []
+        try:
+            for limit in (1, 5):
+                async with session_factory(engine)() as session:
+                    with counted_statements(engine) as statements:
+                        walks = await repository.list_walk_forwards(
+                            session=session, after=None, limit=limit
+                        )
+                assert len(walks) == limit
+                counts.append(len(statements))
+        finally:
+            await engine.dispose()
+        assert counts == [5, 5]
+
+        for size in (-1, 1001):
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await service.stub.ListWalkForwards(pb.ListWalkForwardsRequest(page_size=size))
+            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "page_size" in field_violations(error.value), field_violations(error.value)

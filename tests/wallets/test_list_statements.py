@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_wallets.models import BalanceRow, WalletRow
+from tests.support import counted_statements
 
 ASSETS = ("BTC", "ETH", "SOL", "USD", "USDC")
 
@@ -48,21 +46,6 @@ async def seed_wallets(engine: AsyncEngine, count: int) -> None:
     async with engine.begin() as connection:
         await connection.execute(insert(WalletRow), wallets)
         await connection.execute(insert(BalanceRow), balances)
-
-
-@contextmanager
-def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Collect every SQL statement the engine sends to the database while inside the block."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("page_size", [1, 20, 1000])

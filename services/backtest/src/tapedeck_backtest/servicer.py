@@ -170,6 +170,12 @@ class BacktestServicer(backtest_pb2_grpc.BacktestServiceServicer):
         """Return one walk-forward with its folds."""
         return await self.runs.GetWalkForward(request, context)
 
+    async def ListWalkForwards(
+        self, request: pb.ListWalkForwardsRequest, context: Context
+    ) -> pb.ListWalkForwardsResponse:
+        """Return a page of walk-forwards, newest first, with their folds."""
+        return await self.runs.ListWalkForwards(request, context)
+
     async def StreamWalkForwardEquity(
         self, request: pb.StreamWalkForwardEquityRequest, context: Context
     ) -> AsyncIterator[pb.StreamWalkForwardEquityResponse]:

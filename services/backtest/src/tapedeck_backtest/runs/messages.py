@@ -518,6 +518,7 @@ def walk_forward_to_proto(walk: WalkForward) -> pb.WalkForward:
             in_sample_duration=_duration(walk.spec.in_sample_ns),
             out_of_sample_duration=_duration(walk.spec.out_of_sample_ns),
         ),
+        base_spec=spec_to_proto(walk.base_spec),
         metric=METRICS.to_proto(walk.metric),
         state=WALK_FORWARD_STATES.to_proto(walk.state),
         folds=[fold_to_proto(fold, walk.metric) for fold in walk.folds],

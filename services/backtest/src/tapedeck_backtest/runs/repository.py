@@ -491,12 +491,16 @@ async def get_sweep(*, session: AsyncSession, sweep_id: str) -> Sweep:
         .where(SweepRunRow.sweep_id == sweep_id)
         .order_by(SweepRunRow.position)
     )
-    points = tuple(
-        SweepPoint(
-            point.position, json.loads(point.parameters_json), _run(run), point.trial_attrs_json
-        )
-        for point, run in result
+    return _sweep_with_points(row, tuple(_point(point, run) for point, run in result))
+
+
+def _point(point: SweepRunRow, run: BacktestRow) -> SweepPoint:
+    return SweepPoint(
+        point.position, json.loads(point.parameters_json), _run(run), point.trial_attrs_json
     )
+
+
+def _sweep_with_points(row: SweepRow, points: tuple[SweepPoint, ...]) -> Sweep:
     count, last_end = finished(points)
     return _sweep(row, points=points, finished_runs=count, last_end_time=last_end)
 
@@ -547,12 +551,12 @@ def _walk_spec_json(spec: WalkForwardSpec) -> str:
     return json.dumps(asdict(spec), sort_keys=True)
 
 
-async def insert_walk_forward(*, session: AsyncSession, walk: WalkForward, base: RunSpec) -> None:
+async def insert_walk_forward(*, session: AsyncSession, walk: WalkForward) -> None:
     """Store a new walk-forward and its folds (each naming its in-sample sweep)."""
     session.add(
         WalkForwardRow(
             id=walk.id,
-            base_spec_json=base.to_json(),
+            base_spec_json=walk.base_spec.to_json(),
             spec_json=_walk_spec_json(walk.spec),
             metric=walk.metric.value,
             state=walk.state.value,
@@ -577,38 +581,86 @@ async def insert_walk_forward(*, session: AsyncSession, walk: WalkForward, base:
     )
 
 
-async def get_walk_forward(*, session: AsyncSession, walk_id: str) -> tuple[WalkForward, RunSpec]:
-    """Return a walk-forward with its folds' sweeps and runs, and its base spec; or NotFound."""
+async def get_walk_forward(*, session: AsyncSession, walk_id: str) -> WalkForward:
+    """Return a walk-forward with its folds' sweeps and runs; or NotFound."""
     row = await session.get(WalkForwardRow, walk_id, populate_existing=True)
     if row is None:
         raise NotFound(f"walkForwards/{walk_id} does not exist")
+    (walk,) = await _walk_forwards(session, [row])
+    return walk
+
+
+async def list_walk_forwards(
+    *, session: AsyncSession, after: Keyset | None, limit: int
+) -> list[WalkForward]:
+    """Return up to `limit` walk-forwards newest first, with their folds' sweeps and runs."""
+    query = newest_first(
+        select(WalkForwardRow),
+        created=WalkForwardRow.create_time,
+        row_id=WalkForwardRow.id,
+        after=after,
+        limit=limit,
+    )
+    rows = list(await session.scalars(query.execution_options(populate_existing=True)))
+    return await _walk_forwards(session, rows) if rows else []
+
+
+async def _walk_forwards(session: AsyncSession, rows: list[WalkForwardRow]) -> list[WalkForward]:
+    # Four statements for any number of walk-forwards: their folds, the folds' sweeps, the
+    # sweeps' points with their runs, and the out-of-sample runs (each joined through the folds,
+    # so no statement binds more than one parameter per walk-forward).
+    of_page = WalkForwardFoldRow.walk_forward_id.in_([row.id for row in rows])
     fold_rows = list(
         await session.scalars(
-            select(WalkForwardFoldRow)
-            .where(WalkForwardFoldRow.walk_forward_id == walk_id)
-            .order_by(WalkForwardFoldRow.fold)
+            select(WalkForwardFoldRow).where(of_page).order_by(WalkForwardFoldRow.fold)
         )
     )
-    folds = []
+    sweep_rows = await session.scalars(
+        select(SweepRow)
+        .join(WalkForwardFoldRow, WalkForwardFoldRow.sweep_id == SweepRow.id)
+        .where(of_page)
+        .execution_options(populate_existing=True)
+    )
+    points: dict[str, list[SweepPoint]] = {}
+    for point, run in await session.execute(
+        select(SweepRunRow, BacktestRow)
+        .join(BacktestRow, BacktestRow.id == SweepRunRow.backtest_id)
+        .join(WalkForwardFoldRow, WalkForwardFoldRow.sweep_id == SweepRunRow.sweep_id)
+        .where(of_page)
+        .order_by(SweepRunRow.position)
+    ):
+        points.setdefault(point.sweep_id, []).append(_point(point, run))
+    sweeps = {row.id: _sweep_with_points(row, tuple(points.get(row.id, ()))) for row in sweep_rows}
+    out_runs = {
+        run.id: _run(run)
+        for run in await session.scalars(
+            select(BacktestRow)
+            .join(WalkForwardFoldRow, WalkForwardFoldRow.out_run_id == BacktestRow.id)
+            .where(of_page)
+        )
+    }
+    folds: dict[str, list[Fold]] = {}
     for fold in fold_rows:
-        out_run = None
-        if fold.out_run_id is not None:
-            out_run = await get_run(session=session, run_id=fold.out_run_id)
         window = FoldWindow(
             fold.fold, fold.in_start_ns, fold.in_end_ns, fold.out_start_ns, fold.out_end_ns
         )
-        sweep = await get_sweep(session=session, sweep_id=fold.sweep_id)
-        folds.append(Fold(window, sweep, out_run, fold.error))
-    walk = WalkForward(
-        id=row.id,
-        spec=WalkForwardSpec(**json.loads(row.spec_json)),
-        metric=SweepMetric(row.metric),
-        state=WalkForwardState(row.state),
-        create_time=as_utc(row.create_time),
-        folds=tuple(folds),
-        end_time=_utc_or_none(row.end_time),
-    )
-    return walk, RunSpec.from_json(row.base_spec_json)
+        out_run = None if fold.out_run_id is None else out_runs[fold.out_run_id]
+        folds.setdefault(fold.walk_forward_id, []).append(
+            Fold(window, sweeps[fold.sweep_id], out_run, fold.error)
+        )
+    return [
+        WalkForward(
+            id=row.id,
+            spec=WalkForwardSpec(**json.loads(row.spec_json)),
+            base_spec=RunSpec.from_json(row.base_spec_json),
+            metric=SweepMetric(row.metric),
+            state=WalkForwardState(row.state),
+            create_time=as_utc(row.create_time),
+            folds=tuple(folds.get(row.id, ())),
+            end_time=_utc_or_none(row.end_time),
+        )
+        for row in rows
+    ]
 
 
 async def set_fold_outcome(

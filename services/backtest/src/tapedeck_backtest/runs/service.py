@@ -405,9 +405,15 @@ class Runs:
                 )
                 folds.append(Fold(window, sweep))
             walk = WalkForward(
-                new_id(), spec, metric, WalkForwardState.RUNNING, now, folds=tuple(folds)
+                id=new_id(),
+                spec=spec,
+                base_spec=base,
+                metric=metric,
+                state=WalkForwardState.RUNNING,
+                create_time=now,
+                folds=tuple(folds),
             )
-            await repository.insert_walk_forward(session=session, walk=walk, base=base)
+            await repository.insert_walk_forward(session=session, walk=walk)
         for fold in walk.folds:
             if fold.sweep.search is not None:
                 self.drive_search(fold.sweep.id)
@@ -418,8 +424,14 @@ class Runs:
     async def get_walk_forward(self, walk_id: str) -> WalkForward:
         """Return a walk-forward with its folds (their sweeps settled)."""
         async with self._sessions.begin() as session:
-            walk, _ = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            walk = await repository.get_walk_forward(session=session, walk_id=walk_id)
             return await _settled_folds(session, walk)
+
+    async def page_walk_forwards(self, *, after: Keyset | None, limit: int) -> list[WalkForward]:
+        """Return up to `limit` walk-forwards newest first, with their folds (sweeps settled)."""
+        async with self._sessions.begin() as session:
+            walks = await repository.list_walk_forwards(session=session, after=after, limit=limit)
+            return [await _settled_folds(session, walk) for walk in walks]
 
     def drive_walk_forward(self, walk_id: str) -> None:
         """Run each fold's winner out of sample as its sweep finishes, in the background."""
@@ -430,7 +442,8 @@ class Runs:
         walk-forward when every fold is done. Return whether it is still RUNNING."""
         queued = False
         async with self._sessions.begin() as session:
-            stored, base = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            stored = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            base = stored.base_spec
             walk = await _settled_folds(session, stored)
             if walk.state is not WalkForwardState.RUNNING:
                 return False
@@ -462,7 +475,7 @@ class Runs:
                     session=session, walk_id=walk_id, fold=fold.window.index, out_run_id=run.id
                 )
                 queued = True
-            stored, _ = await repository.get_walk_forward(session=session, walk_id=walk_id)
+            stored = await repository.get_walk_forward(session=session, walk_id=walk_id)
             walk = settle_walk_forward(await _settled_folds(session, stored), now=now)
             if walk.state is not WalkForwardState.RUNNING:
                 await repository.finish_walk_forward(session=session, walk=walk)

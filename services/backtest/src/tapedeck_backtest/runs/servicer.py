@@ -19,7 +19,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class RunRpcs:
-    """CreateBacktest, GetBacktest, ListBacktests, CancelBacktest, WatchBacktest and the sweeps."""
+    """CreateBacktest, GetBacktest, ListBacktests, CancelBacktest, WatchBacktest, the sweeps and
+    the walk-forwards."""
 
     def __init__(self, runs: Runs, *, page_tokens: PageTokens) -> None:
         self._runs = runs
@@ -100,6 +101,18 @@ class RunRpcs:
         """Return one walk-forward with its folds."""
         walk = await self._runs.get_walk_forward(messages.walk_forward_id(request.name))
         return pb.GetWalkForwardResponse(walk_forward=messages.walk_forward_to_proto(walk))
+
+    async def ListWalkForwards(
+        self, request: pb.ListWalkForwardsRequest, context: Context
+    ) -> pb.ListWalkForwardsResponse:
+        """Return a page of walk-forwards, newest first, with their folds."""
+        page = self._page_tokens.page(request, query="ListWalkForwards:", keys=KEYS)
+        walks = await self._runs.page_walk_forwards(after=keyset(page.after), limit=page.fetch)
+        kept, token = page.cut(walks, lambda walk: position(walk.create_time, walk.id))
+        return pb.ListWalkForwardsResponse(
+            walk_forwards=[messages.walk_forward_to_proto(walk) for walk in kept],
+            next_page_token=token,
+        )
 
     async def GetSweep(self, request: pb.GetSweepRequest, context: Context) -> pb.GetSweepResponse:
         """Return one sweep with its ranked results so far."""

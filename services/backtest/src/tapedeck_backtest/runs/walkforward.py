@@ -18,7 +18,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from tapedeck_backtest.runs.domain import Run, RunState
+from tapedeck_backtest.runs.domain import Run, RunSpec, RunState
 from tapedeck_backtest.runs.sweeps import Sweep, SweepMetric, SweepState, ranked
 from tapedeck_backtest.strategies.registry import Scalar
 from tapedeck_common.errors import FieldViolation, InvalidArgument
@@ -101,10 +101,11 @@ class Fold:
 
 @dataclass(frozen=True)
 class WalkForward:
-    """A walk-forward: its spec, metric and folds."""
+    """A walk-forward: its spec, the run spec its folds share, its metric and folds."""
 
     id: str
     spec: WalkForwardSpec
+    base_spec: RunSpec
     metric: SweepMetric
     state: WalkForwardState
     create_time: datetime
