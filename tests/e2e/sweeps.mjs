@@ -1,8 +1,8 @@
 // Sweeps: a TPE search launched from the form draws its best-so-far curve live (monotone, ending at
 // the sweep's best); its heatmap is AnalyzeSweep's matrix, as values and as neighbourhood scores,
 // and a cell opens its run; the overfitting figures are AnalyzeSweep's. A walk-forward launched
-// from the form lists its folds (out-of-sample windows never overlap) and draws the stitched
-// out-of-sample equity.
+// from the form lists its folds (out-of-sample windows never overlap), draws the stitched
+// out-of-sample equity, and heads the walk-forward list, whose link opens it.
 import assert from "node:assert/strict";
 import { rpc, withPage } from "./browser.mjs";
 
@@ -252,4 +252,33 @@ await withPage(async (page, screenshot) => {
     })
     .waitFor({ timeout: 20000 });
   console.log("NSGA-II search launched");
+
+  // The walk-forward list (ListWalkForwards) has it first, final, and its link opens it afresh.
+  await page.goto(`${origin}/#/runs`);
+  const listed = page.locator("[data-testid=walk-forwards] tbody tr").first();
+  await listed.waitFor({ timeout: 20000 });
+  assert.equal(await listed.getAttribute("data-walk-forward"), walkId);
+  assert.equal(await listed.getAttribute("data-state"), "succeeded");
+  assert.equal(await listed.getAttribute("data-dataset"), dataset);
+  assert.equal(walkForward.baseSpec.dataset, dataset);
+  const cells = await listed.locator("td").allInnerTexts();
+  assert.equal(cells[2], "succeeded");
+  assert.equal(cells[4], "2/2", `folds run: ${cells}`);
+  if (walkForward.efficiency === undefined) assert.equal(cells[5], "");
+  else {
+    const shown = Number(cells[5].replace(/,/g, "")); // two decimals, thousands separated
+    assert.ok(Math.abs(shown - walkForward.efficiency) < 0.006, `${cells}`);
+  }
+  assert.equal(await walk.isHidden(), true, "no walk-forward is open before the link");
+  await screenshot("sweeps-walk-forward-list");
+  await listed.locator("a").click();
+  await page.waitForFunction((id) => window.location.hash.includes(`walkForward=${id}`), walkId);
+  await walk
+    .locator("[data-testid=walk-forward-summary]", { hasText: walkId.slice(0, 8) })
+    .waitFor();
+  assert.match(
+    await walk.locator("[data-testid=walk-forward-summary]").innerText(),
+    /succeeded · 2 of 2 folds/,
+  );
+  console.log(`walk-forward ${walkId} listed first and opened from the list`);
 });

@@ -8,6 +8,8 @@ import {
   RankMetric,
   SweepResultSchema,
   SweepSchema,
+  WalkForwardSchema,
+  WalkForwardState,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import {
   catalogLoaded,
@@ -31,6 +33,8 @@ import {
   trialFinished,
   sweepsListed,
   sweepSortedBy,
+  walkForwardOpened,
+  walkForwardsListed,
 } from "./runs";
 
 function run(id: string, state: BacktestState, created: number) {
@@ -118,6 +122,23 @@ describe("sweep state", () => {
     state = sweepSortedBy(state, "sharpe");
     expect(state.sweepSort).toEqual({ key: "sharpe", direction: "asc" });
     expect(sweepSortedBy(state, "rank").sweepSort).toEqual({ key: "rank", direction: "desc" });
+  });
+});
+
+describe("walk-forward state", () => {
+  it("shows the open walk-forward's newer state in its row of the list", () => {
+    const walk = (id: string, state: WalkForwardState) =>
+      create(WalkForwardSchema, { name: `walkForwards/${id}`, state });
+    const listed = walkForwardsListed(initialRuns(), [
+      walk("b", WalkForwardState.RUNNING),
+      walk("a", WalkForwardState.RUNNING),
+    ]);
+    const state = walkForwardOpened(listed, walk("a", WalkForwardState.SUCCEEDED));
+    expect(state.walkForward?.state).toBe(WalkForwardState.SUCCEEDED);
+    expect(state.walkForwards.map((w) => [w.name, w.state])).toEqual([
+      ["walkForwards/b", WalkForwardState.RUNNING],
+      ["walkForwards/a", WalkForwardState.SUCCEEDED],
+    ]);
   });
 });
 

@@ -74,6 +74,7 @@ export interface RunsState {
   readonly heatmapScore: HeatmapScore;
   // The heatmap's parameters (across, down); null: the sweep's first two axes.
   readonly heatmapAxes: readonly [string, string] | null;
+  readonly walkForwards: readonly WalkForward[]; // the newest, newest first
   readonly walkForward: WalkForward | null; // the open walk-forward
   readonly runSort: { readonly key: RunColumn; readonly direction: Direction };
   readonly runFilter: RunFilter;
@@ -104,6 +105,7 @@ export function initialRuns(): RunsState {
     analysisMetric: RankMetric.SHARPE_RATIO,
     heatmapScore: "value",
     heatmapAxes: null,
+    walkForwards: [],
     walkForward: null,
     runSort: { key: "created", direction: "desc" },
     runFilter: { strategy: "", dataset: "", state: "" },
@@ -283,8 +285,19 @@ export function heatmapScoreChosen(state: RunsState, score: HeatmapScore): RunsS
   return score === state.heatmapScore ? state : { ...state, heatmapScore: score };
 }
 
+export function walkForwardsListed(
+  state: RunsState,
+  walkForwards: readonly WalkForward[],
+): RunsState {
+  return { ...state, walkForwards };
+}
+
+// The open walk-forward, new or newer; its row in the list says the same.
 export function walkForwardOpened(state: RunsState, walkForward: WalkForward): RunsState {
-  return { ...state, walkForward };
+  const walkForwards = state.walkForwards.map((w) =>
+    w.name === walkForward.name ? walkForward : w,
+  );
+  return { ...state, walkForward, walkForwards };
 }
 
 export function sweepSortedBy(state: RunsState, key: string): RunsState {

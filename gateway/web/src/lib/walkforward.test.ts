@@ -1,13 +1,20 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
+  BacktestSpecSchema,
   BacktestState,
   RankMetric,
   WalkForwardSchema,
   WalkForwardState,
 } from "../gen/tapedeck/backtest/v1/backtest_pb";
 import { setZone } from "./time";
-import { equityPoints, foldRows, hasStitchedEquity, walkForwardFinal } from "./walkforward";
+import {
+  equityPoints,
+  foldRows,
+  hasStitchedEquity,
+  walkForwardFinal,
+  walkForwardListRow,
+} from "./walkforward";
 
 const at = (hour: number) => ({ seconds: BigInt(hour * 3600), nanos: 0 });
 
@@ -62,6 +69,34 @@ describe("walk-forward folds", () => {
     expect(walkForwardFinal({ ...walk, state: WalkForwardState.FAILED })).toBe(true);
     expect(hasStitchedEquity(walk)).toBe(false);
     expect(hasStitchedEquity({ ...walk, state: WalkForwardState.SUCCEEDED })).toBe(true);
+  });
+
+  it("reads a walk-forward as one row of the list", () => {
+    const listed = create(WalkForwardSchema, {
+      name: walk.name,
+      state: walk.state,
+      folds: walk.folds,
+      createTime: at(30),
+    });
+    expect(walkForwardListRow(listed)).toEqual({
+      id: "w",
+      created: "1970-01-02 06:00 UTC",
+      phase: "running",
+      dataset: "",
+      folds: "1/2",
+      efficiencyText: "",
+    });
+    const done = walkForwardListRow({
+      ...walk,
+      state: WalkForwardState.SUCCEEDED,
+      efficiency: 0.456,
+      baseSpec: create(BacktestSpecSchema, { dataset: "datasets/d1" }),
+    });
+    expect(done).toMatchObject({
+      phase: "succeeded",
+      dataset: "datasets/d1",
+      efficiencyText: "0.46",
+    });
   });
 
   it("turns the stitched curve into strictly increasing seconds, the last of a second kept", () => {

@@ -64,12 +64,39 @@ export function hasStitchedEquity(walk: WalkForward): boolean {
   return walk.state === WalkForwardState.SUCCEEDED;
 }
 
+function phaseOf(walk: WalkForward): string {
+  return (WalkForwardState[walk.state] ?? "").toLowerCase();
+}
+
+function foldsRun(walk: WalkForward): number {
+  return walk.folds.filter((f) => f.outOfSampleState === BacktestState.SUCCEEDED).length;
+}
+
 export function walkForwardSummary(walk: WalkForward): string {
-  const phase = (WalkForwardState[walk.state] ?? "").toLowerCase();
-  const done = walk.folds.filter((f) => f.outOfSampleState === BacktestState.SUCCEEDED).length;
   const efficiency =
     walk.efficiency === undefined ? "" : ` · efficiency ${formatNumber(walk.efficiency)}`;
-  return `${phase} · ${done} of ${walk.folds.length} folds run out of sample${efficiency}`;
+  return `${phaseOf(walk)} · ${foldsRun(walk)} of ${walk.folds.length} folds run out of sample${efficiency}`;
+}
+
+// A walk-forward as one row of the list (ListWalkForwards).
+export interface WalkForwardListRow {
+  readonly id: string;
+  readonly created: string;
+  readonly phase: string; // "running", "succeeded" or "failed"
+  readonly dataset: string; // "datasets/..."
+  readonly folds: string; // folds run out of sample, of all
+  readonly efficiencyText: string; // "" until known
+}
+
+export function walkForwardListRow(walk: WalkForward): WalkForwardListRow {
+  return {
+    id: id(walk.name),
+    created: formatTime(timestampSeconds(walk.createTime), false),
+    phase: phaseOf(walk),
+    dataset: walk.baseSpec?.dataset ?? "",
+    folds: `${foldsRun(walk)}/${walk.folds.length}`,
+    efficiencyText: walk.efficiency === undefined ? "" : formatNumber(walk.efficiency),
+  };
 }
 
 // A chunk of the stitched curve as chart points in whole seconds, from `after` (the last second
