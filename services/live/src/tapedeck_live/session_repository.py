@@ -128,26 +128,30 @@ async def save(
         }
         for position in positions
     ]
+    # The rows go as parameters, not VALUES: the statement then compiles once and is cached.
     if session_rows:
-        await session.execute(_upsert(session, SessionRow, session_rows, keys=("run_id",)))
+        await session.execute(
+            _upsert(session, SessionRow, session_rows[0], keys=("run_id",)), session_rows
+        )
     if position_rows:
         await session.execute(
-            _upsert(session, SessionPositionRow, position_rows, keys=("run_id", "position_id"))
+            _upsert(session, SessionPositionRow, position_rows[0], keys=("run_id", "position_id")),
+            position_rows,
         )
 
 
 def _upsert(
     session: AsyncSession,
     model: type[SessionRow] | type[SessionPositionRow],
-    rows: list[dict[str, Any]],
+    row: dict[str, Any],
     *,
     keys: tuple[str, ...],
 ) -> Any:
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model).values(rows)
+    statement = insert(model)
     return statement.on_conflict_do_update(
         index_elements=keys,
-        set_={name: statement.excluded[name] for name in rows[0] if name not in keys},
+        set_={name: statement.excluded[name] for name in row if name not in keys},
     )
 
 
