@@ -10,8 +10,10 @@ timed it (its metrics histogram, so to bucket resolution), errors by status code
 subscriber got exactly its matching events, once, in order), the live process's RSS and CPU, the
 load generator's own CPU and how busy the machine was; then the ratios.
 
-Each client starts at its own moment within the first think time, as independent clients would:
-started together, 150 clients stay in step and each second's calls arrive as one burst.
+Each client calls on its own timer, every think time from its own moment within the first one,
+whether or not its last call has answered (a dashboard polling): the offered load is the same
+for both variants, so their CPU compares, and a slow server cannot lower the rate it is measured
+at. Started together, 150 clients would stay in step and each second arrive as one burst.
 
 Every process runs on free ports against a database created for the run (nothing else is
 touched). Needs PostgreSQL at TAPEDECK_BENCH_POSTGRES and git.
@@ -96,10 +98,17 @@ async def client(
     phase: float,
 ) -> None:
     request = live_pb2.ListEventsRequest(page_size=50, filter=subscriber_filter(index))
-    await asyncio.sleep(phase)
-    while time.monotonic() < stop:
-        await timed_call(results, "ListEvents", stub.ListEvents(request, timeout=30))
-        await asyncio.sleep(think)
+    calls: set[asyncio.Task[None]] = set()
+    next_at = time.monotonic() + phase
+    while next_at < stop:
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        call = asyncio.create_task(
+            timed_call(results, "ListEvents", stub.ListEvents(request, timeout=30))
+        )
+        calls.add(call)
+        call.add_done_callback(calls.discard)
+        next_at += think
+    await asyncio.gather(*calls)
 
 
 async def appender(
@@ -328,7 +337,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=150)
     parser.add_argument(
-        "--think", type=float, default=1.0, help="seconds each client waits between calls"
+        "--think", type=float, default=1.0, help="seconds between one client's calls"
     )
     parser.add_argument("--subscribers", type=int, default=50)
     parser.add_argument("--rate", type=int, default=100, help="appended events per second")
@@ -343,7 +352,8 @@ async def main() -> None:
         f"{args.clients} clients (ListEvents, {args.think:g} s between calls), {args.subscribers} subscribers, {args.rate} events/s for {args.seconds:g} s, {args.events:,} events stored"
     )
     with baseline_tree(ref) as tree:
-        baseline = await run_variant(f"baseline: per-subscriber reads ({ref})", args, tree)
+        label = ref if args.baseline_ref else f"per-subscriber reads ({ref})"
+        baseline = await run_variant(f"baseline: {label}", args, tree)
     fanout = await run_variant("fan-out: one shared reader (this tree)", args, None)
     print("\nListEvents under load, baseline / fan-out:")
     for key in ("p50", "p99"):
