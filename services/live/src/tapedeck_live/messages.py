@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -222,20 +223,52 @@ def event_message(event: StoredEvent) -> live_pb2.Event:
     return message
 
 
-def event_messages(events: Sequence[StoredEvent]) -> Iterator[list[live_pb2.Event]]:
-    """Group events into lists of at most MAX_MESSAGE_EVENT_BYTES each (at least one event)."""
-    chunk: list[live_pb2.Event] = []
-    size = 0
-    for event in events:
-        message = event_message(event)
-        message_size = message.ByteSize()
-        if chunk and size + message_size > MAX_MESSAGE_EVENT_BYTES:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(message)
-        size += message_size
-    if chunk:
-        yield chunk
+@dataclass(frozen=True)
+class EncodedChunk:
+    """Events in wire form as the `events` field of a response, and the sequence of the last."""
+
+    events: bytes
+    last_sequence: int
+
+
+class EncodedEvents:
+    """Each stored event's wire form, encoded once and reused by every response that sends it.
+
+    Stored events never change, so a sequence keeps its bytes; the newest `max_events` encoded
+    are kept (pages and the tail send recent events, and every subscriber sends the same ones).
+    The bytes are an `events = 1` entry: ListEventsResponse, ListBlocksResponse and
+    SubscribeEventsResponse all number their repeated Event field 1, so concatenated entries
+    parse as one response's events (protobuf appends repeated fields across concatenated bytes).
+    """
+
+    def __init__(self, *, max_events: int) -> None:
+        self._max_events = max_events
+        self._encoded: dict[int, bytes] = {}
+
+    def encoded(self, event: StoredEvent) -> bytes:
+        """Return the event as an `events = 1` entry of a response."""
+        encoded = self._encoded.get(event.sequence)
+        if encoded is None:
+            encoded = live_pb2.ListEventsResponse(events=[event_message(event)]).SerializeToString()
+            self._encoded[event.sequence] = encoded
+            if len(self._encoded) > self._max_events:
+                # Dicts keep insertion order: the entry encoded longest ago goes.
+                del self._encoded[next(iter(self._encoded))]
+        return encoded
+
+    def chunks(self, events: Sequence[StoredEvent]) -> Iterator[EncodedChunk]:
+        """Group events into chunks of at most MAX_MESSAGE_EVENT_BYTES (at least one event each)."""
+        parts: list[bytes] = []
+        size = 0
+        for index, event in enumerate(events):
+            encoded = self.encoded(event)
+            if parts and size + len(encoded) > MAX_MESSAGE_EVENT_BYTES:
+                yield EncodedChunk(b"".join(parts), events[index - 1].sequence)
+                parts, size = [], 0
+            parts.append(encoded)
+            size += len(encoded)
+        if parts:
+            yield EncodedChunk(b"".join(parts), events[-1].sequence)
 
 
 def order(request: live_pb2.CheckOrderRequest) -> Order:

@@ -84,6 +84,7 @@ async def start(settings: LiveSettings) -> ServiceApp:
             heartbeat_seconds=settings.heartbeat_seconds,
             # Half the pool at most, so appends and lists always find a connection.
             subscriber_reads=max(1, settings.db_pool_size // 2),
+            encoded_events=settings.encoded_events,
         )
         # Runs after the server stopped and before the engine is disposed.
         on_stop.append(servicer.close)

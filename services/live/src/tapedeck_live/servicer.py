@@ -43,6 +43,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         subscribe_batch_size: int,
         heartbeat_seconds: float,
         subscriber_reads: int,
+        encoded_events: int,
     ) -> None:
         self._sessions = sessions
         self._reads = reads
@@ -54,6 +55,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self._heartbeat_seconds = heartbeat_seconds
         self._readers = asyncio.Semaphore(subscriber_reads)
         self._shielded = ShieldedWork()
+        self._encoded = messages.EncodedEvents(max_events=encoded_events)
 
     async def close(self) -> None:
         """Let reads of subscribers that went away finish, so their connections go back."""
@@ -81,7 +83,9 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         event_filter = messages.event_filter(request.filter)
         async with self._reads() as session:
             events, token = await self._page(session, "ListEvents", event_filter, request)
-        return live_pb2.ListEventsResponse(events=events, next_page_token=token)
+        response = live_pb2.ListEventsResponse.FromString(events)
+        response.next_page_token = token
+        return response
 
     async def ListBlocks(
         self, request: live_pb2.ListBlocksRequest, context: Context
@@ -103,11 +107,12 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             counts = await repository.count_block_reasons(
                 session=session, event_filter=event_filter
             )
-        return live_pb2.ListBlocksResponse(
-            events=events,
-            next_page_token=token,
-            reason_counts=[live_pb2.ReasonCount(reason=c.reason, count=c.count) for c in counts],
+        response = live_pb2.ListBlocksResponse.FromString(events)
+        response.next_page_token = token
+        response.reason_counts.extend(
+            live_pb2.ReasonCount(reason=c.reason, count=c.count) for c in counts
         )
+        return response
 
     async def _page(
         self,
@@ -115,7 +120,8 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         method: str,
         event_filter: EventFilter,
         request: live_pb2.ListEventsRequest | live_pb2.ListBlocksRequest,
-    ) -> tuple[list[live_pb2.Event], str]:
+    ) -> tuple[bytes, str]:
+        """Return the page's events in wire form (see EncodedEvents) and the next page token."""
         page = self._page_tokens.page(
             request,
             query=f"{method}:{event_filter.fingerprint()}",
@@ -129,11 +135,13 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             session=session, event_filter=event_filter, before=before, limit=page.fetch
         )
         kept, token = page.cut(stored, lambda event: (event.sequence,))
-        events = next(messages.event_messages(kept), [])
-        if len(events) < len(kept):
+        chunk = next(self._encoded.chunks(kept), None)
+        if chunk is None:
+            return b"", token
+        if chunk.last_sequence != kept[-1].sequence:
             # Cut short to stay under the message size limit: resume after the last one sent.
-            token = page.token_after((events[-1].sequence,))
-        return events, token
+            token = page.token_after((chunk.last_sequence,))
+        return chunk.events, token
 
     async def SubscribeEvents(
         self, request: live_pb2.SubscribeEventsRequest, context: Context
@@ -156,13 +164,14 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             if not batch.events:
                 yield live_pb2.SubscribeEventsResponse(cursor=batch.cursor)
                 continue
-            chunks = list(messages.event_messages(batch.events))
+            chunks = list(self._encoded.chunks(batch.events))
             for index, chunk in enumerate(chunks):
                 # Only the last message of a batch may carry the batch's cursor (it can be beyond
                 # the last matching event); earlier ones resume right after their own last event.
                 last = index == len(chunks) - 1
-                cursor = batch.cursor if last else chunk[-1].sequence
-                yield live_pb2.SubscribeEventsResponse(events=chunk, cursor=cursor)
+                response = live_pb2.SubscribeEventsResponse.FromString(chunk.events)
+                response.cursor = batch.cursor if last else chunk.last_sequence
+                yield response
 
     async def CheckOrder(
         self, request: live_pb2.CheckOrderRequest, context: Context

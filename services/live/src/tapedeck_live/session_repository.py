@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tapedeck_live.domain import EventType
@@ -91,38 +94,65 @@ async def save(
     summaries: Iterable[SessionSummary],
     positions: Iterable[PositionSummary],
 ) -> None:
-    """Write summaries and positions, new or changed (loaded ones update in place)."""
-    for summary in summaries:
-        await session.merge(
-            SessionRow(
-                run_id=summary.run_id,
-                trader_id=summary.trader_id,
-                instance_id=summary.instance_id,
-                first_sequence=summary.first_sequence,
-                last_sequence=summary.last_sequence,
-                first_ts_ns=summary.first_ns,
-                last_ts_ns=summary.last_ns,
-                event_count=summary.event_count,
-                type_counts=dict(summary.type_counts),
-                realized_pnl={c: str(a) for c, a in summary.realized_pnl.items()},
-            )
+    """Write summaries and positions, new or changed, in one upsert per table."""
+    # One statement per table, not a merge per row: a merge is a SELECT and an UPDATE each, and
+    # the summarizer runs after every append on the event loop that serves the reads.
+    session_rows = [
+        {
+            "run_id": summary.run_id,
+            "trader_id": summary.trader_id,
+            "instance_id": summary.instance_id,
+            "first_sequence": summary.first_sequence,
+            "last_sequence": summary.last_sequence,
+            "first_ts_ns": summary.first_ns,
+            "last_ts_ns": summary.last_ns,
+            "event_count": summary.event_count,
+            "type_counts": dict(summary.type_counts),
+            "realized_pnl": {c: str(a) for c, a in summary.realized_pnl.items()},
+        }
+        for summary in summaries
+    ]
+    position_rows = [
+        {
+            "run_id": position.run_id,
+            "position_id": position.position_id,
+            "instrument_id": position.instrument_id,
+            "strategy_id": position.strategy_id,
+            "quantity": str(position.quantity),
+            "average_open_price": position.average_open_price,
+            "realized": str(position.realized),
+            "closed_realized": str(position.closed_realized),
+            "currency": position.currency,
+            "is_open": position.is_open,
+            "opened_ns": position.opened_ns,
+        }
+        for position in positions
+    ]
+    # The rows go as parameters, not VALUES: the statement then compiles once and is cached.
+    if session_rows:
+        await session.execute(
+            _upsert(session, SessionRow, session_rows[0], keys=("run_id",)), session_rows
         )
-    for position in positions:
-        await session.merge(
-            SessionPositionRow(
-                run_id=position.run_id,
-                position_id=position.position_id,
-                instrument_id=position.instrument_id,
-                strategy_id=position.strategy_id,
-                quantity=str(position.quantity),
-                average_open_price=position.average_open_price,
-                realized=str(position.realized),
-                closed_realized=str(position.closed_realized),
-                currency=position.currency,
-                is_open=position.is_open,
-                opened_ns=position.opened_ns,
-            )
+    if position_rows:
+        await session.execute(
+            _upsert(session, SessionPositionRow, position_rows[0], keys=("run_id", "position_id")),
+            position_rows,
         )
+
+
+def _upsert(
+    session: AsyncSession,
+    model: type[SessionRow] | type[SessionPositionRow],
+    row: dict[str, Any],
+    *,
+    keys: tuple[str, ...],
+) -> Any:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(model)
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in row if name not in keys},
+    )
 
 
 async def list_sessions(

@@ -23,6 +23,8 @@ class LiveSettings(ServiceSettings):
     """Most events one subscriber reads from the database (and holds) at a time."""
     tail_window_events: int = Field(default=5_000, ge=1, le=1_000_000)
     """Newest events the shared tail reader keeps for subscribers; one behind it reads the store."""
+    encoded_events: int = Field(default=20_000, ge=1, le=1_000_000)
+    """Newest events kept encoded for responses (each encoded once, whoever sends it)."""
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     """An idle subscription gets an empty message this often, so proxies keep it open."""
     listener_retry_seconds: float = Field(default=1.0, gt=0)
