@@ -143,7 +143,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each window")
     parser.add_argument(
-        "--settle", type=float, default=15.0, help="seconds of rest before measuring"
+        "--settle",
+        type=float,
+        default=40.0,
+        help="seconds of rest before measuring (past BACKTEST_WORKER_IDLE_ENGINE_SECONDS)",
     )
     parser.add_argument(
         "--variants",

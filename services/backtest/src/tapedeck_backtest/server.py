@@ -105,6 +105,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 lease_seconds=settings.run_lease_seconds,
                 run_timeout_seconds=settings.run_timeout_seconds,
                 poll_seconds=settings.queue_poll_seconds,
+                idle_engine_seconds=settings.worker_idle_engine_seconds,
             )
             try:
                 await pool.start()
