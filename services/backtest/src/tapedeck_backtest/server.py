@@ -121,8 +121,6 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                     application=QUEUE_LISTENER_APPLICATION,
                     wake=pool.notify,
                     retry_seconds=settings.queue_listener_retry_seconds,
-                    # Its keep-alive query is a transaction: no more often than the poll.
-                    probe_seconds=settings.queue_poll_seconds,
                 )
                 listener.start()
                 on_stop.insert(0, listener.stop)
