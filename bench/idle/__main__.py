@@ -116,6 +116,8 @@ async def run_variant(variant: str, args: argparse.Namespace) -> Outcome:
         print(f"  PostgreSQL transactions (pg_stat_database): {watch.transactions}")
         by_app = dict(watch.state_changes) or "none"
         print(f"  connection state changes seen in pg_stat_activity, by application: {by_app}")
+        others = collections.Counter(watch.others.values())
+        print(f"  PostgreSQL's own backends seen in the database: {dict(others) or 'none'}")
     elif locks is not None:
         rate = sum(locks.values()) / args.seconds
         print(

@@ -57,6 +57,9 @@ class PostgresWatch:
     database: str
     transactions: int = 0
     state_changes: collections.Counter[str] = field(default_factory=collections.Counter)
+    others: dict[int, str] = field(default_factory=dict)
+    """Backends of PostgreSQL itself seen in the database (autovacuum), by pid: their
+    transactions count in pg_stat_database too."""
 
     async def transactions_now(self, connection: asyncpg.Connection) -> int:
         """Return the database's commits + rollbacks as pg_stat_database shows them now."""
@@ -77,11 +80,14 @@ class PostgresWatch:
             end = loop.time() + seconds
             while loop.time() < end:
                 rows = await connection.fetch(
-                    "SELECT pid, application_name, state_change FROM pg_stat_activity"
-                    " WHERE datname = $1",
+                    "SELECT pid, application_name, state_change, backend_type"
+                    " FROM pg_stat_activity WHERE datname = $1",
                     self.database,
                 )
                 for row in rows:
+                    if row["backend_type"] != "client backend":
+                        self.others[row["pid"]] = row["backend_type"]
+                        continue
                     if row["pid"] in seen and seen[row["pid"]] != row["state_change"]:
                         self.state_changes[row["application_name"] or "?"] += 1
                     seen[row["pid"]] = row["state_change"]
