@@ -118,6 +118,7 @@ async def run_variant(variant: str, args: argparse.Namespace) -> Outcome:
         print(f"  connection state changes seen in pg_stat_activity, by application: {by_app}")
         others = collections.Counter(watch.others.values())
         print(f"  PostgreSQL's own backends seen in the database: {dict(others) or 'none'}")
+        print(f"  tables autovacuum vacuumed or analyzed in the window: {watch.autovacuumed}")
     elif locks is not None:
         rate = sum(locks.values()) / args.seconds
         print(

@@ -60,6 +60,8 @@ class PostgresWatch:
     others: dict[int, str] = field(default_factory=dict)
     """Backends of PostgreSQL itself seen in the database (autovacuum), by pid: their
     transactions count in pg_stat_database too."""
+    autovacuumed: int = 0
+    """Tables autovacuum vacuumed or analyzed during the window (a transaction each, at least)."""
 
     async def transactions_now(self, connection: asyncpg.Connection) -> int:
         """Return the database's commits + rollbacks as pg_stat_database shows them now."""
@@ -96,6 +98,16 @@ class PostgresWatch:
             self.transactions = await self.transactions_now(connection) - before
         finally:
             await connection.close()
+        # Read last, from inside the database: this connection's own queries come after.
+        inside = await asyncpg.connect(f"{ADMIN_DSN.rsplit('/', 1)[0]}/{self.database}")
+        try:
+            self.autovacuumed = await inside.fetchval(
+                "SELECT count(*) FROM pg_stat_all_tables WHERE"
+                " greatest(last_autovacuum, last_autoanalyze) > now() - make_interval(secs => $1)",
+                seconds + STATS_FLUSH_SECONDS,
+            )
+        finally:
+            await inside.close()
 
 
 def database_files(data_dir: Path) -> list[Path]:
