@@ -94,3 +94,29 @@ async def test_a_worker_that_dies_while_idle_is_replaced_at_once(database_url, d
         after = await eventually(replaced, timeout=20, message="a fresh worker")
         assert after - pids  # a new process, beside the survivor
         assert pids - {victim} <= after
+
+
+async def test_a_worker_left_idle_with_an_engine_is_replaced_by_a_fresh_one(database_url, data_dir):
+    async with running_service(
+        database_url, data_dir, workers=1, worker_idle_engine_seconds=0.5, **NO_POLL
+    ) as service:
+        pool = worker_pool(service.app)
+
+        async def worker() -> int | None:
+            now = list(pool.peak_rss_mb())
+            return now[0] if len(now) == 1 else None
+
+        # The warm worker has no engine: it is kept, and it takes the run.
+        warm = await eventually(worker, timeout=30, message="a warm worker")
+        dataset = await service.import_trades(rows=1000)
+        created = await service.stub.CreateBacktest(pb.CreateBacktestRequest(spec=spec(dataset)))
+        final = await service.wait(created.backtest.name)
+
+        async def fresh() -> int | None:
+            now = await worker()
+            return now if now not in (None, warm) else None
+
+        replacement = await eventually(fresh, timeout=30, message="a fresh worker")
+
+    assert final.state == pb.BACKTEST_STATE_SUCCEEDED
+    assert replacement != warm

@@ -25,8 +25,12 @@ def render(
     admin: tuple[str, int],
     upstreams: Mapping[str, tuple[str, int]],
     index_file: Path | str,
+    health_check_seconds: int | None = None,
 ) -> dict[str, Any]:
-    """Return the Envoy bootstrap with the listener, admin, upstream addresses and page replaced."""
+    """Return the Envoy bootstrap with the listener, admin, upstream addresses and page replaced.
+
+    `health_check_seconds` replaces the template's interval of Envoy's checks of each upstream.
+    """
     config: dict[str, Any] = yaml.safe_load(template.read_text())
     config["admin"]["address"]["socket_address"] = {"address": admin[0], "port_value": admin[1]}
     (listener,) = config["static_resources"]["listeners"]
@@ -42,6 +46,9 @@ def render(
         cluster["type"] = "STATIC" if _is_ip(host) else "STRICT_DNS"
         endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
         endpoint["address"]["socket_address"] = {"address": host, "port_value": port}
+        if health_check_seconds is not None:
+            for check in cluster.get("health_checks", []):
+                check["interval"] = check["no_traffic_interval"] = f"{health_check_seconds}s"
     return config
 
 

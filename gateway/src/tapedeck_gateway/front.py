@@ -182,7 +182,6 @@ async def start_front(settings: FrontSettings) -> FrontApp:
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     watchers = await stack_health.start()
-    stack.start()
     logger.info("front listening", extra={"address": f"{host}:{bound}"})
     return FrontApp(
         server=server,

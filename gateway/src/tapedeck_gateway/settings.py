@@ -27,7 +27,7 @@ class FrontSettings(BaseSettings):
     live_metrics_address: str = ""
     """host:port of the live service's /metrics (empty: not read)."""
     stack_status_seconds: float = Field(default=2.0, gt=0)
-    """Seconds between reads of the services' metrics for GetStackStatus."""
+    """Seconds between reads of the services' metrics for GetStackStatus, while it is asked for (no reads once nobody asked for a window)."""
     stack_status_window_seconds: float = Field(default=30.0, gt=0)
     """Seconds of readings GetStackStatus's rates, p99 and error ratios are computed over."""
     log_level: str = "INFO"

@@ -1,6 +1,10 @@
 """The Stack page's numbers: the front service reads each service's `/metrics` every few seconds
 and turns the difference between the oldest and newest reads of a sliding window into rates, a
 p99 and an error ratio, as Prometheus' rate() would, so the browser needs no Prometheus.
+
+It reads only while someone asks: the first GetStackStatus starts the reads (its reply has the
+gauges; rates follow from the second read on) and they stop once nobody asked for a whole window,
+so a stack nobody looks at spends nothing on it.
 """
 
 from __future__ import annotations
@@ -133,14 +137,12 @@ class StackStatus(stack_pb2_grpc.StackServiceServicer):
         self._urls = {name: f"http://{address}/metrics" for name, address in metrics.items()}
         self._serving = serving
         self._interval = interval
+        self._window = window
         self._traffic = {name: ServiceTraffic(window=window) for name in metrics}
         self._read_time = 0.0
+        self._asked = 0.0
+        self._first_read = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> StackStatus:
-        """Read the metrics every interval in the background."""
-        self._task = asyncio.create_task(self._run(), name="stack-status")
-        return self
 
     async def stop(self) -> None:
         """Stop reading."""
@@ -161,9 +163,21 @@ class StackStatus(stack_pb2_grpc.StackServiceServicer):
         self._read_time = time.time()
 
     async def _run(self) -> None:
-        while True:
-            await self.read_once()
+        await self.read_once()
+        self._first_read.set()
+        while time.monotonic() - self._asked < self._window:
             await asyncio.sleep(self._interval)
+            await self.read_once()
+
+    async def _reading(self) -> None:
+        self._asked = time.monotonic()
+        if self._task is None or self._task.done():
+            # Readings from before a pause would stretch the window over it.
+            for traffic in self._traffic.values():
+                traffic.readings.clear()
+            self._first_read.clear()
+            self._task = asyncio.create_task(self._run(), name="stack-status")
+        await self._first_read.wait()
 
     async def GetStackStatus(
         self,
@@ -173,6 +187,7 @@ class StackStatus(stack_pb2_grpc.StackServiceServicer):
         ],
     ) -> stack_pb2.GetStackStatusResponse:
         """Return the status over the window."""
+        await self._reading()
         reply = stack_pb2.GetStackStatusResponse()
         for name, traffic in self._traffic.items():
             reply.services.append(traffic.status(name, serving=self._serving(name)))

@@ -31,7 +31,7 @@ from tapedeck_backtest.servicer import BacktestServicer
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
 from tapedeck_backtest.strategies.servicer import StrategyRpcs
-from tapedeck_common.database import is_postgres, listen_dsn, session_factory
+from tapedeck_common.database import Commits, is_postgres, listen_dsn, session_factory
 from tapedeck_common.listener import PostgresListener
 from tapedeck_common.paging import PageTokens
 from tapedeck_common.runtime import Components, ServiceApp, start_service
@@ -105,6 +105,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                 lease_seconds=settings.run_lease_seconds,
                 run_timeout_seconds=settings.run_timeout_seconds,
                 poll_seconds=settings.queue_poll_seconds,
+                idle_engine_seconds=settings.worker_idle_engine_seconds,
             )
             try:
                 await pool.start()
@@ -120,8 +121,6 @@ async def start(settings: BacktestSettings) -> ServiceApp:
                     application=QUEUE_LISTENER_APPLICATION,
                     wake=pool.notify,
                     retry_seconds=settings.queue_listener_retry_seconds,
-                    # Its keep-alive query is a transaction: no more often than the poll.
-                    probe_seconds=settings.queue_poll_seconds,
                 )
                 listener.start()
                 on_stop.insert(0, listener.stop)
@@ -170,7 +169,11 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             registrations=[Registration(BACKTEST_SERVICE, servicer)],
             on_stop=on_stop,
             health_reporters=[live_events.report_to],
-            probes=[*run_probes(sessions), *live_events.probes(), *playback_probes(results)],
+            probes=[
+                *run_probes(sessions, commits=Commits(engine)),
+                *live_events.probes(),
+                *playback_probes(results),
+            ],
             results=results,
             pool=pool,
         )

@@ -56,6 +56,8 @@ class BacktestSettings(ServiceSettings):
     run_lease_seconds: float = Field(default=15.0, ge=1.0, le=3600.0)
     # A run still RUNNING after this many seconds is stopped and FAILED; unset: no limit.
     run_timeout_seconds: float | None = Field(default=None, gt=0)
+    worker_idle_engine_seconds: float = Field(default=30.0, gt=0, le=86_400.0)
+    """A worker idle this long with a dataset loaded is replaced by a fresh one, freeing its memory."""
     # Datasets up to this many rows stay loaded in a worker between runs; larger ones stream.
     run_in_memory_rows: int = Field(default=1_000_000, ge=1)
 

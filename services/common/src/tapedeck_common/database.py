@@ -65,6 +65,17 @@ class TimedPool(AsyncAdaptedQueuePool):
             POOL_WAITS.observe(time.perf_counter() - started)
 
 
+class Commits:
+    """Count this process's commits to a database: whoever read rows can tell if they may differ."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "commit", self._committed)
+
+    def _committed(self, _connection: Any) -> None:
+        self.count += 1
+
+
 def application_name(service: str) -> str:
     """Return the name the service's PostgreSQL sessions carry (in pg_stat_activity)."""
     return f"tapedeck-{service}"

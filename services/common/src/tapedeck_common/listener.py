@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,9 @@ class PostgresListener:
     """LISTEN on a dedicated asyncpg connection and call `wake`; reconnect when it is lost.
 
     `wake` is also called on every (re)connection: what was notified while nobody listened is
-    picked up then.
+    picked up then. A connection whose server went away without closing it (a half-open TCP
+    connection) is found by TCP keepalive within about twice `probe_seconds`: the kernel probes
+    it, so no query, and no transaction, runs while nothing is notified.
     """
 
     def __init__(
@@ -69,15 +72,11 @@ class PostgresListener:
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(self._channel, self._on_notify)
+            _keep_alive(connection, self._probe_seconds)
             self.listening.set()
             # What was notified while we were not listening is picked up by this wake-up.
             self._wake()
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self._probe_seconds)
-                if not lost.is_set():
-                    # A half-open TCP connection only shows itself when used.
-                    await connection.fetchval("SELECT 1", timeout=self._probe_seconds)
+            await lost.wait()
             raise OSError("the server closed the LISTEN connection")
         finally:
             with contextlib.suppress(Exception):
@@ -85,3 +84,20 @@ class PostgresListener:
 
     def _on_notify(self, *_args: Any) -> None:
         self._wake()
+
+
+_PROBES = 3
+
+
+def _keep_alive(connection: asyncpg.Connection, seconds: float) -> None:
+    # asyncpg has no keepalive option; its transport is the asyncio one. When the probes go
+    # unanswered the socket fails, asyncpg closes the connection and its termination listener
+    # sets `lost`. A Unix socket cannot be half-open.
+    sock = connection._transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    interval = max(1, round(seconds / _PROBES))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, round(seconds)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, _PROBES)

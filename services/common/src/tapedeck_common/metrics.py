@@ -196,6 +196,9 @@ class Probe:
     documentation: str
     labels: tuple[str, ...]
     read: Callable[[], Awaitable[Iterable[Sample]]]
+    due: Callable[[], bool] | None = None
+    """None: read at every sample. Else read only when it says the values may have changed since
+    the last read, so a gauge of database rows costs no transaction while nothing changes."""
 
 
 class _Sampled(Collector):
@@ -226,7 +229,8 @@ class Sampler:
     """Run a service's probes every `interval` seconds and expose their latest values.
 
     Queries run on the service's event loop and scrapes only read the last values, so a scrape
-    never touches the database and a slow database never blocks a scrape.
+    never touches the database and a slow database never blocks a scrape. A probe that is not
+    due keeps its last values: at rest, sampling reads nothing from the database.
     """
 
     def __init__(self, probes: Sequence[Probe], *, interval: float) -> None:
@@ -236,8 +240,12 @@ class Sampler:
         self._task: asyncio.Task[None] | None = None
 
     async def sample(self) -> None:
-        """Run every probe once; a failing probe keeps its last values and is logged."""
-        for probe in self._probes:
+        """Run every due probe once; a failing probe keeps its last values and is logged."""
+        # Asked up front: a read may settle what another probe's `due` looks at.
+        due = [probe.due is None or probe.due() for probe in self._probes]
+        for probe, read_now in zip(self._probes, due, strict=True):
+            if not read_now:
+                continue
             try:
                 self._latest[probe.name] = list(await probe.read())
             except Exception:

@@ -131,6 +131,9 @@ class OutboxDrainer:
         self._task: asyncio.Task[None] | None = None
         self._rejected: str | None = None
         self._health: health.aio.HealthServicer | None = None
+        # Bumped by each publish in this process and each removal here: the backlog may differ.
+        self._changes = 0
+        self._probed: tuple[int, int] | None = None  # (changes, events waiting) at the last probe
 
     @property
     def health_name(self) -> str:
@@ -151,15 +154,16 @@ class OutboxDrainer:
 
     def start(self) -> OutboxDrainer:
         """Start draining in the background; commits of `publish` wake it from now on."""
+        _running.add(self)  # a publish also tells the gauges the backlog changed
         if self._sender is None:
             logger.info("outbox %s: no receiver configured, events stay in it", self._table.name)
             return self
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self._table.name}")
-        _running.add(self)
         return self
 
     def notify(self) -> None:
         """Drain now rather than at the next poll."""
+        self._changes += 1
         self._wake.set()
 
     async def stop(self) -> None:
@@ -193,7 +197,9 @@ class OutboxDrainer:
         labels = (self._table.name,)
 
         async def waiting() -> list[Sample]:
+            at = self._changes
             count, _oldest = await self._backlog()
+            self._probed = (at, count)
             return [(labels, float(count))]
 
         async def oldest_age() -> list[Sample]:
@@ -202,14 +208,25 @@ class OutboxDrainer:
             return [(labels, max(age, 0.0))]
 
         return [
-            Probe("tapedeck_outbox_events", "Events waiting in the outbox.", ("outbox",), waiting),
+            Probe(
+                "tapedeck_outbox_events",
+                "Events waiting in the outbox.",
+                ("outbox",),
+                waiting,
+                due=self._backlog_may_differ,
+            ),
             Probe(
                 "tapedeck_outbox_oldest_event_age_seconds",
                 "Age of the oldest event waiting in the outbox (0 when empty).",
                 ("outbox",),
                 oldest_age,
+                due=self._backlog_may_differ,
             ),
         ]
+
+    def _backlog_may_differ(self) -> bool:
+        # An empty outbox stays empty until a publish here; waiting events age by themselves.
+        return self._probed is None or self._probed != (self._changes, 0)
 
     async def _backlog(self) -> tuple[int, datetime | None]:
         async with self._sessions() as session:
@@ -229,11 +246,13 @@ class OutboxDrainer:
                 await outbox_repository.park(
                     session=session, table=self._table, row_id=rows[0].id, reason=str(refused)
                 )
+            self._changes += 1
             return
         async with self._sessions.begin() as session:
             await outbox_repository.remove(
                 session=session, table=self._table, ids=[row.id for row in rows]
             )
+        self._changes += 1
         if self._rejected is not None:
             logger.info("outbox %s: the receiver accepts the credential again", self._table.name)
             self._rejected = None

@@ -68,7 +68,7 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     """Port of the Prometheus `/metrics` HTTP server (0: metrics are not served)."""
     metrics_sample_seconds: float = Field(default=5.0, gt=0)
-    """Seconds between samples of the database-backed gauges (queue depth, outbox age, ...)."""
+    """Seconds between samples of the database-backed gauges (queue depth, outbox age, ...); a gauge is re-read only once its rows may have changed."""
     access_log: bool = Field(default=False, validation_alias=AliasChoices("TAPEDECK_ACCESS_LOG"))
     """Log one line per call (method, status code, seconds, request id)."""
     service_token: SecretStr | None = Field(

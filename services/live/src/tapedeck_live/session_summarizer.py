@@ -5,7 +5,8 @@ transaction, so every event is summarized exactly once whichever path stored it 
 the gate's refusals) and however many replicas run: the cursor row is locked while a batch is
 summarized (on PostgreSQL; SQLite has one writer anyway). Appends make sequences visible in
 order, so the cursor never passes an event that commits later. The notifier that wakes
-subscribers wakes it too; summaries trail appends by one batch's work.
+subscribers wakes it too, and only it: at rest the summarizer reads nothing; summaries trail
+appends by one batch's work.
 """
 
 from __future__ import annotations
@@ -33,13 +34,11 @@ class SessionSummarizer:
         *,
         notifier: Notifier,
         batch_size: int = 1000,
-        idle_seconds: float = 5.0,
         retry_seconds: float = 1.0,
     ) -> None:
         self._sessions = sessions
         self._notifier = notifier
         self._batch_size = batch_size
-        self._idle_seconds = idle_seconds
         self._retry_seconds = retry_seconds
         self._work = ShieldedWork()
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +68,7 @@ class SessionSummarizer:
                 await asyncio.sleep(self._retry_seconds)
                 continue
             if done < self._batch_size:
-                await self._notifier.wait(seen, within=self._idle_seconds)
+                await self._notifier.wait(seen, within=None)
 
     async def summarize_batch(self) -> int:
         """Fold the next batch of events into the summaries; return how many were read."""

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tapedeck_backtest.runs import repository
 from tapedeck_backtest.runs.domain import RunState
+from tapedeck_common.database import Commits
 from tapedeck_common.metrics import Probe, Sample
 
 RUN_DURATION = Histogram(
@@ -30,12 +31,20 @@ def run_ended(state: RunState, seconds: float, events_per_second: float | None =
         ENGINE_RATE.observe(events_per_second)
 
 
-def run_probes(sessions: async_sessionmaker[AsyncSession]) -> list[Probe]:
-    """Return the probe of runs by state (QUEUED is the queue's depth)."""
+def run_probes(sessions: async_sessionmaker[AsyncSession], *, commits: Commits) -> list[Probe]:
+    """Return the probe of runs by state (QUEUED is the queue's depth).
+
+    Read again only after this process committed: a run changes state in a transaction of a
+    replica, so another replica's change shows once this one commits too (a claim is one).
+    """
+    read_at: int | None = None
 
     async def by_state() -> list[Sample]:
+        nonlocal read_at
+        at = commits.count
         async with sessions() as session:
             counts = await repository.count_by_state(session=session)
+        read_at = at
         return [((state.value,), float(count)) for state, count in counts.items()]
 
     return [
@@ -44,5 +53,6 @@ def run_probes(sessions: async_sessionmaker[AsyncSession]) -> list[Probe]:
             "Backtest runs by state; state QUEUED is the run queue's depth.",
             ("state",),
             by_state,
+            due=lambda: read_at != commits.count,
         )
     ]

@@ -13,6 +13,8 @@ renews a lease (heartbeat) on the runs it holds, and watches for:
   at start-up and every few seconds after.
 A worker process keeps its loaded engine while the runs it gets share data and venue (a sweep);
 otherwise it is replaced by a fresh process, since NautilusTrader allows one engine per process.
+A worker left idle with an engine for `idle_engine_seconds` is replaced too: a fresh process
+from the forkserver shares most of its pages, a loaded engine holds its dataset.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class _Slot:
     progress_written: float = 0.0
     cancel_deadline: float | None = None
     started: float = 0.0
+    freed: float = 0.0
     pending: tuple[str, str, Any] | None = None
     denials: tuple[Denial, ...] = ()
 
@@ -111,6 +114,7 @@ class WorkerPool:
         lease_seconds: float = 15.0,
         run_timeout_seconds: float | None = None,
         poll_seconds: float = 30.0,
+        idle_engine_seconds: float = 30.0,
     ) -> None:
         self._queue = queue
         self._jobs = jobs
@@ -121,6 +125,7 @@ class WorkerPool:
         self._lease = timedelta(seconds=lease_seconds)
         self._run_timeout = run_timeout_seconds
         self._poll_seconds = poll_seconds
+        self._idle_engine_seconds = idle_engine_seconds
         self._claim_due = True  # claim at start; then when woken, a worker freed, or polled
         self._host = os.uname().nodename[:30].replace("-", "_")
         self.owner = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -193,6 +198,7 @@ class WorkerPool:
             busy = False
             try:
                 await self._drain()
+                await self._unload_idle_engines()
                 # On the loop, as _dispatch spawns: a thread would outlive a cancelled supervisor.
                 self._replace_dead()
                 busy = any(slot.run_id is not None for slot in self._slots)
@@ -426,6 +432,17 @@ class WorkerPool:
                 self._forget_process(slot)
                 self._spawn(slot)
 
+    async def _unload_idle_engines(self) -> None:
+        now = time.monotonic()
+        for slot in self._slots:
+            if (
+                slot.run_id is None
+                and slot.key is not None
+                and now - slot.freed >= self._idle_engine_seconds
+            ):
+                # Ended here; _replace_dead starts the fresh worker.
+                await asyncio.to_thread(self._end_process, slot, graceful=True)
+
     def _spawn(self, slot: _Slot) -> None:
         slot.worker = self._executor.spawn(self._strategy_paths)
         slot.key = None
@@ -449,6 +466,7 @@ class WorkerPool:
     def _free(self, slot: _Slot) -> None:
         self._claim_due = True
         slot.run_id = None
+        slot.freed = time.monotonic()
         slot.progress = None
         slot.denials = ()
         slot.cancel_deadline = None

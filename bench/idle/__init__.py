@@ -1,0 +1,1 @@
+"""The whole stack at rest after `make run`: CPU, memory and database transactions."""
