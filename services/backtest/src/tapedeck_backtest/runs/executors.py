@@ -198,9 +198,9 @@ class LocalWorker:
         self._cancel.clear()
         self._conn.send(job)
 
-    def poll(self) -> bool:
-        """Tell whether the pipe holds a message."""
-        return bool(self._conn.poll())
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Tell whether the pipe holds a message, waiting up to `timeout` seconds for one."""
+        return bool(self._conn.poll(timeout))
 
     def recv(self) -> Message:
         """Return the next message from the pipe."""
@@ -252,6 +252,6 @@ class LocalExecutor:
     def refresh(self) -> None:
         """Messages wait in each worker's pipe."""
 
-    def spawn(self, strategy_paths: tuple[str, ...]) -> Worker:
+    def spawn(self, strategy_paths: tuple[str, ...]) -> LocalWorker:
         """Start a worker process."""
         return LocalWorker(self._context, strategy_paths)
