@@ -104,8 +104,8 @@ def _engine_processes() -> LocalExecutor:
 
 def warm_task() -> None:
     """Start this Ray worker's forkserver and wait until it has NautilusTrader imported."""
-    worker = _engine_processes().spawn(())  # returns once the preloaded forkserver forked it
-    worker.stop(graceful=False)
+    worker = _engine_processes().spawn(())
+    worker.stop(graceful=True)
     worker.close()
 
 
