@@ -10,7 +10,8 @@ relay here that counts the bytes each way). Each side runs the same sweep of `--
 parameter sets over `--ticks` generated trade ticks, created through CreateSweep and watched to
 the end through gRPC (queue, dispatch, result files, database included). Prints each side's wall
 seconds, Ray's overhead against the local pool, the per-run scheduling cost on Ray (an empty task's
-round trip in a warm worker, and in a fresh process as `max_calls=1` gives every run), and the
+round trip in a warm worker; a task forking and ending a fresh engine process, as every run does;
+for comparison an empty task in a fresh Ray worker process, as `max_calls=1` would give), and the
 bytes a run reads from and writes to S3. The control plane's own limits: `control_plane.py`.
 """
 
@@ -34,6 +35,7 @@ from pathlib import Path
 import ray
 
 from bench.backtest.runs import _pool_only, write_ticks
+from tapedeck_backtest.runs.ray_executor import warm_task
 from tests.backtest.ray_support import ray_cluster
 from tests.s3_support import s3_server
 
@@ -65,6 +67,23 @@ def fresh_process_seconds(address: str, tasks: int) -> float:
         started = time.perf_counter()
         pids = ray.get([task.remote() for _ in range(tasks)])
         assert len(set(pids)) == tasks, "every task had a process of its own"
+        return (time.perf_counter() - started) * WORKERS / tasks
+    finally:
+        ray.shutdown()
+
+
+def fresh_engine_seconds(address: str, tasks: int) -> float:
+    """Return the mean wall seconds of a task forking and ending one engine process (2 in flight).
+
+    This is what the executor does per run: a fresh engine process, forked in a reused Ray worker
+    from its forkserver with NautilusTrader imported (`ray_executor.warm_task`).
+    """
+    ray.init(address=address, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1)(warm_task)
+        ray.get([task.remote() for _ in range(WORKERS)])  # warm the nodes' workers
+        started = time.perf_counter()
+        ray.get([task.remote() for _ in range(tasks)])
         return (time.perf_counter() - started) * WORKERS / tasks
     finally:
         ray.shutdown()
@@ -189,8 +208,12 @@ async def _main(ticks: int, runs: int, repeat: int) -> None:
                     print(f"{'':{len(name)}} median: {(ratio - 1) * 100:+.1f}%")
             warm = await asyncio.to_thread(warm_task_seconds, cluster.address, 50)
             fresh = await asyncio.to_thread(fresh_process_seconds, cluster.address, 16)
+            engine = await asyncio.to_thread(fresh_engine_seconds, cluster.address, 16)
             print(f"per run, an empty task's round trip in a warm Ray worker: {warm * 1e3:.1f} ms")
-            print(f"per run, an empty task in a fresh Ray worker process: {fresh:.3f} s")
+            print(
+                f"per run, a fresh engine process forked in a warm Ray worker: {engine:.3f} s"
+                f" (an empty task in a fresh Ray worker process, max_calls=1: {fresh:.3f} s)"
+            )
             catalog = sum(
                 f.stat().st_size
                 for f in (root / f"data-{WORKERS}-0-ray" / "catalog").rglob("*")

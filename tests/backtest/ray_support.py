@@ -145,7 +145,9 @@ class RayCluster:
             ]
         else:
             command.append(f"--address={self.address}")
-        env = {**os.environ, **NODE_ENV, **self.env}
+        # A node's copies of catalogs it read from a bucket go with the cluster's directory.
+        cache = {"BACKTEST_CACHE_DIR": str(self.temp_dir / f"cache-{resource}")}
+        env = {**os.environ, **NODE_ENV, **cache, **self.env}
         log_path = self.temp_dir / f"{resource}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

@@ -58,7 +58,7 @@ def _executor(settings: BacktestSettings) -> Executor:
         # Imported only here: Ray costs start-up time and memory a local executor has no use for.
         from tapedeck_backtest.runs.ray_executor import RayExecutor  # noqa: PLC0415
 
-        return RayExecutor(address=settings.ray_address)
+        return RayExecutor(address=settings.ray_address, warm_workers=settings.workers)
     return LocalExecutor()
 
 

@@ -12,6 +12,7 @@ treat the marker, or the database row committed after the upload, as the sign th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -164,6 +165,18 @@ def download(url: str, target: Path, *, skip: str | None = None) -> None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def local_copy(url: str, cache_root: Path) -> Path:
+    """Return this machine's copy of the remote directory `url`, downloading it the first time.
+
+    Only for directories that never change once written (a dataset's catalog: a new import is a
+    new dataset): a copy is never refreshed.
+    """
+    target = cache_root / hashlib.sha256(url.encode()).hexdigest()[:32]
+    if not target.is_dir():
+        download(url, target)
+    return target
 
 
 def size_bytes(url: str) -> int:

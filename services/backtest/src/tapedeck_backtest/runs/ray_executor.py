@@ -1,11 +1,14 @@
-"""The Ray executor: each run is one Ray task, in a fresh process somewhere on the cluster.
+"""The Ray executor: each run is one Ray task, owning one fresh engine process on a cluster node.
 
 The pool in this service stays the control plane (queue, leases, progress, cancel, recovery); Ray
-only places the engine. A task runs `worker_main`, the function a local worker process runs, with
-a channel whose one job is this run: `num_cpus=1` and `max_calls=1` give every run a process of
-its own, since NautilusTrader allows one engine per process. The run's outcome (denials, then
-done, failed or cancelled) is the task's return value; progress and the cancel flag go through one
-small actor per pool, pinned to this service's node (`RunChannel`). Ray never retries a task
+only places the engine. A task (`num_cpus=1`: the CPU its engine uses) starts one fresh process for
+its run, exactly as the local executor starts one (`LocalWorker`, forked from a forkserver with
+NautilusTrader imported), hands it the job, relays its progress and returns its outcome (denials,
+then done, failed or cancelled), then kills it: one engine per process, as NautilusTrader requires,
+and a fresh process per run. The Ray worker process that runs the task is reused by Ray for later
+tasks, and with it the node's warm forkserver: a run pays a fork and its data window, not a Python
+start and NautilusTrader's import (seconds each). Progress and the cancel flag go through one small
+actor per pool, pinned to this service's node (`RunChannel`). Ray never retries a task
 (`max_retries=0`): a task whose process or node dies surfaces as an error on its result, and the
 pool re-queues the run or fails it with that reason, counting attempts like a dead local worker.
 """
@@ -14,22 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import tempfile
 import time
 from collections import deque
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from tapedeck_backtest import storage
 from tapedeck_backtest.runs.domain import RunProgress
 from tapedeck_backtest.runs.engine import RunJob
-from tapedeck_backtest.runs.executors import Message, Worker, worker_main
+from tapedeck_backtest.runs.executors import LocalExecutor, LocalWorker, Message, Worker
 
 logger = logging.getLogger(__name__)
 
 CANCEL_POLL_SECONDS = 0.2
+RELAY_WAIT_SECONDS = 0.05
+WARM_TIMEOUT_SECONDS = 120.0
 
 
 class RunChannel:
@@ -65,25 +75,6 @@ class RunChannel:
         return run_id in self._cancelled
 
 
-class _TaskChannel:
-    """The task's side of `worker_main`'s channel: one job, then stop."""
-
-    def __init__(self, job: RunJob, channel: Any) -> None:
-        self._jobs: deque[RunJob | None] = deque([job, None])
-        self._channel = channel
-        self.outcome: list[Message] = []
-
-    def recv(self) -> RunJob | None:
-        return self._jobs.popleft()
-
-    def send(self, message: Message) -> None:
-        kind, run_id, payload = message
-        if kind == "progress":
-            self._channel.progress.remote(run_id, payload)  # latest wins: never waited for
-        else:
-            self.outcome.append(message)
-
-
 class _CancelFlag:
     """The run's cancel flag, read from the channel actor at most every CANCEL_POLL_SECONDS."""
 
@@ -101,13 +92,73 @@ class _CancelFlag:
         return self._set
 
 
+class EngineProcessDied(RuntimeError):
+    """The run's engine process ended without reporting an outcome."""
+
+
+@functools.cache
+def _engine_processes() -> LocalExecutor:
+    # One per Ray worker process, kept while Ray reuses it: its forkserver stays warm.
+    return LocalExecutor()
+
+
+def warm_task() -> None:
+    """Start this Ray worker's forkserver and wait until it has NautilusTrader imported."""
+    worker = _engine_processes().spawn(())
+    worker.stop(graceful=True)
+    worker.close()
+
+
 def run_task(job: RunJob, strategy_paths: tuple[str, ...], channel: Any) -> list[Message]:
-    """Run one job with the local worker's entry function; return its outcome messages."""
-    node_id = ray.get_runtime_context().get_node_id()
-    channel.started.remote(job.run_id, os.getpid(), node_id)
-    conn = _TaskChannel(job, channel)
-    worker_main(conn, _CancelFlag(channel, job.run_id), strategy_paths)
-    return conn.outcome
+    """Run one job in a fresh engine process and return its outcome messages."""
+    job = _with_node_catalog(job)
+    worker = _engine_processes().spawn(strategy_paths)
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+        channel.started.remote(job.run_id, worker.pid, node_id)
+        worker.send(job)
+        return _relay(worker, job.run_id, channel)
+    finally:
+        # The outcome is in (results are written before it is sent), or the task was cancelled:
+        # the process is done either way, and is never given a second run.
+        worker.stop(graceful=False)
+        worker.close()
+
+
+def _with_node_catalog(job: RunJob) -> RunJob:
+    # A sweep's runs all read one window: a node downloads a bucket's catalog once and its later
+    # runs read it from local disk. Only datasets a worker would keep in memory (the same
+    # threshold): a large one streams its window from the bucket instead of filling the disk.
+    source = job.source
+    if storage.local_path(source.catalog_path) is not None or source.row_count > job.in_memory_rows:
+        return job
+    root = Path(
+        os.environ.get("BACKTEST_CACHE_DIR") or Path(tempfile.gettempdir(), "tapedeck-cache")
+    )
+    local = storage.local_copy(source.catalog_path, root / "catalogs")
+    return replace(job, source=replace(source, catalog_path=str(local)))
+
+
+def _relay(worker: LocalWorker, run_id: str, channel: Any) -> list[Message]:
+    cancel = _CancelFlag(channel, run_id)
+    outcome: list[Message] = []
+    while True:
+        if cancel.is_set():
+            worker.request_cancel()
+        try:
+            if not worker.poll(RELAY_WAIT_SECONDS):
+                if worker.is_alive() or worker.poll():
+                    continue
+                raise EngineProcessDied(worker.exit_reason())
+            message = worker.recv()
+        except (EOFError, OSError) as error:
+            raise EngineProcessDied(worker.exit_reason()) from error
+        if message[0] == "progress":
+            channel.progress.remote(run_id, message[2])  # latest wins: never waited for
+            continue
+        outcome.append(message)
+        if message[0] != "denials":
+            return outcome
 
 
 class RayWorker:
@@ -155,10 +206,12 @@ class RayWorker:
             self._executor.channel.cancel.remote(self.run_id)
 
     def stop(self, *, graceful: bool) -> None:
-        """Kill the task's process (an idle worker has none)."""
+        """Cancel the task: it kills its engine process (an idle worker has none)."""
         if self.ref is not None and self._ended is None:
+            # Not force: that would kill the warm Ray worker too; the task's relay is never stuck
+            # (only its engine process can be), and it kills that process as it ends.
             with contextlib.suppress(Exception):
-                ray.cancel(self.ref, force=True)
+                ray.cancel(self.ref)
 
     def close(self) -> None:
         """Stop tracking this worker."""
@@ -192,8 +245,9 @@ def _describe(error: BaseException) -> str:
 class RayExecutor:
     """Runs each job as a Ray task on the cluster at `address` (or a local Ray it starts)."""
 
-    def __init__(self, *, address: str | None) -> None:
+    def __init__(self, *, address: str | None, warm_workers: int = 0) -> None:
         self._address = address
+        self._warm_workers = warm_workers
         self._owns_ray = False
         self._workers: list[RayWorker] = []
         self.channel: Any = None
@@ -220,7 +274,14 @@ class RayExecutor:
             )
             .remote()
         )
-        self._task = ray.remote(num_cpus=1, max_calls=1, max_retries=0)(run_task)
+        self._task = ray.remote(num_cpus=1, max_retries=0)(run_task)
+        # As the local pool starts its processes before the first run: warm as many Ray workers
+        # as runs this pool keeps in flight, spread over the nodes. Waited for, but not for ever:
+        # a cluster without free CPUs now (scaling up, busy with others) must not stop the start.
+        warm = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(warm_task)
+        refs = [warm.remote() for _ in range(self._warm_workers)]
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=WARM_TIMEOUT_SECONDS)
 
     async def stop(self) -> None:
         """Drop the channel; disconnect from Ray if this executor connected."""
