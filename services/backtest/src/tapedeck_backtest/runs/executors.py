@@ -31,7 +31,12 @@ from tapedeck_backtest.runs.engine import (
     strategy_builder,
 )
 
-FORKSERVER_PRELOAD = ["tapedeck_backtest.runs.engine", "nautilus_trader.backtest.engine"]
+# empyrical is imported lazily by the engine's statistics; preloading it shares its pages.
+FORKSERVER_PRELOAD = [
+    "tapedeck_backtest.runs.engine",
+    "nautilus_trader.backtest.engine",
+    "empyrical",
+]
 
 Message = tuple[str, str, Any]
 """(kind, run_id, payload): what a worker sends back about its run."""
