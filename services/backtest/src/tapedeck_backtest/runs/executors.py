@@ -31,12 +31,10 @@ from tapedeck_backtest.runs.engine import (
     strategy_builder,
 )
 
-# empyrical is imported lazily by the engine's statistics; preloading it shares its pages.
-FORKSERVER_PRELOAD = [
-    "tapedeck_backtest.runs.engine",
-    "nautilus_trader.backtest.engine",
-    "empyrical",
-]
+# Everything a worker imports, loaded once in the forkserver so that every worker shares its
+# pages: this module (its target, `worker_main`, and what that imports) and empyrical, which the
+# engine's statistics import lazily. A module left out is imported again in each worker.
+FORKSERVER_PRELOAD = ["tapedeck_backtest.runs.executors", "empyrical"]
 
 Message = tuple[str, str, Any]
 """(kind, run_id, payload): what a worker sends back about its run."""
