@@ -56,7 +56,7 @@ async def phases(ticks):
     from tapedeck_backtest.runs.domain import resolve_spec
     from tapedeck_backtest.runs.engine import RunJob, execute, load_engine, strategy_builder
     from tapedeck_backtest.runs.messages import spec_request
-    from tapedeck_backtest.runs.workers import FORKSERVER_PRELOAD
+    from tapedeck_backtest.runs.executors import FORKSERVER_PRELOAD
     from tapedeck_backtest.settings import BacktestSettings
     from tapedeck_backtest.strategies import load_registry
     from tapedeck_common.database import session_factory

@@ -31,13 +31,12 @@ from tapedeck_backtest.runs.engine import (
     strategy_builder,
 )
 
-# The process target's own module too: a child imports it to find `worker_main`, and its imports
-# (the live events' protobuf and gRPC, SQLAlchemy) cost 1.6 s, every run for a Ray task's process.
-FORKSERVER_PRELOAD = [
-    "tapedeck_backtest.runs.engine",
-    "nautilus_trader.backtest.engine",
-    "tapedeck_backtest.runs.executors",
-]
+# Everything a worker imports, loaded once in the forkserver so that every worker shares its
+# pages: this module (its target, `worker_main`, and what that imports: the engine, the live
+# events' protobuf and gRPC, SQLAlchemy; 1.6 s per run for a Ray task's process otherwise) and
+# empyrical, which the engine's statistics import lazily. A module left out is imported again in
+# each worker.
+FORKSERVER_PRELOAD = ["tapedeck_backtest.runs.executors", "empyrical"]
 
 Message = tuple[str, str, Any]
 """(kind, run_id, payload): what a worker sends back about its run."""

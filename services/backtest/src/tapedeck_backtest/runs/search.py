@@ -8,19 +8,13 @@ exactly what this one would have asked next.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
-from optuna.trial import TrialState, create_trial
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from tapedeck_backtest.runs.domain import RunState
 from tapedeck_backtest.runs.sweeps import (
@@ -34,7 +28,9 @@ from tapedeck_backtest.runs.sweeps import (
 from tapedeck_backtest.strategies.registry import ParameterType, Scalar, StrategyDefinition
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 MAX_TRIALS = 10_000
 MAX_PARALLEL = 64
@@ -82,18 +78,28 @@ def check_search(search: SearchSpec, metric: SweepMetric, *, field: str = "searc
     )
 
 
+@functools.cache
+def _optuna() -> ModuleType:
+    """Import Optuna on the first search sweep: it and SciPy cost the idle service ~80 MB."""
+    import optuna  # noqa: PLC0415
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
 def search_space(
     axes: tuple[Axis, ...], definition: StrategyDefinition, *, field: str = "axes"
 ) -> dict[str, BaseDistribution]:
     """Return the search space: an axis with values is categorical, one with a range numeric of
     the parameter's type (whole numbers for int parameters)."""
+    distributions = _optuna().distributions
     types = {p.name: p.type for p in definition.parameters}
     space: dict[str, BaseDistribution] = {}
     violations = []
     for index, axis in enumerate(axes):
         where = f"{field}[{index}]"
         if axis.range is None:
-            space[axis.name] = CategoricalDistribution(axis.values)
+            space[axis.name] = distributions.CategoricalDistribution(axis.values)
             continue
         if axis.values:
             violations.append(FieldViolation(where, "give values or a range, not both"))
@@ -104,9 +110,13 @@ def search_space(
             continue
         low, high, step, log = axis.range.low, axis.range.high, axis.range.step, axis.range.log
         if types[axis.name] is ParameterType.INT:
-            space[axis.name] = IntDistribution(int(low), int(high), log=log, step=int(step or 1))
+            space[axis.name] = distributions.IntDistribution(
+                int(low), int(high), log=log, step=int(step or 1)
+            )
         else:
-            space[axis.name] = FloatDistribution(low, high, log=log, step=step or None)
+            space[axis.name] = distributions.FloatDistribution(
+                low, high, log=log, step=step or None
+            )
     if violations:
         raise InvalidArgument(violations)
     return space
@@ -131,13 +141,17 @@ def _range_problem(span: ParameterRange, kind: ParameterType) -> str | None:
 
 
 def _sampler(search: SearchSpec, asked: int) -> optuna.samplers.BaseSampler:
+    samplers = _optuna().samplers
     seed = search.seed + asked
+    sampler: optuna.samplers.BaseSampler
     if search.algorithm is SearchAlgorithm.TPE:
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, search.trial_budget))
-    if search.algorithm is SearchAlgorithm.NSGA2:
+        sampler = samplers.TPESampler(seed=seed, n_startup_trials=min(10, search.trial_budget))
+    elif search.algorithm is SearchAlgorithm.NSGA2:
         population = max(4, min(50, search.trial_budget // 4))
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-    return optuna.samplers.RandomSampler(seed=seed)
+        sampler = samplers.NSGAIISampler(seed=seed, population_size=population)
+    else:
+        sampler = samplers.RandomSampler(seed=seed)
+    return sampler
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,7 @@ def ask(
     search: SearchSpec, space: dict[str, BaseDistribution], trials: Sequence[SweepPoint]
 ) -> Asked:
     """Rebuild the study from the stored trials and ask the next point."""
+    optuna = _optuna()
     study = optuna.create_study(
         sampler=_sampler(search, len(trials)),
         directions=["minimize" if m.lower_is_better else "maximize" for m in search.objectives],
@@ -170,13 +185,13 @@ def ask(
         params = {name: trial.parameters[name] for name in space}
         values = objective_values(trial, search.objectives)
         if values is not None:
-            state = TrialState.COMPLETE
+            state = optuna.trial.TrialState.COMPLETE
         elif trial.run.state.is_final:
-            state = TrialState.FAIL
+            state = optuna.trial.TrialState.FAIL
         else:
-            state = TrialState.RUNNING
+            state = optuna.trial.TrialState.RUNNING
         study.add_trial(
-            create_trial(
+            optuna.trial.create_trial(
                 state=state,
                 values=values,
                 params=params,
@@ -195,7 +210,7 @@ def ask(
             break
         values = known[key]
         if values is None:
-            study.tell(asked, state=TrialState.FAIL)
+            study.tell(asked, state=optuna.trial.TrialState.FAIL)
         else:
             study.tell(asked, values)
     frozen = study.get_trials(deepcopy=False)[asked.number]

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import empyrical
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -84,6 +83,9 @@ def daily_figures(returns: pd.Series, *, periods_per_year: int) -> DailyFigures:
     if returns.size < MIN_DAILY_RETURNS:
         nan = math.nan
         return DailyFigures(periods_per_year, int(returns.size), nan, nan, nan, nan, nan, nan, nan)
+    # Imported here: empyrical brings SciPy (~60 MB), which only the run workers need.
+    import empyrical  # noqa: PLC0415
+
     year = {"annualization": periods_per_year}
     return DailyFigures(
         periods_per_year=periods_per_year,
