@@ -10,9 +10,11 @@ import asyncpg
 import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck_backtest.runs.workers import WorkerPool
 from tests.backtest.runs_support import running_service, spec, worker_pool
+from tests.backtest.test_runs import slow_spec
 from tests.live.support import running_live
-from tests.support import POSTGRES_ADMIN_DSN, eventually, postgres_database
+from tests.support import POSTGRES_ADMIN_DSN, counted_statements, eventually, postgres_database
 
 # Longer than any test here: only a notification can start a run.
 NO_POLL = {"queue_poll_seconds": 3600.0, "live_poll_seconds": 3600.0}
@@ -120,3 +122,56 @@ async def test_a_worker_left_idle_with_an_engine_is_replaced_by_a_fresh_one(data
 
     assert final.state == pb.BACKTEST_STATE_SUCCEEDED
     assert replacement != warm
+
+
+async def test_an_idle_pool_polls_nothing_while_no_run_is_queued_or_held_elsewhere(
+    database_url, data_dir
+):
+    poll = {"queue_poll_seconds": 0.1, "live_poll_seconds": 3600.0}
+    async with running_service(database_url, data_dir, workers=1, **poll) as service:
+        # Start-up checks once, and so does the wake-up of a (re)connected LISTEN (PostgreSQL);
+        # after that, whole windows of ten poll intervals go by without a statement.
+        windows = []
+        for _ in range(4):
+            with counted_statements(service.app.engine) as statements:
+                await asyncio.sleep(1.0)
+            windows.append(len(statements))
+    assert windows[-2:] == [0, 0], windows
+
+
+async def test_a_run_held_by_a_replica_that_died_is_recovered_by_an_idle_one(
+    database_url, data_dir
+):
+    # Both replicas idle and quiet; the run queued wakes both, so the one that does not take it
+    # polls while the other holds it, and takes it over once the holder's lease lapses.
+    settings = {"queue_poll_seconds": 0.1, "live_poll_seconds": 3600.0, "run_lease_seconds": 3.0}
+    other_dir = data_dir.parent / "replica"
+    other_dir.mkdir()
+    async with (
+        running_service(database_url, data_dir, workers=1, **settings) as first,
+        running_service(
+            database_url,
+            other_dir,
+            workers=1,
+            catalog_dir=data_dir / "catalog",
+            results_dir=data_dir / "runs",
+            **settings,
+        ) as second,
+    ):
+        dataset = await first.import_trades()
+        await asyncio.sleep(0.5)  # both pools past their last poll
+        created = await first.stub.CreateBacktest(pb.CreateBacktestRequest(spec=slow_spec(dataset)))
+        run_id = created.backtest.name.split("/")[1]
+        pools = [worker_pool(first.app), worker_pool(second.app)]
+
+        async def holder() -> WorkerPool | None:
+            return next((pool for pool in pools if run_id in pool.worker_pids()), None)
+
+        dead = await eventually(holder, timeout=30, message="a replica running the run")
+        # The holder dies: its supervisor stops renewing the lease, its worker is killed.
+        os.kill(dead.worker_pids()[run_id], signal.SIGKILL)
+        assert dead._task is not None
+        dead._task.cancel()
+        survivor = second if dead is pools[0] else first
+        final = await survivor.wait(created.backtest.name, seconds=60)
+    assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message

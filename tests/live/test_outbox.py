@@ -3,6 +3,7 @@ service being down and arrive once; a commit wakes the drainer, a rollback publi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from tapedeck_common.outbox_repository import enqueue, outbox_table
 from tapedeck_live_client.events import LiveEventsSender, start_live_events
 from tests.live.publishing_support import free_port, live_database, outbox_count
 from tests.live.support import event, running_live
-from tests.support import eventually
+from tests.support import counted_statements, eventually
 
 
 @asynccontextmanager
@@ -219,3 +220,40 @@ async def test_an_empty_live_address_keeps_the_events_in_the_outbox(database_url
         finally:
             await drainer.stop()
     assert "unreachable" not in caplog.text
+
+
+async def test_an_empty_outbox_is_polled_only_where_another_process_may_fill_it(
+    database_url: str, data_dir: Path, tmp_path: Path
+):
+    async with (
+        publisher_database(database_url) as (engine, table),
+        running_live(live_database(database_url, tmp_path), data_dir) as live,
+    ):
+        outbox = publisher(engine, table, live.app.port).start()
+        try:
+            await asyncio.sleep(0.3)  # past the first drain
+            with counted_statements(engine) as statements:
+                await asyncio.sleep(1.0)  # ten poll intervals
+            # An event another process enqueued and did not drain (it crashed): nothing here
+            # hears of it.
+            other = create_async_engine(database_url)
+            async with session_factory(other).begin() as session:
+                await enqueue(session=session, table=table, events=[event("left-behind")])
+            await other.dispose()
+            if engine.dialect.name == "postgresql":
+                # Another replica may be that process: the poll finds the event.
+                assert statements
+            else:
+                # The file belongs to this process: it was the one that crashed, and the event
+                # leaves at its next start.
+                assert statements == []
+                await outbox.stop()
+                outbox = publisher(engine, table, live.app.port).start()
+
+            async def delivered() -> list[str] | None:
+                found = await all_events(live)
+                return found or None
+
+            assert await eventually(delivered, timeout=30, message="delivered") == ["left-behind"]
+        finally:
+            await outbox.stop()

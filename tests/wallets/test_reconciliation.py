@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,6 +10,7 @@ from decimal import Decimal
 import grpc
 import pytest
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_dev.emulator import Fault, FaultKind
@@ -346,35 +348,63 @@ async def test_list_reconciliations_pages_newest_first(service):
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_a_job_left_running_by_a_dead_process_is_marked_failed(service):
+async def _leave_running(engine: AsyncEngine, reconciliation_id: str) -> None:
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(ReconciliationRow),
+            [
+                {
+                    "id": reconciliation_id,
+                    "state": "running",
+                    "wallet_ids": [],
+                    "threshold": Decimal(0),
+                    "adopt_exchange_balances": False,
+                    "max_cache_age_seconds": None,
+                    "matched_count": 0,
+                    "mismatched_count": 0,
+                    "error_count": 0,
+                    "requested_by": "test",
+                    "owner": "a-process-that-died",
+                    "heartbeat_time": now - timedelta(minutes=5),
+                    "create_time": now - timedelta(minutes=5),
+                    "end_time": None,
+                    "error_message": "",
+                }
+            ],
+        )
+
+
+async def test_a_job_left_running_by_a_dead_process_is_marked_failed(service, database_url):
     async with service(reconciliation_lease_seconds=0.3) as svc:
-        now = datetime.now(UTC)
-        async with svc.app.engine.begin() as connection:
-            await connection.execute(
-                insert(ReconciliationRow),
-                [
-                    {
-                        "id": "orphan",
-                        "state": "running",
-                        "wallet_ids": [],
-                        "threshold": Decimal(0),
-                        "adopt_exchange_balances": False,
-                        "max_cache_age_seconds": None,
-                        "matched_count": 0,
-                        "mismatched_count": 0,
-                        "error_count": 0,
-                        "requested_by": "test",
-                        "owner": "a-process-that-died",
-                        "heartbeat_time": now - timedelta(minutes=5),
-                        "create_time": now - timedelta(minutes=5),
-                        "end_time": None,
-                        "error_message": "",
-                    }
-                ],
-            )
+        # SQLite: the dead process was this service's last run, found at its start.
+        # PostgreSQL: another replica, found by the look every third of a lease.
+        await _leave_running(svc.app.engine, "orphan")
+        if not database_url.startswith("postgresql"):
+            with counted_statements(svc.app.engine) as statements:
+                await asyncio.sleep(1.0)  # three looks' worth
+            assert statements == []
+    async with service(reconciliation_lease_seconds=0.3) as svc:
         report = await svc.finished("reconciliations/orphan", within=5)
     assert report.state == FAILED
     assert report.error_message == ABANDONED
+
+
+async def test_an_idle_service_looks_for_abandoned_jobs_only_where_another_may_leave_them(
+    service, database_url
+):
+    async with service(reconciliation_lease_seconds=0.3) as svc:
+        await asyncio.sleep(0.3)  # past the look at start
+        with counted_statements(svc.app.engine) as statements:
+            await asyncio.sleep(1.0)  # ten lease renewals' worth
+        if database_url.startswith("postgresql"):
+            # Another replica may be running a job and die: the look goes on.
+            await _leave_running(svc.app.engine, "orphan")
+            report = await svc.finished("reconciliations/orphan", within=5)
+            assert report.error_message == ABANDONED
+            assert statements
+        else:
+            assert statements == []
 
 
 async def test_stopping_the_service_fails_its_running_jobs(service, exchange):

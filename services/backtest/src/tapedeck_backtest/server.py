@@ -26,7 +26,11 @@ from tapedeck_backtest.runs.queue import RunQueue
 from tapedeck_backtest.runs.repository import QUEUE_CHANNEL
 from tapedeck_backtest.runs.service import RunJobs, Runs
 from tapedeck_backtest.runs.servicer import RunRpcs
-from tapedeck_backtest.runs.workers import QUEUE_LISTENER_APPLICATION, WorkerPool
+from tapedeck_backtest.runs.workers import (
+    QUEUE_LISTENER_APPLICATION,
+    WorkerPool,
+    wake_pools_here,
+)
 from tapedeck_backtest.servicer import BacktestServicer
 from tapedeck_backtest.settings import BacktestSettings
 from tapedeck_backtest.strategies import load_registry
@@ -128,7 +132,7 @@ async def start(settings: BacktestSettings) -> ServiceApp:
             sessions=sessions,
             catalog_dir=settings.resolved_catalog_dir,
             registry=registry,
-            wake=None if pool is None else pool.notify,
+            wake=wake_pools_here,
         )
         await runs.resume_drivers()
         on_stop.append(runs.stop_drivers)

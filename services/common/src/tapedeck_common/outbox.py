@@ -39,10 +39,11 @@ from typing import Protocol
 
 from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Table, event
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from tapedeck_common import outbox_repository
+from tapedeck_common.database import is_postgres
 from tapedeck_common.metrics import Probe, Sample
 from tapedeck_common.outbox_repository import Event, Pending
 from tapedeck_common.request_ids import bound, current_request_id
@@ -124,7 +125,15 @@ class OutboxDrainer:
         self._table = table
         self._sender = sender
         self._batch_size = batch_size
-        self._poll_seconds = poll_seconds
+        # Once a drain left the outbox empty, only a publish can fill it again. On SQLite the
+        # database file belongs to this process, whose publishes wake the drainer, and rows a
+        # crashed run of it left are drained at the next start: an empty outbox needs no poll.
+        # On PostgreSQL another replica may publish and crash before draining its row, and no
+        # NOTIFY announces outbox rows, so the poll stays to find such rows.
+        bind = sessions.kw.get("bind")
+        self._poll_seconds: float | None = (
+            poll_seconds if not isinstance(bind, AsyncEngine) or is_postgres(bind) else None
+        )
         # Waits between attempts while the receiver is unreachable: 1 s, x1.5, up to the cap.
         self._base, self._factor, self._cap = min(1.0, retry_max_seconds), 1.5, retry_max_seconds
         self._wake = asyncio.Event()
@@ -266,7 +275,7 @@ class OutboxDrainer:
                 while await self.drain_once() > 0:
                     pass
                 delay = self._base
-                wait = self._poll_seconds
+                wait: float | None = self._poll_seconds
             except Rejected as error:
                 if self._rejected is None:
                     logger.error(
@@ -285,8 +294,8 @@ class OutboxDrainer:
             await self._sleep(wait, until_ready=ready)
             self._wake.clear()
 
-    async def _sleep(self, seconds: float, *, until_ready: bool) -> None:
-        """Wait `seconds`, a wake-up, or (after a failure) the receiver serving again."""
+    async def _sleep(self, seconds: float | None, *, until_ready: bool) -> None:
+        """Wait `seconds` (None: no limit), a wake-up, or (after a failure) the receiver serving."""
         waits: list[asyncio.Future[object]] = [asyncio.ensure_future(self._wake.wait())]
         if until_ready and self._sender is not None:
             waits.append(asyncio.ensure_future(self._sender.wait_ready()))

@@ -145,13 +145,20 @@ class RunQueue:
             return outcome.state
 
     async def orphans(
-        self, *, lease: timedelta, owner_is_dead: Callable[[str | None], bool]
-    ) -> list[str]:
-        """Return RUNNING runs whose lease expired or whose owner is known to be dead."""
+        self, *, lease: timedelta, owner: str, owner_is_dead: Callable[[str | None], bool]
+    ) -> tuple[list[str], bool]:
+        """Return the runs to recover and whether any run is queued or held by another owner."""
         async with self._sessions() as session:
             candidates = await repository.orphan_candidates(
                 session=session, lease_expired_before=_now() - lease
             )
-        return sorted(
-            run_id for run_id, owner, expired in candidates if expired or owner_is_dead(owner)
+        orphans = sorted(
+            run_id
+            for run_id, run_owner, state, expired in candidates
+            if state is RunState.RUNNING and (expired or owner_is_dead(run_owner))
         )
+        elsewhere = any(
+            state is RunState.QUEUED or run_owner != owner
+            for _run_id, run_owner, state, _expired in candidates
+        )
+        return orphans, elsewhere

@@ -388,19 +388,22 @@ async def release_run(
 
 async def orphan_candidates(
     *, session: AsyncSession, lease_expired_before: datetime
-) -> list[tuple[str, str | None, bool]]:
-    """Return every RUNNING run with its owner and whether its lease expired."""
+) -> list[tuple[str, str | None, RunState, bool]]:
+    """Return every QUEUED or RUNNING run with its owner, state and whether its lease expired."""
     rows = await session.execute(
         select(
             BacktestRow.id,
             BacktestRow.owner,
+            BacktestRow.state,
             or_(
                 BacktestRow.heartbeat_time.is_(None),
                 BacktestRow.heartbeat_time < lease_expired_before,
             ),
-        ).where(BacktestRow.state == RunState.RUNNING.value)
+        ).where(BacktestRow.state.in_([RunState.QUEUED.value, RunState.RUNNING.value]))
     )
-    return [(run_id, owner, bool(expired)) for run_id, owner, expired in rows]
+    return [
+        (run_id, owner, RunState(state), bool(expired)) for run_id, owner, state, expired in rows
+    ]
 
 
 # --- sweeps ---

@@ -70,8 +70,8 @@ def _now() -> datetime:
 class Runs:
     """The runs and sweeps application layer.
 
-    `wake` tells this process's worker pool that the queue changed (None: no pool here; another
-    replica's pool finds the run at its next poll).
+    `wake` tells this process's worker pools that the queue changed (pools of other replicas hear
+    of it through NOTIFY on PostgreSQL; a SQLite database belongs to one process).
     """
 
     def __init__(
@@ -80,7 +80,7 @@ class Runs:
         sessions: async_sessionmaker[AsyncSession],
         catalog_dir: str,
         registry: StrategyRegistry,
-        wake: Callable[[], None] | None,
+        wake: Callable[[], None],
     ) -> None:
         self._sessions = sessions
         self._catalog_dir = catalog_dir
@@ -89,8 +89,7 @@ class Runs:
         self._drivers: dict[str, asyncio.Task[None]] = {}
 
     def _queue_changed(self) -> None:
-        if self._wake is not None:
-            self._wake()
+        self._wake()
 
     # -- runs
 

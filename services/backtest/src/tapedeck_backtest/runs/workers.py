@@ -55,6 +55,14 @@ QUEUE_LISTENER_APPLICATION = "tapedeck-backtest-queue-listener"
 # The owners of the pools running in this process: alive whatever their pid says (tests run two
 # replicas in one process).
 _OWNERS_HERE: set[str] = set()
+_POOLS_HERE: set[WorkerPool] = set()
+
+
+def wake_pools_here() -> None:
+    """Tell every worker pool of this process that the queue changed (a run queued or cancelled)."""
+    for pool in _POOLS_HERE:
+        pool.notify()
+
 
 JobResolver = Callable[[Run], Awaitable[RunJob]]
 """Return what a worker needs to execute a run (where its data is, where its results go)."""
@@ -127,6 +135,16 @@ class WorkerPool:
         self._poll_seconds = poll_seconds
         self._idle_engine_seconds = idle_engine_seconds
         self._claim_due = True  # claim at start; then when woken, a worker freed, or polled
+        # The poll only finds work when some run is queued or running under another owner (one
+        # that may die). When its last look found none, the poll sleeps until a wake-up says a
+        # run may exist again. Every run starts QUEUED, and queueing wakes every pool that could
+        # see it: on PostgreSQL through NOTIFY to every replica (and a LISTEN reconnection wakes
+        # too, for what it missed), on SQLite, which one process owns, through
+        # `wake_pools_here`. A woken pool polls at once and keeps polling while it sees such a
+        # run, so a run another replica claims and then abandons is still recovered. `_wakes`
+        # counts wake-ups: one that lands during a look keeps the poll going.
+        self._poll_armed = True
+        self._wakes = 0
         self._host = os.uname().nodename[:30].replace("-", "_")
         self.owner = f"{self._host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
@@ -149,6 +167,8 @@ class WorkerPool:
     def notify(self) -> None:
         """Wake the supervisor: a run was queued or cancelled (here or, on PostgreSQL, anywhere)."""
         self._claim_due = True
+        self._poll_armed = True
+        self._wakes += 1
         self._wake.set()
 
     def peak_rss_mb(self) -> dict[int, float]:
@@ -167,6 +187,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Recover runs orphaned by a dead service, start the workers, then supervise."""
         _OWNERS_HERE.add(self.owner)
+        _POOLS_HERE.add(self)
         await self._executor.start()
         await self._recover_stale()
         await asyncio.to_thread(remove_stale_staging, self._results_root)
@@ -189,6 +210,7 @@ class WorkerPool:
                 slot.run_id = None
             await asyncio.to_thread(self._end_process, slot, graceful=True)
         await self._executor.stop()
+        _POOLS_HERE.discard(self)
         _OWNERS_HERE.discard(self.owner)
 
     async def _supervise(self) -> None:
@@ -211,7 +233,7 @@ class WorkerPool:
                     last_lease = now
                     await self._renew_lease()
                     await self._recover_stale()
-                if now - last_poll >= self._poll_seconds:
+                if self._poll_armed and now - last_poll >= self._poll_seconds:
                     last_poll = now
                     await self._recover_stale()
                     self._claim_due = True
@@ -365,9 +387,13 @@ class WorkerPool:
         return False
 
     async def _recover_stale(self) -> None:
-        for run_id in await self._queue.orphans(
-            lease=self._lease, owner_is_dead=self._owner_is_dead
-        ):
+        wakes = self._wakes
+        orphans, elsewhere = await self._queue.orphans(
+            lease=self._lease, owner=self.owner, owner_is_dead=self._owner_is_dead
+        )
+        if not elsewhere and wakes == self._wakes:
+            self._poll_armed = False
+        for run_id in orphans:
             state = await self._queue.release(
                 run_id=run_id,
                 owner=None,

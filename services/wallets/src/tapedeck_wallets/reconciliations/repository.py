@@ -349,18 +349,16 @@ async def renew_leases(
 
 async def fail_abandoned(
     *, session: AsyncSession, stale_before: datetime, reason: str, now: datetime
-) -> list[str]:
-    """Mark unfinished reconciliations whose lease lapsed as FAILED; return their ids."""
-    ids = list(
-        (
-            await session.scalars(
-                select(ReconciliationRow.id).where(
-                    ReconciliationRow.state.in_(_UNFINISHED),
-                    ReconciliationRow.heartbeat_time < stale_before,
-                )
+) -> tuple[list[str], list[str]]:
+    """Mark unfinished reconciliations whose lease lapsed as FAILED; return them and the rest."""
+    rows = (
+        await session.execute(
+            select(ReconciliationRow.id, ReconciliationRow.heartbeat_time < stale_before).where(
+                ReconciliationRow.state.in_(_UNFINISHED)
             )
-        ).all()
-    )
+        )
+    ).all()
+    ids = [job_id for job_id, stale in rows if stale]
     if ids:
         await session.execute(
             update(ReconciliationRow)
@@ -370,7 +368,7 @@ async def fail_abandoned(
             )
             .values(state=ReconciliationState.FAILED.value, error_message=reason, end_time=now)
         )
-    return ids
+    return ids, [job_id for job_id, stale in rows if not stale]
 
 
 async def get_reconciliation(

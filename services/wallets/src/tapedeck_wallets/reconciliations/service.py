@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tapedeck_common.database import is_postgres
 from tapedeck_common.errors import NotFound
 from tapedeck_common.validation import new_id
 from tapedeck_wallets import publishing
@@ -111,6 +112,16 @@ class Reconciler:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._keeper: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[Any]] = set()
+        # The look for abandoned jobs only finds work while some job runs that this process
+        # does not hold. On SQLite the database file belongs to this process: jobs a crashed
+        # run of it left are failed at start, and any later job is started here, so once a look
+        # found none and no job runs here, the keeper sleeps until one starts. On PostgreSQL
+        # another replica may start a job and die, and nothing notifies of reconciliations,
+        # so the look goes on every third of a lease.
+        bind = sessions.kw.get("bind")
+        self._always_look = not isinstance(bind, AsyncEngine) or is_postgres(bind)
+        self._held_elsewhere = True
+        self._job_started = asyncio.Event()
 
     async def start(self) -> None:
         """Fail jobs whose owner is gone, then keep leases and keep looking for abandoned jobs."""
@@ -210,6 +221,7 @@ class Reconciler:
             self._remember(report.id, job)
             return job.final
         self._jobs[report.id] = job
+        self._job_started.set()
         job.wakeup.set()
         job.task = asyncio.create_task(
             self._run(report.id, job), name=f"reconciliation {report.id}"
@@ -433,6 +445,9 @@ class Reconciler:
 
     async def _keep_leases(self) -> None:
         while True:
+            if not (self._always_look or self._jobs or self._held_elsewhere):
+                self._job_started.clear()
+                await self._job_started.wait()
             await asyncio.sleep(self._lease / 3)
             try:
                 await self._durable(self._renew_leases())
@@ -449,12 +464,13 @@ class Reconciler:
     async def _fail_abandoned(self) -> None:
         now = _now()
         async with self._sessions.begin() as session:
-            failed = await repository.fail_abandoned(
+            failed, running = await repository.fail_abandoned(
                 session=session,
                 stale_before=now - timedelta(seconds=self._lease),
                 reason=ABANDONED,
                 now=now,
             )
+        self._held_elsewhere = any(job_id not in self._jobs for job_id in running)
         for reconciliation_id in failed:
             logger.warning("reconciliation %s was abandoned; marked FAILED", reconciliation_id)
             self._notify(reconciliation_id)
