@@ -52,3 +52,13 @@ export async function withPage(run) {
     await browser.close();
   }
 }
+
+// Opens the app afresh with a token from the launcher's link and waits until the header names
+// its role. A fresh document: from inside the app, a #token= hash is only a route change, which
+// the router may rewrite before a reload adopts the token.
+export async function signInAs(page, origin, token, role) {
+  await page.goto("about:blank");
+  await page.goto(`${origin}/#token=${token}`);
+  await page.waitForFunction(() => !window.location.hash.includes("token="));
+  await page.locator("[data-testid=who]", { hasText: role }).waitFor();
+}

@@ -3,7 +3,7 @@
 // server's progress, and a run launched on it opens in playback. A viewer sees upload and import
 // disabled with the reason. Screenshots at 1280x800 and 1440x900.
 import assert from "node:assert/strict";
-import { withPage } from "./browser.mjs";
+import { signInAs, withPage } from "./browser.mjs";
 
 const [url, viewer] = process.argv.slice(2);
 const origin = new URL(url).origin;
@@ -133,9 +133,7 @@ await withPage(async (page, screenshot) => {
   await screenshot("datasets-run-playback");
 
   // A viewer: upload and import are disabled with the reason.
-  await page.goto(`${origin}/#token=${viewer}`);
-  await page.reload();
-  await page.locator("[data-testid=who]", { hasText: "viewer" }).waitFor();
+  await signInAs(page, origin, viewer, "viewer");
   await page.goto(`${origin}/#/datasets`);
   for (const [testId, action] of [
     ["upload", "Uploading"],

@@ -2,15 +2,13 @@
 // with the reason before clicking; a rejected token leads to a sign-in form where a token can be
 // pasted, and the app opens with it.
 import assert from "node:assert/strict";
-import { withPage } from "./browser.mjs";
+import { signInAs, withPage } from "./browser.mjs";
 
 const [origin, viewer, admin] = process.argv.slice(2);
 
 await withPage(async (page, screenshot) => {
   // A viewer.
-  await page.goto(`${origin}/#token=${viewer}`);
-  await page.waitForFunction(() => !window.location.hash.includes("token="));
-  await page.locator("[data-testid=who]", { hasText: "viewer · viewer" }).waitFor();
+  await signInAs(page, origin, viewer, "viewer · viewer");
   await page.goto(`${origin}/#/runs`);
   const launch = page.locator("[data-testid=launch] button[type=submit]");
   await page

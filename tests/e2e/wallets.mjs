@@ -2,7 +2,7 @@
 // emulator streams results in and highlights the wallet whose stored BTC differs. An admin creates
 // a wallet, sets a balance and deletes it; a viewer sees those controls disabled with the reason.
 import assert from "node:assert/strict";
-import { withPage } from "./browser.mjs";
+import { signInAs, withPage } from "./browser.mjs";
 
 const [url, expected, viewer] = process.argv.slice(2);
 const origin = new URL(url).origin;
@@ -160,9 +160,7 @@ await withPage(async (page, screenshot) => {
   console.log("admin: wallet created, balance set, deleted");
 
   // A viewer: create, set balance and delete are disabled with the reason.
-  await page.goto(`${origin}/#token=${viewer}`);
-  await page.reload();
-  await page.locator("[data-testid=who]", { hasText: "viewer" }).waitFor();
+  await signInAs(page, origin, viewer, "viewer");
   await page.goto(`${origin}/#/wallets`);
   const newWallet = page.locator("button:text-is('New wallet')");
   assert.equal(await newWallet.isDisabled(), true, "a viewer can create wallets");
