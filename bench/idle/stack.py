@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +14,7 @@ import grpc
 from tapedeck.backtest.v1 import backtest_pb2 as bt
 from tapedeck.backtest.v1 import backtest_pb2_grpc as bt_grpc
 from tapedeck_gateway.launcher import grpc_ready
-from tests.gateway.stack import free_ports
+from tests.gateway.stack import free_ports, launcher_command, launcher_env
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {
@@ -68,23 +66,13 @@ class Stack:
 async def demo_stack(directory: Path, *, database_url: str | None) -> AsyncIterator[Stack]:
     """Run `tapedeck --demo` until the block ends, then SIGTERM it and wait."""
     listen, admin, base = free_ports()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPEDECK_", "DATABASE_URL"))}
+    env = launcher_env()
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     output = directory / "launcher.out"
-    launcher = Path(sys.executable).parent / "tapedeck"
     with output.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            str(launcher),
-            "--demo",
-            "--port",
-            str(listen),
-            "--admin-port",
-            str(admin),
-            "--base-port",
-            str(base),
-            "--data-dir",
-            str(directory / "stack"),
+            *launcher_command(listen, admin, base, directory / "stack", "--demo"),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,

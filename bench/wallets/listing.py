@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import grpc
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.wallets.process import wallets_process
@@ -25,6 +22,7 @@ from tapedeck_wallets.settings import WalletsSettings
 from tapedeck_wallets.timestamps import epoch_micros
 from tapedeck_wallets.wallets import repository
 from tapedeck_wallets.wallets.domain import Balance, ListedWallet, Wallet
+from tests.support import counted_statements
 
 ASSETS = ("BTC", "ETH", "SOL", "USD", "USDC")
 
@@ -63,21 +61,6 @@ async def seed(engine: AsyncEngine, count: int) -> None:
                 for asset in ASSETS
             ],
         )
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Collect the SQL statements sent while inside the block."""
-    sent: list[str] = []
-
-    def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def naive_list(engine: AsyncEngine, count: int) -> list[Wallet]:
@@ -199,11 +182,11 @@ async def _measure(
         begun = time.perf_counter()
         page = await stub.ListWallets(wallets_pb2.ListWalletsRequest(page_size=size))
         rpc.append(time.perf_counter() - begun)
-        with statements(engine) as our_sql:
+        with counted_statements(engine) as our_sql:
             begun = time.perf_counter()
             mine = await tapedeck_list(engine, size)
             ours.append(time.perf_counter() - begun)
-        with statements(engine) as naive_sql:
+        with counted_statements(engine) as naive_sql:
             begun = time.perf_counter()
             theirs = await naive_list(engine, size)
             naive.append(time.perf_counter() - begun)

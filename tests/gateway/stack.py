@@ -130,26 +130,37 @@ def start_stack(tmp: Path, *, extra_args: tuple[str, ...] = (), ready_within: fl
     return stack
 
 
+def launcher_command(
+    listen: int, admin: int, base: int, data_dir: Path, *extra_args: str
+) -> list[str]:
+    """Return the command line of a launcher on these ports and data directory."""
+    return [
+        str(BIN / "tapedeck"),
+        "--port",
+        str(listen),
+        "--admin-port",
+        str(admin),
+        "--base-port",
+        str(base),
+        "--data-dir",
+        str(data_dir),
+        *extra_args,
+    ]
+
+
+def launcher_env() -> dict[str, str]:
+    """Return this environment without the settings that would point a launcher elsewhere."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TAPEDECK_", "DATABASE_URL"))}
+
+
 def _spawn(
     listen: int, admin: int, base: int, data_dir: Path, sink: IO[str], extra_args: tuple[str, ...]
 ) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPEDECK_", "DATABASE_URL"))}
     return subprocess.Popen(
-        [
-            str(BIN / "tapedeck"),
-            "--port",
-            str(listen),
-            "--admin-port",
-            str(admin),
-            "--base-port",
-            str(base),
-            "--data-dir",
-            str(data_dir),
-            *extra_args,
-        ],
+        launcher_command(listen, admin, base, data_dir, *extra_args),
         stdout=sink,
         stderr=subprocess.STDOUT,
-        env=env,
+        env=launcher_env(),
         cwd=REPO,
         text=True,
     )
