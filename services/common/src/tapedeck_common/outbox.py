@@ -39,11 +39,11 @@ from typing import Protocol
 
 from grpc_health.v1 import health, health_pb2
 from sqlalchemy import Table, event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from tapedeck_common import outbox_repository
-from tapedeck_common.database import is_postgres
+from tapedeck_common.database import written_by_other_processes
 from tapedeck_common.metrics import Probe, Sample
 from tapedeck_common.outbox_repository import Event, Pending
 from tapedeck_common.request_ids import bound, current_request_id
@@ -130,9 +130,8 @@ class OutboxDrainer:
         # crashed run of it left are drained at the next start: an empty outbox needs no poll.
         # On PostgreSQL another replica may publish and crash before draining its row, and no
         # NOTIFY announces outbox rows, so the poll stays to find such rows.
-        bind = sessions.kw.get("bind")
         self._poll_seconds: float | None = (
-            poll_seconds if not isinstance(bind, AsyncEngine) or is_postgres(bind) else None
+            poll_seconds if written_by_other_processes(sessions) else None
         )
         # Waits between attempts while the receiver is unreachable: 1 s, x1.5, up to the cap.
         self._base, self._factor, self._cap = min(1.0, retry_max_seconds), 1.5, retry_max_seconds

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck_common.database import is_postgres
+from tapedeck_common.database import written_by_other_processes
 from tapedeck_common.errors import NotFound
 from tapedeck_common.validation import new_id
 from tapedeck_wallets import publishing
@@ -118,8 +118,7 @@ class Reconciler:
         # found none and no job runs here, the keeper sleeps until one starts. On PostgreSQL
         # another replica may start a job and die, and nothing notifies of reconciliations,
         # so the look goes on every third of a lease.
-        bind = sessions.kw.get("bind")
-        self._always_look = not isinstance(bind, AsyncEngine) or is_postgres(bind)
+        self._always_look = written_by_other_processes(sessions)
         self._held_elsewhere = True
         self._job_started = asyncio.Event()
 
