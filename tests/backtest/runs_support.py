@@ -205,10 +205,21 @@ def write_test_strategies(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     # The shared classes live in a module whose name starts with "_"-free text but is imported
     # by the two definition modules; it defines no TAPEDECK_STRATEGY itself.
-    (directory / "tapedeck_test_strategies.py").write_text(TEST_STRATEGIES)
-    (directory / "slow_cross.py").write_text(SLOW_CROSS)
-    (directory / "exploding.py").write_text(EXPLODING)
-    (directory / "look_ahead_probe.py").write_text(LOOK_AHEAD_PROBE)
+    modules = {
+        "tapedeck_test_strategies.py": TEST_STRATEGIES,
+        "slow_cross.py": SLOW_CROSS,
+        "exploding.py": EXPLODING,
+        "look_ahead_probe.py": LOOK_AHEAD_PROBE,
+    }
+    for name, text in modules.items():
+        path = directory / name
+        if path.exists() and path.read_text() == text:
+            continue
+        # Whole or not at all: a worker of another service of this process may be importing it
+        # (rewritten in place, it once read an empty slow_cross.py and lacked the strategy).
+        staging = path.with_suffix(f".{os.getpid()}.tmp")
+        staging.write_text(text)
+        staging.replace(path)
     return directory
 
 
