@@ -10,9 +10,10 @@ relay here that counts the bytes each way). Each side runs the same sweep of `--
 parameter sets over `--ticks` generated trade ticks, created through CreateSweep and watched to
 the end through gRPC (queue, dispatch, result files, database included). Prints each side's wall
 seconds, Ray's overhead against the local pool, the per-run scheduling cost on Ray (an empty task's
-round trip in a warm worker; a task forking and ending a fresh engine process, as every run does;
-for comparison an empty task in a fresh Ray worker process, as `max_calls=1` would give), and the
-bytes a run reads from and writes to S3. The control plane's own limits: `control_plane.py`.
+round trip in a warm worker, what a run on its Ray worker's loaded data adds; a task replacing its
+engine process, as a run on other data does; for comparison an empty task in a fresh Ray worker
+process, as `max_calls=1` would give), and the bytes a run reads from and writes to S3. The control
+plane's own limits: `control_plane.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 import ray
 
 from bench.backtest.runs import _pool_only, write_ticks
-from tapedeck_backtest.runs.ray_executor import warm_task
+from tapedeck_backtest.runs.ray_executor import engine_processes
 from tests.backtest.ray_support import ray_cluster
 from tests.s3_support import s3_server
 
@@ -72,15 +73,21 @@ def fresh_process_seconds(address: str, tasks: int) -> float:
         ray.shutdown()
 
 
-def fresh_engine_seconds(address: str, tasks: int) -> float:
-    """Return the mean wall seconds of a task forking and ending one engine process (2 in flight).
+def _fresh_engine_process() -> None:
+    # Another dataset's run: the Ray worker ends its kept engine process and forks a fresh one.
+    processes = engine_processes()
+    processes.keep(processes.take(uuid.uuid4().hex, ()), idle_seconds=None)
 
-    This is what the executor does per run: a fresh engine process, forked in a reused Ray worker
-    from its forkserver with NautilusTrader imported (`ray_executor.warm_task`).
+
+def fresh_engine_seconds(address: str, tasks: int) -> float:
+    """Return the mean wall seconds of a task replacing its engine process (2 in flight).
+
+    What a run on other data than the Ray worker's engine process holds costs before its window
+    loads: the old process killed, a fresh one forked from the worker's warm forkserver.
     """
     ray.init(address=address, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1)(warm_task)
+        task = ray.remote(num_cpus=1)(_fresh_engine_process)
         ray.get([task.remote() for _ in range(WORKERS)])  # warm the nodes' workers
         started = time.perf_counter()
         ray.get([task.remote() for _ in range(tasks)])
@@ -211,7 +218,7 @@ async def _main(ticks: int, runs: int, repeat: int) -> None:
             engine = await asyncio.to_thread(fresh_engine_seconds, cluster.address, 16)
             print(f"per run, an empty task's round trip in a warm Ray worker: {warm * 1e3:.1f} ms")
             print(
-                f"per run, a fresh engine process forked in a warm Ray worker: {engine:.3f} s"
+                f"per run on other data, a fresh engine process in a warm Ray worker: {engine:.3f} s"
                 f" (an empty task in a fresh Ray worker process, max_calls=1: {fresh:.3f} s)"
             )
             catalog = sum(

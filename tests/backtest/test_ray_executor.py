@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
-from tapedeck_backtest.runs.ray_executor import RayExecutor
+from tapedeck_backtest.runs.ray_executor import EngineProcesses, RayExecutor
 from tests.backtest.ray_support import SECOND_RESOURCE, RayCluster, ray_cluster
 from tests.backtest.runs_support import (
     Service,
@@ -76,6 +76,45 @@ def second_node_id() -> str:
     return str(node["NodeID"])
 
 
+def process_ended(pid: int | None) -> Callable[[], Awaitable[bool]]:
+    assert pid is not None
+
+    async def ended() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    return ended
+
+
+async def test_a_ray_workers_engine_process_serves_the_same_data_only_and_not_for_ever():
+    processes = EngineProcesses()
+    first = processes.take("dataset-a", ())
+    processes.keep(first, idle_seconds=None)
+    assert processes.take("dataset-a", ()) is first, "the next run on the same data reuses it"
+    processes.keep(first, idle_seconds=None)
+
+    first_pid = first.pid
+    second = processes.take("dataset-b", ())  # other data: one engine per process
+    assert second is not first
+    await eventually(process_ended(first_pid), timeout=5, message="the first process ended")
+    second_pid = second.pid
+    processes.keep(second, idle_seconds=0.3)
+    await eventually(process_ended(second_pid), timeout=5, message="the idle process ended")
+
+    third = processes.take("dataset-b", ())
+    assert third is not second
+    processes.keep(third, idle_seconds=None)
+    third_pid = third.pid
+    fourth = processes.take("dataset-b", ("other/strategies",))  # other strategies: fresh
+    assert fourth is not third
+    await eventually(process_ended(third_pid), timeout=5, message="the third process ended")
+    fourth.stop(graceful=False)
+    fourth.close()
+
+
 async def test_a_run_on_ray_gives_the_fills_stats_and_files_of_the_same_local_run(
     cluster, sqlite_url, tmp_path
 ):
@@ -105,29 +144,27 @@ async def test_a_sweep_of_eight_runs_spreads_over_both_nodes(cluster, sqlite_url
     async with ray_service(cluster, sqlite_url, data_dir) as service:
         await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")
         dataset = await service.import_trades()
-        base = spec(dataset)
-        base.parameters["trade_size"].double_value = 0.1
+        # Runs of about a second (a sleep per bar), long enough to be seen running on their node.
         created = await service.stub.CreateSweep(
             pb.CreateSweepRequest(
-                base_spec=base,
+                base_spec=slow_spec(dataset),
                 axes=[
                     pb.ParameterAxis(
-                        name="fast_period", values=[pb.ParameterValue(int_value=v) for v in (3, 5)]
-                    ),
-                    pb.ParameterAxis(
-                        name="slow_period",
-                        values=[pb.ParameterValue(int_value=v) for v in (12, 16, 20, 30)],
-                    ),
+                        name="sleep_seconds",
+                        values=[pb.ParameterValue(double_value=v / 1000) for v in range(3, 11)],
+                    )
                 ],
                 metric=pb.RANK_METRIC_TOTAL_RETURN,
             )
         )
         assert created.sweep.total_runs == 8
         nodes: set[str] = set()
+        pids: set[int] = set()
 
         async def watch_nodes() -> None:
             while True:
                 nodes.update(executor(service).running_nodes().values())
+                pids.update(worker_pool(service.app).worker_pids().values())
                 await asyncio.sleep(0.05)
 
         watcher = asyncio.create_task(watch_nodes())
@@ -149,6 +186,8 @@ async def test_a_sweep_of_eight_runs_spreads_over_both_nodes(cluster, sqlite_url
         assert [r.rank for r in final.results] == list(range(1, 9))
         alive = {str(n["NodeID"]) for n in ray.nodes() if n["Alive"]}
         assert nodes == alive, "every node ran some of the sweep's runs"
+        # A node's engine process ran its next runs on the same data, as a local worker does.
+        assert 0 < len(pids) < 8, pids
 
 
 async def test_a_run_on_ray_with_s3_storage_plays_back_from_the_bucket(

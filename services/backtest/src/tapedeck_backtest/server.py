@@ -62,7 +62,12 @@ def _executor(settings: BacktestSettings) -> Executor:
         # Imported only here: Ray costs start-up time and memory a local executor has no use for.
         from tapedeck_backtest.runs.ray_executor import RayExecutor  # noqa: PLC0415
 
-        return RayExecutor(address=settings.ray_address, warm_workers=settings.workers)
+        return RayExecutor(
+            address=settings.ray_address,
+            warm_workers=settings.workers,
+            strategy_paths=tuple(str(path) for path in settings.strategy_paths),
+            idle_engine_seconds=settings.worker_idle_engine_seconds,
+        )
     return LocalExecutor()
 
 

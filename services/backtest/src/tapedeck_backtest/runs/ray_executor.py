@@ -1,13 +1,15 @@
-"""The Ray executor: each run is one Ray task, owning one fresh engine process on a cluster node.
+"""The Ray executor: each run is one Ray task, whose engine runs in a process of its own on a node.
 
 The pool in this service stays the control plane (queue, leases, progress, cancel, recovery); Ray
-only places the engine. A task (`num_cpus=1`: the CPU its engine uses) starts one fresh process for
-its run, exactly as the local executor starts one (`LocalWorker`, forked from a forkserver with
-NautilusTrader imported), hands it the job, relays its progress and returns its outcome (denials,
-then done, failed or cancelled), then kills it: one engine per process, as NautilusTrader requires,
-and a fresh process per run. The Ray worker process that runs the task is reused by Ray for later
-tasks, and with it the node's warm forkserver: a run pays a fork and its data window, not a Python
-start and NautilusTrader's import (seconds each). Progress and the cancel flag go through one small
+only places the engine. A task (`num_cpus=1`: the CPU its engine uses) hands its job to an engine
+process started exactly as the local executor starts one (`LocalWorker`, forked from a forkserver
+with NautilusTrader imported, running `worker_main`), relays its progress and returns its outcome
+(denials, then done, failed or cancelled). The Ray worker process that runs the task is reused by
+Ray for later tasks, and it keeps what a local worker slot keeps: its warm forkserver, and the
+engine process of its last run when that run completed, for its next run on the same data (the
+engine reset between runs, as a local worker does). One engine per process, as NautilusTrader
+requires: other data, a failed or cancelled run, or `idle_engine_seconds` without a run end the
+process, and the next run gets a fresh one. Progress and the cancel flag go through one small
 actor per pool, pinned to this service's node (`RunChannel`). Ray never retries a task
 (`max_retries=0`): a task whose process or node dies surfaces as an error on its result, and the
 pool re-queues the run or fails it with that reason, counting attempts like a dead local worker.
@@ -21,6 +23,7 @@ import functools
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import replace
@@ -96,33 +99,105 @@ class EngineProcessDied(RuntimeError):
     """The run's engine process ended without reporting an outcome."""
 
 
-@functools.cache
-def _engine_processes() -> LocalExecutor:
-    # One per Ray worker process, kept while Ray reuses it: its forkserver stays warm.
-    return LocalExecutor()
+class EngineProcesses:
+    """This Ray worker's engine process between tasks: kept for a next run on the same data.
+
+    What a local worker slot does, in the Ray worker that Ray reuses for later tasks: a run whose
+    engine key matches the kept process's runs in it (its engine was reset after the last run);
+    any other run ends it and gets a fresh process. A process with an engine is ended after
+    `idle_seconds` without a run, freeing its memory (a thread of this Ray worker, which is idle
+    then). The forkserver every process is forked from stays warm for the Ray worker's life.
+    """
+
+    def __init__(self) -> None:
+        self._executor = LocalExecutor()
+        self._lock = threading.Lock()
+        self._kept: LocalWorker | None = None
+        self._paths: tuple[str, ...] = ()
+        self._key: str | None = None
+        self._timer: threading.Timer | None = None
+
+    def take(self, key: str | None, strategy_paths: tuple[str, ...]) -> LocalWorker:
+        """Return the kept process if it can run a job with this engine key, else a fresh one."""
+        with self._lock:
+            self._stop_timer()
+            worker, self._kept = self._kept, None
+            reusable = (
+                worker is not None
+                and worker.is_alive()
+                and self._paths == strategy_paths
+                and self._key in (None, key)
+            )
+            if worker is not None and not reusable:
+                _end(worker)
+                worker = None
+            if worker is None:
+                worker = self._executor.spawn(strategy_paths)
+            self._paths, self._key = strategy_paths, key
+            return worker
+
+    def keep(self, worker: LocalWorker, idle_seconds: float | None) -> None:
+        """Keep a process whose last run completed; end it after `idle_seconds` without a run."""
+        with self._lock:
+            self._kept = worker
+            if idle_seconds is not None:
+                self._timer = threading.Timer(idle_seconds, self._unload, args=(worker,))
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _unload(self, worker: LocalWorker) -> None:
+        with self._lock:
+            if self._kept is worker:
+                self._kept = None
+                _end(worker)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
-def warm_task() -> None:
-    """Start this Ray worker's forkserver and wait until it has NautilusTrader imported."""
-    worker = _engine_processes().spawn(())
-    worker.stop(graceful=True)
+def _end(worker: LocalWorker) -> None:
+    # Killed, not asked: an idle process has nothing to finish (a run's results are written
+    # before its outcome is sent), and a failed or cancelled one must not hold the next run up.
+    worker.stop(graceful=False)
     worker.close()
 
 
-def run_task(job: RunJob, strategy_paths: tuple[str, ...], channel: Any) -> list[Message]:
-    """Run one job in a fresh engine process and return its outcome messages."""
+@functools.cache
+def engine_processes() -> EngineProcesses:
+    """Return this Ray worker process's engine processes (one, kept while Ray reuses the worker)."""
+    return EngineProcesses()
+
+
+def warm_task(strategy_paths: tuple[str, ...]) -> None:
+    """Start this Ray worker's forkserver and its first engine process (no engine loaded yet)."""
+    processes = engine_processes()
+    processes.keep(processes.take(None, strategy_paths), idle_seconds=None)
+
+
+def run_task(
+    job: RunJob, strategy_paths: tuple[str, ...], channel: Any, idle_engine_seconds: float
+) -> list[Message]:
+    """Run one job in this Ray worker's engine process and return its outcome messages."""
     job = _with_node_catalog(job)
-    worker = _engine_processes().spawn(strategy_paths)
+    processes = engine_processes()
+    worker = processes.take(job.engine_key, strategy_paths)
+    completed = False
     try:
         node_id = ray.get_runtime_context().get_node_id()
         channel.started.remote(job.run_id, worker.pid, node_id)
         worker.send(job)
-        return _relay(worker, job.run_id, channel)
+        outcome = _relay(worker, job.run_id, channel)
+        completed = outcome[-1][0] == "done"
+        return outcome
     finally:
-        # The outcome is in (results are written before it is sent), or the task was cancelled:
-        # the process is done either way, and is never given a second run.
-        worker.stop(graceful=False)
-        worker.close()
+        if completed:
+            processes.keep(worker, idle_engine_seconds)
+        else:
+            # Failed (its engine may be half way through a run), cancelled (`ray.cancel` may have
+            # interrupted this task mid-relay) or lost: the process never gets another run.
+            _end(worker)
 
 
 def _with_node_catalog(job: RunJob) -> RunJob:
@@ -245,9 +320,18 @@ def _describe(error: BaseException) -> str:
 class RayExecutor:
     """Runs each job as a Ray task on the cluster at `address` (or a local Ray it starts)."""
 
-    def __init__(self, *, address: str | None, warm_workers: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        address: str | None,
+        warm_workers: int,
+        strategy_paths: tuple[str, ...],
+        idle_engine_seconds: float,
+    ) -> None:
         self._address = address
         self._warm_workers = warm_workers
+        self._strategy_paths = strategy_paths
+        self._idle_engine_seconds = idle_engine_seconds
         self._owns_ray = False
         self._workers: list[RayWorker] = []
         self.channel: Any = None
@@ -279,7 +363,7 @@ class RayExecutor:
         # as runs this pool keeps in flight, spread over the nodes. Waited for, but not for ever:
         # a cluster without free CPUs now (scaling up, busy with others) must not stop the start.
         warm = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(warm_task)
-        refs = [warm.remote() for _ in range(self._warm_workers)]
+        refs = [warm.remote(self._strategy_paths) for _ in range(self._warm_workers)]
         if refs:
             ray.wait(refs, num_returns=len(refs), timeout=WARM_TIMEOUT_SECONDS)
 
@@ -301,7 +385,7 @@ class RayExecutor:
 
     def submit(self, job: RunJob, strategy_paths: tuple[str, ...]) -> Any:
         """Submit one job as a task and return its result's reference."""
-        return self._task.remote(job, strategy_paths, self.channel)
+        return self._task.remote(job, strategy_paths, self.channel, self._idle_engine_seconds)
 
     def forget(self, worker: RayWorker) -> None:
         """Stop tracking an ended worker."""
