@@ -17,7 +17,7 @@ from tests.live.support import running_live
 from tests.support import POSTGRES_ADMIN_DSN, counted_statements, eventually, postgres_database
 
 # Longer than any test here: only a notification can start a run.
-NO_POLL = {"queue_poll_seconds": 3600.0, "live_poll_seconds": 3600.0}
+NO_POLL = {"queue_poll_seconds": 3600.0}
 # PostgreSQL 15 reports a backend's transaction counts when it goes idle, at most every 10 s.
 STATS_FLUSH_SECONDS = 11.0
 
@@ -127,7 +127,7 @@ async def test_a_worker_left_idle_with_an_engine_is_replaced_by_a_fresh_one(data
 async def test_an_idle_pool_polls_nothing_while_no_run_is_queued_or_held_elsewhere(
     database_url, data_dir
 ):
-    poll = {"queue_poll_seconds": 0.1, "live_poll_seconds": 3600.0}
+    poll = {"queue_poll_seconds": 0.1}
     async with running_service(database_url, data_dir, workers=1, **poll) as service:
         # Start-up checks once, and so does the wake-up of a (re)connected LISTEN (PostgreSQL);
         # after that, whole windows of ten poll intervals go by without a statement.
@@ -144,7 +144,7 @@ async def test_a_run_held_by_a_replica_that_died_is_recovered_by_an_idle_one(
 ):
     # Both replicas idle and quiet; the run queued wakes both, so the one that does not take it
     # polls while the other holds it, and takes it over once the holder's lease lapses.
-    settings = {"queue_poll_seconds": 0.1, "live_poll_seconds": 3600.0, "run_lease_seconds": 3.0}
+    settings = {"queue_poll_seconds": 0.1, "run_lease_seconds": 3.0}
     other_dir = data_dir.parent / "replica"
     other_dir.mkdir()
     async with (

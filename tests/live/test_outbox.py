@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tapedeck.live.v1 import live_pb2
 from tapedeck_common.database import session_factory
-from tapedeck_common.outbox import OutboxDrainer, publish
+from tapedeck_common.listener import announce
+from tapedeck_common.outbox import OTHERS_GRACE_SECONDS, OutboxDrainer, channel_of, publish
 from tapedeck_common.outbox_repository import enqueue, outbox_table
 from tapedeck_live_client.events import LiveEventsSender, start_live_events
 from tests.live.publishing_support import free_port, live_database, outbox_count
@@ -54,7 +55,6 @@ def publisher(engine, table, port: int) -> OutboxDrainer:
         sender=LiveEventsSender(address=f"127.0.0.1:{port}", service_token=None, timeout_seconds=2),
         retry_max_seconds=0.2,
         batch_size=100,
-        poll_seconds=0.1,
     )
 
 
@@ -64,7 +64,6 @@ class Publisher:
 
     live_address: str
     live_retry_max_seconds: float = 0.2
-    live_poll_seconds: float = 5.0
     service_token: SecretStr | None = None
 
 
@@ -155,12 +154,11 @@ async def test_a_commit_wakes_the_drainer_and_a_rollback_publishes_nothing(
         running_live(live_database(database_url, tmp_path), data_dir) as live,
     ):
         sessions = session_factory(engine)
-        # It polls once an hour: only a commit's wake-up can deliver within the test.
+        # Nothing polls: only a commit's wake-up can deliver.
         drainer = OutboxDrainer(
             sessions=sessions,
             table=table,
             sender=LiveEventsSender(address=f"127.0.0.1:{live.app.port}", service_token=None),
-            poll_seconds=3600,
         ).start()
         try:
             for event_id in ("first", "rolled-back", "second"):
@@ -222,7 +220,7 @@ async def test_an_empty_live_address_keeps_the_events_in_the_outbox(database_url
     assert "unreachable" not in caplog.text
 
 
-async def test_an_empty_outbox_is_polled_only_where_another_process_may_fill_it(
+async def test_an_empty_outbox_is_not_polled_and_a_dead_replicas_events_still_leave(
     database_url: str, data_dir: Path, tmp_path: Path
 ):
     async with (
@@ -231,24 +229,23 @@ async def test_an_empty_outbox_is_polled_only_where_another_process_may_fill_it(
     ):
         outbox = publisher(engine, table, live.app.port).start()
         try:
-            await asyncio.sleep(0.3)  # past the first drain
+            # Past the first drain, and the look a (re)connected LISTEN makes (PostgreSQL).
+            await asyncio.sleep(OTHERS_GRACE_SECONDS + 0.5)
             with counted_statements(engine) as statements:
-                await asyncio.sleep(1.0)  # ten poll intervals
-            # An event another process enqueued and did not drain (it crashed): nothing here
-            # hears of it.
+                await asyncio.sleep(1.0)
+            assert statements == []
+            # Another process publishes (what its `publish` writes) and dies before sending.
             other = create_async_engine(database_url)
             async with session_factory(other).begin() as session:
                 await enqueue(session=session, table=table, events=[event("left-behind")])
+                await announce(session, channel_of(table))
             await other.dispose()
-            if engine.dialect.name == "postgresql":
-                # Another replica may be that process: the poll finds the event.
-                assert statements
-            else:
-                # The file belongs to this process: it was the one that crashed, and the event
+            if engine.dialect.name != "postgresql":
+                # The file belongs to this process: it was the one that died, and the event
                 # leaves at its next start.
-                assert statements == []
                 await outbox.stop()
                 outbox = publisher(engine, table, live.app.port).start()
+            # On PostgreSQL its NOTIFY wakes this replica, which sends the event after the grace.
 
             async def delivered() -> list[str] | None:
                 found = await all_events(live)

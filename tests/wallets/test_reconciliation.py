@@ -13,9 +13,12 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.wallets.v1 import wallets_pb2
+from tapedeck_common.database import session_factory
+from tapedeck_common.listener import announce
 from tapedeck_dev.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
 from tapedeck_wallets.reconciliations import servicer as servicer_module
+from tapedeck_wallets.reconciliations.repository import JOB_STARTED_CHANNEL
 from tapedeck_wallets.reconciliations.service import ABANDONED, STOPPED
 from tests.support import eventually, field_violations
 from tests.wallets.harness import running_service
@@ -349,9 +352,11 @@ async def test_list_reconciliations_pages_newest_first(service):
 
 
 async def _leave_running(engine: AsyncEngine, reconciliation_id: str) -> None:
+    # What a replica that started a job and died left: its row, and its start's notification.
     now = datetime.now(UTC)
-    async with engine.begin() as connection:
-        await connection.execute(
+    async with session_factory(engine).begin() as session:
+        await announce(session, JOB_STARTED_CHANNEL)
+        await session.execute(
             insert(ReconciliationRow),
             [
                 {
@@ -377,34 +382,39 @@ async def _leave_running(engine: AsyncEngine, reconciliation_id: str) -> None:
 
 async def test_a_job_left_running_by_a_dead_process_is_marked_failed(service, database_url):
     async with service(reconciliation_lease_seconds=0.3) as svc:
-        # SQLite: the dead process was this service's last run, found at its start.
-        # PostgreSQL: another replica, found by the look every third of a lease.
         await _leave_running(svc.app.engine, "orphan")
-        if not database_url.startswith("postgresql"):
+        if database_url.startswith("postgresql"):
+            # Another replica: its start woke this one's look, which fails the job.
+            report = await svc.finished("reconciliations/orphan", within=5)
+        else:
+            # The file belongs to this process: the dead one was its last run, and the job is
+            # failed at the next start.
             with counted_statements(svc.app.engine) as statements:
                 await asyncio.sleep(1.0)  # three looks' worth
             assert statements == []
-    async with service(reconciliation_lease_seconds=0.3) as svc:
-        report = await svc.finished("reconciliations/orphan", within=5)
+    if not database_url.startswith("postgresql"):
+        async with service(reconciliation_lease_seconds=0.3) as svc:
+            report = await svc.finished("reconciliations/orphan", within=5)
     assert report.state == FAILED
     assert report.error_message == ABANDONED
 
 
-async def test_an_idle_service_looks_for_abandoned_jobs_only_where_another_may_leave_them(
+async def test_an_idle_service_looks_for_abandoned_jobs_only_while_a_job_runs_elsewhere(
     service, database_url
 ):
     async with service(reconciliation_lease_seconds=0.3) as svc:
-        await asyncio.sleep(0.3)  # past the look at start
+        await asyncio.sleep(0.6)  # past the look at start (and a connected LISTEN's)
         with counted_statements(svc.app.engine) as statements:
             await asyncio.sleep(1.0)  # ten lease renewals' worth
+        assert statements == []
         if database_url.startswith("postgresql"):
-            # Another replica may be running a job and die: the look goes on.
+            # Another replica starts a job and dies: its start's NOTIFY wakes the look.
             await _leave_running(svc.app.engine, "orphan")
             report = await svc.finished("reconciliations/orphan", within=5)
             assert report.error_message == ABANDONED
-            assert statements
-        else:
-            assert statements == []
+            with counted_statements(svc.app.engine) as statements:
+                await asyncio.sleep(1.0)
+            assert statements == [], "once no job runs elsewhere, the look sleeps again"
 
 
 async def test_stopping_the_service_fails_its_running_jobs(service, exchange):

@@ -70,8 +70,6 @@ class BacktestSettings(ServiceSettings):
     """host:port of the live-event service that receives run events and order denials from its outbox (empty: none, events stay there)."""
     live_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600.0)
     """Longest wait between attempts to send queued events while the live service is unreachable."""
-    live_poll_seconds: float = Field(default=30.0, gt=0, le=86_400.0)
-    """The outbox's safety poll; a commit in this process sends its events at once."""
 
     @field_validator("catalog_dir", "results_dir", mode="before")
     @classmethod

@@ -37,13 +37,6 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def written_by_other_processes(sessions: async_sessionmaker[AsyncSession]) -> bool:
-    """Tell whether other processes may write this database: PostgreSQL's replicas may (and
-    so may an unknown database); a SQLite file belongs to the one service process using it."""
-    bind = sessions.kw.get("bind")
-    return not isinstance(bind, AsyncEngine) or is_postgres(bind)
-
-
 def listen_dsn(engine: AsyncEngine) -> str:
     """Return the PostgreSQL engine's URL as a plain DSN for a dedicated asyncpg connection."""
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)

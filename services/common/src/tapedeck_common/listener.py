@@ -1,4 +1,9 @@
-"""A PostgreSQL LISTEN that wakes something in process (live subscribers, a run queue)."""
+"""PostgreSQL NOTIFY and LISTEN: a commit in one replica wakes something in every replica.
+
+`announce` notifies a channel in a transaction (delivered at its commit); a `PostgresListener`
+wakes something in process (live subscribers, a run queue, an outbox, the look for abandoned
+jobs) on each notification. A SQLite database belongs to one process, which wakes its own.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,43 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tapedeck_common.database import is_postgres, listen_dsn
 
 logger = logging.getLogger(__name__)
+
+
+async def announce(session: AsyncSession, channel: str) -> None:
+    """Notify `channel` when the session's transaction commits (PostgreSQL only).
+
+    The payload is empty, so the notifications of one transaction coalesce into one; a listener
+    woken at the commit always finds what the transaction wrote.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+
+def listener_for(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    channel: str,
+    application: str,
+    wake: Callable[[], None],
+    retry_seconds: float,
+) -> PostgresListener | None:
+    """Return a listener on `channel` of the sessions' PostgreSQL database; None on SQLite."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine) or not is_postgres(bind):
+        return None
+    return PostgresListener(
+        dsn=listen_dsn(bind),
+        channel=channel,
+        application=application,
+        wake=wake,
+        retry_seconds=retry_seconds,
+    )
 
 
 class PostgresListener:

@@ -8,9 +8,15 @@ crash between the two resends and the receiver counts a duplicate: every event a
 once, whenever the receiver is back.
 
 After the publishing transaction commits, every drainer running in this process is woken, so
-events leave within milliseconds instead of at the next poll; a rolled-back transaction wakes
-nobody. (In a process running several services, such as the tests, a wake of another service's
-drainer only costs it one empty query.)
+events leave within milliseconds; a rolled-back transaction wakes nobody. (In a process running
+several services, such as the tests, a wake of another service's drainer only costs it one empty
+query.) Nothing polls: once a drain left the outbox empty, only a publish can fill it again. On
+SQLite the database file belongs to this process, whose publishes wake its drainer, and rows a
+crashed run of it left are drained at the next start. On PostgreSQL a publish also NOTIFYs the
+table's channel, which every replica's drainer LISTENs to: a replica that publishes and dies
+before sending is drained by the others, which look `OTHERS_GRACE_SECONDS` after a notification
+(the publisher sends its own rows within milliseconds; the grace keeps the others from sending
+them again). A lost LISTEN connection wakes the drainer when it is back, for what it missed.
 
 While the receiver is unreachable the drainer backs off (1 s, x1.5, up to `retry_max_seconds`),
 but it also waits on the sender's `wait_ready` and retries as soon as the receiver is serving
@@ -43,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from tapedeck_common import outbox_repository
-from tapedeck_common.database import written_by_other_processes
+from tapedeck_common.listener import announce, listener_for
 from tapedeck_common.metrics import Probe, Sample
 from tapedeck_common.outbox_repository import Event, Pending
 from tapedeck_common.request_ids import bound, current_request_id
@@ -51,6 +57,15 @@ from tapedeck_common.request_ids import bound, current_request_id
 logger = logging.getLogger(__name__)
 
 _WAKE_KEY = "tapedeck_outbox_wake"
+
+# How long after another replica's publish a drainer looks: that replica sends its own events
+# within milliseconds, so this one only finds them if it died first.
+OTHERS_GRACE_SECONDS = 2.0
+
+
+def channel_of(table: Table) -> str:
+    """Return the NOTIFY channel of an outbox table (PostgreSQL)."""
+    return f"tapedeck_outbox_{table.name}"
 
 
 class Refused(Exception):
@@ -91,6 +106,7 @@ async def publish(*, session: AsyncSession, table: Table, events: Sequence[Event
     await outbox_repository.enqueue(
         session=session, table=table, events=events, request_id=current_request_id.get()
     )
+    await announce(session, channel_of(table))
     sync_session = session.sync_session
     if not sync_session.info.get(_WAKE_KEY):
         sync_session.info[_WAKE_KEY] = True
@@ -119,24 +135,23 @@ class OutboxDrainer:
         sender: Sender | None,
         retry_max_seconds: float = 30.0,
         batch_size: int = 500,
-        poll_seconds: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._table = table
         self._sender = sender
         self._batch_size = batch_size
-        # Once a drain left the outbox empty, only a publish can fill it again. On SQLite the
-        # database file belongs to this process, whose publishes wake the drainer, and rows a
-        # crashed run of it left are drained at the next start: an empty outbox needs no poll.
-        # On PostgreSQL another replica may publish and crash before draining its row, and no
-        # NOTIFY announces outbox rows, so the poll stays to find such rows.
-        self._poll_seconds: float | None = (
-            poll_seconds if written_by_other_processes(sessions) else None
-        )
         # Waits between attempts while the receiver is unreachable: 1 s, x1.5, up to the cap.
         self._base, self._factor, self._cap = min(1.0, retry_max_seconds), 1.5, retry_max_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._listener = listener_for(
+            sessions,
+            channel=channel_of(table),
+            application=f"tapedeck-outbox-{table.name}",
+            wake=self._published_elsewhere,
+            retry_seconds=retry_max_seconds,
+        )
+        self._grace: asyncio.TimerHandle | None = None
         self._rejected: str | None = None
         self._health: health.aio.HealthServicer | None = None
         # Bumped by each publish in this process and each removal here: the backlog may differ.
@@ -167,16 +182,34 @@ class OutboxDrainer:
             logger.info("outbox %s: no receiver configured, events stay in it", self._table.name)
             return self
         self._task = asyncio.create_task(self._run(), name=f"outbox-{self._table.name}")
+        if self._listener is not None:
+            self._listener.start()
         return self
 
     def notify(self) -> None:
-        """Drain now rather than at the next poll."""
+        """Drain now: events were published."""
         self._changes += 1
         self._wake.set()
+
+    def _published_elsewhere(self) -> None:
+        # A NOTIFY (any replica's publish, this one's included) or a LISTEN (re)connection.
+        if self._grace is None:
+            self._grace = asyncio.get_running_loop().call_later(
+                OTHERS_GRACE_SECONDS, self._grace_over
+            )
+
+    def _grace_over(self) -> None:
+        self._grace = None
+        self.notify()
 
     async def stop(self) -> None:
         """Stop draining and close the sender; what is left is sent after the next start."""
         _running.discard(self)
+        if self._listener is not None:
+            await self._listener.stop()
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -274,7 +307,7 @@ class OutboxDrainer:
                 while await self.drain_once() > 0:
                     pass
                 delay = self._base
-                wait: float | None = self._poll_seconds
+                wait: float | None = None
             except Rejected as error:
                 if self._rejected is None:
                     logger.error(

@@ -35,9 +35,6 @@ class PublisherSettings(Protocol):
     def live_retry_max_seconds(self) -> float: ...
 
     @property
-    def live_poll_seconds(self) -> float: ...
-
-    @property
     def service_token(self) -> SecretStr | None: ...
 
 
@@ -122,5 +119,4 @@ def start_live_events(
         table=table,
         sender=sender,
         retry_max_seconds=settings.live_retry_max_seconds,
-        poll_seconds=settings.live_poll_seconds,
     ).start()

@@ -59,19 +59,13 @@ from tapedeck_backtest.runs.walkforward import (
     WalkForwardState,
 )
 from tapedeck_common.errors import NotFound
+from tapedeck_common.listener import announce
 
 _FINAL = [state.value for state in FINAL_STATES]
 
-# The worker pools of every replica LISTEN here (PostgreSQL); the payload is empty, so the
-# notifications of one transaction coalesce into one.
+# The worker pools of every replica LISTEN here (PostgreSQL; on SQLite, which one process owns,
+# the service wakes its own pool).
 QUEUE_CHANNEL = "tapedeck_backtest_queue"
-
-
-async def _announce_queued(session: AsyncSession) -> None:
-    # Delivered at commit, so a woken pool always finds the row; SQLite has one process, whose
-    # pool the service wakes itself.
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": QUEUE_CHANNEL})
 
 
 def _utc_or_none(moment: datetime | None) -> datetime | None:
@@ -117,7 +111,7 @@ async def insert_run(*, session: AsyncSession, run: Run) -> None:
             end_time=run.end_time,
         )
     )
-    await _announce_queued(session)
+    await announce(session, QUEUE_CHANNEL)
 
 
 async def hold_spec(*, session: AsyncSession, spec_hash: str) -> None:
@@ -382,7 +376,7 @@ async def release_run(
         condition.append(BacktestRow.owner == owner)
     result = await session.execute(update(BacktestRow).where(*condition).values(**values))
     if outcome.state is RunState.QUEUED:
-        await _announce_queued(session)
+        await announce(session, QUEUE_CHANNEL)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

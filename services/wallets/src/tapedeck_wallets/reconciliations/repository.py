@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from tapedeck_common.errors import NotFound
+from tapedeck_common.listener import announce
 from tapedeck_wallets.exchange.domain import ErrorKind
 from tapedeck_wallets.models import (
     ReconciliationItemRow,
@@ -79,12 +80,18 @@ def _report_row(report: Reconciliation, owner: str) -> dict[str, Any]:
     }
 
 
+# Every replica's look for abandoned jobs LISTENs here (PostgreSQL): a job started anywhere may
+# be left by a replica that dies, so the others look while it runs.
+JOB_STARTED_CHANNEL = "tapedeck_wallets_job_started"
+
+
 async def create_reconciliation(
     *, session: AsyncSession, report: Reconciliation, owner: str
 ) -> None:
-    """Store a report that this process runs (its lease held by `owner`)."""
+    """Store a report that this process runs (its lease held by `owner`), telling the replicas."""
     connection = await session.connection()
     await connection.execute(_INSERT_RECONCILIATION, _report_row(report, owner))
+    await announce(session, JOB_STARTED_CHANNEL)
 
 
 _UNFINISHED = [state.value for state in UNFINISHED]

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tapedeck_common.database import written_by_other_processes
 from tapedeck_common.errors import NotFound
+from tapedeck_common.listener import listener_for
 from tapedeck_common.validation import new_id
 from tapedeck_wallets import publishing
 from tapedeck_wallets.exchange.cache import BalanceCache
@@ -113,22 +113,37 @@ class Reconciler:
         self._keeper: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Future[Any]] = set()
         # The look for abandoned jobs only finds work while some job runs that this process
-        # does not hold. On SQLite the database file belongs to this process: jobs a crashed
-        # run of it left are failed at start, and any later job is started here, so once a look
-        # found none and no job runs here, the keeper sleeps until one starts. On PostgreSQL
-        # another replica may start a job and die, and nothing notifies of reconciliations,
-        # so the look goes on every third of a lease.
-        self._always_look = written_by_other_processes(sessions)
+        # does not hold, so once a look found none and no job runs here, the keeper sleeps until
+        # a job starts: here, or on PostgreSQL in another replica, whose start NOTIFYs every
+        # replica (a LISTEN reconnection wakes it too, for what it missed). On SQLite the file
+        # belongs to this process: jobs a crashed run of it left are failed at start.
         self._held_elsewhere = True
+        self._starts_elsewhere = 0  # notifications seen: one landing during a look keeps it going
+        self._listener = listener_for(
+            sessions,
+            channel=repository.JOB_STARTED_CHANNEL,
+            application="tapedeck-wallets-jobs",
+            wake=self._started_elsewhere,
+            retry_seconds=lease_seconds / 3,
+        )
         self._job_started = asyncio.Event()
 
     async def start(self) -> None:
         """Fail jobs whose owner is gone, then keep leases and keep looking for abandoned jobs."""
         await self._fail_abandoned()
         self._keeper = asyncio.create_task(self._keep_leases(), name="reconciliation leases")
+        if self._listener is not None:
+            self._listener.start()
+
+    def _started_elsewhere(self) -> None:
+        self._starts_elsewhere += 1
+        self._held_elsewhere = True
+        self._job_started.set()
 
     async def stop(self) -> None:
         """Cancel running jobs and mark them FAILED; a restart does not leave them RUNNING."""
+        if self._listener is not None:
+            await self._listener.stop()
         if self._keeper is not None:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
@@ -444,7 +459,7 @@ class Reconciler:
 
     async def _keep_leases(self) -> None:
         while True:
-            if not (self._always_look or self._jobs or self._held_elsewhere):
+            if not (self._jobs or self._held_elsewhere):
                 self._job_started.clear()
                 await self._job_started.wait()
             await asyncio.sleep(self._lease / 3)
@@ -462,6 +477,7 @@ class Reconciler:
 
     async def _fail_abandoned(self) -> None:
         now = _now()
+        starts = self._starts_elsewhere
         async with self._sessions.begin() as session:
             failed, running = await repository.fail_abandoned(
                 session=session,
@@ -469,7 +485,9 @@ class Reconciler:
                 reason=ABANDONED,
                 now=now,
             )
-        self._held_elsewhere = any(job_id not in self._jobs for job_id in running)
+        self._held_elsewhere = starts != self._starts_elsewhere or any(
+            job_id not in self._jobs for job_id in running
+        )
         for reconciliation_id in failed:
             logger.warning("reconciliation %s was abandoned; marked FAILED", reconciliation_id)
             self._notify(reconciliation_id)
