@@ -11,6 +11,7 @@ import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.runs.workers import WorkerPool
+from tapedeck_common.outbox import OTHERS_GRACE_SECONDS
 from tests.backtest.runs_support import running_service, spec, worker_pool
 from tests.backtest.test_runs import slow_spec
 from tests.live.support import running_live
@@ -61,8 +62,9 @@ async def test_an_idle_stack_of_two_replicas_commits_nothing_then_a_run_queued_o
                 live_address=f"127.0.0.1:{live.app.port}",
                 **NO_POLL,
             ) as pool:
-                # Let start-up's transactions be reported, then watch an idle window.
-                await asyncio.sleep(STATS_FLUSH_SECONDS)
+                # Let start-up's transactions be reported (with the outbox's look after its
+                # LISTEN connected), then watch an idle window.
+                await asyncio.sleep(OTHERS_GRACE_SECONDS + STATS_FLUSH_SECONDS)
                 before = await transactions(database)
                 await asyncio.sleep(STATS_FLUSH_SECONDS)
                 idle = await transactions(database) - before

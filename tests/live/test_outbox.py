@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tapedeck.live.v1 import live_pb2
 from tapedeck_common.database import session_factory
-from tapedeck_common.listener import announce
+from tapedeck_common.notify_repository import announce
 from tapedeck_common.outbox import OTHERS_GRACE_SECONDS, OutboxDrainer, channel_of, publish
 from tapedeck_common.outbox_repository import enqueue, outbox_table
 from tapedeck_live_client.events import LiveEventsSender, start_live_events

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_common.database import session_factory
-from tapedeck_common.listener import announce
+from tapedeck_common.notify_repository import announce
 from tapedeck_dev.emulator import Fault, FaultKind
 from tapedeck_wallets.models import ReconciliationRow
 from tapedeck_wallets.reconciliations import servicer as servicer_module

@@ -1,8 +1,8 @@
 """PostgreSQL NOTIFY and LISTEN: a commit in one replica wakes something in every replica.
 
-`announce` notifies a channel in a transaction (delivered at its commit); a `PostgresListener`
-wakes something in process (live subscribers, a run queue, an outbox, the look for abandoned
-jobs) on each notification. A SQLite database belongs to one process, which wakes its own.
+`notify_repository.announce` notifies a channel in a transaction (delivered at its commit); a
+`PostgresListener` wakes something in process (live subscribers, a run queue, an outbox, the look
+for abandoned jobs) on each notification. A SQLite database belongs to one process, which wakes its own.
 """
 
 from __future__ import annotations
@@ -15,22 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tapedeck_common.database import is_postgres, listen_dsn
 
 logger = logging.getLogger(__name__)
-
-
-async def announce(session: AsyncSession, channel: str) -> None:
-    """Notify `channel` when the session's transaction commits (PostgreSQL only).
-
-    The payload is empty, so the notifications of one transaction coalesce into one; a listener
-    woken at the commit always finds what the transaction wrote.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
 def listener_for(

@@ -49,8 +49,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from tapedeck_common import outbox_repository
-from tapedeck_common.listener import announce, listener_for
+from tapedeck_common.listener import listener_for
 from tapedeck_common.metrics import Probe, Sample
+from tapedeck_common.notify_repository import announce
 from tapedeck_common.outbox_repository import Event, Pending
 from tapedeck_common.request_ids import bound, current_request_id
 

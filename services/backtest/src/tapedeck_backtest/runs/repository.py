@@ -59,7 +59,7 @@ from tapedeck_backtest.runs.walkforward import (
     WalkForwardState,
 )
 from tapedeck_common.errors import NotFound
-from tapedeck_common.listener import announce
+from tapedeck_common.notify_repository import announce
 
 _FINAL = [state.value for state in FINAL_STATES]
 

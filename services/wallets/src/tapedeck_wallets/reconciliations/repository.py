@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
 from tapedeck_common.errors import NotFound
-from tapedeck_common.listener import announce
+from tapedeck_common.notify_repository import announce
 from tapedeck_wallets.exchange.domain import ErrorKind
 from tapedeck_wallets.models import (
     ReconciliationItemRow,
