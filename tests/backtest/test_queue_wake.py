@@ -63,8 +63,9 @@ async def test_an_idle_stack_of_two_replicas_commits_nothing_then_a_run_queued_o
                 **NO_POLL,
             ) as pool:
                 # Let start-up's transactions be reported (with the outbox's look after its
-                # LISTEN connected), then watch an idle window.
-                await asyncio.sleep(OTHERS_GRACE_SECONDS + STATS_FLUSH_SECONDS)
+                # LISTEN connected, given as long again on a busy machine), then watch an idle
+                # window.
+                await asyncio.sleep(2 * OTHERS_GRACE_SECONDS + STATS_FLUSH_SECONDS)
                 before = await transactions(database)
                 await asyncio.sleep(STATS_FLUSH_SECONDS)
                 idle = await transactions(database) - before
