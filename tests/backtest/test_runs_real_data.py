@@ -76,3 +76,19 @@ async def test_ema_cross_on_the_real_btc_perpetual_bars_with_five_minute_candles
     )
     starting, ending = Decimal(run.stats.starting_equity), Decimal(run.stats.ending_equity)
     assert ending == starting + Decimal(last["realized_pnl_dec"]) - Decimal(last["fees_dec"])
+
+    # Excursions on bars: the entry bar's close, then the highs and lows of every bar that
+    # closed after the entry, up to the exit's; longs and shorts both.
+    trades = pq.read_table(directory / "trades.parquet").to_pandas()
+    assert set(trades["side"]) == {"LONG", "SHORT"}
+    highs, lows = raw["high"].to_numpy(), raw["low"].to_numpy()
+    closes = raw["close"].to_numpy()
+    for trade in trades.itertuples():
+        (at_entry,) = np.flatnonzero(close_ns == trade.entry_time)
+        after = (close_ns > trade.entry_time) & (close_ns <= trade.exit_time)
+        top = max(closes[at_entry], highs[after].max(initial=-np.inf))
+        bottom = min(closes[at_entry], lows[after].min(initial=np.inf))
+        entry, quantity = float(trade.average_entry_price), float(trade.quantity)
+        up, down = max(top - entry, 0) * quantity, max(entry - bottom, 0) * quantity
+        favourable, adverse = (up, down) if trade.side == "LONG" else (down, up)
+        np.testing.assert_allclose([trade.mfe, trade.mae], [favourable, adverse], rtol=1e-9)

@@ -20,7 +20,7 @@ from tapedeck_backtest.strategies.registry import Scalar, StrategyRegistry
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 # Bump when the engine or the result files change meaning: older cached runs stop matching.
-RESULTS_FORMAT = "nautilus_trader-1.231.0/results-3"
+RESULTS_FORMAT = "nautilus_trader-1.231.0/results-4"
 
 NANOS_PER_SECOND = 1_000_000_000
 MINUTE_NS = 60 * NANOS_PER_SECOND

@@ -252,7 +252,14 @@ def execute(
     positions = engine.trader.generate_positions_report()
     account = engine.trader.generate_account_report(loaded.venue)
     trips = round_trips.round_trips(engine.cache)
-    trades = round_trips.build(trips, price_times=loaded.prices.times, prices=loaded.prices.prices)
+    bars = loaded.minute_bars  # bar datasets: each price is a bar's close, with its range
+    trades = round_trips.build(
+        trips,
+        price_times=loaded.prices.times,
+        prices=loaded.prices.prices,
+        highs=loaded.prices.prices if bars is None else bars.high,
+        lows=loaded.prices.prices if bars is None else bars.low,
+    )
     figures = _trade_figures(
         engine,
         loaded.venue,

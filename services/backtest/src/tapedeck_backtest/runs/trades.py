@@ -3,9 +3,11 @@
 Built in the worker from NautilusTrader's positions. With a NETTING OMS a position that closes and
 reopens keeps its id; the engine keeps each earlier round trip only as a snapshot, so a trade's
 id is the position id and the round trip's ordinal, `P-1#2`. MAE and MFE are the largest adverse
-and favourable moves of the prices the run saw (trade prices, quote mids or bar closes) from the
-average entry price while the trade was open, times its peak quantity, in the quote currency
-(both >= 0).
+and favourable moves of the prices the run saw from the average entry price while the trade was
+open, times its peak quantity, in the quote currency (both >= 0): trade prices or quote mids from
+the entry to the exit, or on bars the entry bar's close and the highs and lows of every bar that
+closed after the entry, up to the exit's (a bar's time is its close; what the entry bar did
+before its close is not the trade's).
 """
 
 from __future__ import annotations
@@ -69,17 +71,34 @@ def round_trips(cache: Any) -> list[RoundTrip]:
     return trips
 
 
-def build(trips: list[RoundTrip], *, price_times: IntArray, prices: FloatArray) -> list[Trade]:
-    """Return the round trips as trades, with excursions over the prices the run saw."""
+def build(
+    trips: list[RoundTrip],
+    *,
+    price_times: IntArray,
+    prices: FloatArray,
+    highs: FloatArray,
+    lows: FloatArray,
+) -> list[Trade]:
+    """Return the round trips as trades, with excursions over the prices the run saw.
+
+    `highs` and `lows` are each price's range up to its time (a bar's; a tick's is its price).
+    """
     trades = []
     for trip in trips:
         position = trip.position
         long = position.entry == OrderSide.BUY
         quantity = Decimal(str(position.peak_qty))
         entry = Decimal(str(position.avg_px_open))
-        lo, hi = np.searchsorted(price_times, [position.ts_opened, position.ts_closed], "left")
-        seen = prices[lo : hi + 1] if hi < prices.size else prices[lo:hi]
-        mae, mfe = _excursions(seen, float(entry), float(quantity), long=long)
+        lo = int(np.searchsorted(price_times, position.ts_opened, "left"))
+        end = int(np.searchsorted(price_times, position.ts_closed, "right"))
+        # A price at the entry instant counts alone: its range (a bar's) came before the entry.
+        at_entry = lo < end and price_times[lo] == position.ts_opened
+        first = lo + 1 if at_entry else lo
+        top = highs[first:end].max(initial=-np.inf)
+        bottom = lows[first:end].min(initial=np.inf)
+        if at_entry:
+            top, bottom = max(top, prices[lo]), min(bottom, prices[lo])
+        mae, mfe = _excursions(float(top), float(bottom), float(entry), float(quantity), long=long)
         trades.append(
             Trade(
                 trade_id=trip.trade_id,
@@ -100,12 +119,12 @@ def build(trips: list[RoundTrip], *, price_times: IntArray, prices: FloatArray) 
 
 
 def _excursions(
-    seen: FloatArray, entry: float, quantity: float, *, long: bool
+    top: float, bottom: float, entry: float, quantity: float, *, long: bool
 ) -> tuple[float, float]:
-    if seen.size == 0:
+    if top < bottom:  # no price while the trade was open
         return 0.0, 0.0
-    up = max(float(seen.max()) - entry, 0.0) * quantity
-    down = max(entry - float(seen.min()), 0.0) * quantity
+    up = max(top - entry, 0.0) * quantity
+    down = max(entry - bottom, 0.0) * quantity
     return (down, up) if long else (up, down)
 
 
