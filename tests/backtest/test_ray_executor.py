@@ -244,6 +244,40 @@ async def test_cancel_stops_the_remote_engine_within_two_seconds(cluster, sqlite
         assert not (data_dir / "runs" / run_id).exists()
 
 
+async def test_a_lost_channel_actor_comes_back_and_the_pool_goes_on(cluster, sqlite_url, data_dir):
+    # The actor that carries progress and cancel flags lives on a node that can be lost (its
+    # process killed, its node dead): Ray restarts it, and the runs in flight, their progress and
+    # a later cancel go on through the same handle.
+    async with ray_service(cluster, sqlite_url, data_dir) as service:
+        dataset = await service.import_trades()
+        created = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=0.05))
+        )
+        name = created.backtest.name
+        before = await running_with_progress(service, name)
+        channel = executor(service).channel
+        ray.kill(channel, no_restart=False)
+
+        async def progressed() -> bool:
+            run = (await service.stub.GetBacktest(pb.GetBacktestRequest(name=name))).backtest
+            assert run.state == pb.BACKTEST_STATE_RUNNING, run
+            return run.progress.percent > before.progress.percent + 10
+
+        await eventually(progressed, timeout=60, message="progress after the channel's restart")
+        final = await service.wait(name, seconds=120)
+        assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+        assert executor(service).channel is channel
+
+        second = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=0.051))
+        )
+        await running_with_progress(service, second.backtest.name)
+        await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=second.backtest.name))
+        cancelled = await service.wait(second.backtest.name, seconds=60)
+        assert cancelled.state == pb.BACKTEST_STATE_CANCELLED
+        assert cancelled.progress.percent < 100
+
+
 async def test_killing_the_node_of_a_run_fails_it_with_the_reason(cluster, sqlite_url, data_dir):
     async with ray_service(cluster, sqlite_url, data_dir, run_max_attempts=1) as service:
         await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")

@@ -10,7 +10,8 @@ engine process of its last run when that run completed, for its next run on the 
 engine reset between runs, as a local worker does). One engine per process, as NautilusTrader
 requires: other data, a failed or cancelled run, or `idle_engine_seconds` without a run end the
 process, and the next run gets a fresh one. Progress and the cancel flag go through one small
-actor per pool, pinned to this service's node (`RunChannel`). Ray never retries a task
+actor per pool, placed on this service's node and restarted by Ray wherever it can when lost
+(`RunChannel`: a node's death must not cut the pool off the other runs). Ray never retries a task
 (`max_retries=0`): a task whose process or node dies surfaces as an error on its result, and the
 pool re-queues the run or fails it with that reason, counting attempts like a dead local worker.
 """
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 0.2
 RELAY_WAIT_SECONDS = 0.05
 WARM_TIMEOUT_SECONDS = 120.0
+CHANNEL_TIMEOUT_SECONDS = 60.0  # a channel being restarted; then the pool's supervisor retries
 
 
 class RunChannel:
@@ -79,19 +81,33 @@ class RunChannel:
 
 
 class _CancelFlag:
-    """The run's cancel flag, read from the channel actor at most every CANCEL_POLL_SECONDS."""
+    """The run's cancel flag, asked of the channel actor at most every CANCEL_POLL_SECONDS.
+
+    Never waited for: while the channel restarts (its process or node lost) the relay goes on and
+    the answer comes later; a question lost with the old actor is asked again.
+    """
 
     def __init__(self, channel: Any, run_id: str) -> None:
         self._channel = channel
         self._run_id = run_id
-        self._checked = 0.0
+        self._asked = 0.0
+        self._answer: Any = None
         self._set = False
 
     def is_set(self) -> bool:
+        if self._set:
+            return True
+        if self._answer is not None:
+            ready, _ = ray.wait([self._answer], timeout=0)
+            if not ready:
+                return False
+            with contextlib.suppress(ray.exceptions.RayError):
+                self._set = bool(ray.get(self._answer))
+            self._answer = None
         now = time.monotonic()
-        if not self._set and now - self._checked >= CANCEL_POLL_SECONDS:
-            self._checked = now
-            self._set = bool(ray.get(self._channel.is_cancelled.remote(self._run_id)))
+        if not self._set and now - self._asked >= CANCEL_POLL_SECONDS:
+            self._asked = now
+            self._answer = self._channel.is_cancelled.remote(self._run_id)
         return self._set
 
 
@@ -345,16 +361,28 @@ class RayExecutor:
         if not ray.is_initialized():
             address = self._address or os.environ.get("RAY_ADDRESS")
             if address:
-                ray.init(address=address, log_to_driver=False)
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except (ConnectionError, RuntimeError) as error:
+                    raise RuntimeError(
+                        f"cannot join the Ray cluster at {address} ({error}); a Ray driver runs on"
+                        f" a node of its cluster: `ray start --address={address} --num-cpus=0`"
+                        " on this host first (the image's entrypoint does)"
+                    ) from error
             else:
                 ray.init(include_dashboard=False, log_to_driver=False)
             self._owns_ray = True
         here = ray.get_runtime_context().get_node_id()
+        # Restarted by Ray when its process or node is lost (on another node if need be), its
+        # handle and the calls in flight carrying over: what it held is only the latest progress
+        # (sent again 0.2 s later), where runs started, and cancel flags (`ray.cancel` follows).
         self.channel = (
             ray.remote(RunChannel)
             .options(
                 num_cpus=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=True),
+                max_restarts=-1,
+                max_task_retries=-1,
             )
             .remote()
         )
@@ -407,7 +435,7 @@ class RayExecutor:
         running = {w.run_id: w for w in self._workers if w.ref is not None and w.is_alive()}
         if not running:
             return
-        for message in ray.get(self.channel.take.remote()):
+        for message in ray.get(self.channel.take.remote(), timeout=CHANNEL_TIMEOUT_SECONDS):
             worker = running.get(message[1])
             if worker is not None:
                 worker.absorb(message)
