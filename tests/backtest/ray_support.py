@@ -77,11 +77,23 @@ class RayNode:
             raise AssertionError(f"Ray node {self.resource} exited:\n{tail}")
 
     def kill(self) -> None:
-        """End every process of the node at once (a machine lost mid-run)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """End every process of the node at once (a machine lost mid-run).
+
+        Every process of the session `ray start` leads: Ray puts each worker process in a process
+        group of its own, which outlives its raylet for a while (and can finish its task).
+        """
+        kill_session(self.process.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(10)
+
+
+def kill_session(session: int) -> None:
+    """SIGKILL every process of a session (the one a process started with start_new_session)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry.name)) == session:
+                    os.kill(int(entry.name), signal.SIGKILL)
 
 
 @dataclass
@@ -109,21 +121,13 @@ class RayCluster:
             self.nodes.remove(node)
         raise AssertionError(f"Ray node {resource} did not start:\n{tail}")
 
-    def _start_node(self, *, head: bool, resource: str) -> RayNode:
-        ports = _free_ports(14)
-        port = self.address.rsplit(":", 1)[1]
-        command = [
-            sys.executable,
-            "-m",
-            "tests.backtest.ray_node",
-            "start",
-            "--block",
+    def loopback_flags(self) -> list[str]:
+        """`ray start` flags every node here takes: 127.0.0.1, this cluster's directory, free ports."""
+        ports = _free_ports(12)
+        return [
             "--node-ip-address=127.0.0.1",
-            "--num-cpus=1",
-            f"--resources={json.dumps({resource: 1})}",
             "--object-store-memory=100000000",
             f"--temp-dir={self.temp_dir}",
-            "--disable-usage-stats",
             f"--node-manager-port={ports[0]}",
             f"--object-manager-port={ports[1]}",
             f"--dashboard-agent-listen-port={ports[2]}",
@@ -131,17 +135,32 @@ class RayCluster:
             f"--metrics-export-port={ports[4]}",
             f"--runtime-env-agent-port={ports[5]}",
             # One port per worker process alive at once (a run's task, the channel actor).
-            f"--worker-port-list={','.join(str(p) for p in ports[8:])}",
+            f"--worker-port-list={','.join(str(p) for p in ports[6:])}",
             "--include-log-monitor=false",
+        ]
+
+    def _start_node(self, *, head: bool, resource: str) -> RayNode:
+        ports = _free_ports(2)
+        port = self.address.rsplit(":", 1)[1]
+        command = [
+            sys.executable,
+            "-m",
+            "tests.backtest.ray_node",
+            "start",
+            "--block",
+            "--num-cpus=1",
+            f"--resources={json.dumps({resource: 1})}",
+            "--disable-usage-stats",
+            *self.loopback_flags(),
         ]
         if head:
             command += [
                 "--head",
                 f"--port={port}",
                 "--include-dashboard=false",
-                f"--ray-client-server-port={ports[6]}",
+                f"--ray-client-server-port={ports[0]}",
                 # The head still runs the dashboard's API process: never on the default 8265.
-                f"--dashboard-port={ports[7]}",
+                f"--dashboard-port={ports[1]}",
             ]
         else:
             command.append(f"--address={self.address}")
@@ -168,17 +187,15 @@ class RayCluster:
         for node in reversed(self.nodes):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.process.wait(10)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(node.process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                node.process.wait(5)
+            node.kill()  # whatever did not end with its raylet
 
 
 @contextlib.contextmanager
-def ray_cluster(env: dict[str, str] | None = None) -> Iterator[RayCluster]:
+def ray_cluster(env: dict[str, str] | None = None, *, second: bool = True) -> Iterator[RayCluster]:
     """Start a head and a second node (one CPU each) on 127.0.0.1; end them afterwards.
 
-    `env` is added to the nodes' environment (their tasks find the object store through it).
+    `env` is added to the nodes' environment (their tasks find the object store through it);
+    `second=False` starts the head alone.
     """
     if not RAY.exists():
         missing_dependency("ray")
@@ -188,7 +205,8 @@ def ray_cluster(env: dict[str, str] | None = None) -> Iterator[RayCluster]:
     cluster = RayCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir, env=env or {})
     try:
         cluster.start_node(head=True, resource=HEAD_RESOURCE)
-        cluster.start_node(head=False, resource=SECOND_RESOURCE)
+        if second:
+            cluster.start_node(head=False, resource=SECOND_RESOURCE)
         yield cluster
     finally:
         cluster.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import socket
 import stat
 import subprocess
@@ -17,6 +18,7 @@ from tapedeck_common.auth import TokenStore
 from tapedeck_common.settings import ServiceSettings
 from tapedeck_wallets import server
 from tapedeck_wallets.settings import WalletsSettings
+from tests.backtest.ray_support import NODE_ENV, REPO, kill_session, ray_cluster
 from tests.deploy.deployment import DEPLOY, ENTRYPOINT, compose
 from tests.deploy.test_files import SECRET_LIKE
 
@@ -86,6 +88,54 @@ async def _healthcheck(*args: str) -> tuple[int, str]:
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
     return process.returncode, stderr.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_entrypoint_joins_a_ray_backtest_service_to_its_cluster_as_a_node_without_cpus(
+    tmp_path: Path,
+) -> None:
+    # A Ray driver runs on a node of its cluster: given BACKTEST_EXECUTOR=ray and the head's
+    # address, the backtest container joins the cluster before the service starts, as a node no
+    # run lands on. The command stands in for the service and lists the cluster's nodes.
+    with ray_cluster(second=False) as cluster:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        # This machine's `ray`: the real CLI, with the loopback address and free ports every
+        # test node takes (tests/backtest/ray_node.py).
+        ray = [sys.executable, "-m", "tests.backtest.ray_node"]
+        (bin_dir / "ray").write_text(
+            f'#!/bin/sh\nexec {shlex.join(ray)} "$@" {shlex.join(cluster.loopback_flags())}\n'
+        )
+        (bin_dir / "ray").chmod(0o755)
+        nodes = (
+            "import json, os, ray; "
+            "ray.init(address=os.environ['BACKTEST_RAY_ADDRESS'], log_to_driver=False); "
+            "print(json.dumps(sorted([n['Alive'], n['Resources'].get('CPU', 0)] "
+            "for n in ray.nodes())))"
+        )
+        env = {
+            **os.environ,
+            **NODE_ENV,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "BACKTEST_EXECUTOR": "ray",
+            "BACKTEST_RAY_ADDRESS": cluster.address,
+        }
+        entrypoint = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), sys.executable, "-c", nodes],
+            env=env,
+            cwd=REPO,
+            start_new_session=True,  # the joined node's processes: ended with this group
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, err = entrypoint.communicate(timeout=420)
+        finally:
+            kill_session(entrypoint.pid)
+        assert entrypoint.returncode == 0, err[-3000:]
+        assert json.loads(out.splitlines()[-1]) == [[True, 0], [True, 1.0]]
 
 
 async def test_healthcheck_script_against_a_running_wallet_service(tmp_path: Path) -> None:
