@@ -22,6 +22,7 @@ import statistics
 import struct
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -55,8 +56,8 @@ def percentile(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
 
 
-def service_memory(stack: Stack) -> str:
-    """Return the backtest service's anonymous (heap) memory now and at its peak RSS, in MB."""
+def _service_status(stack: Stack) -> dict[str, str] | None:
+    """Return the backtest service process's /proc status fields."""
     for pid in descendants(stack.process.pid):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -64,11 +65,48 @@ def service_memory(stack: Stack) -> str:
         except OSError:
             continue
         if b"tapedeck_backtest" in command:
-            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-            anon = int(fields["RssAnon"].split()[0]) / 1024
-            peak = int(fields["VmHWM"].split()[0]) / 1024
-            return f"backtest service RssAnon {anon:.0f} MB, peak RSS {peak:.0f} MB"
-    return "backtest service not found"
+            return dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return None
+
+
+def _megabytes(fields: dict[str, str], name: str) -> float:
+    return int(fields[name].split()[0]) / 1024
+
+
+def service_memory(stack: Stack) -> str:
+    """Return the backtest service's anonymous (heap) memory now and at its peak RSS, in MB."""
+    fields = _service_status(stack)
+    if fields is None:
+        return "backtest service not found"
+    anon, peak = _megabytes(fields, "RssAnon"), _megabytes(fields, "VmHWM")
+    return f"backtest service RssAnon {anon:.0f} MB, peak RSS {peak:.0f} MB"
+
+
+class HeapPeak:
+    """The backtest service's largest RssAnon while the block runs, sampled every 5 ms."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._stack = stack
+        self._stop = threading.Event()
+        self.before = self.peak = 0.0
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _heap(self) -> float:
+        fields = _service_status(self._stack)
+        return 0.0 if fields is None else _megabytes(fields, "RssAnon")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._heap())
+
+    def __enter__(self) -> HeapPeak:
+        self.before = self.peak = self._heap()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def measure(reps: int, call: Callable[[int], int]) -> tuple[float, float, int]:
@@ -446,19 +484,28 @@ def main() -> None:
                 (pb.EXPORT_FORMAT_PARQUET, "Parquet"),
             ):
                 for path, call in (("direct", native_stream), ("envoy grpc-web", via_envoy)):
-                    p50, p99, size = measure(
-                        3,
-                        lambda rep, call=call, form=form: call(
-                            "ExportBacktest",
-                            pb.ExportBacktestRequest(
-                                backtest=f"backtests/{run.run_id}",
-                                format=form,
-                                parts=[pb.EXPORT_PART_CANDLES],
-                                chunk_size=3 << 20,
+                    with HeapPeak(stack) as heap:
+                        p50, p99, size = measure(
+                            3,
+                            lambda rep, call=call, form=form: call(
+                                "ExportBacktest",
+                                pb.ExportBacktestRequest(
+                                    backtest=f"backtests/{run.run_id}",
+                                    format=form,
+                                    parts=[pb.EXPORT_PART_CANDLES],
+                                    chunk_size=3 << 20,
+                                ),
                             ),
-                        ),
-                    )
+                        )
                     report(f"{label}, {name}", path, p50, p99, size, base50)
+                    # The service's heap while it exports, against the exported file's size.
+                    growth = heap.peak - heap.before
+                    print(
+                        f"  service heap during the export: +{growth:.0f} MB over"
+                        f" {heap.before:.0f} MB = {growth / (size / 2**20):.2f}x the file"
+                        f" ({size / 2**20:.0f} MB)",
+                        flush=True,
+                    )
 
             print()
             print(service_memory(stack))

@@ -15,6 +15,16 @@ import pytest
 from google.protobuf import json_format
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck_backtest.playback.exports import EXPORT_BATCH_ROWS
+from tapedeck_backtest.runs.domain import RunState
+from tests.backtest.playback_support import (
+    MINUTE,
+    T0,
+    insert_run,
+    random_prices,
+    sessions_of,
+    write_run,
+)
 from tests.backtest.runs_support import running_service, spec
 from tests.backtest.test_trades import list_all
 from tests.support import field_violations
@@ -125,3 +135,45 @@ async def test_bad_exports_name_their_field(database_url: str, data_dir: Path):
             ):
                 pass
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_large_table_is_exported_batch_by_batch_in_bounded_chunks(tmp_path: Path):
+    # More candles than one batch of rows: the file is written as it is read, in many chunks of
+    # at most chunk_size bytes, and still reads back to the run's whole table, in both formats.
+    count = 2 * EXPORT_BATCH_ROWS + 123
+    data_dir = tmp_path / "svc"
+    data_dir.mkdir()
+    async with running_service(
+        f"sqlite+aiosqlite:///{tmp_path / 'e.db'}", data_dir, workers=0
+    ) as service:
+        prices = random_prices(start_ns=T0, count=count, step_ns=MINUTE, seed=7)
+        run = write_run(data_dir / "runs", prices=prices, fills=[])
+        await insert_run(sessions_of(service.app), run.run_id, state=RunState.SUCCEEDED)
+        expected = pq.read_table(data_dir / "runs" / run.run_id / "candles.parquet")
+        assert expected.num_rows == count
+
+        for form, suffix in ((pb.EXPORT_FORMAT_CSV, "csv"), (pb.EXPORT_FORMAT_PARQUET, "parquet")):
+            sizes = []
+            request = pb.ExportBacktestRequest(
+                backtest=f"backtests/{run.run_id}",
+                format=form,
+                parts=[pb.EXPORT_PART_CANDLES],
+                chunk_size=65536,
+            )
+            async for message in service.stub.ExportBacktest(request):
+                sizes.append(len(message.data))
+            assert max(sizes) == 65536
+            assert len(sizes) > 10
+            files = await export(
+                service.stub,
+                backtest=f"backtests/{run.run_id}",
+                format=form,
+                parts=[pb.EXPORT_PART_CANDLES],
+                chunk_size=65536,
+            )
+            exported = table(f"candles.{suffix}", files[f"candles.{suffix}"][1])
+            assert exported.num_rows == count
+            for column in ("time", "open", "high", "low", "close", "volume"):
+                assert exported.column(column).to_pylist() == pytest.approx(
+                    expected.column(column).to_pylist(), nan_ok=True
+                )

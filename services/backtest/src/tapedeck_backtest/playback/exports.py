@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -56,30 +55,88 @@ class ExportQuery:
 
 @dataclass(frozen=True)
 class ExportFile:
-    """One exported file."""
+    """One exported file: its name, media type and bytes, written as they are read.
+
+    `pieces` gives at least one piece (an empty file: one empty piece), each at most the query's
+    chunk size; it reads and writes as it goes (blocking: advance it off the event loop), so an
+    export holds one batch of rows and one chunk, never a whole table or file.
+    """
 
     name: str
     content_type: str
-    data: bytes
+    pieces: Generator[bytes, None, None]
 
 
-def table_file(part: ExportPart, table: pa.Table, form: ExportFormat) -> ExportFile:
-    """Write a result table as CSV (a header row) or Parquet."""
-    sink = io.BytesIO()
-    if form is ExportFormat.CSV:
-        pa_csv.write_csv(table, sink)
-    else:
-        pq.write_table(table, sink)
-    return ExportFile(f"{part.value}.{form.value}", CONTENT_TYPES[form], sink.getvalue())
+EXPORT_BATCH_ROWS = 65_536
 
 
-def json_file(part: ExportPart, text: str) -> ExportFile:
+def table_file(
+    part: ExportPart, source: pq.ParquetFile, form: ExportFormat, chunk_size: int
+) -> ExportFile:
+    """Write a result table as CSV (a header row) or Parquet, batch by batch."""
+    return ExportFile(
+        f"{part.value}.{form.value}", CONTENT_TYPES[form], _written(source, form, chunk_size)
+    )
+
+
+def json_file(part: ExportPart, text: str, chunk_size: int) -> ExportFile:
     """Return a JSON part."""
-    return ExportFile(f"{part.value}.json", "application/json", text.encode())
+    return ExportFile(f"{part.value}.json", "application/json", chunks(text.encode(), chunk_size))
 
 
-def chunks(data: bytes, size: int) -> Iterator[bytes]:
+def chunks(data: bytes, size: int) -> Generator[bytes, None, None]:
     """Cut a file into messages of at most `size` bytes (an empty file is one empty chunk)."""
     view = memoryview(data)
     for offset in range(0, max(len(data), 1), size):
         yield bytes(view[offset : offset + size])
+
+
+class _Drain:
+    """A file the writers write to and whose bytes are taken as soon as a chunk is full."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is held back: the bytes wait for `take`."""
+
+    def take(self, size: int) -> Iterator[bytes]:
+        """Give the full chunks written so far."""
+        while len(self._buffer) >= size:
+            yield bytes(self._buffer[:size])
+            del self._buffer[:size]
+
+    def rest(self) -> bytes:
+        """Give what is left (after the writer closed)."""
+        rest, self._buffer = bytes(self._buffer), bytearray()
+        return rest
+
+
+def _written(
+    source: pq.ParquetFile, form: ExportFormat, chunk_size: int
+) -> Generator[bytes, None, None]:
+    drain = _Drain()
+    sink = pa.PythonFile(drain, mode="w")
+    schema = source.schema_arrow
+    writer = (
+        pa_csv.CSVWriter(sink, schema)
+        if form is ExportFormat.CSV
+        else pq.ParquetWriter(sink, schema)
+    )
+    given = False
+    with writer:
+        for batch in source.iter_batches(batch_size=EXPORT_BATCH_ROWS):
+            writer.write_batch(batch)
+            for piece in drain.take(chunk_size):
+                given = True
+                yield piece
+    yield from drain.take(chunk_size)
+    rest = drain.rest()
+    if rest or not given:
+        yield rest

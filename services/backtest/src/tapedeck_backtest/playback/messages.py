@@ -313,9 +313,9 @@ def export_query(request: pb.ExportBacktestRequest) -> ExportQuery:
     )
 
 
-def json_part(part: ExportPart, run: Run) -> ExportFile:
+def json_part(part: ExportPart, run: Run, chunk_size: int) -> ExportFile:
     """Return the spec or statistics of a run as GetBacktest shows them, in proto JSON."""
     if part is ExportPart.SPEC:
-        return json_file(part, json_format.MessageToJson(spec_to_proto(run.spec)))
+        return json_file(part, json_format.MessageToJson(spec_to_proto(run.spec)), chunk_size)
     assert run.stats is not None  # a SUCCEEDED run has statistics
-    return json_file(part, json_format.MessageToJson(stats_to_proto(run.stats)))
+    return json_file(part, json_format.MessageToJson(stats_to_proto(run.stats)), chunk_size)

@@ -146,13 +146,15 @@ class Playback:
         return FillPage(version, page, following if following < len(span) else None)
 
     async def export(self, query: ExportQuery) -> tuple[Run, dict[ExportPart, ExportFile]]:
-        """Return a SUCCEEDED run and its result tables written as the query's files."""
+        """Return a SUCCEEDED run and its result tables as the query's files, written as read."""
         _, results = await self._store.results(query.run_id)
         run = await self._store.run(query.run_id)
 
         def work() -> dict[ExportPart, ExportFile]:
             return {
-                part: table_file(part, results.table(part.result_file), query.form)
+                part: table_file(
+                    part, results.parquet(part.result_file), query.form, query.chunk_size
+                )
                 for part in query.parts
                 if part.result_file is not None
             }

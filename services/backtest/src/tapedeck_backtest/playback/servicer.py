@@ -6,6 +6,7 @@ the run is resolved. A page token is bound to its request and to the results' co
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -14,7 +15,6 @@ import grpc
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck_backtest.playback import messages
-from tapedeck_backtest.playback.exports import chunks
 from tapedeck_backtest.playback.service import Playback
 from tapedeck_common.paging import PageTokens
 
@@ -139,15 +139,20 @@ class PlaybackRpcs:
         query = messages.export_query(request)
         run, tables = await self._playback.export(query)
         for part in query.parts:
-            file = tables.get(part) or messages.json_part(part, run)
-            pieces = list(chunks(file.data, query.chunk_size))
-            for index, piece in enumerate(pieces):
-                last = index == len(pieces) - 1
+            file = tables.get(part) or messages.json_part(part, run, query.chunk_size)
+            digest, size = hashlib.sha256(), 0
+            piece = await asyncio.to_thread(next, file.pieces, None)
+            while piece is not None:
+                following = await asyncio.to_thread(next, file.pieces, None)
+                digest.update(piece)
+                size += len(piece)
+                last = following is None
                 yield pb.ExportBacktestResponse(
                     file_name=file.name,
                     content_type=file.content_type,
                     data=piece,
                     last_chunk=last,
-                    file_size=len(file.data) if last else 0,
-                    sha256=hashlib.sha256(file.data).hexdigest() if last else "",
+                    file_size=size if last else 0,
+                    sha256=digest.hexdigest() if last else "",
                 )
+                piece = following
