@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import talib
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
@@ -305,27 +306,58 @@ async def test_aggregated_candles_equal_a_direct_aggregation_of_the_raw_ones(
         if (got.time.iloc[0] - origin) % width != 0:
             assert max_candles <= 2
             origin = int(inside.time.iloc[0])
-        groups = inside.groupby((inside.time - origin) // width * width + origin, sort=True)
-        expected = pd.DataFrame(
-            {
-                "time": groups.time.first().index.astype(np.int64),
-                "open": groups.open.first().to_numpy(),
-                "high": groups.high.max().to_numpy(),
-                "low": groups.low.min().to_numpy(),
-                "close": groups.close.last().to_numpy(),
-                "volume": groups.volume.sum().to_numpy(),
-                **{column: groups[column].last().to_numpy() for column in INDICATOR_COLUMNS},
-            }
-        )
+        expected = buckets(inside, width, origin)
+        # Indicators of the timeframe itself: TA-Lib over the run's buckets up to the window's
+        # end, as a chart of the run at that timeframe shows them (a bucket the window starts
+        # inside: all of it; one it ends inside: up to the end, as the candle shown).
+        whole = buckets(raw[raw.time < end], width, origin)
+        computed = talib_indicators(whole).set_index(whole.time)
+        for column in INDICATOR_COLUMNS:
+            expected[column] = computed.loc[expected.time, column].to_numpy()
     assert got.time.tolist() == expected.time.tolist()
     for column in ("open", "high", "low", "close"):
         assert got[column].tolist() == expected[column].tolist()
     np.testing.assert_allclose(got.volume, expected.volume, rtol=1e-12)
     for indicator in indicators:
         column = INDICATOR_COLUMNS[ALL_INDICATORS.index(indicator)]
-        np.testing.assert_array_equal(
-            got[pb.Indicator.Name(indicator)], expected[column].to_numpy()
+        np.testing.assert_allclose(
+            got[pb.Indicator.Name(indicator)], expected[column].to_numpy(), rtol=1e-12
         )
+
+
+def buckets(candles: pd.DataFrame, width: int, origin: int) -> pd.DataFrame:
+    groups = candles.groupby((candles.time - origin) // width * width + origin, sort=True)
+    return pd.DataFrame(
+        {
+            "time": groups.time.first().index.astype(np.int64),
+            "open": groups.open.first().to_numpy(),
+            "high": groups.high.max().to_numpy(),
+            "low": groups.low.min().to_numpy(),
+            "close": groups.close.last().to_numpy(),
+            "volume": groups.volume.sum().to_numpy(),
+        }
+    )
+
+
+def talib_indicators(bars: pd.DataFrame) -> pd.DataFrame:
+    close, high, low = (bars[c].to_numpy(np.float64) for c in ("close", "high", "low"))
+    macd, signal, histogram = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
+    upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
+    return pd.DataFrame(
+        {
+            "sma_20": talib.SMA(close, timeperiod=20),
+            "sma_50": talib.SMA(close, timeperiod=50),
+            "ema_20": talib.EMA(close, timeperiod=20),
+            "rsi_14": talib.RSI(close, timeperiod=14),
+            "macd": macd,
+            "macd_signal": signal,
+            "macd_histogram": histogram,
+            "atr_14": talib.ATR(high, low, close, timeperiod=14),
+            "bollinger_upper": upper,
+            "bollinger_middle": middle,
+            "bollinger_lower": lower,
+        }
+    )
 
 
 async def test_a_client_may_ask_for_one_timeframe_and_is_told_which_it_got(
@@ -366,7 +398,8 @@ async def test_one_candle_summarises_the_whole_run(
     assert chunk.times[0] <= raw.time.iloc[0]
     assert (chunk.open[0], chunk.close[0]) == (raw.open.iloc[0], raw.close.iloc[-1])
     assert (chunk.high[0], chunk.low[0]) == (raw.high.max(), raw.low.min())
-    assert chunk.indicators[0].values[0] == raw.bollinger_lower.iloc[-1]
+    # The indicator of that timeframe: one bucket has no 20-bucket band.
+    assert np.isnan(chunk.indicators[0].values[0])
     assert message.total_source_candles == len(raw)
     assert message.bucket_width_nanos > raw.time.iloc[-1] - raw.time.iloc[0]
 

@@ -1,19 +1,26 @@
-"""Windows of a run's precomputed candles, re-aggregated into coarser buckets when too many."""
+"""Windows of a run's precomputed candles, re-aggregated into coarser buckets when too many
+(their indicators then computed on those buckets)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tapedeck_backtest.playback.files import FloatArray, IntArray, RunFiles, time_span
+from tapedeck_backtest.runs import results
+from tapedeck_backtest.runs.results import Candles
 from tapedeck_common.errors import FieldViolation, InvalidArgument
 
 OHLCV = ("open", "high", "low", "close", "volume")
 # Source candles aggregated per step: bounds the temporary arrays of one step.
 SOURCE_BLOCK = 262_144
+# Buckets before a re-aggregated window that its indicators start from: the longest window (50)
+# exactly, and the recursive ones (EMA, RSI, ATR, MACD) to far below a double's precision (a
+# bucket 2,000 back weighs at most (25/27)**2000 < 1e-66 in an EMA-26).
+WARMUP_BUCKETS = 2_000
 # Whole-week multiples tried before the buckets are aligned to the window's first candle.
 _ALIGNMENT_TRIES = 32
 
@@ -160,23 +167,75 @@ def _raw_blocks(
 def _aggregated_blocks(
     files: RunFiles, plan: CandleWindow, indicators: Sequence[str], chunk_size: int
 ) -> Iterator[CandleBlock]:
-    times, width, origin = files.candle_times, plan.bucket_ns, plan.origin_ns
-    a = plan.lo
-    while a < plan.hi:
-        b = plan.hi
-        if a + SOURCE_BLOCK < plan.hi:
+    width, origin = plan.bucket_ns, plan.origin_ns
+    # A coarser timeframe's indicators are the timeframe's own, as a trading chart shows them:
+    # TA-Lib over its buckets, from up to WARMUP_BUCKETS buckets before the window.
+    history = _history(files, plan) if indicators else None
+    for a, b in _steps(files.candle_times, plan.lo, plan.hi, width, origin):
+        block = aggregate(files, a, b, width=width, origin=origin)
+        if history is None:
+            yield block
+            continue
+        history = _joined(history, block)
+        values = results.indicators(Candles(history.times, **history.columns))
+        yield replace(block, indicators=[values[name][-len(block) :] for name in indicators])
+        history = _slice(history, max(0, len(history) - WARMUP_BUCKETS), len(history))
+
+
+def _steps(times: IntArray, lo: int, hi: int, width: int, origin: int) -> Iterator[tuple[int, int]]:
+    """Cut source candles [lo, hi) into steps of about SOURCE_BLOCK, at bucket boundaries."""
+    a = lo
+    while a < hi:
+        b = hi
+        if a + SOURCE_BLOCK < hi:
             # Cut at a bucket boundary so no bucket spans two steps.
             boundary = origin + (int(times[a + SOURCE_BLOCK]) - origin) // width * width
             if boundary <= int(times[a]):
                 boundary = origin + ((int(times[a]) - origin) // width + 1) * width
-            b = a + int(np.searchsorted(times[a : plan.hi], boundary, "left"))
-        yield aggregate(files, a, b, width=width, origin=origin, indicators=indicators)
+            b = a + int(np.searchsorted(times[a:hi], boundary, "left"))
+        yield a, b
         a = b
 
 
-def aggregate(
-    files: RunFiles, a: int, b: int, *, width: int, origin: int, indicators: Sequence[str]
-) -> CandleBlock:
+def _history(files: RunFiles, plan: CandleWindow) -> CandleBlock:
+    """Return the whole buckets before the window's candles, the last WARMUP_BUCKETS at most."""
+    times, width, origin = files.candle_times, plan.bucket_ns, plan.origin_ns
+    reach = WARMUP_BUCKETS * (width // files.manifest.bar_interval_ns)
+    first = int(times[max(0, plan.lo - reach)])
+    start = int(np.searchsorted(times, origin + (first - origin) // width * width, "left"))
+    history = CandleBlock(
+        times=times[:0], columns={n: files.candles[n][:0] for n in OHLCV}, indicators=[]
+    )
+    for a, b in _steps(times, start, plan.lo, width, origin):
+        history = _joined(history, aggregate(files, a, b, width=width, origin=origin))
+        history = _slice(history, max(0, len(history) - WARMUP_BUCKETS), len(history))
+    return history
+
+
+def _joined(history: CandleBlock, block: CandleBlock) -> CandleBlock:
+    """Append a block's buckets to the history's, a bucket in both becoming one.
+
+    That bucket is the window's first when the window starts inside it: its indicators count its
+    candles before the window too, as they would on a chart of the whole run.
+    """
+    if not len(history) or history.times[-1] != block.times[0]:
+        return _concat([history, block])
+    old, new = history.columns, block.columns
+    shared = {
+        "open": old["open"][-1:],
+        "high": np.maximum(old["high"][-1:], new["high"][:1]),
+        "low": np.minimum(old["low"][-1:], new["low"][:1]),
+        "close": new["close"][:1],
+        "volume": old["volume"][-1:] + new["volume"][:1],
+    }
+    return CandleBlock(
+        times=np.concatenate([history.times, block.times[1:]]),
+        columns={n: np.concatenate([old[n][:-1], shared[n], new[n][1:]]) for n in OHLCV},
+        indicators=[],
+    )
+
+
+def aggregate(files: RunFiles, a: int, b: int, *, width: int, origin: int) -> CandleBlock:
     """Aggregate source candles [a, b) into buckets of `width` nanoseconds from `origin`."""
     bucket = (files.candle_times[a:b] - origin) // width
     starts = np.concatenate(([0], np.flatnonzero(bucket[1:] != bucket[:-1]) + 1))
@@ -191,7 +250,7 @@ def aggregate(
             "close": column["close"][a:b][last],
             "volume": np.add.reduceat(column["volume"][a:b], starts),
         },
-        indicators=[column[name][a:b][last] for name in indicators],
+        indicators=[],
     )
 
 
