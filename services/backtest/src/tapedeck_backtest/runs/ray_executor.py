@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 CANCEL_POLL_SECONDS = 0.2
 RELAY_WAIT_SECONDS = 0.05
 WARM_TIMEOUT_SECONDS = 120.0
-CHANNEL_TIMEOUT_SECONDS = 60.0  # a channel being restarted; then the pool's supervisor retries
 
 
 class RunChannel:
@@ -98,17 +97,29 @@ class _CancelFlag:
         if self._set:
             return True
         if self._answer is not None:
-            ready, _ = ray.wait([self._answer], timeout=0)
-            if not ready:
+            answered, answer = _answer(self._answer)
+            if not answered:
                 return False
-            with contextlib.suppress(ray.exceptions.RayError):
-                self._set = bool(ray.get(self._answer))
-            self._answer = None
+            self._set, self._answer = bool(answer), None
         now = time.monotonic()
         if not self._set and now - self._asked >= CANCEL_POLL_SECONDS:
             self._asked = now
             self._answer = self._channel.is_cancelled.remote(self._run_id)
         return self._set
+
+
+def _answer(ref: Any) -> tuple[bool, Any]:
+    """Tell whether a channel call's answer is in, without waiting, and give it.
+
+    The answer is None when the call was lost with the actor's process: the caller asks again.
+    """
+    ready, _ = ray.wait([ref], timeout=0)
+    if not ready:
+        return False, None
+    try:
+        return True, ray.get(ref)
+    except ray.exceptions.RayError:
+        return True, None
 
 
 class EngineProcessDied(RuntimeError):
@@ -351,6 +362,7 @@ class RayExecutor:
         self._owns_ray = False
         self._workers: list[RayWorker] = []
         self.channel: Any = None
+        self._take: Any = None  # the channel's updates, asked for and not yet taken
         self._task: Any = None
 
     async def start(self) -> None:
@@ -400,7 +412,7 @@ class RayExecutor:
         if self.channel is not None:
             with contextlib.suppress(Exception):
                 ray.kill(self.channel)
-            self.channel = None
+            self.channel = self._take = None
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
@@ -422,6 +434,21 @@ class RayExecutor:
         if worker.run_id is not None and self.channel is not None:
             self.channel.forget.remote(worker.run_id)
 
+    def _taken(self) -> list[Message]:
+        """Return the channel's updates asked for at the last call, and ask again.
+
+        Never waited for: while the channel restarts, the pool goes on renewing leases, seeing
+        cancels and collecting outcomes, and the progress comes when the channel is back.
+        """
+        updates: list[Message] = []
+        if self._take is not None:
+            answered, answer = _answer(self._take)
+            if not answered:
+                return updates
+            updates = answer or updates
+        self._take = self.channel.take.remote()
+        return updates
+
     def running_nodes(self) -> dict[str, str]:
         """Return the node id each running run's task is on (for operators and tests)."""
         return {
@@ -435,7 +462,7 @@ class RayExecutor:
         running = {w.run_id: w for w in self._workers if w.ref is not None and w.is_alive()}
         if not running:
             return
-        for message in ray.get(self.channel.take.remote(), timeout=CHANNEL_TIMEOUT_SECONDS):
+        for message in self._taken():
             worker = running.get(message[1])
             if worker is not None:
                 worker.absorb(message)
