@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import talib
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import HealthCheck, given, settings
@@ -23,8 +22,9 @@ from tapedeck.common.v1 import common_pb2
 from tapedeck_backtest.playback import equity
 from tapedeck_backtest.playback.candles import STANDARD_TIMEFRAMES_NS as STANDARD
 from tapedeck_backtest.playback.files import SIDECAR, build_sidecar, open_run
+from tapedeck_backtest.runs import results
 from tapedeck_backtest.runs.domain import AccountKind, Fill, RunState
-from tapedeck_backtest.runs.results import INDICATOR_COLUMNS
+from tapedeck_backtest.runs.results import INDICATOR_COLUMNS, Candles
 from tests.backtest.playback_support import (
     MINUTE,
     T0,
@@ -340,24 +340,9 @@ def buckets(candles: pd.DataFrame, width: int, origin: int) -> pd.DataFrame:
 
 
 def talib_indicators(bars: pd.DataFrame) -> pd.DataFrame:
-    close, high, low = (bars[c].to_numpy(np.float64) for c in ("close", "high", "low"))
-    macd, signal, histogram = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
-    upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
-    return pd.DataFrame(
-        {
-            "sma_20": talib.SMA(close, timeperiod=20),
-            "sma_50": talib.SMA(close, timeperiod=50),
-            "ema_20": talib.EMA(close, timeperiod=20),
-            "rsi_14": talib.RSI(close, timeperiod=14),
-            "macd": macd,
-            "macd_signal": signal,
-            "macd_histogram": histogram,
-            "atr_14": talib.ATR(high, low, close, timeperiod=14),
-            "bollinger_upper": upper,
-            "bollinger_middle": middle,
-            "bollinger_lower": lower,
-        }
-    )
+    # The run's own indicator definitions (TA-Lib's; checked in test_results.py).
+    columns = {c: bars[c].to_numpy(np.float64) for c in ("open", "high", "low", "close", "volume")}
+    return pd.DataFrame(results.indicators(Candles(bars.time.to_numpy(np.int64), **columns)))
 
 
 async def test_a_client_may_ask_for_one_timeframe_and_is_told_which_it_got(
