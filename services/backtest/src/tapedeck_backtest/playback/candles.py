@@ -170,7 +170,7 @@ def _aggregated_blocks(
     width, origin = plan.bucket_ns, plan.origin_ns
     # A coarser timeframe's indicators are the timeframe's own, as a trading chart shows them:
     # TA-Lib over its buckets, from up to WARMUP_BUCKETS buckets before the window.
-    history = _history(files, plan) if indicators else None
+    history = _history(files, plan) if indicators and plan.hi > plan.lo else None
     for a, b in _steps(files.candle_times, plan.lo, plan.hi, width, origin):
         block = aggregate(files, a, b, width=width, origin=origin)
         if history is None:
