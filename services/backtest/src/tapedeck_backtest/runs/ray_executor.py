@@ -243,7 +243,9 @@ def _with_node_catalog(job: RunJob) -> RunJob:
 
 def _relay(worker: LocalWorker, run_id: str, channel: Any) -> list[Message]:
     cancel = _CancelFlag(channel, run_id)
+    # The last progress goes with the outcome too: the channel's copy may be taken after it.
     outcome: list[Message] = []
+    latest: list[Message] = []
     while True:
         if cancel.is_set():
             worker.request_cancel()
@@ -257,10 +259,11 @@ def _relay(worker: LocalWorker, run_id: str, channel: Any) -> list[Message]:
             raise EngineProcessDied(worker.exit_reason()) from error
         if message[0] == "progress":
             channel.progress.remote(run_id, message[2])  # latest wins: never waited for
+            latest = [message]
             continue
         outcome.append(message)
         if message[0] != "denials":
-            return outcome
+            return latest + outcome
 
 
 class RayWorker:
