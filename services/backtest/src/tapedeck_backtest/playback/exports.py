@@ -94,7 +94,7 @@ def chunks(data: bytes, size: int) -> Generator[bytes, None, None]:
 class _Drain:
     """A file the writers write to and whose bytes are taken as soon as a chunk is full."""
 
-    closed = False
+    closed = False  # read by pyarrow's PythonFile
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -102,9 +102,6 @@ class _Drain:
     def write(self, data: bytes) -> int:
         self._buffer += data
         return len(data)
-
-    def flush(self) -> None:
-        """Nothing is held back: the bytes wait for `take`."""
 
     def take(self, size: int) -> Iterator[bytes]:
         """Give the full chunks written so far."""
