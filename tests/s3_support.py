@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import missing_dependency
+from tests.support import free_port, missing_dependency
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 
@@ -46,19 +45,12 @@ class S3Server:
         return "/".join([f"s3://{self.bucket}", *names])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def s3_server() -> Iterator[S3Server]:
     """Start moto_server on a free 127.0.0.1 port with a fresh bucket; stop it afterwards."""
     if not MOTO_SERVER.exists():
         missing_dependency("moto_server (moto[server])")
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,6 +24,42 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_DSN = os.environ.get(
     "TAPEDECK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+# Servers the tests start listen on ports below the kernel's ephemeral range (32768-60999 here):
+# a port taken from that range and bound later can be taken in between by any outgoing
+# connection on the machine, which the suite makes by the thousand.
+TEST_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
+def free_port() -> int:
+    """Return a loopback port free now, never handed out before in this process."""
+    (port,) = free_ports(1)
+    return port
+
+
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct loopback ports free now, below the ephemeral range."""
+    ports: list[int] = []
+    for _ in range(10 * len(TEST_PORTS)):
+        if len(ports) == count:
+            return ports
+        port = random.choice(TEST_PORTS)
+        if port not in _handed_out and port_free(port):
+            _handed_out.add(port)
+            ports.append(port)
+    raise RuntimeError(f"no {count} free ports in {TEST_PORTS}")
+
+
+def port_free(port: int) -> bool:
+    """Tell whether a loopback port can be bound now."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def missing_dependency(what: str) -> None:

@@ -44,8 +44,7 @@ from bench.live.__main__ import bench_database, event, percentile
 from bench.services import cpu_seconds, service_process
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tests.live.support import GENERATE_EVENTS
-from tests.observability.support import free_port
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = 10  # appended events cycle over run-0..run-9; subscribers filter on them

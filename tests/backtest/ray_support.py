@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import missing_dependency
+from tests.support import free_ports, missing_dependency
 
 RAY = Path(sys.executable).parent / "ray"
 REPO = Path(__file__).resolve().parents[2]
@@ -38,17 +37,6 @@ NODE_ENV = {
 }
 HEAD_RESOURCE = "tapedeck_test_head"
 SECOND_RESOURCE = "tapedeck_test_second"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass
@@ -123,7 +111,7 @@ class RayCluster:
 
     def loopback_flags(self) -> list[str]:
         """`ray start` flags every node here takes: 127.0.0.1, this cluster's directory, free ports."""
-        ports = _free_ports(12)
+        ports = free_ports(12)
         return [
             "--node-ip-address=127.0.0.1",
             "--object-store-memory=100000000",
@@ -140,7 +128,7 @@ class RayCluster:
         ]
 
     def _start_node(self, *, head: bool, resource: str) -> RayNode:
-        ports = _free_ports(2)
+        ports = free_ports(2)
         port = self.address.rsplit(":", 1)[1]
         command = [
             sys.executable,
@@ -201,7 +189,7 @@ def ray_cluster(env: dict[str, str] | None = None, *, second: bool = True) -> It
         missing_dependency("ray")
     # Ray's socket paths must stay short: a temp dir under /tmp, not pytest's deep tmp_path.
     temp_dir = Path(tempfile.mkdtemp(prefix="tdray", dir="/tmp"))
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     cluster = RayCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir, env=env or {})
     try:
         cluster.start_node(head=True, resource=HEAD_RESOURCE)

@@ -21,9 +21,9 @@ from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.live.v1 import live_pb2
 from tests.backtest.runs_support import running_service, spec
 from tests.backtest.test_trades import list_all
-from tests.live.publishing_support import free_port, live_database
+from tests.live.publishing_support import live_database
 from tests.live.support import running_live
-from tests.support import eventually, field_violations
+from tests.support import eventually, field_violations, free_port
 
 INSTANCE = "7d1b1c1e-8f3a-4a57-9d0c-3c9a3a5b2e10"
 SESSION = f"TRADER-007:{INSTANCE}"

@@ -12,9 +12,9 @@ from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tapedeck.live.v1 import live_pb2
 from tapedeck_backtest.models import live_outbox
 from tests.backtest.runs_support import running_service, spec, worker_pids
-from tests.live.publishing_support import all_events, free_port, live_database, outbox_count
+from tests.live.publishing_support import all_events, live_database, outbox_count
 from tests.live.support import running_live
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 
 def oversized(dataset: str) -> pb.BacktestSpec:

@@ -7,21 +7,13 @@ The gated strategy buys every 100 ticks of the real trades, 0.01 BTC (about 394 
 
 from __future__ import annotations
 
-import socket
-
 from tapedeck.live.v1 import live_pb2
 from tests.bridge.support import EngineChild, of_type, run_id, session_events, spec
 from tests.live.support import running_live
 from tests.live.test_check_order import OPERATOR_TOKEN, bearer, gate
+from tests.support import free_port
 
 QUANTITIES = ["0.01", "0.001"]
-
-
-def closed_port() -> int:
-    """Return a loopback port nothing listens on (the wallet service is down)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def run_gated(tmp_path, port: int, **gate_settings) -> tuple[dict, dict]:
@@ -78,7 +70,7 @@ async def test_without_the_wallet_service_the_gate_fails_closed_and_records_each
     database_url, data_dir, tmp_path
 ):
     async with running_live(
-        database_url, data_dir, wallets_address=f"127.0.0.1:{closed_port()}"
+        database_url, data_dir, wallets_address=f"127.0.0.1:{free_port()}"
     ) as live:
         child_spec, seen = await run_gated(
             tmp_path, live.app.port, wallet="wallets/desk", deadline_ms=5000
@@ -106,7 +98,7 @@ async def test_without_the_wallet_service_a_gate_set_to_fail_open_passes_and_rec
     database_url, data_dir, tmp_path
 ):
     async with running_live(
-        database_url, data_dir, wallets_address=f"127.0.0.1:{closed_port()}"
+        database_url, data_dir, wallets_address=f"127.0.0.1:{free_port()}"
     ) as live:
         child_spec, seen = await run_gated(
             tmp_path, live.app.port, wallet="wallets/desk", deadline_ms=5000, fail_open=True

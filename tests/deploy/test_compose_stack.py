@@ -37,18 +37,11 @@ from tests.deploy.deployment import (
     interpolated,
     render_script,
 )
-from tests.support import eventually, missing_dependency, postgres_database
+from tests.support import eventually, free_port, missing_dependency, postgres_database
 
 ENVOY = ROOT / ".venv" / "bin" / "envoy"
 SERVICES = ["backtest", "wallets", "live", "front"]
 REDIS = ("127.0.0.1", 6379)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -64,7 +57,7 @@ class Stack:
 
     def __init__(self, tmp_path: Path, secrets_dir: Path) -> None:
         self.tmp_path = tmp_path
-        self.ports = {name: _free_port() for name in [*SERVICES, "gateway", "admin"]}
+        self.ports = {name: free_port() for name in [*SERVICES, "gateway", "admin"]}
         self.replacements: dict[str, str] = {"redis:6379": f"{REDIS[0]}:{REDIS[1]}"}
         for name, upstream in envoy_upstreams().items():
             self.replacements[f"{upstream.host}:{upstream.port}"] = f"127.0.0.1:{self.ports[name]}"

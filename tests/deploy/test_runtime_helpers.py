@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shlex
-import socket
 import stat
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from tapedeck_wallets.settings import WalletsSettings
 from tests.backtest.ray_support import NODE_ENV, REPO, kill_session, ray_cluster
 from tests.deploy.deployment import DEPLOY, ENTRYPOINT, compose
 from tests.deploy.test_files import SECRET_LIKE
+from tests.support import free_port
 
 HEALTHCHECK = DEPLOY / "healthcheck.py"
 
@@ -160,10 +160,7 @@ async def test_healthcheck_script_against_a_running_wallet_service(tmp_path: Pat
 
 
 async def test_healthcheck_script_fails_when_nothing_listens() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    code, stderr = await _healthcheck(f"127.0.0.1:{port}", "")
+    code, stderr = await _healthcheck(f"127.0.0.1:{free_port()}", "")
     assert code == 1
     assert "UNAVAILABLE" in stderr or "DEADLINE_EXCEEDED" in stderr
 

@@ -6,7 +6,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,28 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tests.support import missing_dependency
+from tests.support import TEST_PORTS, missing_dependency, port_free
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_ports() -> tuple[int, int, int]:
     """Return (listen, admin, base) with base..base+3 and the metrics ports base+7..+9 free."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 10)
+        base = random.randrange(TEST_PORTS.start, TEST_PORTS.stop, 10)
         listen, admin = base + 5, base + 6
         ports = (base, base + 1, base + 2, base + 3, listen, admin, base + 7, base + 8, base + 9)
-        if all(_free(p) for p in ports):
+        if all(port_free(p) for p in ports):
             return listen, admin, base
     raise RuntimeError("no free ports")
 

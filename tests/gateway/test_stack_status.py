@@ -12,8 +12,7 @@ from tapedeck_gateway.settings import FrontSettings
 from tapedeck_gateway.stack_status import quantile
 from tests.live.support import running_live
 from tests.live.test_check_order import order
-from tests.observability.support import free_port
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 
 def test_the_p99_is_read_from_the_buckets_as_prometheus_does() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from sqlalchemy import Table, func, select
@@ -10,13 +9,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tapedeck.live.v1 import live_pb2
 from tests.live.support import Live
-
-
-def free_port() -> int:
-    """Return a loopback port free now, for a live service to be started on later."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def live_database(database_url: str, directory: Path) -> str:

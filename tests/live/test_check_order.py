@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from tapedeck.wallets.v1 import wallets_pb2, wallets_pb2_grpc
 from tapedeck_wallets import server as wallets_server
 from tapedeck_wallets.settings import WalletsSettings
 from tests.live.support import running_live
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 SERVICE_TOKEN = "live-to-wallets-token-0123456789"
 
@@ -322,9 +321,7 @@ async def test_a_wallet_service_briefly_unavailable_is_retried_by_the_channel(
 async def test_the_wallet_service_down_is_unavailable_and_the_order_not_allowed(
     database_url, data_dir
 ):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    closed = f"127.0.0.1:{free_port()}"
     async with running_live(database_url, data_dir, wallets_address=closed) as live:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await live.stub.CheckOrder(order(), timeout=5)

@@ -19,9 +19,9 @@ from tapedeck_common.notify_repository import announce
 from tapedeck_common.outbox import OTHERS_GRACE_SECONDS, OutboxDrainer, channel_of, publish
 from tapedeck_common.outbox_repository import enqueue, outbox_table
 from tapedeck_live_client.events import LiveEventsSender, start_live_events
-from tests.live.publishing_support import free_port, live_database, outbox_count
+from tests.live.publishing_support import live_database, outbox_count
 from tests.live.support import event, running_live
-from tests.support import counted_statements, eventually
+from tests.support import counted_statements, eventually, free_port
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,12 +12,6 @@ from contextlib import contextmanager
 from prometheus_client.parser import text_string_to_metric_families
 
 from tapedeck_common.logs import JsonFormatter
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

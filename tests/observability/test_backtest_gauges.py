@@ -7,8 +7,8 @@ from sqlalchemy import event
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
 from tests.backtest.runs_support import running_service, spec
-from tests.observability.support import free_port, scrape
-from tests.support import eventually
+from tests.observability.support import scrape
+from tests.support import eventually, free_port
 
 
 async def test_the_backtest_service_serves_its_domain_gauges(database_url, data_dir):

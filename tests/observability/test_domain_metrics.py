@@ -13,8 +13,8 @@ from tapedeck_common.database import TimedPool
 from tests.backtest.runs_support import running_service, spec
 from tests.backtest.test_runs import running_with_progress, slow_spec
 from tests.live.support import event, running_live
-from tests.observability.support import free_port, scrape
-from tests.support import eventually
+from tests.observability.support import scrape
+from tests.support import eventually, free_port
 
 
 def value(samples: dict, name: str, **labels: str) -> float:

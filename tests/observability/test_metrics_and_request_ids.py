@@ -9,7 +9,8 @@ import pytest
 from tapedeck.live.v1 import live_pb2
 from tests.live.support import running_live
 from tests.live.test_check_order import OPERATOR_TOKEN, bearer, gate, order
-from tests.observability.support import access_lines, free_port, json_log_lines, scrape
+from tests.observability.support import access_lines, json_log_lines, scrape
+from tests.support import free_port
 
 LIVE = "tapedeck.live.v1.LiveService"
 WALLETS = "tapedeck.wallets.v1.WalletService"

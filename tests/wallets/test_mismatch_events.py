@@ -9,9 +9,9 @@ from google.protobuf.json_format import MessageToDict
 from tapedeck.live.v1 import live_pb2
 from tapedeck.wallets.v1 import wallets_pb2
 from tapedeck_wallets.models import live_outbox
-from tests.live.publishing_support import all_events, free_port, live_database, outbox_count
+from tests.live.publishing_support import all_events, live_database, outbox_count
 from tests.live.support import running_live
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 MISMATCH = live_pb2.EVENT_TYPE_RECONCILIATION_MISMATCH
 

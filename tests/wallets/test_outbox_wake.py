@@ -17,9 +17,9 @@ from pydantic import SecretStr
 
 from tapedeck.live.v1 import live_pb2, live_pb2_grpc
 from tapedeck_wallets.models import live_outbox
-from tests.live.publishing_support import free_port, live_database, outbox_count
+from tests.live.publishing_support import live_database, outbox_count
 from tests.live.support import live_process
-from tests.support import eventually
+from tests.support import eventually, free_port
 
 OUTBOX_HEALTH = "tapedeck.outbox.wallets_live_outbox"
 
