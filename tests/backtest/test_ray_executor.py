@@ -71,6 +71,13 @@ def nodes_up(cluster: RayCluster) -> Callable[[], Awaitable[bool]]:
     return both_nodes_alive
 
 
+def cpus_free(count: int) -> Callable[[], Awaitable[bool]]:
+    async def free() -> bool:
+        return ray.available_resources().get("CPU", 0) >= count
+
+    return free
+
+
 def second_node_id() -> str:
     (node,) = [n for n in ray.nodes() if n["Alive"] and SECOND_RESOURCE in n["Resources"]]
     return str(node["NodeID"])
@@ -279,20 +286,33 @@ async def test_killing_the_node_of_a_run_fails_it_with_the_reason(cluster, sqlit
         await eventually(nodes_up(cluster), timeout=60, message="two Ray nodes")
         second = second_node_id()
         dataset = await service.import_trades()
+        # Both CPUs free as the cluster sees them (the pool's warm-up tasks and the earlier
+        # tests' work released), so the two runs, one CPU each, go one to a node.
+        await eventually(cpus_free(2), timeout=60, message="both nodes' CPUs free")
         names = []
-        for sleep in (0.02, 0.021):  # two runs, one per node
+        for sleep in (0.02, 0.021):
             created = await service.stub.CreateBacktest(
                 pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=sleep))
             )
             names.append(created.backtest.name)
 
-        async def run_on_second_node() -> str | None:
-            for run_id, node in executor(service).running_nodes().items():
+        async def run_on_second_node() -> str:
+            placed = executor(service).running_nodes()
+            for run_id, node in placed.items():
                 if node == second:
                     return run_id
-            return None
+            states = {}
+            for name in names:
+                run = (await service.stub.GetBacktest(pb.GetBacktestRequest(name=name))).backtest
+                states[name] = f"{pb.BacktestState.Name(run.state)} {run.error_message}".strip()
+                if run.state in (pb.BACKTEST_STATE_FAILED, pb.BACKTEST_STATE_CANCELLED):
+                    raise RuntimeError(f"{name} ended before the kill: {states[name]}")
+            if all("SUCCEEDED" in state for state in states.values()):
+                raise RuntimeError(f"both runs ended before one ran on node 2: {placed}")
+            free = ray._private.state.available_resources_per_node()
+            raise AssertionError(f"runs {states}, placed {placed}, free per node {free}")
 
-        victim = await eventually(run_on_second_node, timeout=60, message="a run on node 2")
+        victim = await eventually(run_on_second_node, timeout=120, message="a run on node 2")
         await running_with_progress(service, f"backtests/{victim}")
         cluster.nodes[1].kill()
 
