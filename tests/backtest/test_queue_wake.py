@@ -10,10 +10,12 @@ import asyncpg
 import pytest
 
 from tapedeck.backtest.v1 import backtest_pb2 as pb
+from tapedeck_backtest.runs.domain import Run
+from tapedeck_backtest.runs.queue import RunQueue
 from tapedeck_backtest.runs.workers import WorkerPool
 from tapedeck_common.outbox import OTHERS_GRACE_SECONDS
 from tests.backtest.runs_support import running_service, spec, worker_pool
-from tests.backtest.test_runs import slow_spec
+from tests.backtest.test_runs import running_with_progress, slow_spec
 from tests.live.support import running_live
 from tests.support import POSTGRES_ADMIN_DSN, counted_statements, eventually, postgres_database
 
@@ -125,6 +127,50 @@ async def test_a_worker_left_idle_with_an_engine_is_replaced_by_a_fresh_one(data
 
     assert final.state == pb.BACKTEST_STATE_SUCCEEDED
     assert replacement != warm
+
+
+async def test_a_run_queued_while_the_pool_looks_for_one_is_claimed_at_once(
+    database_url, data_dir, monkeypatch
+):
+    # A look for a queued run can miss one queued while it looks (its query read the table
+    # before): that run's wake-up must bring another look, not be spent on the one that missed
+    # it, or the run waits for a worker to free or for the safety poll with a worker idle.
+    async with running_service(database_url, data_dir, workers=2, **NO_POLL) as service:
+        dataset = await service.import_trades()
+        claim = RunQueue.claim
+        claimed: list[str] = []
+        queued_during_a_look: list[str] = []
+
+        async def claim_missing_a_run_queued_meanwhile(
+            queue: RunQueue, *, owner: str
+        ) -> Run | None:
+            run = await claim(queue, owner=owner)
+            if run is not None:
+                claimed.append(run.id)
+            elif claimed and not queued_during_a_look:
+                created = await service.stub.CreateBacktest(
+                    pb.CreateBacktestRequest(spec=spec(dataset))
+                )
+                queued_during_a_look.append(created.backtest.name)
+            return run
+
+        monkeypatch.setattr(RunQueue, "claim", claim_missing_a_run_queued_meanwhile)
+        slow = await service.stub.CreateBacktest(
+            pb.CreateBacktestRequest(spec=slow_spec(dataset, sleep_seconds=0.2))
+        )
+        await running_with_progress(service, slow.backtest.name)
+
+        async def queued_during_a_look_yet() -> list[str]:
+            return queued_during_a_look
+
+        (missed,) = await eventually(queued_during_a_look_yet, message="a run queued during a look")
+        final = await service.wait(missed, seconds=30)
+        still = await service.stub.GetBacktest(pb.GetBacktestRequest(name=slow.backtest.name))
+        await service.stub.CancelBacktest(pb.CancelBacktestRequest(name=slow.backtest.name))
+
+    assert final.state == pb.BACKTEST_STATE_SUCCEEDED, final.error_message
+    # It ran beside the slow run, in the idle worker.
+    assert still.backtest.state == pb.BACKTEST_STATE_RUNNING
 
 
 async def test_an_idle_pool_polls_nothing_while_no_run_is_queued_or_held_elsewhere(

@@ -406,9 +406,13 @@ class WorkerPool:
 
     async def _dispatch(self) -> None:
         while any(slot.run_id is None for slot in self._slots):
+            wakes = self._wakes
             run = await self._queue.claim(owner=self.owner)
             if run is None:
-                self._claim_due = False
+                # A run queued while the claim looked (its wake-up came meanwhile) may be one the
+                # look missed: it is claimed at the next tick, not when a worker frees or a poll.
+                if wakes == self._wakes:
+                    self._claim_due = False
                 return
             run_id = run.id
             claimed = time.monotonic()
